@@ -1,0 +1,239 @@
+/* cli.c - br2k, the client and operator command line.
+ *
+ * Subcommands are added by the issues that build each part; the foundation
+ * has `ping` (does each part of the stack answer?) and `util free-port`. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+#include "kafka_conf.h"
+#include "log.h"
+#include "redis.h"
+
+static bk_cfg_opt opts[] = {
+    {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},
+    {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL, "Redis address HOST:PORT", NULL,
+     0, 0},
+    {"kafka", BK_CFG_STR, "", 0, 0, NULL, "Kafka bootstrap servers HOST:PORT,...", NULL,
+     0, 0},
+    {"kafka-props", BK_CFG_STR, "", 0, 0, NULL,
+     "extra librdkafka properties k=v,k=v (TLS, SASL, ...)", NULL, 0, 0},
+    {"eth-rpc", BK_CFG_STR, "", 0, 0, NULL,
+     "Ethereum JSON-RPC URLs, comma-separated, tried in turn", NULL, 0, 0},
+    {"timeout-ms", BK_CFG_INT, "3000", 100, 600000, NULL, "timeout of each network check",
+     NULL, 0, 0},
+    {"json", BK_CFG_BOOL, "false", 0, 0, NULL, "print results as JSON", NULL, 0, 0},
+    BK_CFG_COMMON_OPTS};
+
+static const char epilog[] =
+    "Commands:\n"
+    "  ping            check that Redis answers PING, that the Kafka brokers list the\n"
+    "                  service topic, and that the Ethereum node answers eth_chainId;\n"
+    "                  exit 0 only when all configured parts answer\n"
+    "  util free-port  print a TCP port that is free on 127.0.0.1\n"
+    "  help            show this help\n"
+    "\n"
+    "Options go before the command. The local stack prints the environment that\n"
+    "points every br2k program at it: eval \"$(deploy/local/stack env)\".";
+
+static bk_cfg cfg = {"br2k",
+                     "BR2K client and operator command line: submit requests to a "
+                     "replicated\nblockchain application service and inspect it.",
+                     "[OPTIONS] COMMAND [ARGS]",
+                     opts,
+                     epilog,
+                     0,
+                     0};
+
+static int ping_redis(const char *addr, int timeout_ms, char *detail, size_t size) {
+    bk_err e;
+    bk_err_clear(&e);
+    bk_redis *r = bk_redis_new(addr, timeout_ms, &e);
+    redisReply *rep = r ? bk_redis_command(r, &e, "PING") : NULL;
+    int ok =
+        rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+    if (ok)
+        snprintf(detail, size, "PONG from %s", addr);
+    else
+        snprintf(detail, size, "%s", rep ? "unexpected reply to PING" : e.msg);
+    if (rep)
+        freeReplyObject(rep);
+    bk_redis_free(r);
+    return ok;
+}
+
+static int ping_kafka(const char *bootstrap, const char *props, const char *topic,
+                      int timeout_ms, char *detail, size_t size) {
+    bk_err e;
+    bk_err_clear(&e);
+    rd_kafka_conf_t *conf = bk_kafka_conf_new(BK_KAFKA_CONSUMER, bootstrap, props, &e);
+    rd_kafka_t *rk = conf ? bk_kafka_new(BK_KAFKA_CONSUMER, conf, &e) : NULL;
+    conf = NULL; /* owned by rk, or destroyed */
+    if (rk == NULL) {
+        snprintf(detail, size, "%s", e.msg);
+        return 0;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    int ok = 0;
+    if (err) {
+        snprintf(detail, size, "cannot read metadata from '%s': %s", bootstrap,
+                 rd_kafka_err2str(err));
+    } else {
+        snprintf(detail, size, "topic '%s' not listed by '%s'", topic, bootstrap);
+        for (int i = 0; i < md->topic_cnt; i++)
+            if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0) {
+                snprintf(detail, size, "topic '%s' with %d partition(s) on %d broker(s)",
+                         topic, md->topics[i].partition_cnt, md->broker_cnt);
+                ok = 1;
+            }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    return ok;
+}
+
+static size_t collect(char *ptr, size_t sz, size_t n, void *ud) {
+    size_t len = sz * n, *used = (size_t *)ud;
+    char *buf = (char *)(used + 1);
+    if (*used + len < 4000) {
+        memcpy(buf + *used, ptr, len);
+        *used += len;
+    }
+    return len;
+}
+
+static int ping_eth(const char *urls, int timeout_ms, char *detail, size_t size) {
+    char *copy = strdup(urls), *save = NULL;
+    int ok = 0;
+    snprintf(detail, size, "no Ethereum RPC URL answered");
+    for (char *url = strtok_r(copy, ",", &save); url && !ok;
+         url = strtok_r(NULL, ",", &save)) {
+        struct {
+            size_t used;
+            char buf[4096];
+        } out = {0, ""};
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(
+            c, CURLOPT_POSTFIELDS,
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_chainId\",\"params\":[]}");
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+        CURLcode cc = curl_easy_perform(c);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        if (cc != CURLE_OK) {
+            snprintf(detail, size, "cannot reach '%s': %s", url, curl_easy_strerror(cc));
+            continue;
+        }
+        out.buf[out.used] = '\0';
+        json_t *root = json_loads(out.buf, 0, NULL);
+        const char *id = json_string_value(json_object_get(root, "result"));
+        if (id != NULL) {
+            snprintf(detail, size, "chain id %lld at %s", strtoll(id, NULL, 16), url);
+            ok = 1;
+        } else {
+            snprintf(detail, size, "'%s' gave no chain id", url);
+        }
+        json_decref(root);
+    }
+    free(copy);
+    return ok;
+}
+
+static int cmd_ping(void) {
+    int timeout = (int)bk_cfg_int(&cfg, "timeout-ms"), all = 1;
+    char topic[256], detail[3][300];
+    int ok[3] = {-1, -1, -1};
+    bk_err e;
+    if (bk_kafka_topic_name(bk_cfg_str(&cfg, "service"), topic, sizeof(topic), &e) !=
+        BK_OK) {
+        fprintf(stderr, "br2k: %s\n", e.msg);
+        return 2;
+    }
+    ok[0] = ping_redis(bk_cfg_str(&cfg, "redis"), timeout, detail[0], sizeof(detail[0]));
+    if (bk_cfg_str(&cfg, "kafka")[0] != '\0')
+        ok[1] = ping_kafka(bk_cfg_str(&cfg, "kafka"), bk_cfg_str(&cfg, "kafka-props"),
+                           topic, timeout, detail[1], sizeof(detail[1]));
+    if (bk_cfg_str(&cfg, "eth-rpc")[0] != '\0')
+        ok[2] =
+            ping_eth(bk_cfg_str(&cfg, "eth-rpc"), timeout, detail[2], sizeof(detail[2]));
+    static const char *names[] = {"redis", "kafka", "ethereum"};
+    json_t *js = json_object();
+    for (int i = 0; i < 3; i++) {
+        if (ok[i] < 0) {
+            json_object_set_new(js, names[i],
+                                json_pack("{s:s}", "status", "not configured"));
+            if (!bk_cfg_bool(&cfg, "json"))
+                printf("%-9s not configured\n", names[i]);
+            continue;
+        }
+        all = all && ok[i];
+        json_object_set_new(js, names[i],
+                            json_pack("{s:s, s:s}", "status", ok[i] ? "ok" : "failed",
+                                      "detail", detail[i]));
+        if (!bk_cfg_bool(&cfg, "json"))
+            printf("%-9s %-6s %s\n", names[i], ok[i] ? "ok" : "FAILED", detail[i]);
+    }
+    if (bk_cfg_bool(&cfg, "json")) {
+        json_object_set_new(js, "ok", json_boolean(all));
+        json_dumpf(js, stdout, JSON_COMPACT);
+        putchar('\n');
+    }
+    json_decref(js);
+    return all ? 0 : 1;
+}
+
+static int cmd_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        fprintf(stderr, "br2k: cannot find a free port: %s\n", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    printf("%d\n", ntohs(sa.sin_port));
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int argi, rc;
+    if (bk_cfg_main(&cfg, argc, argv, &argi, &rc))
+        return rc;
+    const char *cmd = argi < argc ? argv[argi] : "help";
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strcmp(cmd, "help") == 0) {
+        bk_cfg_help(&cfg, stdout);
+        rc = 0;
+    } else if (strcmp(cmd, "ping") == 0 && argi + 1 == argc) {
+        rc = cmd_ping();
+    } else if (strcmp(cmd, "util") == 0 && argi + 2 == argc &&
+               strcmp(argv[argi + 1], "free-port") == 0) {
+        rc = cmd_free_port();
+    } else {
+        fprintf(stderr, "br2k: unknown command '%s' (see br2k --help)\n", cmd);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    bk_cfg_release(&cfg);
+    return rc;
+}
