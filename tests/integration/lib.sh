@@ -1,0 +1,81 @@
+# lib.sh - shared helpers for integration tests (sourced, not run).
+#
+# Every server a test starts binds 127.0.0.1 on a free port, is recorded by
+# PID, and is stopped by the EXIT trap, also when the test fails.
+set -euo pipefail
+
+SRC=${BR2K_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${BR2K_BUILD_DIR:-$SRC/build}
+BIN=$BUILD/bin
+ANVIL=$SRC/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+CAST=$SRC/node_modules/@foundry-rs/cast-linux-amd64/bin/cast
+T=$(mktemp -d "${TMPDIR:-/tmp}/br2k-itest.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ "$rc" -ne 0 ]; then
+        echo "--- test failed (rc=$rc); logs in $T:" >&2
+        for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 30 "$f" >&2; }; done
+    else
+        rm -rf "$T"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds.
+wait_for() {
+    local secs=$1; shift
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.1
+    done
+}
+
+free_port() { "$BIN/br2k" util free-port; }
+
+# start_redis: sets REDIS_PORT, REDIS (HOST:PORT), REDIS_PID.
+start_redis() {
+    local dir=$T/redis; mkdir -p "$dir"
+    REDIS_PORT=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" --appendonly yes \
+        --appendfsync always --save "" --daemonize no >"$T/redis.log" 2>&1 &
+    REDIS_PID=$!; PIDS+=("$REDIS_PID")
+    REDIS=127.0.0.1:$REDIS_PORT
+    wait_for 10 redis-cli -p "$REDIS_PORT" ping || fail "redis did not start"
+}
+
+# start_devkafka [ARGS]: sets KAFKA (bootstrap), KAFKA_CTL (socket), KAFKA_PID.
+start_devkafka() {
+    KAFKA_CTL=$T/devkafka.sock
+    rm -f "$T/devkafka.boot"
+    "$BIN/br2k-devkafka" --bootstrap-file "$T/devkafka.boot" --control "$KAFKA_CTL" "$@" \
+        >"$T/devkafka.out" 2>"$T/devkafka.log" &
+    KAFKA_PID=$!; PIDS+=("$KAFKA_PID")
+    wait_for 10 test -s "$T/devkafka.boot" || fail "br2k-devkafka did not start"
+    KAFKA=$(cat "$T/devkafka.boot")
+}
+
+# start_anvil [ARGS]: sets ETH_RPC, ANVIL_PID.
+start_anvil() {
+    local port; port=$(free_port)
+    "$ANVIL" --host 127.0.0.1 --port "$port" "$@" >"$T/anvil.log" 2>&1 &
+    ANVIL_PID=$!; PIDS+=("$ANVIL_PID")
+    ETH_RPC=http://127.0.0.1:$port
+    wait_for 20 curl -sf -H 'Content-Type: application/json' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$ETH_RPC" ||
+        fail "anvil did not start"
+}
