@@ -1,0 +1,65 @@
+/* app.h - the application interface a BR2K worker hosts.
+ *
+ * The worker owns the log, the in-flight mark (I6), leadership and results;
+ * the application owns its local state and stores it durably TOGETHER with
+ * the offset of the last record it applied (its LPI), so that after any
+ * crash the pair (state, LPI) read back by `open` is consistent.
+ *
+ * Determinism (I4): `apply` depends only on the current state and the
+ * record (time comes from the request, never the clock). Exactly once
+ * (I5): a request id seen before returns the first result again and
+ * changes nothing. A bad request (malformed, bad signature, ...) is a
+ * rejected result with a reason, deterministic on every replica.
+ *
+ * Every function returns BK_OK or BK_ERR with `e` filled; BK_ERR from
+ * apply means the worker cannot continue (I/O failure), NOT a rejected
+ * request. Results are JSON text (schemas/result.schema.json) that the
+ * caller frees with free(). */
+#ifndef BR2K_APP_H
+#define BR2K_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "redis.h"
+
+typedef struct br2k_app br2k_app; /* the application's own state */
+
+typedef struct br2k_app_ops {
+    const char *name; /* "infodid" */
+
+    /* Open (or create) the local state in directory `dir`. *lpi gets the
+     * offset of the last applied record, -1 for a new state. */
+    int (*open)(const char *dir, br2k_app **app, int64_t *lpi, bk_err *e);
+
+    /* Apply the record at `offset` (the Kafka value bytes). Sets *result
+     * (malloc'd JSON) and *applied: 1 if the state changed, 0 for a
+     * rejection or a repeated request id. The new LPI is `offset` once
+     * this returns, durable after the next `sync` (or at once). */
+    int (*apply)(br2k_app *app, int64_t offset, const void *rec, size_t len,
+                 char **result, int *applied, bk_err *e);
+
+    /* Make every applied record durable (state and LPI together); the
+     * worker calls it before publishing an LPI beyond what is durable. */
+    int (*sync)(br2k_app *app, bk_err *e);
+
+    /* Optional (NULL: none): the leader-only external effect of the record
+     * at `offset` whose result is `result`. Must be idempotent per offset
+     * (I5): record the offset in the same atomic step, and refuse a stale
+     * fencing token `epoch` (I2). */
+    int (*external)(br2k_app *app, bk_redis *r, const char *svc, int64_t epoch,
+                    int64_t offset, const char *result, bk_err *e);
+
+    /* A consistent copy of the whole state as of its LPI (malloc'd bytes),
+     * and its inverse, which replaces the state and its LPI durably. */
+    int (*snapshot)(br2k_app *app, void **buf, size_t *len, int64_t *lpi, bk_err *e);
+    int (*restore)(br2k_app *app, const void *buf, size_t len, bk_err *e);
+
+    /* SHA-256 of a canonical form of the state, as 64 lowercase hex. */
+    int (*digest)(br2k_app *app, char hex[65], bk_err *e);
+
+    void (*close)(br2k_app *app); /* NULL is fine */
+} br2k_app_ops;
+
+#endif
