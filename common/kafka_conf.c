@@ -76,7 +76,10 @@ rd_kafka_conf_t *bk_kafka_conf_new(bk_kafka_role role, const char *bootstrap,
                                         {"acks", "all"},
                                         {"linger.ms", "2"},
                                         {"message.send.max.retries", "2147483647"}};
-    static const char *consumer[][2] = {{"enable.auto.commit", "false"},
+    /* librdkafka's consumer_poll() needs a group.id even with assign();
+     * offsets are never committed (each worker keeps its own LPI). */
+    static const char *consumer[][2] = {{"group.id", "br2k.assign-only"},
+                                        {"enable.auto.commit", "false"},
                                         {"enable.auto.offset.store", "false"},
                                         {"auto.offset.reset", "error"},
                                         {"fetch.wait.max.ms", "10"}};
@@ -88,7 +91,7 @@ rd_kafka_conf_t *bk_kafka_conf_new(bk_kafka_role role, const char *bootstrap,
     if (set1(conf, "bootstrap.servers", bootstrap, e) != BK_OK)
         goto fail;
     const char *(*defs)[2] = role == BK_KAFKA_PRODUCER ? producer : consumer;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < (role == BK_KAFKA_PRODUCER ? 4u : 5u); i++)
         if (set1(conf, defs[i][0], defs[i][1], e) != BK_OK)
             goto fail;
     if (bk_kafka_conf_apply(conf, props, e) != BK_OK)
