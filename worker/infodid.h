@@ -1,0 +1,40 @@
+/* infodid.h - InfoDID, the reference application (after the paper's pilot).
+ *
+ * Users register, update and revoke identity records: a DID with personal
+ * attributes (a flat object of strings), each request signed by the DID
+ * controller's secp256k1 key as an EIP-191 personal message over the
+ * canonical form of common/request.h. worker/INFODID.md describes the
+ * operations, the reasons of rejection, the state files and the external
+ * index in Redis. */
+#ifndef BK_INFODID_H
+#define BK_INFODID_H
+
+#include "app.h"
+
+#define BK_INFODID_DID_MAX 128    /* bytes of a DID */
+#define BK_INFODID_ATTRS_MAX 32   /* attributes per DID */
+#define BK_INFODID_KEY_MAX 64     /* bytes of an attribute name */
+#define BK_INFODID_VALUE_MAX 1024 /* bytes of an attribute value */
+
+/* Default size of the journal beyond which `sync` writes a checkpoint;
+ * BR2K_INFODID_CHECKPOINT_BYTES overrides it (read by open). */
+#define BK_INFODID_CHECKPOINT_BYTES (64L * 1024 * 1024)
+
+extern const br2k_app_ops bk_infodid_ops;
+
+/* The operations, NULL-terminated: "register", "update", "revoke". */
+extern const char *const bk_infodid_op_names[];
+
+/* The Lua script of the external effect (KEYS: epoch, ext:applied,
+ * ext:active, ext:did; ARGV: epoch, offset, action, did, controller). */
+extern const char bk_infodid_external_lua[];
+
+/* Write a checkpoint of the whole state now and start an empty journal
+ * (what `sync` does when the journal grows past its threshold). For tests
+ * and operators; BK_ERR with `e` on an I/O failure. */
+int bk_infodid_checkpoint(br2k_app *app, bk_err *e);
+
+/* Number of active (registered, not revoked) DIDs. */
+int64_t bk_infodid_active(const br2k_app *app);
+
+#endif
