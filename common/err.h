@@ -22,7 +22,10 @@ typedef enum bk_errcode {
     BK_E_TIMEOUT, /* a deadline passed */
     BK_E_FENCED,  /* a stale fencing token was refused (I2) */
     BK_E_NOTFOUND,
-    BK_E_STATE /* an operation not allowed in the current state */
+    BK_E_STATE,           /* an operation not allowed in the current state */
+    BK_E_RLOG_RANGE = 32, /* a log offset out of range: deleted or not yet there (I1) */
+    BK_E_RLOG_UNSUPPORTED /* the log back end cannot do this (DeleteRecords on devkafka)
+                           */
 } bk_errcode;
 
 typedef struct bk_err {

@@ -1,7 +1,8 @@
 /* cli.c - br2k, the client and operator command line.
  *
- * Subcommands are added by the issues that build each part; the foundation
- * has `ping` (does each part of the stack answer?) and `util free-port`. */
+ * Global options go before the command; a command's own options after it
+ * (see cli.h). Here: dispatch, `ping` (does each part of the stack
+ * answer?) and `util free-port`; submit.c and ops.c hold the rest. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "err.h"
 #include "kafka_conf.h"
@@ -37,13 +39,23 @@ static bk_cfg_opt opts[] = {
 
 static const char epilog[] =
     "Commands:\n"
+    "  submit [OPTIONS]  append a signed request and print its result; or, with\n"
+    "                  --clients K --count N, run the load generator (br2k submit "
+    "--help)\n"
+    "  status [--json] leader, epoch, SSI, SV, backup phase and members with their\n"
+    "                  role, LPI, SSV and lag, read from Redis\n"
+    "  verify [--json] [--timeout-ms MS]\n"
+    "                  compare the state digests of the replicas at the same LPI;\n"
+    "                  exit 0 only when they are consistent\n"
     "  ping            check that Redis answers PING, that the Kafka brokers list the\n"
     "                  service topic, and that the Ethereum node answers eth_chainId;\n"
     "                  exit 0 only when all configured parts answer\n"
     "  util free-port  print a TCP port that is free on 127.0.0.1\n"
     "  help            show this help\n"
     "\n"
-    "Options go before the command. The local stack prints the environment that\n"
+    "Global options go before the command, a command's own after it. Exit codes:\n"
+    "0 ok, 1 a negative answer (a rejected request, inconsistent replicas, a part\n"
+    "that does not answer), 2 an error. The local stack prints the environment that\n"
     "points every br2k program at it: eval \"$(deploy/local/stack env)\".";
 
 static bk_cfg cfg = {"br2k",
@@ -215,11 +227,43 @@ static int cmd_free_port(void) {
     return 0;
 }
 
+void cli_settings(const cli_globals *g, br2k_settings *s) {
+    memset(s, 0, sizeof(*s));
+    s->kafka = g->kafka;
+    s->redis = g->redis;
+    s->service = g->service;
+    s->kafka_props = g->kafka_props;
+    s->timeout_ms = g->timeout_ms;
+}
+
+int cli_parse(bk_cfg *sub, const cli_globals *g, int argc, char **argv, int *rc) {
+    int argi;
+    int stop = bk_cfg_main(sub, argc, argv, &argi, rc);
+    bk_log_init("br2k", g->log_level, g->log_json);
+    if (stop)
+        return 1;
+    if (argi < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see %s --help)\n", sub->prog,
+                argv[argi], sub->prog);
+        *rc = 2;
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int argi, rc;
     if (bk_cfg_main(&cfg, argc, argv, &argi, &rc))
         return rc;
     const char *cmd = argi < argc ? argv[argi] : "help";
+    cli_globals g = {bk_cfg_str(&cfg, "service"),
+                     bk_cfg_str(&cfg, "redis"),
+                     bk_cfg_str(&cfg, "kafka"),
+                     bk_cfg_str(&cfg, "kafka-props"),
+                     (int)bk_cfg_int(&cfg, "timeout-ms"),
+                     bk_cfg_bool(&cfg, "json"),
+                     bk_log_parse_level(bk_cfg_str(&cfg, "log-level")),
+                     bk_cfg_bool(&cfg, "log-json")};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(cmd, "help") == 0) {
         bk_cfg_help(&cfg, stdout);
@@ -229,6 +273,12 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "util") == 0 && argi + 2 == argc &&
                strcmp(argv[argi + 1], "free-port") == 0) {
         rc = cmd_free_port();
+    } else if (strcmp(cmd, "submit") == 0) {
+        rc = cmd_submit(&g, argc - argi, argv + argi);
+    } else if (strcmp(cmd, "status") == 0) {
+        rc = cmd_status(&g, argc - argi, argv + argi);
+    } else if (strcmp(cmd, "verify") == 0) {
+        rc = cmd_verify(&g, argc - argi, argv + argi);
     } else {
         fprintf(stderr, "br2k: unknown command '%s' (see br2k --help)\n", cmd);
         rc = 2;

@@ -1,32 +1,94 @@
-/* main.c - br2k-worker. Its behaviour is built by the issues that follow the
- * foundation; for now it answers --help and --version, validates its
- * configuration, and says plainly that it does nothing else yet. */
+/* main.c - br2k-worker: configuration, then bk_worker_run (worker.h). */
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
+#include "infodid.h"
+#include "log.h"
+#include "sig.h"
+#include "worker.h"
 
 static bk_cfg_opt opts[] = {
-    {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},
+    {"id", BK_CFG_STR, "", 0, 0, NULL,
+     "this worker's id (required; letters, digits, '-', '_', '.'), unique in the service",
+     NULL, 0, 0},
+    {"service", BK_CFG_STR, "default", 0, 0, NULL,
+     "service name: the log is br2k.<service>.requests, the keys br2k:{<service>}:*",
+     NULL, 0, 0},
     {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL, "Redis address HOST:PORT", NULL,
      0, 0},
+    {"kafka", BK_CFG_STR, "127.0.0.1:9092", 0, 0, NULL,
+     "Kafka bootstrap servers HOST:PORT,...", NULL, 0, 0},
+    {"kafka-props", BK_CFG_STR, "", 0, 0, NULL,
+     "extra librdkafka properties k=v,k=v (TLS, SASL, ...)", NULL, 0, 0},
+    {"state-dir", BK_CFG_STR, "", 0, 0, NULL,
+     "directory of the local state (default ./br2k-state/<id>)", NULL, 0, 0},
+    {"app", BK_CFG_ENUM, "infodid", 0, 0, "infodid|noop",
+     "the application: infodid (the reference) or noop (tests, benchmark)", NULL, 0, 0},
+    {"lease-ms", BK_CFG_INT, "1000", 30, 60000, NULL,
+     "leader lease TTL in ms; renewed every lease-ms/3; a leader silent this long is "
+     "replaced",
+     NULL, 0, 0},
+    {"batch-max", BK_CFG_INT, "1000", 1, 100000, NULL,
+     "most records per batch (one in-flight mark, one sync, one SSI update)", NULL, 0, 0},
+    {"result-ttl", BK_CFG_INT, "86400", 0, 315360000, NULL,
+     "seconds a result stays in Redis for its client (0: forever)", NULL, 0, 0},
     BK_CFG_COMMON_OPTS};
 
-static bk_cfg cfg = {
-    "br2k-worker",
-    "One BR2K worker per node: reads the ordered request log from its LPI + 1,\napplies "
-    "every request to its local state, and leads (fenced Redis lease) or\nfollows SSI.",
-    "[OPTIONS]",
-    opts,
-    NULL,
-    0,
-    0};
+static const char summary[] =
+    "One BR2K worker per node: reads the ordered request log from its LPI + 1,\n"
+    "applies every request to its local state, and leads (fenced Redis lease)\n"
+    "or follows SSI. SIGTERM finishes the current record, stores the LPI,\n"
+    "leaves the membership, releases the lease and exits 0.";
+
+static const char epilog[] =
+    "Exit status: 0 stopped by a signal; 1 runtime failure; 2 bad option;\n"
+    "3 refused to continue to protect the state: a record was interrupted\n"
+    "mid-apply (I6), or the log is not the one this worker was reading or has a\n"
+    "gap (I1). Restoring from a backup is not implemented yet.";
+
+static bk_cfg cfg = {"br2k-worker", summary, "[OPTIONS]", opts, epilog, 0, 0};
 
 int main(int argc, char **argv) {
     int argi, rc;
     if (bk_cfg_main(&cfg, argc, argv, &argi, &rc))
         return rc;
-    fprintf(stderr,
-            "br2k-worker: not implemented in this version (only --help and --version)\n");
+    if (argi < argc) {
+        fprintf(stderr, "br2k-worker: unexpected argument '%s'\n", argv[argi]);
+        bk_cfg_release(&cfg);
+        return BK_EXIT_CONFIG;
+    }
+    const char *id = bk_cfg_str(&cfg, "id");
+    if (*id == '\0') {
+        fprintf(stderr, "br2k-worker: --id is required (or BR2K_ID)\n");
+        bk_cfg_release(&cfg);
+        return BK_EXIT_CONFIG;
+    }
+    const char *app = bk_cfg_str(&cfg, "app");
+    const br2k_app_ops *ops = strcmp(app, "noop") == 0 ? &bk_noop_ops : &bk_infodid_ops;
+    char dir[4096];
+    const char *sd = bk_cfg_str(&cfg, "state-dir");
+    if (*sd == '\0') {
+        snprintf(dir, sizeof(dir), "br2k-state/%s", id);
+        mkdir("br2k-state", 0755); /* an error shows when the worker creates dir */
+    } else {
+        snprintf(dir, sizeof(dir), "%s", sd);
+    }
+    bk_worker_opts o = {id,
+                        bk_cfg_str(&cfg, "service"),
+                        bk_cfg_str(&cfg, "redis"),
+                        bk_cfg_str(&cfg, "kafka"),
+                        bk_cfg_str(&cfg, "kafka-props"),
+                        dir,
+                        ops,
+                        (int)bk_cfg_int(&cfg, "lease-ms"),
+                        (int)bk_cfg_int(&cfg, "batch-max"),
+                        (int)bk_cfg_int(&cfg, "result-ttl")};
+    bk_sig_install();
+    bk_err e;
+    bk_err_clear(&e);
+    rc = bk_worker_run(&o, &e); /* logs its error itself */
     bk_cfg_release(&cfg);
-    return 2;
+    return rc;
 }

@@ -13,12 +13,13 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/br2k-itest.XXXXXX")
 PIDS=()
 
 cleanup() {
-    local rc=$?
-    for pid in "${PIDS[@]}"; do
+    local rc=$? i pid
+    # stop in reverse start order, each before the next: clients before the
+    # servers they use
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[i]}
         kill -CONT "$pid" 2>/dev/null || true
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || continue
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done

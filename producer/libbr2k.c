@@ -1,0 +1,709 @@
+/* libbr2k.c - see br2k.h.
+ *
+ * Inside: the request log (common/rlog.h: today the idempotent Kafka
+ * producer, acks=all, writing partition 0 of the service topic); one Redis connection for
+ * reading results (MGET of the waiting requests' result keys); one raw hiredis connection
+ * subscribed to the service's change channel, so that a result is looked for as soon as
+ * the leader announces progress instead of on a timer. A slow timer
+ * (POLL_FALLBACK_MS) still looks, so that a lost notification or a worker
+ * that does not announce only costs latency. */
+#include "br2k.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "kafka_conf.h"
+#include "keys.h"
+#include "redis.h"
+#include "rlog.h"
+
+#define POLL_FALLBACK_MS 50 /* look for results at least this often */
+#define POLL_NOSUB_MS 5     /* ... and this often without a subscription */
+#define MGET_CHUNK 256      /* keys per MGET */
+#define SERVE_SLICE_MS 1    /* appends in flight: serve the log this often */
+
+typedef struct req {
+    br2k_client *c;
+    char *id;  /* "<client>:<seq>" */
+    char *key; /* result key in Redis */
+    int flags;
+    br2k_event_cb cb;
+    void *opaque;
+    double t0, deadline; /* monotonic ms */
+    int64_t offset;
+    int delivered;                   /* the delivery report was served */
+    int looked_at_ssi;               /* looked for when SSI already covered it */
+    int finished;                    /* the final event was served */
+    char *result;                    /* a result that came before the delivery report */
+    int accepted;                    /* of `result` */
+    int waiting;                     /* in the waiting list */
+    struct req *prev, *next;         /* the waiting list */
+    struct req *all_prev, *all_next; /* every request not freed */
+} req;
+
+struct br2k_client {
+    char service[201];
+    char topic[256];
+    char redis_addr[256];
+    int timeout_ms, result_timeout_ms;
+    bk_rlog *log;
+    size_t appending;    /* appends whose delivery is not served yet */
+    bk_redis *redis;     /* results; connected lazily */
+    redisContext *sub;   /* subscribed to the change channel, or NULL */
+    double sub_retry_at; /* when to try subscribing again */
+    int notified;        /* a notification came since the last look */
+    int look_all;        /* look at every waiting request next time */
+    int64_t ssi;         /* the highest SSI announced */
+    int closing;         /* br2k_free(): no more callbacks */
+    double last_look;    /* monotonic ms of the last MGET */
+    req *wait_head, *wait_tail;
+    req *all;
+    size_t nwaiting;
+    size_t pending; /* submitted, final event not served */
+    int served;     /* events served by the current poll */
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int fail(br2k_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(br2k_error *err, int code, const char *fmt, ...) {
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return BR2K_ERR;
+}
+
+static void from_bk(br2k_error *err, const bk_err *e) {
+    if (err != NULL) {
+        /* our codes are BK's up to BK_E_STATE; the log's own are remote */
+        err->code = e->code <= BK_E_STATE ? e->code : BR2K_E_REMOTE;
+        snprintf(err->msg, sizeof(err->msg), "%s", e->msg);
+    }
+}
+
+static void clear(br2k_error *err) {
+    if (err != NULL) {
+        err->code = 0;
+        err->msg[0] = '\0';
+    }
+}
+
+/* ---- requests and events ---- */
+
+static void req_free(req *r) {
+    if (r == NULL)
+        return;
+    if (r->all_prev != NULL)
+        r->all_prev->all_next = r->all_next;
+    else if (r->c->all == r)
+        r->c->all = r->all_next;
+    if (r->all_next != NULL)
+        r->all_next->all_prev = r->all_prev;
+    free(r->id);
+    free(r->key);
+    free(r->result);
+    free(r);
+}
+
+static void wait_add(br2k_client *c, req *r) {
+    r->prev = c->wait_tail;
+    r->next = NULL;
+    if (c->wait_tail)
+        c->wait_tail->next = r;
+    else
+        c->wait_head = r;
+    c->wait_tail = r;
+    r->waiting = 1;
+    c->nwaiting++;
+}
+
+static void wait_del(br2k_client *c, req *r) {
+    if (!r->waiting)
+        return;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->wait_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        c->wait_tail = r->prev;
+    r->prev = r->next = NULL;
+    r->waiting = 0;
+    c->nwaiting--;
+}
+
+static void emit(br2k_client *c, req *r, br2k_event_type type, const char *result,
+                 int accepted, const br2k_error *error) {
+    c->served++;
+    if (r->cb == NULL || c->closing)
+        return;
+    br2k_event ev = {type,     r->id, r->offset,        result,
+                     accepted, error, now_ms() - r->t0, r->opaque};
+    r->cb(&ev);
+}
+
+/* The final event of `r`: free it unless the delivery report (which holds
+ * a pointer to it) is still to come. */
+static void finish(br2k_client *c, req *r, br2k_event_type type, const char *result,
+                   int accepted, const br2k_error *error) {
+    wait_del(c, r);
+    r->finished = 1;
+    c->pending--;
+    emit(c, r, type, result, accepted, error);
+    if (r->delivered)
+        req_free(r);
+}
+
+/* Accepted when the result's "status" is "ok" (schemas/result.schema.json). */
+static int result_accepted(const char *json) {
+    json_t *root = json_loads(json, 0, NULL);
+    const char *status = json_string_value(json_object_get(root, "status"));
+    int ok = status != NULL && strcmp(status, "ok") == 0;
+    json_decref(root);
+    return ok;
+}
+
+static void got_result(br2k_client *c, req *r, const char *json) {
+    int accepted = result_accepted(json);
+    if (!r->delivered) { /* hold it: APPENDED comes first */
+        wait_del(c, r);
+        r->result = strdup(json);
+        r->accepted = accepted;
+        if (r->result == NULL) {
+            br2k_error e = {BR2K_E_NOMEM, "out of memory"};
+            finish(c, r, BR2K_EV_FAILED, NULL, 0, &e);
+        }
+        return;
+    }
+    finish(c, r, BR2K_EV_RESULT, json, accepted, NULL);
+}
+
+/* The log's delivery report of request `opaque`. */
+static void delivered(void *opaque, int64_t offset, const bk_err *be) {
+    req *r = opaque;
+    br2k_client *c = r->c;
+    r->delivered = 1;
+    c->appending--;
+    if (r->finished) { /* timed out meanwhile */
+        req_free(r);
+        return;
+    }
+    if (be != NULL || offset < 0) {
+        br2k_error e;
+        fail(&e, BR2K_E_REMOTE, "cannot append request '%s' to '%s': %s", r->id, c->topic,
+             be != NULL ? be->msg : "no offset");
+        finish(c, r, BR2K_EV_FAILED, NULL, 0, &e);
+        return;
+    }
+    r->offset = offset;
+    if (!(r->flags & BR2K_WANT_RESULT)) {
+        finish(c, r, BR2K_EV_APPENDED, NULL, 0, NULL);
+        return;
+    }
+    emit(c, r, BR2K_EV_APPENDED, NULL, 0, NULL);
+    if (r->result != NULL)
+        finish(c, r, BR2K_EV_RESULT, r->result, r->accepted, NULL);
+}
+
+/* ---- connect and free ---- */
+
+static const char *env_or(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return v != NULL ? v : def;
+}
+
+br2k_client *br2k_connect(const br2k_settings *s, br2k_error *err) {
+    br2k_settings env = {0};
+    bk_err e;
+    bk_err_clear(&e);
+    clear(err);
+    if (s == NULL) {
+        env.kafka = env_or("BR2K_KAFKA", "");
+        env.redis = env_or("BR2K_REDIS", NULL);
+        env.service = env_or("BR2K_SERVICE", NULL);
+        env.kafka_props = env_or("BR2K_KAFKA_PROPS", NULL);
+        s = &env;
+    }
+    const char *svc = s->service != NULL && s->service[0] ? s->service : "default";
+    const char *redis = s->redis != NULL && s->redis[0] ? s->redis : "127.0.0.1:6379";
+    br2k_client *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        fail(err, BR2K_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->ssi = -1;
+    c->timeout_ms = s->timeout_ms > 0 ? s->timeout_ms : 3000;
+    c->result_timeout_ms = s->result_timeout_ms > 0 ? s->result_timeout_ms : 30000;
+    char host[256];
+    int port;
+    if (bk_kafka_topic_name(svc, c->topic, sizeof(c->topic), &e) != BK_OK ||
+        bk_redis_parse_addr(redis, host, sizeof(host), &port, &e) != BK_OK) {
+        from_bk(err, &e);
+        free(c);
+        return NULL;
+    }
+    snprintf(c->service, sizeof(c->service), "%s", svc);
+    snprintf(c->redis_addr, sizeof(c->redis_addr), "%s", redis);
+    /* the log creates its producer at the first append: check the Kafka
+     * settings now, so that a bad one is reported here */
+    rd_kafka_conf_t *conf =
+        bk_kafka_conf_new(BK_KAFKA_PRODUCER, s->kafka, s->kafka_props, &e);
+    if (conf == NULL) {
+        from_bk(err, &e);
+        free(c);
+        return NULL;
+    }
+    rd_kafka_conf_destroy(conf);
+    bk_rlog_settings ls = {s->kafka, c->topic, s->kafka_props, c->timeout_ms};
+    c->log = bk_rlog_open(&ls, &e);
+    if (c->log == NULL) {
+        from_bk(err, &e);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void drop_all(br2k_client *c) {
+    while (c->wait_head != NULL) {
+        req *r = c->wait_head;
+        wait_del(c, r);
+        r->finished = 1;
+        if (r->delivered)
+            req_free(r);
+    }
+}
+
+void br2k_free(br2k_client *c) {
+    if (c == NULL)
+        return;
+    if (c->log != NULL) {
+        /* deliveries served while flushing still call back */
+        (void)bk_rlog_flush(c->log, 10000, NULL);
+        c->closing = 1;
+        bk_rlog_close(c->log);
+    }
+    drop_all(c);
+    while (c->all != NULL) /* appends never reported */
+        req_free(c->all);
+    if (c->sub != NULL)
+        redisFree(c->sub);
+    bk_redis_free(c->redis);
+    free(c);
+}
+
+const char *br2k_service(const br2k_client *c) {
+    return c->service;
+}
+
+const char *br2k_topic(const br2k_client *c) {
+    return c->topic;
+}
+
+size_t br2k_pending(const br2k_client *c) {
+    return c->pending;
+}
+
+int br2k_result_key(const br2k_client *c, const char *client_id, uint64_t seq, char *buf,
+                    size_t size) {
+    char id[300];
+    int n = snprintf(id, sizeof(id), "%s:%" PRIu64, client_id, seq);
+    if (n < 0 || (size_t)n >= sizeof(id))
+        return BR2K_ERR;
+    return bk_key_result(buf, size, c->service, id, NULL) == BK_OK ? BR2K_OK : BR2K_ERR;
+}
+
+/* ---- results ---- */
+
+static int64_t parse_i64(const char *s, size_t len) {
+    int64_t v = 0;
+    size_t i = 0;
+    if (len == 0)
+        return -1;
+    for (; i < len && s[i] >= '0' && s[i] <= '9' && v < INT64_MAX / 10 - 10; i++)
+        v = v * 10 + (s[i] - '0');
+    return i == len ? v : -1;
+}
+
+/* A message on the changes channel: any message makes us look; one that
+ * is only a number is the new SSI, which bounds what to look for. */
+static void on_message(br2k_client *c, const redisReply *m) {
+    if (m->type != REDIS_REPLY_ARRAY || m->elements < 3 ||
+        m->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(m->element[0]->str, "message") != 0)
+        return;
+    const redisReply *payload = m->element[2];
+    int64_t ssi =
+        payload->type == REDIS_REPLY_STRING ? parse_i64(payload->str, payload->len) : -1;
+    c->notified = 1;
+    if (ssi > c->ssi)
+        c->ssi = ssi;
+    else if (ssi < 0)
+        c->look_all = 1; /* not an SSI: look at everything */
+}
+
+static void unsubscribe(br2k_client *c) {
+    if (c->sub != NULL)
+        redisFree(c->sub);
+    c->sub = NULL;
+    c->sub_retry_at = now_ms() + 1000;
+    c->notified = 1; /* we may have missed something */
+    c->look_all = 1;
+}
+
+/* Subscribe to the changes channel; on failure, retry at most once a
+ * second (results are still found by the fallback timer). */
+static int subscribe(br2k_client *c) {
+    if (c->sub != NULL)
+        return BR2K_OK;
+    if (now_ms() < c->sub_retry_at)
+        return BR2K_ERR;
+    char host[256], chan[BK_KEY_MAX];
+    int port;
+    if (bk_redis_parse_addr(c->redis_addr, host, sizeof(host), &port, NULL) != BK_OK)
+        return BR2K_ERR;
+    struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+    c->sub = redisConnectWithTimeout(host, port, tv);
+    if (c->sub == NULL || c->sub->err) {
+        unsubscribe(c);
+        return BR2K_ERR;
+    }
+    redisSetTimeout(c->sub, tv);
+    (void)bk_key_changes(chan, sizeof(chan), c->service, NULL); /* checked at connect */
+    redisReply *rep = redisCommand(c->sub, "SUBSCRIBE %s", chan);
+    int ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY;
+    if (rep)
+        freeReplyObject(rep);
+    if (!ok) {
+        unsubscribe(c);
+        return BR2K_ERR;
+    }
+    return BR2K_OK;
+}
+
+/* Read what the subscription has (the caller saw its socket readable). */
+static void read_sub(br2k_client *c) {
+    if (redisBufferRead(c->sub) != REDIS_OK) {
+        unsubscribe(c);
+        return;
+    }
+    for (;;) {
+        void *rep = NULL;
+        if (redisGetReplyFromReader(c->sub, &rep) != REDIS_OK) {
+            unsubscribe(c);
+            return;
+        }
+        if (rep == NULL)
+            return;
+        on_message(c, rep);
+        freeReplyObject(rep);
+    }
+}
+
+/* May `r` have a result now? Delivered requests only up to the announced
+ * SSI; undelivered ones (the report may be late) on every full look. */
+static int worth_looking(const br2k_client *c, const req *r, int full) {
+    if (full)
+        return 1;
+    return r->delivered && r->offset <= c->ssi && !r->looked_at_ssi;
+}
+
+/* MGET the result keys of the waiting requests worth looking at. */
+static int look(br2k_client *c, int full, br2k_error *err) {
+    bk_err e;
+    bk_err_clear(&e);
+    if (c->redis == NULL) {
+        c->redis = bk_redis_new(c->redis_addr, c->timeout_ms, &e);
+        if (c->redis == NULL) {
+            from_bk(err, &e);
+            return BR2K_ERR;
+        }
+    }
+    full = full || c->look_all;
+    c->last_look = now_ms();
+    c->notified = 0;
+    c->look_all = 0;
+    req *batch[MGET_CHUNK];
+    const char *argv[MGET_CHUNK + 1];
+    size_t argl[MGET_CHUNK + 1];
+    req *r = c->wait_head;
+    while (r != NULL) {
+        size_t n = 0;
+        argv[0] = "MGET";
+        argl[0] = 4;
+        for (; r != NULL && n < MGET_CHUNK; r = r->next) {
+            if (!worth_looking(c, r, full))
+                continue;
+            batch[n] = r;
+            argv[n + 1] = r->key;
+            argl[n + 1] = strlen(r->key);
+            n++;
+        }
+        if (n == 0)
+            break;
+        redisReply *rep = bk_redis_commandv(c->redis, &e, (int)n + 1, argv, argl);
+        if (rep == NULL) {
+            from_bk(err, &e);
+            return BR2K_ERR;
+        }
+        /* callbacks may submit (appending to the list) but `r`, the next
+         * request to look at, is not freed by handling this batch */
+        for (size_t i = 0; i < n && i < rep->elements; i++) {
+            batch[i]->looked_at_ssi = batch[i]->delivered && batch[i]->offset <= c->ssi;
+            if (rep->element[i]->type == REDIS_REPLY_STRING)
+                got_result(c, batch[i], rep->element[i]->str);
+        }
+        freeReplyObject(rep);
+    }
+    return BR2K_OK;
+}
+
+static void expire(br2k_client *c) {
+    double now = now_ms();
+    req *r = c->wait_head;
+    while (r != NULL) {
+        req *next = r->next;
+        if (now >= r->deadline) {
+            br2k_error e;
+            fail(&e, BR2K_E_TIMEOUT, "no result for request '%s' within %d ms", r->id,
+                 (int)(r->deadline - r->t0));
+            finish(c, r, BR2K_EV_FAILED, NULL, 0, &e);
+        }
+        r = next;
+    }
+}
+
+int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
+    clear(err);
+    double end = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    br2k_error lerr = {0, ""};
+    int failed = 0;
+    c->served = 0;
+    for (;;) {
+        if (c->appending > 0)
+            (void)bk_rlog_serve(c->log, 0);
+        if (c->nwaiting > 0) {
+            if (c->sub == NULL)
+                (void)subscribe(c);
+            double now = now_ms();
+            double every = c->sub != NULL ? POLL_FALLBACK_MS : POLL_NOSUB_MS;
+            int full = now - c->last_look >= every;
+            if ((full || c->notified) && look(c, full, &lerr) != BR2K_OK) {
+                failed = 1; /* kept; the next look is one interval away */
+                c->last_look = now;
+                c->notified = 0;
+            }
+            expire(c);
+        }
+        if (c->served > 0)
+            return c->served;
+        double left = end - now_ms();
+        if (left <= 0) {
+            if (!failed)
+                return 0;
+            if (err != NULL)
+                *err = lerr;
+            return BR2K_ERR;
+        }
+        /* sleep until a delivery, a notification, the fallback look or
+         * the end; the log has no descriptor to wait on, so while appends
+         * are in flight and results awaited, wait in slices */
+        double every = c->sub != NULL ? POLL_FALLBACK_MS : POLL_NOSUB_MS;
+        double wait = c->nwaiting > 0 && left > every ? every : left;
+        struct pollfd pfd = {c->sub != NULL ? c->sub->fd : -1, POLLIN, 0};
+        if (c->appending > 0 && c->nwaiting > 0) {
+            if (c->sub != NULL && poll(&pfd, 1, 0) > 0)
+                read_sub(c);
+            (void)bk_rlog_serve(c->log,
+                                wait > SERVE_SLICE_MS ? SERVE_SLICE_MS : (int)wait);
+        } else if (c->appending > 0) {
+            (void)bk_rlog_serve(c->log, (int)wait + 1);
+        } else if (poll(&pfd, 1, (int)wait + 1) > 0 && c->sub != NULL) {
+            read_sub(c);
+        }
+    }
+}
+
+int br2k_flush(br2k_client *c, int timeout_ms, br2k_error *err) {
+    double end = now_ms() + timeout_ms;
+    clear(err);
+    while (c->pending > 0) {
+        double left = end - now_ms();
+        if (left <= 0)
+            return fail(err, BR2K_E_TIMEOUT, "%zu request(s) still pending after %d ms",
+                        c->pending, timeout_ms);
+        br2k_error pe;
+        if (br2k_poll(c, (int)left + 1, &pe) < 0 && err != NULL)
+            *err = pe; /* remembered; the requests keep waiting */
+    }
+    return BR2K_OK;
+}
+
+/* ---- submit and wait ---- */
+
+typedef struct waiter {
+    int done, accepted;
+    int64_t offset;
+    char *json;
+    br2k_error error;
+} waiter;
+
+static void wait_cb(const br2k_event *ev) {
+    waiter *w = ev->opaque;
+    if (ev->type == BR2K_EV_APPENDED) {
+        w->offset = ev->offset;
+        return;
+    }
+    w->done = 1;
+    if (ev->type == BR2K_EV_RESULT) {
+        w->accepted = ev->accepted;
+        w->json = strdup(ev->result);
+        if (w->json == NULL)
+            fail(&w->error, BR2K_E_NOMEM, "out of memory");
+    } else {
+        w->error = *ev->error;
+    }
+}
+
+int br2k_submit_wait(br2k_client *c, const char *client_id, uint64_t seq,
+                     const void *value, size_t len, int timeout_ms, br2k_result *res,
+                     br2k_error *err) {
+    waiter w = {0, 0, -1, NULL, {0, ""}};
+    memset(res, 0, sizeof(*res));
+    res->offset = -1;
+    if (br2k_submit(c, client_id, seq, value, len, BR2K_WANT_RESULT, wait_cb, &w, err) !=
+        BR2K_OK)
+        return BR2K_ERR;
+    if (timeout_ms > 0)
+        c->wait_tail->deadline = c->wait_tail->t0 + timeout_ms;
+    br2k_error pe = {0, ""};
+    while (!w.done) {
+        br2k_error one;
+        if (br2k_poll(c, 100, &one) < 0)
+            pe = one; /* Redis down: keep trying until the deadline */
+    }
+    res->offset = w.offset;
+    if (w.json == NULL) {
+        if (err != NULL)
+            *err = w.error.code == BR2K_E_TIMEOUT && pe.code != 0 ? pe : w.error;
+        return BR2K_ERR;
+    }
+    res->accepted = w.accepted;
+    res->json = w.json;
+    return BR2K_OK;
+}
+
+void br2k_result_release(br2k_result *res) {
+    if (res == NULL)
+        return;
+    free(res->json);
+    res->json = NULL;
+}
+
+/* ---- submit ---- */
+
+/* Read id.client and id.seq from a request's JSON text. */
+static int id_from_json(const void *value, size_t len, char *client, size_t size,
+                        uint64_t *seq, br2k_error *err) {
+    json_error_t je;
+    json_t *root = json_loadb(value, len, 0, &je);
+    if (root == NULL)
+        return fail(err, BR2K_E_INVAL, "invalid request: %s (line %d)", je.text, je.line);
+    json_t *id = json_object_get(root, "id");
+    const char *cl = json_string_value(json_object_get(id, "client"));
+    json_t *sq = json_object_get(id, "seq");
+    int rc = BR2K_OK;
+    if (cl == NULL || !json_is_integer(sq) || json_integer_value(sq) < 0)
+        rc = fail(err, BR2K_E_INVAL,
+                  "invalid request: expected 'id' with a string 'client' and an "
+                  "integer 'seq' >= 0");
+    else if ((size_t)snprintf(client, size, "%s", cl) >= size)
+        rc = fail(err, BR2K_E_INVAL, "invalid request: 'id.client' is too long");
+    else
+        *seq = (uint64_t)json_integer_value(sq);
+    json_decref(root);
+    return rc;
+}
+
+int br2k_submit(br2k_client *c, const char *client_id, uint64_t seq, const void *value,
+                size_t len, int flags, br2k_event_cb cb, void *opaque, br2k_error *err) {
+    char client[256], id[300], key[600];
+    clear(err);
+    if (client_id == NULL) {
+        if (id_from_json(value, len, client, sizeof(client), &seq, err) != BR2K_OK)
+            return BR2K_ERR;
+        client_id = client;
+    }
+    if (client_id[0] == '\0' || strlen(client_id) > 200)
+        return fail(err, BR2K_E_INVAL,
+                    "invalid client id '%.40s': expected 1 to 200 bytes", client_id);
+    snprintf(id, sizeof(id), "%s:%" PRIu64, client_id, seq);
+    if (br2k_result_key(c, client_id, seq, key, sizeof(key)) != BR2K_OK)
+        return fail(err, BR2K_E_INVAL, "request id '%s' is too long", id);
+    req *r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->c = c;
+        r->id = strdup(id);
+        r->key = strdup(key);
+    }
+    if (r == NULL || r->id == NULL || r->key == NULL) {
+        req_free(r);
+        return fail(err, BR2K_E_NOMEM, "out of memory");
+    }
+    r->flags = flags;
+    r->cb = cb;
+    r->opaque = opaque;
+    r->offset = -1;
+    r->t0 = now_ms();
+    r->deadline = r->t0 + c->result_timeout_ms;
+    if ((flags & BR2K_WANT_RESULT) && c->sub == NULL)
+        (void)subscribe(c); /* before the append, so no announcement is missed */
+    bk_rlog_header hdr[2] = {{BK_RLOG_H_REQUEST_ID, id, strlen(id)},
+                             {BK_RLOG_H_SCHEMA, "1", 1}};
+    double give_up = r->t0 + c->timeout_ms;
+    for (;;) {
+        bk_err e;
+        bk_err_clear(&e);
+        if (bk_rlog_append(c->log, client_id, strlen(client_id), value, len, hdr, 2,
+                           delivered, r, &e) == BK_OK)
+            break;
+        /* a full queue drains as deliveries are served; anything else, or
+         * a queue that does not drain, is an error */
+        if (bk_rlog_pending(c->log) == 0 || now_ms() >= give_up) {
+            fail(err, BR2K_E_REMOTE, "cannot append request '%s' to '%s': %s", id,
+                 c->topic, e.msg);
+            req_free(r);
+            return BR2K_ERR;
+        }
+        (void)bk_rlog_serve(c->log, 10);
+    }
+    r->all_next = c->all;
+    if (c->all != NULL)
+        c->all->all_prev = r;
+    c->all = r;
+    c->appending++;
+    c->pending++;
+    if (flags & BR2K_WANT_RESULT)
+        wait_add(c, r);
+    return BR2K_OK;
+}

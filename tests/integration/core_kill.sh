@@ -1,0 +1,50 @@
+# core_kill.sh - the leader killed (SIGKILL) while requests keep coming,
+# most likely in the middle of a batch: a new leader (epoch + 1) takes
+# over; nothing is lost (every request has its result, SSI reaches the end)
+# and nothing is applied twice (each survivor counted every record once,
+# same digest). The killed worker, restarted, either refuses to continue
+# (in-flight mark, I6) or catches up to the same digest.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/core_helpers.bash"
+
+start_redis
+start_devkafka
+for w in w1 w2 w3; do start_worker "$w"; done
+wait_for 15 has_leader || fail "no leader"
+
+produce 5000 1000 load >"$T/produce.out" &
+prod=$!; PIDS+=("$prod")
+sleep 2
+old=$(leader_id); epoch=$(leader_epoch)
+kill -KILL "${WPID[$old]}"
+wait "${WPID[$old]}" 2>/dev/null || true
+wait_for 10 epoch_is $((epoch + 1)) || { show w1 w2 w3; fail "no new epoch"; }
+new=$(leader_id)
+pass "$old killed at LPI $(metric "$old" lpi): $new leads with epoch $((epoch + 1))"
+
+wait "$prod" || fail "producer failed"
+last=$(cat "$T/produce.out")
+rest=()
+for w in w1 w2 w3; do [ "$w" = "$old" ] || rest+=("$w"); done
+wait_for 30 at "$last" "${rest[@]}" || { show w1 w2 w3; fail "survivors did not converge at $last"; }
+[ "$(rc_ GET "br2k:{$SVC}:SSI")" = "$last" ] || fail "SSI is not $last"
+n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | wc -l)
+[ "$n" -eq 5000 ] || fail "$n results for 5000 requests"
+for w in "${rest[@]}"; do stop_worker "$w"; done
+for w in "${rest[@]}"; do
+    [ "$(noop_count "$w")" = $((last + 1)) ] || fail "$w applied $(noop_count "$w") records"
+done
+pass "nothing lost, nothing applied twice: ${rest[*]} at $last, 5000 results"
+
+start_worker "$old"
+done_or_dead() { at "$last" "$old" || ! kill -0 "${WPID[$old]}" 2>/dev/null; }
+wait_for 30 done_or_dead || true
+rc=0
+if kill -0 "${WPID[$old]}" 2>/dev/null && at "$last" "$old"; then
+    pass "$old was killed between batches: restarted and caught up"
+else
+    wait "${WPID[$old]}" || rc=$?
+    [ "$rc" -eq 3 ] || { show "$old"; fail "$old neither caught up nor refused (exit $rc)"; }
+    grep -q "interrupted in the middle of records" "$T/$old.log" || fail "no clear I6 error"
+    pass "$old was killed mid-batch: on restart it refuses to go on (I6, exit 3)"
+fi

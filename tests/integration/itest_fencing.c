@@ -1,0 +1,307 @@
+/* itest_fencing.c - common/keys against a real redis-server (I2, I3).
+ *
+ *   itest_fencing HOST:PORT
+ * Uses service "fence" (the server is the test's own). Prints
+ * "N passed, N failed"; exit status 1 on any failure. */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../unit/check.h"
+#include "err.h"
+#include "keys.h"
+#include "redis.h"
+
+#define SVC "fence"
+
+static const char *addr;
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static char *get(bk_redis *r, const char *key) {
+    redisReply *rep = bk_redis_command(r, NULL, "GET %s", key);
+    char *v = rep && rep->type == REDIS_REPLY_STRING ? strdup(rep->str) : NULL;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+static int exists(bk_redis *r, const char *key) {
+    redisReply *rep = bk_redis_command(r, NULL, "EXISTS %s", key);
+    int v = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+static void test_names(void) {
+    char k[BK_KEY_MAX];
+    bk_err e;
+    CHECK_INT(bk_key_ssi(k, sizeof(k), "svc", &e), BK_OK);
+    CHECK_STR(k, "br2k:{svc}:SSI");
+    bk_key_sv(k, sizeof(k), "svc", &e);
+    CHECK_STR(k, "br2k:{svc}:Service-State");
+    bk_key_ssv(k, sizeof(k), "svc", "w1", &e);
+    CHECK_STR(k, "br2k:{svc}:State-w1");
+    bk_key_lpi(k, sizeof(k), "svc", "w1", &e);
+    CHECK_STR(k, "br2k:{svc}:LPI-w1");
+    bk_key_result(k, sizeof(k), "svc", "alice:7", &e);
+    CHECK_STR(k, "br2k:{svc}:result:alice:7");
+    bk_key_changes(k, sizeof(k), "svc", &e);
+    CHECK_STR(k, "br2k:{svc}:changes");
+    bk_key_alive(k, sizeof(k), "svc", "w.2", &e);
+    CHECK_STR(k, "br2k:{svc}:alive-w.2");
+    CHECK_INT(bk_key_ssi(k, sizeof(k), "a}b", &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_INVAL);
+    CHECK_INT(bk_key_lpi(k, sizeof(k), "svc", "w 1", &e), BK_ERR);
+    CHECK_INT(bk_key_result(k, sizeof(k), "svc", "a{b}:1", &e), BK_ERR);
+}
+
+static void test_lease(bk_redis *r) {
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t ep = -1, ep2 = -1;
+    char id[BK_ID_MAX + 1];
+    CHECK_INT(bk_lease_take(r, SVC, "a", INT64_MIN, INT64_MAX, 300, &ep, &e), BK_OK);
+    CHECK_INT(ep, 1);
+    CHECK_INT(bk_lease_get(r, SVC, id, &ep2, &e), BK_OK);
+    CHECK_STR(id, "a");
+    CHECK_INT(ep2, 1);
+    /* a second contender does not get it, and the epoch does not move */
+    CHECK_INT(bk_lease_take(r, SVC, "b", INT64_MIN, INT64_MAX, 300, &ep2, &e), BK_OK);
+    CHECK_INT(ep2, 0);
+    CHECK_INT(bk_epoch_get(r, SVC, &ep2, &e), BK_OK);
+    CHECK_INT(ep2, 1);
+    /* renew: the holder yes, another id with the same epoch no */
+    CHECK_INT(bk_lease_renew(r, SVC, "a", 1, 300, &e), BK_OK);
+    CHECK_INT(bk_lease_renew(r, SVC, "b", 1, 300, &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_FENCED);
+    CHECK(strstr(e.msg, "FENCED") != NULL, "message '%s'", e.msg);
+
+    /* fenced commit with the current token: results and SSI */
+    bk_result_item items[] = {{"c1:1", "{\"r\":1}"}, {"c1:2", "{\"r\":2}"}};
+    int64_t now = -1;
+    CHECK_INT(bk_fenced_commit(r, SVC, 1, items, 2, 0, 5, &now, &e), BK_OK);
+    CHECK_INT(now, 5);
+    char *v = get(r, "br2k:{" SVC "}:result:c1:1");
+    CHECK_STR(v, "{\"r\":1}");
+    free(v);
+    /* SSI only increases; a repeated request id keeps the first result */
+    bk_result_item again[] = {{"c1:1", "{\"r\":\"second\"}"}};
+    CHECK_INT(bk_fenced_commit(r, SVC, 1, again, 1, 0, 3, &now, &e), BK_OK);
+    CHECK_INT(now, 5);
+    v = get(r, "br2k:{" SVC "}:result:c1:1");
+    CHECK_STR(v, "{\"r\":1}");
+    free(v);
+    int64_t ssi = 0;
+    CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
+    CHECK_INT(ssi, 5);
+
+    /* the lease expires: a newcomer that is behind SSI may not take it,
+     * one that caught up gets epoch 2 */
+    sleep_ms(400);
+    CHECK_INT(bk_lease_take(r, SVC, "b", 4, 4, 300, &ep2, &e), BK_OK);
+    CHECK_INT(ep2, 0);
+    CHECK_INT(bk_lease_take(r, SVC, "b", 6, 9, 300, &ep2, &e), BK_OK);
+    CHECK_INT(ep2, 0); /* claims results from 7 on: SSI 5 is below */
+    CHECK_INT(bk_lease_take(r, SVC, "b", 5, 5, 5000, &ep2, &e), BK_OK);
+    CHECK_INT(ep2, 2);
+
+    /* the old leader wakes up: every fenced write is refused, nothing written */
+    bk_result_item stale[] = {{"c9:1", "{\"stale\":true}"}};
+    CHECK_INT(bk_fenced_commit(r, SVC, 1, stale, 1, 0, 9, &now, &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_FENCED);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:c9:1"), 0);
+    CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
+    CHECK_INT(ssi, 5);
+    CHECK_INT(bk_lease_renew(r, SVC, "a", 1, 300, &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_FENCED);
+    CHECK_INT(bk_fenced_sv_raise(r, SVC, 1, 7, NULL, &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_FENCED);
+    CHECK_INT(bk_fenced_backup(r, SVC, 1, "snapshot", &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_FENCED);
+    /* its release does not touch the new lease */
+    CHECK_INT(bk_lease_release(r, SVC, "a", 1, &e), BK_OK);
+    CHECK_INT(bk_lease_get(r, SVC, id, &ep2, &e), BK_OK);
+    CHECK_STR(id, "b");
+    CHECK_INT(ep2, 2);
+    /* a lease that expired without a newcomer is renewed by its holder */
+    CHECK_INT(bk_lease_renew(r, SVC, "b", 2, 100, &e), BK_OK);
+    sleep_ms(200);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:leader"), 0);
+    CHECK_INT(bk_lease_renew(r, SVC, "b", 2, 5000, &e), BK_OK);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:leader"), 1);
+    /* release by the holder frees it */
+    CHECK_INT(bk_lease_release(r, SVC, "b", 2, &e), BK_OK);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:leader"), 0);
+}
+
+static void test_versions(bk_redis *r) {
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t v = 0, ep = 0;
+    CHECK_INT(bk_versions_init(r, SVC, "w1", &e), BK_OK);
+    CHECK_INT(bk_sv_get(r, SVC, &v, &e), BK_OK);
+    CHECK_INT(v, 1);
+    CHECK_INT(bk_ssv_get(r, SVC, "w1", &v, &e), BK_OK);
+    CHECK_INT(v, 1);
+    CHECK_INT(bk_epoch_get(r, SVC, &ep, &e), BK_OK);
+    CHECK_INT(ep, 2);
+    CHECK_INT(bk_fenced_sv_raise(r, SVC, ep, 3, &v, &e), BK_OK);
+    CHECK_INT(v, 3);
+    CHECK_INT(bk_fenced_sv_raise(r, SVC, ep, 2, &v, &e), BK_OK);
+    CHECK_INT(v, 3);
+    CHECK_INT(bk_versions_init(r, SVC, "w1", &e), BK_OK); /* does not reset */
+    CHECK_INT(bk_sv_get(r, SVC, &v, &e), BK_OK);
+    CHECK_INT(v, 3);
+    CHECK_INT(bk_fenced_ssv_raise(r, SVC, ep, "w1", 4, &v, &e), BK_OK);
+    CHECK_INT(v, 4);
+    CHECK_INT(bk_fenced_ssv_raise(r, SVC, ep - 1, "w1", 9, &v, &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_FENCED);
+    CHECK_INT(bk_ssv_raise(r, SVC, "w1", 2, &v, &e), BK_OK);
+    CHECK_INT(v, 4);
+    CHECK_INT(bk_ssv_raise(r, SVC, "w1", 5, &v, &e), BK_OK);
+    CHECK_INT(v, 5);
+    CHECK_INT(bk_fenced_backup(r, SVC, ep, "snapshot", &e), BK_OK);
+    char *b = get(r, "br2k:{" SVC "}:backup");
+    CHECK_STR(b, "snapshot");
+    free(b);
+    CHECK_INT(bk_fenced_backup(r, SVC, ep, NULL, &e), BK_OK);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:backup"), 0);
+}
+
+static void test_membership(bk_redis *r) {
+    bk_err e;
+    bk_err_clear(&e);
+    CHECK_INT(bk_heartbeat(r, SVC, "w1", 200, &e), BK_OK);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:alive-w1"), 1);
+    redisReply *rep = bk_redis_command(r, NULL, "SISMEMBER br2k:{" SVC "}:members w1");
+    CHECK(rep && rep->integer == 1, "w1 not a member");
+    if (rep)
+        freeReplyObject(rep);
+    sleep_ms(300);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:alive-w1"), 0); /* TTL */
+    CHECK_INT(bk_heartbeat(r, SVC, "w1", 5000, &e), BK_OK);
+    CHECK_INT(bk_leave(r, SVC, "w1", &e), BK_OK);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:alive-w1"), 0);
+    rep = bk_redis_command(r, NULL, "SISMEMBER br2k:{" SVC "}:members w1");
+    CHECK(rep && rep->integer == 0, "w1 still a member");
+    if (rep)
+        freeReplyObject(rep);
+    CHECK_INT(bk_lpi_mirror(r, SVC, "w1", 42, &e), BK_OK);
+    char *v = get(r, "br2k:{" SVC "}:LPI-w1");
+    CHECK_STR(v, "42");
+    free(v);
+    const char *f[] = {"role", "lpi"}, *vals[] = {"leader", "42"};
+    CHECK_INT(bk_metrics_write(r, SVC, "w1", f, vals, 2, &e), BK_OK);
+    rep = bk_redis_command(r, NULL, "HGET br2k:{" SVC "}:metrics-w1 role");
+    CHECK(rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "leader") == 0,
+          "metrics role");
+    if (rep)
+        freeReplyObject(rep);
+}
+
+/* SCRIPT FLUSH: the next call loads the script again (NOSCRIPT). */
+static void test_noscript(bk_redis *r) {
+    bk_err e;
+    bk_err_clear(&e);
+    redisReply *rep = bk_redis_command(r, NULL, "SCRIPT FLUSH");
+    if (rep)
+        freeReplyObject(rep);
+    int64_t ep = 0, now = -1;
+    bk_epoch_get(r, SVC, &ep, &e);
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, NULL, 0, 0, 6, &now, &e), BK_OK);
+    CHECK_INT(now, 6);
+}
+
+/* Commits announce SSI on the changes channel. */
+static void test_publish(bk_redis *r) {
+    char host[256];
+    int port;
+    bk_redis_parse_addr(addr, host, sizeof(host), &port, NULL);
+    redisContext *sub = redisConnect(host, port);
+    redisReply *rep = redisCommand(sub, "SUBSCRIBE br2k:{" SVC "}:changes");
+    if (rep)
+        freeReplyObject(rep);
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t ep = 0, now = -1;
+    bk_epoch_get(r, SVC, &ep, &e);
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, NULL, 0, 0, 17, &now, &e), BK_OK);
+    void *got = NULL;
+    CHECK_INT(redisGetReply(sub, &got), REDIS_OK);
+    rep = got;
+    CHECK(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+              strcmp(rep->element[2]->str, "17") == 0,
+          "SSI not published");
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(sub);
+}
+
+/* Many contenders at once: exactly one lease, one epoch increment. */
+#define NCONT 8
+static pthread_barrier_t bar;
+static int64_t got_epoch[NCONT];
+
+static void *contender(void *arg) {
+    int i = (int)(intptr_t)arg;
+    char id[16];
+    snprintf(id, sizeof(id), "c%d", i);
+    bk_redis *r = bk_redis_new(addr, 2000, NULL);
+    pthread_barrier_wait(&bar);
+    if (r != NULL)
+        bk_lease_take(r, SVC, id, INT64_MIN, INT64_MAX, 5000, &got_epoch[i], NULL);
+    bk_redis_free(r);
+    return NULL;
+}
+
+static void test_contenders(bk_redis *r) {
+    bk_err e;
+    int64_t before = 0, after = 0;
+    bk_epoch_get(r, SVC, &before, &e);
+    pthread_t t[NCONT];
+    pthread_barrier_init(&bar, NULL, NCONT);
+    for (int i = 0; i < NCONT; i++)
+        pthread_create(&t[i], NULL, contender, (void *)(intptr_t)i);
+    for (int i = 0; i < NCONT; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&bar);
+    int winners = 0;
+    for (int i = 0; i < NCONT; i++)
+        winners += got_epoch[i] > 0;
+    CHECK_INT(winners, 1);
+    bk_epoch_get(r, SVC, &after, &e);
+    CHECK_INT(after, before + 1);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: itest_fencing HOST:PORT\n");
+        return 2;
+    }
+    addr = argv[1];
+    bk_err e;
+    bk_redis *r = bk_redis_new(addr, 2000, &e);
+    if (r == NULL) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    test_names();
+    test_lease(r);
+    test_versions(r);
+    test_membership(r);
+    test_noscript(r);
+    test_publish(r);
+    test_contenders(r);
+    bk_redis_free(r);
+    return check_done();
+}

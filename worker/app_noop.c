@@ -1,0 +1,199 @@
+/* app_noop.c - the no-op application: its state is the number of records
+ * applied and a SHA-256 chain over them (chain = SHA-256(chain || offset ||
+ * value)), so replicas that applied the same prefix have the same digest.
+ * It rejects nothing and has no external effect. Used by the worker tests
+ * and the benchmark (a). State file: <dir>/noop.state, one line
+ * "br2k-noop 1 <lpi> <count> <chain hex>", replaced atomically by sync. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "worker.h"
+
+struct br2k_app {
+    char path[4096];
+    int64_t lpi, count;
+    unsigned char chain[32];
+    int dirty;
+};
+
+static void hex32(const unsigned char *b, char hex[65]) {
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[b[i] >> 4];
+        hex[2 * i + 1] = digits[b[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+static int unhex32(const char *hex, unsigned char *b) {
+    if (strlen(hex) != 64)
+        return -1;
+    for (int i = 0; i < 64; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        if (i % 2 == 0)
+            b[i / 2] = (unsigned char)(v << 4);
+        else
+            b[i / 2] |= (unsigned char)v;
+    }
+    return 0;
+}
+
+static int state_text(const br2k_app *a, char *buf, size_t size) {
+    char hex[65];
+    hex32(a->chain, hex);
+    return snprintf(buf, size, "br2k-noop 1 %" PRId64 " %" PRId64 " %s\n", a->lpi,
+                    a->count, hex);
+}
+
+static int parse_state(br2k_app *a, const char *text, bk_err *e) {
+    long long lpi, count;
+    char hex[65];
+    if (sscanf(text, "br2k-noop 1 %lld %lld %64s", &lpi, &count, hex) != 3 ||
+        unhex32(hex, a->chain) != 0)
+        return bk_err_set(e, BK_E_INVAL, "damaged no-op state '%s'", a->path);
+    a->lpi = lpi;
+    a->count = count;
+    return BK_OK;
+}
+
+static int noop_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return bk_err_set(e, BK_E_IO, "cannot create '%s': %s", dir, strerror(errno));
+    br2k_app *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    if ((size_t)snprintf(a->path, sizeof(a->path), "%s/noop.state", dir) >=
+        sizeof(a->path)) {
+        free(a);
+        return bk_err_set(e, BK_E_INVAL, "path '%s' is too long", dir);
+    }
+    a->lpi = -1;
+    FILE *f = fopen(a->path, "r");
+    if (f != NULL) {
+        char line[256] = "";
+        char *got = fgets(line, sizeof(line), f);
+        fclose(f);
+        if (got == NULL || parse_state(a, line, e) != BK_OK) {
+            free(a);
+            return got ? BK_ERR
+                       : bk_err_set(e, BK_E_INVAL, "empty no-op state '%s'", dir);
+        }
+    } else if (errno != ENOENT) {
+        int err = errno;
+        free(a);
+        return bk_err_set(e, BK_E_IO, "cannot open '%s': %s", dir, strerror(err));
+    }
+    *out = a;
+    *lpi = a->lpi;
+    return BK_OK;
+}
+
+/* The request id "<client>:<seq>" and op of a BR2K request, if any. */
+static json_t *result_of(int64_t offset, const void *rec, size_t len) {
+    json_t *req = json_loadb(rec, len, 0, NULL);
+    json_t *id = json_null(), *op = json_null();
+    if (req != NULL) {
+        json_t *jid = json_object_get(req, "id");
+        const char *client = json_string_value(json_object_get(jid, "client"));
+        json_t *seq = json_object_get(jid, "seq");
+        if (client != NULL && json_is_integer(seq)) {
+            char buf[256];
+            snprintf(buf, sizeof(buf), "%s:%" JSON_INTEGER_FORMAT, client,
+                     json_integer_value(seq));
+            id = json_string(buf);
+        }
+        const char *o = json_string_value(json_object_get(req, "op"));
+        if (o != NULL)
+            op = json_string(o);
+        json_decref(req);
+    }
+    return json_pack("{s:i,s:o,s:I,s:o,s:s,s:{},s:b}", "v", 1, "id", id, "offset",
+                     (json_int_t)offset, "op", op, "status", "ok", "data", "repeat", 0);
+}
+
+static int noop_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
+                      char **result, int *applied, bk_err *e) {
+    unsigned char off[8], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    for (int i = 0; i < 8; i++)
+        off[i] = (unsigned char)((uint64_t)offset >> (56 - 8 * i));
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(c, a->chain, 32) == 1 && EVP_DigestUpdate(c, off, 8) == 1 &&
+             (len == 0 || EVP_DigestUpdate(c, rec, len) == 1) &&
+             EVP_DigestFinal_ex(c, md, &mdlen) == 1;
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return bk_err_set(e, BK_E_NOMEM, "cannot hash record %" PRId64, offset);
+    json_t *res = result_of(offset, rec, len);
+    *result = res ? json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(res);
+    if (*result == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    memcpy(a->chain, md, 32);
+    a->lpi = offset;
+    a->count++;
+    a->dirty = 1;
+    *applied = 1;
+    return BK_OK;
+}
+
+static int noop_sync(br2k_app *a, bk_err *e) {
+    if (!a->dirty)
+        return BK_OK;
+    char buf[256];
+    int n = state_text(a, buf, sizeof(buf));
+    if (bk_file_replace(a->path, buf, (size_t)n, e) != BK_OK)
+        return BK_ERR;
+    a->dirty = 0;
+    return BK_OK;
+}
+
+static int noop_snapshot(br2k_app *a, void **buf, size_t *len, int64_t *lpi, bk_err *e) {
+    char tmp[256];
+    int n = state_text(a, tmp, sizeof(tmp));
+    *buf = malloc((size_t)n);
+    if (*buf == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    memcpy(*buf, tmp, (size_t)n);
+    *len = (size_t)n;
+    *lpi = a->lpi;
+    return BK_OK;
+}
+
+static int noop_restore(br2k_app *a, const void *buf, size_t len, bk_err *e) {
+    char tmp[256];
+    if (len >= sizeof(tmp))
+        return bk_err_set(e, BK_E_INVAL, "no-op snapshot too long");
+    memcpy(tmp, buf, len);
+    tmp[len] = '\0';
+    br2k_app copy = *a;
+    if (parse_state(&copy, tmp, e) != BK_OK)
+        return BK_ERR;
+    copy.dirty = 1;
+    *a = copy;
+    return noop_sync(a, e);
+}
+
+static int noop_digest(br2k_app *a, char hex[65], bk_err *e) {
+    (void)e;
+    hex32(a->chain, hex);
+    return BK_OK;
+}
+
+static void noop_close(br2k_app *a) {
+    free(a);
+}
+
+const br2k_app_ops bk_noop_ops = {"noop",       noop_open,   noop_apply,
+                                  noop_sync,    NULL,        noop_snapshot,
+                                  noop_restore, noop_digest, noop_close};

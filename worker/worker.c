@@ -1,0 +1,993 @@
+/* worker.c - the worker runtime (see worker.h).
+ *
+ * Three threads, each with its own Redis connection:
+ *   main   reads the log, applies records in batches, and as leader runs
+ *          the external effects and commits results + SSI (fenced);
+ *   lease  takes the lease when free and caught up, renews it every
+ *          lease/3 (a long apply never starves it), writes the heartbeat
+ *          and the metrics hash every METRICS_MS;
+ *   watch  SUBSCRIBEs to the changes channel and wakes main when SSI moves.
+ * They share `shared` under one mutex; main waits on its condition.
+ *
+ * A batch, in order (I3, I5, I6):
+ *   1. mark first..last in flight (worker.pos, durable);
+ *   2. apply each record (stop after the current one on SIGTERM);
+ *   3. app->sync, then worker.pos = (last applied, its digest, no mark);
+ *   4. leader: external effect of each record, then ONE fenced commit of
+ *      the results and SSI = last applied. A FENCED reply: step down.
+ * Results of records applied as leader but not committed are kept ("held")
+ * until SSI covers them, so that this worker may lead again without
+ * losing their effects: the take script requires SSI to lie between the
+ * offset before the first held record and the LPI. */
+#include "worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kafka_conf.h"
+#include "keys.h"
+#include "log.h"
+#include "redis.h"
+#include "rlog.h"
+#include "sig.h"
+
+#define METRICS_MS 500       /* heartbeat and metrics period */
+#define ALIVE_TTL_MS 3000    /* TTL of alive-<id> */
+#define SSI_REFRESH_MS 1000  /* GET SSI when no notification came for this long */
+#define DIGEST_EVERY_MS 5000 /* state digest at least this often when busy */
+#define START_READ_MS 15000  /* wait for the record at LPI on start */
+
+enum role { R_STARTING, R_FOLLOWER, R_LEADER, R_STOPPING, R_STOPPED, R_FAILED };
+static const char *const role_names[] = {"starting", "follower", "leader",
+                                         "stopping", "stopped",  "failed"};
+
+typedef struct shared {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int changed;         /* something main waits for happened */
+    int resync;          /* the watch (re)subscribed: read SSI again */
+    int quit;            /* threads stop */
+    int64_t ssi;         /* highest SSI seen */
+    int64_t lease_epoch; /* lease held by the lease thread, 0: none */
+    int may_lead;        /* main allows taking the lease */
+    int64_t take_min, take_max;
+    /* metrics, written by main */
+    int role;
+    int64_t epoch, lpi, applied, rejected, changed_n, fenced, apply_ns, digest_lpi;
+    char digest[65];
+} shared;
+
+typedef struct held {
+    int64_t offset;
+    char *request_id; /* NULL: the result names no request */
+    char *json;
+    int ext_done;
+} held;
+
+typedef struct worker {
+    const bk_worker_opts *o;
+    shared s;
+    bk_redis *rm; /* main thread's connection */
+    bk_rlog *log;
+    br2k_app *app;
+    char pos_path[4096], topic[256], chan[BK_KEY_MAX];
+    bk_pos pos;
+    int role;
+    int64_t epoch, lead_from; /* leader: SSI when the lease was taken */
+    held *held;
+    size_t nheld, capheld;
+    int64_t last_digest_ms;
+    pthread_t lease_thr, watch_thr;
+    int threads;
+} worker;
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void wake(shared *s) {
+    s->changed = 1;
+    pthread_cond_broadcast(&s->cv);
+}
+
+/* ---- the lease thread: lease, heartbeat, metrics ---- */
+
+static void write_metrics(worker *w, bk_redis *r, int64_t *prev_applied, int64_t *prev_ns,
+                          int64_t *prev_ms) {
+    const bk_worker_opts *o = w->o;
+    int64_t ssv = 1;
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_ssv_get(r, o->service, o->id, &ssv, &e) != BK_OK)
+        BK_DEBUG("metrics: %s", e.msg);
+    pthread_mutex_lock(&w->s.mu);
+    shared m = w->s; /* a copy of the numbers (mutex and cond unused) */
+    pthread_mutex_unlock(&w->s.mu);
+    int64_t now = mono_ms(), end = bk_rlog_cached_end(w->log);
+    int64_t dt = now - *prev_ms > 0 ? now - *prev_ms : 1;
+    int64_t dn = m.applied - *prev_applied;
+    int64_t lag = end >= 0 ? end - 1 - m.lpi : -1;
+    char v[16][72];
+    const char *f[] = {"role",    "epoch",      "lpi",        "ssi",    "ssv",      "lag",
+                       "applied", "rejected",   "changed",    "fenced", "apply_us", "rps",
+                       "digest",  "digest_lpi", "updated_ms", "pid"};
+    snprintf(v[0], sizeof(v[0]), "%s", role_names[m.role]);
+    snprintf(v[1], sizeof(v[1]), "%" PRId64, m.epoch);
+    snprintf(v[2], sizeof(v[2]), "%" PRId64, m.lpi);
+    snprintf(v[3], sizeof(v[3]), "%" PRId64, m.ssi);
+    snprintf(v[4], sizeof(v[4]), "%" PRId64, ssv);
+    snprintf(v[5], sizeof(v[5]), "%" PRId64, lag < 0 ? 0 : lag);
+    snprintf(v[6], sizeof(v[6]), "%" PRId64, m.applied);
+    snprintf(v[7], sizeof(v[7]), "%" PRId64, m.rejected);
+    snprintf(v[8], sizeof(v[8]), "%" PRId64, m.changed_n);
+    snprintf(v[9], sizeof(v[9]), "%" PRId64, m.fenced);
+    snprintf(v[10], sizeof(v[10]), "%.1f",
+             dn > 0 ? (double)(m.apply_ns - *prev_ns) / (double)dn / 1000.0 : 0.0);
+    snprintf(v[11], sizeof(v[11]), "%.1f", (double)dn * 1000.0 / (double)dt);
+    snprintf(v[12], sizeof(v[12]), "%s", m.digest);
+    snprintf(v[13], sizeof(v[13]), "%" PRId64, m.digest_lpi);
+    snprintf(v[14], sizeof(v[14]), "%" PRId64, wall_ms());
+    snprintf(v[15], sizeof(v[15]), "%ld", (long)getpid());
+    const char *vals[16];
+    for (int i = 0; i < 16; i++)
+        vals[i] = v[i];
+    if (bk_metrics_write(r, o->service, o->id, f, vals, 16, &e) != BK_OK) {
+        BK_WARN("%s", e.msg);
+        return;
+    }
+    *prev_applied = m.applied;
+    *prev_ns = m.apply_ns;
+    *prev_ms = now;
+}
+
+static void lease_lost(worker *w, int64_t epoch, const char *why) {
+    pthread_mutex_lock(&w->s.mu);
+    if (w->s.lease_epoch == epoch) {
+        w->s.lease_epoch = 0;
+        wake(&w->s);
+    }
+    pthread_mutex_unlock(&w->s.mu);
+    BK_WARN("lease of epoch %" PRId64 " lost: %s", epoch, why);
+}
+
+static void *lease_main(void *arg) {
+    worker *w = arg;
+    const bk_worker_opts *o = w->o;
+    int tick = o->lease_ms / 3 > 10 ? o->lease_ms / 3 : 10;
+    bk_err e;
+    bk_err_clear(&e);
+    bk_redis *r = NULL;
+    int64_t last_ok = 0, next_metrics = 0, prev_applied = 0, prev_ns = 0,
+            prev_ms = mono_ms();
+    for (;;) {
+        pthread_mutex_lock(&w->s.mu);
+        int quit = w->s.quit, may = w->s.may_lead;
+        int64_t held = w->s.lease_epoch, lo = w->s.take_min, hi = w->s.take_max;
+        pthread_mutex_unlock(&w->s.mu);
+        if (quit)
+            break;
+        if (r == NULL) {
+            r = bk_redis_new(o->redis, tick > 100 ? tick : 100, &e);
+            if (r == NULL)
+                BK_WARN("lease thread: %s", e.msg);
+        }
+        int64_t now = mono_ms();
+        if (r != NULL && held > 0) {
+            if (bk_lease_renew(r, o->service, o->id, held, o->lease_ms, &e) == BK_OK)
+                last_ok = now;
+            else if (e.code == BK_E_FENCED)
+                lease_lost(w, held, e.msg);
+            else if (now - last_ok >= o->lease_ms)
+                lease_lost(w, held, e.msg);
+            else
+                BK_WARN("lease renewal failed (retrying): %s", e.msg);
+        } else if (held > 0 && now - last_ok >= o->lease_ms) {
+            lease_lost(w, held, "no Redis connection");
+        } else if (r != NULL && may) {
+            int64_t ep = 0;
+            if (bk_lease_take(r, o->service, o->id, lo, hi, o->lease_ms, &ep, &e) !=
+                BK_OK)
+                BK_WARN("%s", e.msg);
+            else if (ep > 0) {
+                last_ok = now;
+                pthread_mutex_lock(&w->s.mu);
+                w->s.lease_epoch = ep;
+                wake(&w->s);
+                pthread_mutex_unlock(&w->s.mu);
+                BK_INFO("took the lease with epoch %" PRId64, ep);
+            }
+        }
+        if (r != NULL && now >= next_metrics) {
+            if (bk_heartbeat(r, o->service, o->id, ALIVE_TTL_MS, &e) != BK_OK)
+                BK_WARN("%s", e.msg);
+            write_metrics(w, r, &prev_applied, &prev_ns, &prev_ms);
+            next_metrics = now + METRICS_MS;
+        }
+        int64_t left = tick - (mono_ms() - now);
+        if (left > 0)
+            sleep_ms((int)left);
+    }
+    bk_redis_free(r);
+    return NULL;
+}
+
+/* ---- the watch thread: SSI notifications ---- */
+
+static int64_t parse_i64(const char *s, size_t len, int *ok) {
+    int64_t v = 0;
+    *ok = len > 0 && len < 19;
+    for (size_t i = 0; *ok && i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            *ok = 0;
+        else
+            v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+static void on_message(worker *w, redisReply *rep) {
+    if (rep->type != REDIS_REPLY_ARRAY)
+        return;
+    if (rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rep->element[0]->str, "message") != 0 ||
+        rep->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    int ok = 0;
+    int64_t ssi = parse_i64(rep->element[2]->str, rep->element[2]->len, &ok);
+    pthread_mutex_lock(&w->s.mu);
+    if (ok && ssi > w->s.ssi)
+        w->s.ssi = ssi;
+    if (!ok)
+        w->s.resync = 1; /* another change (backup phase): look again */
+    wake(&w->s);
+    pthread_mutex_unlock(&w->s.mu);
+}
+
+static void *watch_main(void *arg) {
+    worker *w = arg;
+    char host[256];
+    int port = 0;
+    redisContext *c = NULL;
+    bk_redis_parse_addr(w->o->redis, host, sizeof(host), &port, NULL);
+    for (;;) {
+        pthread_mutex_lock(&w->s.mu);
+        int quit = w->s.quit;
+        pthread_mutex_unlock(&w->s.mu);
+        if (quit)
+            break;
+        if (c == NULL) {
+            struct timeval tv = {1, 0};
+            c = redisConnectWithTimeout(host, port, tv);
+            redisReply *rep = NULL;
+            if (c != NULL && c->err == 0) {
+                redisSetTimeout(c, tv);
+                rep = redisCommand(c, "SUBSCRIBE %s", w->chan);
+            }
+            if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+                if (rep)
+                    freeReplyObject(rep);
+                BK_WARN("cannot subscribe to '%s' (retrying): %s", w->chan,
+                        c && c->err ? c->errstr : "no reply");
+                if (c)
+                    redisFree(c);
+                c = NULL;
+                sleep_ms(500);
+                continue;
+            }
+            freeReplyObject(rep);
+            pthread_mutex_lock(&w->s.mu);
+            w->s.resync = 1; /* changes before the subscription were missed */
+            wake(&w->s);
+            pthread_mutex_unlock(&w->s.mu);
+        }
+        struct pollfd p = {c->fd, POLLIN, 0};
+        int n = poll(&p, 1, 200);
+        if (n <= 0)
+            continue;
+        if (redisBufferRead(c) != REDIS_OK) {
+            BK_WARN("subscription to '%s' lost: %s", w->chan, c->errstr);
+            redisFree(c);
+            c = NULL;
+            continue;
+        }
+        for (;;) {
+            void *rep = NULL;
+            if (redisGetReplyFromReader(c, &rep) != REDIS_OK) {
+                redisFree(c);
+                c = NULL;
+                break;
+            }
+            if (rep == NULL)
+                break;
+            on_message(w, rep);
+            freeReplyObject(rep);
+        }
+    }
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+/* ---- main thread helpers ---- */
+
+static void set_role(worker *w, int role, const char *why) {
+    if (w->role != role)
+        BK_INFO("role: %s -> %s (epoch %" PRId64 ", lpi %" PRId64 ")%s%s",
+                role_names[w->role], role_names[role], w->epoch, w->pos.lpi,
+                why ? ": " : "", why ? why : "");
+    w->role = role;
+    pthread_mutex_lock(&w->s.mu);
+    w->s.role = role;
+    w->s.epoch = w->epoch;
+    pthread_mutex_unlock(&w->s.mu);
+}
+
+static void publish_take_window(worker *w) {
+    pthread_mutex_lock(&w->s.mu);
+    w->s.take_max = w->pos.lpi;
+    w->s.take_min = w->nheld ? w->held[0].offset - 1 : w->pos.lpi;
+    pthread_mutex_unlock(&w->s.mu);
+}
+
+static void held_drop_upto(worker *w, int64_t ssi) {
+    size_t k = 0;
+    while (k < w->nheld && w->held[k].offset <= ssi) {
+        free(w->held[k].request_id);
+        free(w->held[k].json);
+        k++;
+    }
+    if (k == 0)
+        return;
+    memmove(w->held, w->held + k, (w->nheld - k) * sizeof(*w->held));
+    w->nheld -= k;
+    publish_take_window(w);
+}
+
+static int held_push(worker *w, int64_t offset, char *request_id, char *json, bk_err *e) {
+    if (w->nheld == w->capheld) {
+        size_t cap = w->capheld ? 2 * w->capheld : 256;
+        held *h = realloc(w->held, cap * sizeof(*h));
+        if (h == NULL)
+            return bk_err_set(e, BK_E_NOMEM, "out of memory");
+        w->held = h;
+        w->capheld = cap;
+    }
+    w->held[w->nheld++] = (held){offset, request_id, json, 0};
+    return BK_OK;
+}
+
+static void step_down(worker *w, const char *why) {
+    BK_WARN("fenced: stepping down from epoch %" PRId64 ": %s", w->epoch, why);
+    pthread_mutex_lock(&w->s.mu);
+    if (w->s.lease_epoch == w->epoch)
+        w->s.lease_epoch = 0;
+    w->s.fenced++;
+    pthread_mutex_unlock(&w->s.mu);
+    set_role(w, R_FOLLOWER, "fenced");
+}
+
+static int64_t shared_ssi(worker *w) {
+    pthread_mutex_lock(&w->s.mu);
+    int64_t v = w->s.ssi;
+    pthread_mutex_unlock(&w->s.mu);
+    return v;
+}
+
+static void raise_ssi(worker *w, int64_t ssi) {
+    pthread_mutex_lock(&w->s.mu);
+    if (ssi > w->s.ssi)
+        w->s.ssi = ssi;
+    pthread_mutex_unlock(&w->s.mu);
+}
+
+static int refresh_ssi(worker *w) {
+    int64_t ssi;
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_ssi_get(w->rm, w->o->service, &ssi, &e) != BK_OK) {
+        BK_WARN("%s", e.msg);
+        return BK_ERR;
+    }
+    raise_ssi(w, ssi);
+    return BK_OK;
+}
+
+/* Still the leader of w->epoch per the lease thread? */
+static int still_leader(worker *w) {
+    pthread_mutex_lock(&w->s.mu);
+    int yes = w->s.lease_epoch == w->epoch;
+    pthread_mutex_unlock(&w->s.mu);
+    return yes;
+}
+
+/* Run the external effects of the held records, then commit their results
+ * and SSI = LPI with one fenced script. Retries transient Redis failures
+ * while the lease is ours; FENCED (or a lost lease) steps down. */
+static int flush_held(worker *w) {
+    const bk_worker_opts *o = w->o;
+    bk_err e;
+    for (;;) {
+        bk_err_clear(&e);
+        if (!still_leader(w)) {
+            step_down(w, "the lease was lost");
+            return BK_OK;
+        }
+        int rc = BK_OK;
+        for (size_t i = 0; rc == BK_OK && i < w->nheld; i++) {
+            held *h = &w->held[i];
+            if (h->ext_done || o->app->external == NULL)
+                continue;
+            rc = o->app->external(w->app, w->rm, o->service, w->epoch, h->offset, h->json,
+                                  &e);
+            if (rc == BK_OK)
+                h->ext_done = 1;
+        }
+        if (rc == BK_OK) {
+            size_t n = 0;
+            bk_result_item *items = calloc(w->nheld ? w->nheld : 1, sizeof(*items));
+            if (items == NULL)
+                return bk_err_set(&e, BK_E_NOMEM, "out of memory");
+            for (size_t i = 0; i < w->nheld; i++)
+                if (w->held[i].request_id != NULL)
+                    items[n++] = (bk_result_item){w->held[i].request_id, w->held[i].json};
+            int64_t now = -1;
+            rc = bk_fenced_commit(w->rm, o->service, w->epoch, items, n, o->result_ttl_s,
+                                  w->pos.lpi, &now, &e);
+            free(items);
+            if (rc == BK_OK) {
+                raise_ssi(w, now);
+                held_drop_upto(w, w->pos.lpi);
+                return BK_OK;
+            }
+        }
+        if (e.code == BK_E_FENCED) {
+            step_down(w, e.msg);
+            return BK_OK;
+        }
+        if (bk_sig_stop) {
+            BK_WARN("stopping with %zu records not committed: %s", w->nheld, e.msg);
+            return BK_OK;
+        }
+        BK_WARN("leader commit failed (retrying): %s", e.msg);
+        sleep_ms(200);
+    }
+}
+
+/* Follower -> leader when the lease thread took the lease; leader ->
+ * follower when it lost it. */
+static void check_role(worker *w) {
+    pthread_mutex_lock(&w->s.mu);
+    int64_t le = w->s.lease_epoch;
+    pthread_mutex_unlock(&w->s.mu);
+    if (w->role == R_LEADER && le != w->epoch) {
+        step_down(w, "the lease was lost");
+        return;
+    }
+    if (w->role != R_FOLLOWER || le == 0)
+        return;
+    int64_t ssi;
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_ssi_get(w->rm, w->o->service, &ssi, &e) != BK_OK) {
+        BK_WARN("cannot start leading: %s", e.msg);
+        return;
+    }
+    raise_ssi(w, ssi);
+    held_drop_upto(w, ssi);
+    if (ssi > w->pos.lpi || (w->nheld && w->held[0].offset != ssi + 1) ||
+        (!w->nheld && ssi != w->pos.lpi)) {
+        /* the take script checked this; a mismatch is a bug: do not lead */
+        BK_ERROR("cannot lead with epoch %" PRId64 ": SSI %" PRId64 ", LPI %" PRId64
+                 ", %zu held results",
+                 le, ssi, w->pos.lpi, w->nheld);
+        bk_lease_release(w->rm, w->o->service, w->o->id, le, NULL);
+        pthread_mutex_lock(&w->s.mu);
+        w->s.lease_epoch = 0;
+        w->s.may_lead = 0; /* no take and release loop */
+        pthread_mutex_unlock(&w->s.mu);
+        return;
+    }
+    w->epoch = le;
+    w->lead_from = ssi;
+    char why[96];
+    snprintf(why, sizeof(why), "lease taken, SSI %" PRId64, ssi);
+    set_role(w, R_LEADER, why);
+    if (w->nheld)
+        flush_held(w);
+}
+
+/* The request id and status of a result (JSON text). */
+static void result_info(const char *json, char **request_id, int *rejected) {
+    *request_id = NULL;
+    *rejected = 0;
+    json_t *root = json_loads(json, 0, NULL);
+    if (root == NULL)
+        return;
+    const char *id = json_string_value(json_object_get(root, "id"));
+    const char *st = json_string_value(json_object_get(root, "status"));
+    if (id != NULL && *id != '\0')
+        *request_id = strdup(id);
+    *rejected = st != NULL && strcmp(st, "rejected") == 0;
+    json_decref(root);
+}
+
+static void update_digest(worker *w, int force) {
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&w->s.mu);
+    int same = w->s.digest_lpi == w->pos.lpi && w->s.digest[0];
+    pthread_mutex_unlock(&w->s.mu);
+    if (same || (!force && now - w->last_digest_ms < 100))
+        return;
+    char hex[65];
+    bk_err e;
+    bk_err_clear(&e);
+    if (w->o->app->digest(w->app, hex, &e) != BK_OK) {
+        BK_WARN("cannot compute the state digest: %s", e.msg);
+        return;
+    }
+    w->last_digest_ms = now;
+    pthread_mutex_lock(&w->s.mu);
+    memcpy(w->s.digest, hex, 65);
+    w->s.digest_lpi = w->pos.lpi;
+    pthread_mutex_unlock(&w->s.mu);
+}
+
+/* Apply recs[0..n-1] (contiguous offsets). BK_ERR: fatal. */
+static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
+    const br2k_app_ops *ops = w->o->app;
+    w->pos.inflight_first = recs[0]->offset;
+    w->pos.inflight_last = recs[n - 1]->offset;
+    if (bk_pos_write(w->pos_path, &w->pos, e) != BK_OK)
+        return BK_ERR;
+    int64_t applied = 0, rejected = 0, changed = 0, ns = 0;
+    size_t k = 0;
+    char digest[65] = "";
+    for (; k < n; k++) {
+        bk_rlog_rec *r = recs[k];
+        char *result = NULL;
+        int did = 0;
+        int64_t t0 = mono_ns();
+        if (ops->apply(w->app, r->offset, r->value, r->len, &result, &did, e) != BK_OK)
+            return bk_err_prefix(e, "cannot apply record %" PRId64, r->offset);
+        ns += mono_ns() - t0;
+        char *rid = NULL;
+        int rej = 0, lead = w->role == R_LEADER && r->offset > w->lead_from;
+        if (result != NULL && lead)
+            result_info(result, &rid, &rej);
+        else if (result != NULL) /* results are compact JSON (result.schema.json) */
+            rej = strstr(result, "\"status\":\"rejected\"") != NULL;
+        applied++;
+        rejected += rej;
+        changed += did != 0;
+        if (lead && result != NULL) {
+            if (held_push(w, r->offset, rid, result, e) != BK_OK) {
+                free(rid);
+                free(result);
+                return BK_ERR;
+            }
+        } else {
+            free(rid);
+            free(result);
+        }
+        if (k == n - 1 || bk_sig_stop) {
+            bk_record_digest(r->key, r->key_len, r->value, r->len, digest);
+            k++;
+            break; /* SIGTERM: finish the current record only */
+        }
+    }
+    int64_t t_applied = mono_ns();
+    if (ops->sync(w->app, e) != BK_OK)
+        return bk_err_prefix(e, "cannot sync the application state");
+    w->pos.lpi = recs[k - 1]->offset;
+    memcpy(w->pos.digest, digest, 65);
+    w->pos.inflight_first = w->pos.inflight_last = -1;
+    if (bk_pos_write(w->pos_path, &w->pos, e) != BK_OK)
+        return BK_ERR;
+    pthread_mutex_lock(&w->s.mu);
+    w->s.lpi = w->pos.lpi;
+    w->s.applied += applied;
+    w->s.rejected += rejected;
+    w->s.changed_n += changed;
+    w->s.apply_ns += ns;
+    pthread_mutex_unlock(&w->s.mu);
+    publish_take_window(w);
+    bk_err le;
+    bk_err_clear(&le);
+    if (bk_lpi_mirror(w->rm, w->o->service, w->o->id, w->pos.lpi, &le) != BK_OK)
+        BK_WARN("%s", le.msg);
+    int64_t t_durable = mono_ns();
+    if (w->role == R_LEADER)
+        flush_held(w);
+    BK_DEBUG(
+        "batch %" PRId64 "..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
+        "commit %.2f ms",
+        recs[0]->offset, w->pos.lpi, k, (double)ns / 1e6,
+        (double)(t_durable - t_applied) / 1e6, (double)(mono_ns() - t_durable) / 1e6);
+    return BK_OK;
+}
+
+/* Wait until something changes (SSI, lease, subscription), up to ms. */
+static void wait_change(worker *w, int ms) {
+    pthread_mutex_lock(&w->s.mu);
+    if (!w->s.changed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)ms * 1000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&w->s.cv, &w->s.mu, &ts);
+    }
+    w->s.changed = 0;
+    pthread_mutex_unlock(&w->s.mu);
+}
+
+/* ---- start-up: position, application, log (I1, I6) ---- */
+
+static int integrity(bk_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int integrity(bk_err *e, const char *fmt, ...) {
+    if (e != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+        va_end(ap);
+        e->code = BK_E_STATE;
+    }
+    return BK_EXIT_INTEGRITY;
+}
+
+static int open_state(worker *w, bk_err *e) {
+    const bk_worker_opts *o = w->o;
+    char appdir[4096];
+    if (mkdir(o->state_dir, 0755) != 0 && errno != EEXIST) {
+        bk_err_set(e, BK_E_IO, "cannot create state directory '%s': %s", o->state_dir,
+                   strerror(errno));
+        return BK_EXIT_ERROR;
+    }
+    if ((size_t)snprintf(w->pos_path, sizeof(w->pos_path), "%s/worker.pos",
+                         o->state_dir) >= sizeof(w->pos_path) ||
+        (size_t)snprintf(appdir, sizeof(appdir), "%s/app", o->state_dir) >=
+            sizeof(appdir)) {
+        bk_err_set(e, BK_E_INVAL, "state directory '%s' is too long", o->state_dir);
+        return BK_EXIT_CONFIG;
+    }
+    int exists = 0;
+    if (bk_pos_read(w->pos_path, &w->pos, &exists, e) != BK_OK)
+        return BK_EXIT_INTEGRITY;
+    if (exists && w->pos.inflight_first >= 0)
+        return integrity(e,
+                         "interrupted in the middle of records %" PRId64 "..%" PRId64
+                         " (in-flight mark in '%s'): the local state may be partly "
+                         "changed; it must be restored from the latest backup "
+                         "(get-the-latest-state), which this version cannot do",
+                         w->pos.inflight_first, w->pos.inflight_last, w->pos_path);
+    int64_t app_lpi = -1;
+    if (o->app->open(appdir, &w->app, &app_lpi, e) != BK_OK) {
+        bk_err_prefix(e, "cannot open application '%s'", o->app->name);
+        return BK_EXIT_ERROR;
+    }
+    if (!exists) {
+        if (app_lpi != -1)
+            return integrity(e,
+                             "application state in '%s' is at LPI %" PRId64
+                             " but there is no position file '%s'",
+                             appdir, app_lpi, w->pos_path);
+        w->pos = (bk_pos){-1, "", -1, -1};
+        if (bk_pos_write(w->pos_path, &w->pos, e) != BK_OK)
+            return BK_EXIT_ERROR;
+    } else if (w->pos.lpi != app_lpi) {
+        return integrity(e,
+                         "position file '%s' says LPI %" PRId64
+                         " but the application state is at %" PRId64,
+                         w->pos_path, w->pos.lpi, app_lpi);
+    }
+    return BK_EXIT_OK;
+}
+
+/* Check that the log is the one we were reading and position the reader
+ * at LPI + 1 (I1). */
+static int open_log(worker *w, bk_err *e) {
+    const bk_worker_opts *o = w->o;
+    if (bk_kafka_topic_name(o->service, w->topic, sizeof(w->topic), e) != BK_OK)
+        return BK_EXIT_CONFIG;
+    bk_rlog_settings ls = {o->kafka, w->topic, o->kafka_props, 10000};
+    w->log = bk_rlog_open(&ls, e);
+    if (w->log == NULL)
+        return BK_EXIT_CONFIG;
+    int64_t first = 0, end = 0, lpi = w->pos.lpi;
+    if (bk_rlog_offsets(w->log, &first, &end, e) != BK_OK)
+        return BK_EXIT_ERROR;
+    BK_INFO("log '%s' holds offsets %" PRId64 "..%" PRId64 "; LPI %" PRId64, w->topic,
+            first, end - 1, lpi);
+    if (end <= lpi)
+        return integrity(e,
+                         "log '%s' ends at offset %" PRId64 " but LPI is %" PRId64
+                         ": it is not the log this worker was reading (topic recreated "
+                         "or broker lost its data)",
+                         w->topic, end - 1, lpi);
+    if (first > lpi + 1)
+        return integrity(e,
+                         "log '%s' starts at offset %" PRId64 " but the next record to "
+                         "apply is %" PRId64 ": records were deleted; restoring from a "
+                         "backup is needed, which this version cannot do (I1)",
+                         w->topic, first, lpi + 1);
+    if (lpi < 0 || first == lpi + 1) {
+        if (lpi >= 0)
+            BK_WARN("record %" PRId64
+                    " (LPI) was deleted from the log: its digest cannot "
+                    "be checked",
+                    lpi);
+        return bk_rlog_seek(w->log, lpi + 1, e) == BK_OK ? BK_EXIT_OK : BK_EXIT_ERROR;
+    }
+    if (bk_rlog_seek(w->log, lpi, e) != BK_OK)
+        return BK_EXIT_ERROR;
+    bk_rlog_rec *r = NULL;
+    int64_t deadline = mono_ms() + START_READ_MS;
+    while (r == NULL && mono_ms() < deadline && !bk_sig_stop) {
+        int rc = bk_rlog_poll(w->log, 100, &r, e);
+        if (rc < 0)
+            return e->code == BK_E_RLOG_RANGE ? BK_EXIT_INTEGRITY : BK_EXIT_ERROR;
+    }
+    if (r == NULL) {
+        bk_err_set(e, BK_E_TIMEOUT, "cannot read record %" PRId64 " of log '%s'", lpi,
+                   w->topic);
+        return BK_EXIT_ERROR;
+    }
+    char hex[65];
+    bk_record_digest(r->key, r->key_len, r->value, r->len, hex);
+    int64_t off = r->offset;
+    bk_rlog_rec_free(r);
+    if (off != lpi || strcmp(hex, w->pos.digest) != 0)
+        return integrity(e,
+                         "record %" PRId64 " of log '%s' is not the record this worker "
+                         "applied at its LPI (digest %.12s..., expected %.12s...): the "
+                         "topic was recreated or the broker lost its data",
+                         off, w->topic, hex, w->pos.digest);
+    BK_INFO("record %" PRId64 " matches the digest of the last applied record", lpi);
+    return BK_EXIT_OK;
+}
+
+/* ---- the main loop ---- */
+
+static int run_loop(worker *w, bk_err *e) {
+    size_t cap = (size_t)w->o->batch_max;
+    bk_rlog_rec **batch = calloc(cap, sizeof(*batch));
+    bk_rlog_rec *peek = NULL;
+    int rc = BK_EXIT_OK;
+    int64_t last_ssi_read = mono_ms();
+    if (batch == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return BK_EXIT_ERROR;
+    }
+    while (!bk_sig_stop) {
+        check_role(w);
+        pthread_mutex_lock(&w->s.mu);
+        int resync = w->s.resync;
+        w->s.resync = 0;
+        pthread_mutex_unlock(&w->s.mu);
+        if (resync || mono_ms() - last_ssi_read >= SSI_REFRESH_MS) {
+            refresh_ssi(w);
+            last_ssi_read = mono_ms();
+        }
+        int64_t ssi = shared_ssi(w);
+        if (w->role == R_FOLLOWER && w->nheld)
+            held_drop_upto(w, ssi);
+        int64_t limit = w->role == R_LEADER ? INT64_MAX : ssi;
+        size_t n = 0;
+        while (n < cap) {
+            if (peek == NULL) {
+                int got = bk_rlog_poll(w->log, n == 0 ? 100 : 0, &peek, e);
+                if (got < 0) {
+                    rc = e->code == BK_E_RLOG_RANGE ? BK_EXIT_INTEGRITY : BK_EXIT_ERROR;
+                    if (rc == BK_EXIT_INTEGRITY)
+                        bk_err_prefix(e,
+                                      "never skipping ahead (I1); restoring from a "
+                                      "backup is needed, which this version cannot do");
+                    goto out;
+                }
+                if (got == 0)
+                    break;
+                int64_t want = w->pos.lpi + 1 + (int64_t)n;
+                if (peek->offset != want) {
+                    rc = integrity(e,
+                                   "log '%s' gave record %" PRId64 " where %" PRId64
+                                   " was expected: a gap is never skipped (I1)",
+                                   w->topic, peek->offset, want);
+                    goto out;
+                }
+            }
+            if (peek->offset > limit)
+                break;
+            batch[n++] = peek;
+            peek = NULL;
+        }
+        if (n == 0) {
+            update_digest(w, 0);
+            if (peek != NULL)
+                wait_change(w, 100); /* a follower waiting for SSI */
+            continue;
+        }
+        int prc = process_batch(w, batch, n, e);
+        for (size_t i = 0; i < n; i++)
+            bk_rlog_rec_free(batch[i]);
+        if (prc != BK_OK) {
+            rc = BK_EXIT_ERROR;
+            goto out;
+        }
+        if (mono_ms() - w->last_digest_ms >= DIGEST_EVERY_MS)
+            update_digest(w, 1);
+    }
+out:
+    bk_rlog_rec_free(peek);
+    free(batch);
+    return rc;
+}
+
+static int start_threads(worker *w, bk_err *e) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals go to the main thread */
+    int rc = pthread_create(&w->lease_thr, NULL, lease_main, w);
+    if (rc == 0) {
+        rc = pthread_create(&w->watch_thr, NULL, watch_main, w);
+        if (rc != 0) {
+            pthread_mutex_lock(&w->s.mu);
+            w->s.quit = 1;
+            pthread_mutex_unlock(&w->s.mu);
+            pthread_join(w->lease_thr, NULL);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return bk_err_set(e, BK_E_NOMEM, "cannot start a thread: %s", strerror(rc));
+    w->threads = 1;
+    return BK_OK;
+}
+
+static void stop_threads(worker *w) {
+    if (!w->threads)
+        return;
+    pthread_mutex_lock(&w->s.mu);
+    w->s.quit = 1;
+    pthread_mutex_unlock(&w->s.mu);
+    pthread_join(w->lease_thr, NULL);
+    pthread_join(w->watch_thr, NULL);
+    w->threads = 0;
+}
+
+static void shutdown_worker(worker *w, int rc) {
+    const bk_worker_opts *o = w->o;
+    bk_err e;
+    bk_err_clear(&e);
+    pthread_mutex_lock(&w->s.mu);
+    w->s.may_lead = 0;
+    pthread_mutex_unlock(&w->s.mu);
+    if (w->role != R_STARTING)
+        set_role(w, R_STOPPING, bk_sig_stop ? "signal" : NULL);
+    stop_threads(w); /* after this, nobody takes or renews the lease */
+    pthread_mutex_lock(&w->s.mu);
+    int64_t held = w->s.lease_epoch;
+    pthread_mutex_unlock(&w->s.mu);
+    set_role(w, rc == BK_EXIT_OK ? R_STOPPED : R_FAILED, NULL);
+    if (w->rm != NULL) {
+        if (held > 0 && bk_lease_release(w->rm, o->service, o->id, held, &e) != BK_OK)
+            BK_WARN("%s", e.msg);
+        else if (held > 0)
+            BK_INFO("released the lease of epoch %" PRId64, held);
+        if (bk_leave(w->rm, o->service, o->id, &e) != BK_OK)
+            BK_WARN("%s", e.msg);
+        if (w->log != NULL) {
+            int64_t a = 0, ns = 0, ms = mono_ms();
+            write_metrics(w, w->rm, &a, &ns, &ms); /* the final numbers */
+        }
+    }
+    held_drop_upto(w, INT64_MAX);
+    free(w->held);
+    if (w->app != NULL && o->app->close != NULL)
+        o->app->close(w->app);
+    bk_rlog_close(w->log);
+    bk_redis_free(w->rm);
+    pthread_cond_destroy(&w->s.cv);
+    pthread_mutex_destroy(&w->s.mu);
+}
+
+int bk_worker_run(const bk_worker_opts *o, bk_err *err) {
+    bk_err local, *e = err != NULL ? err : &local;
+    bk_err_clear(e);
+    if (bk_keys_check_id(o->id, e) != BK_OK ||
+        bk_keys_check_service(o->service, e) != BK_OK)
+        return BK_EXIT_CONFIG;
+    if (o->lease_ms < 30 || o->batch_max < 1) {
+        bk_err_set(e, BK_E_INVAL, "invalid lease (%d ms) or batch size (%d)", o->lease_ms,
+                   o->batch_max);
+        return BK_EXIT_CONFIG;
+    }
+    worker *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return BK_EXIT_ERROR;
+    }
+    w->o = o;
+    w->role = R_STARTING;
+    w->lead_from = INT64_MAX;
+    pthread_mutex_init(&w->s.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&w->s.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w->s.ssi = -1;
+    w->s.lpi = -1;
+    w->s.digest_lpi = -1;
+    int rc = BK_EXIT_OK;
+    if (bk_key_changes(w->chan, sizeof(w->chan), o->service, e) != BK_OK) {
+        rc = BK_EXIT_CONFIG;
+        goto out;
+    }
+    BK_INFO("worker '%s' of service '%s' starting: app %s, state '%s', lease %d ms",
+            o->id, o->service, o->app->name, o->state_dir, o->lease_ms);
+    rc = open_state(w, e);
+    if (rc != BK_EXIT_OK)
+        goto out;
+    w->rm = bk_redis_new(o->redis, 5000, e);
+    if (w->rm == NULL || bk_versions_init(w->rm, o->service, o->id, e) != BK_OK ||
+        refresh_ssi(w) != BK_OK) {
+        rc = BK_EXIT_ERROR;
+        goto out;
+    }
+    rc = open_log(w, e);
+    if (rc != BK_EXIT_OK)
+        goto out;
+    w->s.lpi = w->pos.lpi;
+    publish_take_window(w);
+    update_digest(w, 1);
+    if (start_threads(w, e) != BK_OK) {
+        rc = BK_EXIT_ERROR;
+        goto out;
+    }
+    set_role(w, R_FOLLOWER, NULL);
+    pthread_mutex_lock(&w->s.mu);
+    w->s.may_lead = 1;
+    pthread_mutex_unlock(&w->s.mu);
+    rc = run_loop(w, e);
+    if (rc == BK_EXIT_OK)
+        update_digest(w, 1);
+out:
+    if (rc != BK_EXIT_OK)
+        BK_ERROR("%s", e->msg);
+    shutdown_worker(w, rc);
+    if (rc == BK_EXIT_OK)
+        BK_INFO("stopped at LPI %" PRId64, w->pos.lpi);
+    free(w);
+    return rc;
+}

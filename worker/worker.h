@@ -1,0 +1,74 @@
+/* worker.h - the BR2K worker runtime (worker/README in ../shared/DESIGN.md).
+ *
+ * One worker per node. It reads the service's log from its LPI + 1 and
+ * applies every record to the application's local state; one worker, the
+ * holder of the fenced Redis lease, is the leader: it runs the external
+ * effects, publishes results and advances SSI; the others follow SSI.
+ *
+ * Files in the state directory:
+ *   app/        the application's state (with its own LPI)
+ *   worker.pos  "br2k-pos 1 <lpi> <sha256 of the record at lpi> <first> <last>":
+ *               the digest of the last applied record, checked on start
+ *               against the log (I1), and the in-flight mark (I6):
+ *               first..last are the offsets being applied (-1 -1: none).
+ *               Replaced atomically (write, fsync, rename, fsync dir). */
+#ifndef BK_WORKER_H
+#define BK_WORKER_H
+
+#include <stdint.h>
+
+#include "app.h"
+#include "err.h"
+
+/* Exit codes of br2k-worker. */
+#define BK_EXIT_OK 0
+#define BK_EXIT_ERROR 1     /* a runtime failure (I/O, application) */
+#define BK_EXIT_CONFIG 2    /* a bad option */
+#define BK_EXIT_INTEGRITY 3 /* refused to continue: I1 or I6 */
+
+typedef struct bk_worker_opts {
+    const char *id;
+    const char *service;
+    const char *redis;       /* HOST:PORT */
+    const char *kafka;       /* bootstrap servers */
+    const char *kafka_props; /* extra "k=v,..." librdkafka properties */
+    const char *state_dir;
+    const br2k_app_ops *app;
+    int lease_ms;     /* lease TTL; renewed every lease_ms / 3 */
+    int batch_max;    /* records per batch (one SSI update, one sync) */
+    int result_ttl_s; /* expiry of result keys, 0: never */
+} bk_worker_opts;
+
+/* Run the worker until SIGTERM/SIGINT (bk_sig_stop) or a fatal error.
+ * Returns an exit code above; on a non-zero one, `e` says why. */
+int bk_worker_run(const bk_worker_opts *o, bk_err *e);
+
+/* The no-op application: counts records and chains their SHA-256 (its
+ * digest), results carry the request id when the record has one. */
+extern const br2k_app_ops bk_noop_ops;
+
+/* ---- the position file (pure file I/O, unit-testable) ---- */
+
+typedef struct bk_pos {
+    int64_t lpi;                           /* -1: nothing applied */
+    char digest[65];                       /* of the record at lpi, "" if none */
+    int64_t inflight_first, inflight_last; /* -1 -1: no mark */
+} bk_pos;
+
+/* Read `path`: BK_OK with *exists = 0 when there is no file, 1 and *p
+ * filled otherwise; BK_ERR on a damaged file or an I/O error. */
+int bk_pos_read(const char *path, bk_pos *p, int *exists, bk_err *e);
+
+/* Replace `path` atomically and durably with *p. */
+int bk_pos_write(const char *path, const bk_pos *p, bk_err *e);
+
+/* SHA-256 of a record as 64 lowercase hex: over the key length (8 bytes,
+ * big endian), the key and the value. */
+void bk_record_digest(const void *key, size_t key_len, const void *value, size_t len,
+                      char hex[65]);
+
+/* Write `len` bytes to `path` atomically and durably (tmp file, fsync,
+ * rename, fsync of the directory). */
+int bk_file_replace(const char *path, const void *buf, size_t len, bk_err *e);
+
+#endif
