@@ -20,7 +20,6 @@
 
 #include "err.h"
 
-
 /* Standard header names of a BR2K request record. */
 #define BK_RLOG_H_REQUEST_ID "br2k-request-id" /* "<client>:<seq>" */
 #define BK_RLOG_H_SCHEMA "br2k-schema"         /* schema version, "1" */
