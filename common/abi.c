@@ -402,7 +402,7 @@ int bk_abi_decode_types(const uint8_t *data, size_t len, const bk_abi_type *type
                 return BK_ERR;
             continue;
         }
-        size_t off, dlen;
+        size_t off = 0, dlen = 0;
         if (word_size(w, len - 32, &off, "offset", i, e) != BK_OK)
             return BK_ERR;
         if (word_size(data + off, len - off - 32, &dlen, "length", i, e) != BK_OK)
