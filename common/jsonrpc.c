@@ -513,7 +513,7 @@ int bk_rpc_priority_fee(bk_rpc *c, uint64_t *fee, bk_err *e) {
     if (fee_history_reward(c, fee, &e1) == BK_OK)
         return BK_OK;
     BK_DEBUG("%s; trying eth_gasPrice", e1.msg);
-    uint64_t price, base;
+    uint64_t price = 0, base = 0;
     if (call_qty(c, "eth_gasPrice", NULL, &price, e) != BK_OK ||
         bk_rpc_base_fee(c, &base, e) != BK_OK)
         return BK_ERR;
@@ -540,7 +540,7 @@ int bk_rpc_parse_receipt(const json_t *j, bk_eth_receipt *r, bk_err *e) {
     memset(r, 0, sizeof *r);
     if (!json_is_object(j))
         return bk_err_set(e, BK_E_PROTO, "receipt: not an object");
-    uint64_t status;
+    uint64_t status = 0;
     if (bk_rpc_parse_qty(json_object_get(j, "status"), &status, e) != BK_OK ||
         bk_rpc_parse_qty(json_object_get(j, "blockNumber"), &r->block_number, e) !=
             BK_OK ||
