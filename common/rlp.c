@@ -195,7 +195,7 @@ int bk_rlp_decode(const uint8_t *in, size_t inlen, bk_rlp_item *it, size_t *used
 }
 
 int bk_rlp_decode_all(const uint8_t *in, size_t inlen, bk_rlp_item *it, bk_err *e) {
-    size_t used;
+    size_t used = 0;
     if (bk_rlp_decode(in, inlen, it, &used, e) != BK_OK)
         return BK_ERR;
     if (used != inlen)
@@ -212,7 +212,7 @@ int bk_rlp_list(const bk_rlp_item *list, bk_rlp_item *items, size_t max, size_t 
     while (off < list->len) {
         if (*n >= max)
             return bk_err_set(e, BK_E_PROTO, "rlp: list has more than %zu items", max);
-        size_t used;
+        size_t used = 0;
         if (bk_rlp_decode(list->payload + off, list->len - off, &items[*n], &used, e) !=
             BK_OK)
             return bk_err_prefix(e, "item %zu", *n);
