@@ -9,12 +9,14 @@ stack_cleanup() { "$STACK" down --dir "$T/a" >/dev/null 2>&1 || true; "$STACK" d
 trap 'rc=$?; stack_cleanup; (exit $rc); cleanup' EXIT
 
 "$STACK" up --dir "$T/a" >"$T/up-a.log"
-"$STACK" up --dir "$T/b" --service other >"$T/up-b.log"
+"$STACK" up --dir "$T/b" --service other --workers 0 >"$T/up-b.log"
 pass "two stacks up side by side"
 
+running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; }
 pids_of() { jq -r '.parts[].pid' "$1/stack.json"; }
 A_PIDS=$(pids_of "$T/a"); B_PIDS=$(pids_of "$T/b")
-[ "$(echo "$A_PIDS" | wc -l)" -eq 3 ] || fail "stack a should record 3 processes"
+[ "$(echo "$A_PIDS" | wc -l)" -eq 6 ] || fail "stack a should record 6 processes (3 servers, 3 workers)"
+[ "$(echo "$B_PIDS" | wc -l)" -eq 3 ] || fail "stack b should record 3 processes"
 
 # each part answers, in both stacks, on different ports
 "$STACK" status --dir "$T/a" --json >"$T/status-a.json" || fail "stack a status"
@@ -30,6 +32,23 @@ jq -r .answers.kafka.detail "$T/status-b.json" | grep -q "br2k.other.requests" |
   "$BIN/br2k" ping >/dev/null || fail "br2k ping with the stack's env" )
 pass "status and env"
 
+# pause-leader and kill-leader act on the current leader: a new one takes over
+status_a() { env BR2K_REDIS="$(jq -r .redis "$T/a/stack.json")" "$BIN/br2k" status --json; }
+epoch_above() { [ "$(status_a | jq -r '.leader.epoch // 0')" -gt "$1" ]; }
+wait_for 20 epoch_above 0 || fail "no leader in stack a"
+read -r L1 E1 < <(status_a | jq -r '"\(.leader.id) \(.leader.epoch)"')
+"$STACK" pause-leader 2 --dir "$T/a" >"$T/pause.log" || fail "pause-leader: $(cat "$T/pause.log")"
+grep -q "paused leader $L1" "$T/pause.log" || fail "pause-leader did not pause $L1"
+wait_for 10 epoch_above "$E1" || fail "no new leader after pausing $L1"
+read -r L2 E2 < <(status_a | jq -r '"\(.leader.id) \(.leader.epoch)"')
+"$STACK" kill-leader --dir "$T/a" >"$T/kill.log" || fail "kill-leader"
+grep -q "killed leader $L2" "$T/kill.log" || fail "kill-leader did not kill $L2"
+kpid=$(jq -r --arg id "$L2" '.parts[] | select(.id == $id) | .pid' "$T/a/stack.json")
+sleep 0.5
+! running "$kpid" || fail "kill-leader left $L2 (pid $kpid) running"
+wait_for 20 epoch_above "$E2" || fail "no new leader after killing $L2"
+pass "pause-leader ($L1, epoch $E1 -> $E2) and kill-leader ($L2)"
+
 # up on a running DIR says so and exits non-zero, touching nothing
 if "$STACK" up --dir "$T/a" 2>"$T/up-again.err"; then fail "second up on a running dir succeeded"; fi
 grep -q "already running" "$T/up-again.err" || fail "second up: $(cat "$T/up-again.err")"
@@ -41,7 +60,6 @@ if "$STACK" up --dir "$T/c" --workers many 2>"$T/bad.err"; then fail "bad --work
 [ "$(cat "$T/bad.err")" = "stack: invalid value 'many' for '--workers': expected an integer from 0 to 64" ] ||
     fail "bad option message: $(cat "$T/bad.err")"
 
-running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; }
 "$STACK" down --dir "$T/a" >/dev/null
 for p in $A_PIDS; do running "$p" && fail "stack a left pid $p running"; done
 for p in $B_PIDS; do running "$p" || fail "stack a's down stopped stack b's pid $p"; done
