@@ -542,6 +542,19 @@ static void result_info(const char *json, char **request_id, int *rejected) {
     json_decref(root);
 }
 
+/* The request id of the record's br2k-request-id header, when the record's
+ * own body could not name one (malformed JSON, oversize): NULL if absent or
+ * not "<client>:<seq>". Every replica sees the same header. */
+static char *header_request_id(const bk_rlog_rec *r) {
+    const void *v = NULL;
+    size_t len = 0;
+    if (bk_rlog_rec_header(r, BK_RLOG_H_REQUEST_ID, &v, &len, NULL) != BK_OK ||
+        len == 0 || len > 200 || memchr(v, ':', len) == NULL ||
+        memchr(v, '\0', len) != NULL)
+        return NULL;
+    return strndup(v, len);
+}
+
 static void update_digest(worker *w, int force) {
     int64_t now = mono_ms();
     pthread_mutex_lock(&w->s.mu);
@@ -583,9 +596,11 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         ns += mono_ns() - t0;
         char *rid = NULL;
         int rej = 0, lead = w->role == R_LEADER && r->offset > w->lead_from;
-        if (result != NULL && lead)
+        if (result != NULL && lead) {
             result_info(result, &rid, &rej);
-        else if (result != NULL) /* results are compact JSON (result.schema.json) */
+            if (rid == NULL) /* unparseable request: the producer's header names it */
+                rid = header_request_id(r);
+        } else if (result != NULL) /* results are compact JSON (result.schema.json) */
             rej = strstr(result, "\"status\":\"rejected\"") != NULL;
         applied++;
         rejected += rej;
