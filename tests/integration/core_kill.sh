@@ -36,6 +36,19 @@ for w in "${rest[@]}"; do
 done
 pass "nothing lost, nothing applied twice: ${rest[*]} at $last, 5000 results"
 
+# a client that lost its answer in the kill retries with the same request
+# id: it gets the first result (the one stored before the kill)
+for w in "${rest[@]}"; do start_worker "$w"; done
+wait_for 15 has_leader || fail "no leader after the restart"
+first=$(rc_ GET "br2k:{$SVC}:result:load:10")
+[ -n "$first" ] || fail "no stored result for load:10"
+again=$(printf '{"v":1,"id":{"client":"load","seq":10},"op":"noop","payload":{},"ts":0,"sig":"0x"}' |
+    "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --wait-ms 20000 2>&1) || fail "retry: $again"
+[ "$(echo "$again" | jq -cS .)" = "$(echo "$first" | jq -cS .)" ] ||
+    fail "the retry got another result: $again, first $first"
+pass "a retry with the same request id gets the first result"
+for w in "${rest[@]}"; do stop_worker "$w"; done
+
 start_worker "$old"
 done_or_dead() { at "$last" "$old" || ! kill -0 "${WPID[$old]}" 2>/dev/null; }
 wait_for 30 done_or_dead || true
