@@ -21,6 +21,7 @@
 #include "kafka_conf.h"
 #include "log.h"
 #include "redis.h"
+#include "registry_cli.h"
 
 static bk_cfg_opt opts[] = {
     {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},
@@ -47,6 +48,8 @@ static const char epilog[] =
     "  verify [--json] [--timeout-ms MS]\n"
     "                  compare the state digests of the replicas at the same LPI;\n"
     "                  exit 0 only when they are consistent\n"
+    "  registry deploy|show|log\n"
+    "                  the service registry contract on Ethereum (br2k registry help)\n"
     "  ping            check that Redis answers PING, that the Kafka brokers list the\n"
     "                  service topic, and that the Ethereum node answers eth_chainId;\n"
     "                  exit 0 only when all configured parts answer\n"
@@ -279,6 +282,9 @@ int main(int argc, char **argv) {
         rc = cmd_status(&g, argc - argi, argv + argi);
     } else if (strcmp(cmd, "verify") == 0) {
         rc = cmd_verify(&g, argc - argi, argv + argi);
+    } else if (strcmp(cmd, "registry") == 0) {
+        rc = bk_registry_cli(argc - argi, argv + argi, bk_cfg_str(&cfg, "eth-rpc"),
+                             g.json);
     } else {
         fprintf(stderr, "br2k: unknown command '%s' (see br2k --help)\n", cmd);
         rc = 2;
