@@ -15,8 +15,8 @@ pass "two stacks up side by side"
 running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; }
 pids_of() { jq -r '.parts[].pid' "$1/stack.json"; }
 A_PIDS=$(pids_of "$T/a"); B_PIDS=$(pids_of "$T/b")
-[ "$(echo "$A_PIDS" | wc -l)" -eq 6 ] || fail "stack a should record 6 processes (3 servers, 3 workers)"
-[ "$(echo "$B_PIDS" | wc -l)" -eq 3 ] || fail "stack b should record 3 processes"
+[ "$(echo "$A_PIDS" | wc -l)" -eq 7 ] || fail "stack a should record 7 processes (3 servers, registryd, 3 workers)"
+[ "$(echo "$B_PIDS" | wc -l)" -eq 4 ] || fail "stack b should record 4 processes"
 
 # each part answers, in both stacks, on different ports
 "$STACK" status --dir "$T/a" --json >"$T/status-a.json" || fail "stack a status"
@@ -48,6 +48,16 @@ sleep 0.5
 ! running "$kpid" || fail "kill-leader left $L2 (pid $kpid) running"
 wait_for 20 epoch_above "$E2" || fail "no new leader after killing $L2"
 pass "pause-leader ($L1, epoch $E1 -> $E2) and kill-leader ($L2)"
+
+# the registry contract was deployed with the access information, and
+# registryd recorded every leader change on the chain
+reg_show() { env BR2K_ETH_RPC="$(jq -r .eth_rpc "$T/a/stack.json")" \
+    BR2K_REGISTRY="$(jq -r .registry "$T/a/stack.json")" "$BIN/br2k" registry show --json; }
+reg_epoch_above() { [ "$(reg_show | jq -r '.leader.epoch // 0')" -gt "$1" ]; }
+wait_for 20 reg_epoch_above "$E2" || fail "the chain's leader record: $(reg_show)"
+reg_show | jq -e --arg k "$(jq -r .kafka "$T/a/stack.json")" '.accessInfo.bootstrap == $k' >/dev/null ||
+    fail "access information: $(reg_show)"
+pass "registry: access information published, leader record at epoch $(reg_show | jq .leader.epoch)"
 
 # up on a running DIR says so and exits non-zero, touching nothing
 if "$STACK" up --dir "$T/a" 2>"$T/up-again.err"; then fail "second up on a running dir succeeded"; fi
