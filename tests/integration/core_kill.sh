@@ -47,6 +47,8 @@ again=$(printf '{"v":1,"id":{"client":"load","seq":10},"op":"noop","payload":{},
 [ "$(echo "$again" | jq -cS .)" = "$(echo "$first" | jq -cS .)" ] ||
     fail "the retry got another result: $again, first $first"
 pass "a retry with the same request id gets the first result"
+last=$((last + 1)) # the retry is a record of its own
+wait_for 30 at "$last" "${rest[@]}" || { show "${rest[@]}"; fail "survivors did not apply the retry"; }
 for w in "${rest[@]}"; do stop_worker "$w"; done
 
 start_worker "$old"
@@ -56,6 +58,7 @@ rc=0
 if kill -0 "${WPID[$old]}" 2>/dev/null && at "$last" "$old"; then
     pass "$old was killed between batches: restarted and caught up"
 else
+    kill -0 "${WPID[$old]}" 2>/dev/null && { show "$old"; fail "$old neither caught up nor stopped"; }
     wait "${WPID[$old]}" || rc=$?
     [ "$rc" -eq 3 ] || { show "$old"; fail "$old neither caught up nor refused (exit $rc)"; }
     grep -q "interrupted in the middle of records" "$T/$old.log" || fail "no clear I6 error"
