@@ -30,3 +30,14 @@ contract=$(awk '/^contract /{print $2}' "$T/itest.out")
 [ "$("$CAST" compute-address --nonce 1 "$SENDER" | awk '{print $3}')" = "$contract" ] ||
     fail "contract address is not sender's nonce-1 address"
 pass "contract deployed at $contract"
+
+# live: the raw bytes of our transfer, as anvil stored them, decode with
+# `cast decode-transaction` to our fields and our sender
+hash=$("$CAST" block 1 --json --rpc-url "$ETH_RPC" | jq -r '.transactions[0]')
+raw=$("$CAST" rpc --rpc-url "$ETH_RPC" eth_getRawTransactionByHash "$hash" | jq -r .)
+"$CAST" decode-transaction "$raw" | jq -r 'if type == "string" then fromjson else . end' >"$T/decoded.json"
+jq -e --arg s "${SENDER,,}" --arg r "${RECIPIENT,,}" \
+    '.signer == $s and .to == $r and .type == "0x2" and .chainId == "0x7a69" and .nonce == "0x0"
+     and .value == "0x14d1120d7b160000"' "$T/decoded.json" >/dev/null ||
+    fail "cast decodes our transaction differently: $(cat "$T/decoded.json")"
+pass "cast decode-transaction of our signed transfer: signer $SENDER, to $RECIPIENT, 1.5 ether"
