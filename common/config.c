@@ -274,6 +274,10 @@ int bk_cfg_bool(const bk_cfg *cfg, const char *name) {
     return (int)must_find(cfg, name)->ival;
 }
 
+int bk_cfg_source(const bk_cfg *cfg, const char *name) {
+    return must_find(cfg, name)->src;
+}
+
 void bk_cfg_help(const bk_cfg *cfg, FILE *out) {
     fprintf(out,
             "Usage: %s %s\n\n%s\n\nOptions (flag, then environment, then --config file, "

@@ -81,6 +81,9 @@ const char *bk_cfg_str(const bk_cfg *cfg, const char *name);
 long long bk_cfg_int(const bk_cfg *cfg, const char *name);
 int bk_cfg_bool(const bk_cfg *cfg, const char *name);
 
+/* Where a value came from (BK_SRC_DEFAULT, _FILE, _ENV or _FLAG). */
+int bk_cfg_source(const bk_cfg *cfg, const char *name);
+
 /* Print usage, the summary and the options with defaults and env names. */
 void bk_cfg_help(const bk_cfg *cfg, FILE *out);
 

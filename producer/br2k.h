@@ -89,6 +89,21 @@ typedef void (*br2k_event_cb)(const br2k_event *ev);
 /* Flags of br2k_submit(). */
 #define BR2K_WANT_RESULT 1 /* also wait for the leader's result */
 
+/* Where br2k_discover puts the strings it found (the settings point here). */
+typedef struct br2k_discovery {
+    char kafka[1024];
+    char redis[256];
+    char service[201];
+} br2k_discovery;
+
+/* Find the service from its registry contract alone, as the paper's clients
+ * do: read the access information at `registry` (0x address) from the first
+ * answering URL of `eth_rpc` (comma-separated) and set s->kafka, s->service
+ * and (when the registry names a redis:// results location) s->redis, all
+ * pointing into *d. Other fields of *s are left as they are. Returns
+ * BR2K_OK, or BR2K_ERR with *err naming what failed. */
+int br2k_discover(const char *eth_rpc, const char *registry, br2k_discovery *d,
+                  br2k_settings *s, br2k_error *err);
 /* Connect. `s` NULL means the BR2K_* environment: BR2K_KAFKA, BR2K_REDIS,
  * BR2K_SERVICE, BR2K_KAFKA_PROPS. Creates the idempotent Kafka producer
  * (acks=all) at once; Redis is connected at the first result wait, so a

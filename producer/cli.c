@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "br2k.h"
 #include "cli.h"
 #include "config.h"
 #include "err.h"
@@ -31,6 +32,10 @@ static bk_cfg_opt opts[] = {
      0, 0},
     {"kafka-props", BK_CFG_STR, "", 0, 0, NULL,
      "extra librdkafka properties k=v,k=v (TLS, SASL, ...)", NULL, 0, 0},
+    {"registry", BK_CFG_STR, "", 0, 0, NULL,
+     "registry contract address: with no --kafka, find the service from its access "
+     "information on the chain (needs --eth-rpc)",
+     NULL, 0, 0},
     {"eth-rpc", BK_CFG_STR, "", 0, 0, NULL,
      "Ethereum JSON-RPC URLs, comma-separated, tried in turn", NULL, 0, 0},
     {"timeout-ms", BK_CFG_INT, "3000", 100, 600000, NULL, "timeout of each network check",
@@ -268,6 +273,26 @@ int main(int argc, char **argv) {
                      bk_log_parse_level(bk_cfg_str(&cfg, "log-level")),
                      bk_cfg_bool(&cfg, "log-json")};
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    br2k_discovery found;
+    if (g.kafka[0] == '\0' && bk_cfg_str(&cfg, "registry")[0] != '\0' &&
+        strcmp(cmd, "registry") != 0 && strcmp(cmd, "help") != 0) {
+        /* the paper's clients find the service through the registry alone */
+        br2k_settings s = {g.kafka, g.redis, g.service, g.kafka_props, 0, 0};
+        br2k_error err;
+        if (br2k_discover(bk_cfg_str(&cfg, "eth-rpc"), bk_cfg_str(&cfg, "registry"),
+                          &found, &s, &err) != BR2K_OK) {
+            fprintf(stderr, "br2k: %s\n", err.msg);
+            curl_global_cleanup();
+            bk_cfg_release(&cfg);
+            return 2;
+        }
+        g.kafka = s.kafka;
+        g.service = s.service;
+        if (bk_cfg_source(&cfg, "redis") == BK_SRC_DEFAULT)
+            g.redis = s.redis;
+        BK_DEBUG("found service '%s' through registry %s: kafka %s, redis %s", g.service,
+                 bk_cfg_str(&cfg, "registry"), g.kafka, g.redis);
+    }
     if (strcmp(cmd, "help") == 0) {
         bk_cfg_help(&cfg, stdout);
         rc = 0;
