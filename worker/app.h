@@ -60,6 +60,19 @@ typedef struct br2k_app_ops {
     int (*digest)(br2k_app *app, char hex[65], bk_err *e);
 
     void (*close)(br2k_app *app); /* NULL is fine */
+
+    /* Optional (NULL: the worker calls `external` for each record): the
+     * external effects of n records at once, offsets[] increasing, with
+     * their results[]. Must leave exactly the state that calling
+     * `external` for each in turn would, with the same idempotence per
+     * offset (I5) and fencing (I2); meant to cost one round trip (and one
+     * Redis fsync) per batch instead of one per record. On BK_ERR the
+     * worker retries the whole call (the per-offset idempotence makes a
+     * partly done call harmless). Added for speed; leave it NULL if in
+     * doubt. */
+    int (*external_many)(br2k_app *app, bk_redis *r, const char *svc, int64_t epoch,
+                         const int64_t *offsets, const char *const *results, size_t n,
+                         bk_err *e);
 } br2k_app_ops;
 
 #endif

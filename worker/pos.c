@@ -88,14 +88,85 @@ int bk_file_replace(const char *path, const void *buf, size_t len, bk_err *e) {
     return BK_OK;
 }
 
+/* FNV-1a (32 bits) of s[0..n-1]: the check field of the fixed-size text
+ * files written in place (a torn or damaged line is refused). */
+uint32_t bk_text_check(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+int bk_fixed_line(char *buf, size_t size, size_t width, int n) {
+    if (n < 0 || (size_t)n + 11 + 1 > width || width > size)
+        return -1;
+    uint32_t c = bk_text_check(buf, (size_t)n);
+    int m = snprintf(buf + n, size - (size_t)n, " c%08x", c);
+    if (m < 0)
+        return -1;
+    size_t len = (size_t)n + (size_t)m;
+    memset(buf + len, ' ', width - 1 - len);
+    buf[width - 1] = '\n';
+    return (int)width;
+}
+
+int bk_file_overwrite(int *fd, const char *path, const void *buf, size_t len, bk_err *e) {
+    if (*fd < 0) {
+        int f = open(path, O_WRONLY | O_CLOEXEC);
+        off_t size = f >= 0 ? lseek(f, 0, SEEK_END) : -1;
+        if (f < 0 || size != (off_t)len) {
+            /* missing or of another size (an older format): replace it
+             * once, so that later overwrites never change its size */
+            if (f >= 0)
+                close(f);
+            if (bk_file_replace(path, buf, len, e) != BK_OK)
+                return BK_ERR;
+            f = open(path, O_WRONLY | O_CLOEXEC);
+            if (f < 0)
+                return bk_err_set(e, BK_E_IO, "cannot open '%s': %s", path,
+                                  strerror(errno));
+            *fd = f;
+            return BK_OK;
+        }
+        *fd = f;
+    }
+    const char *p = buf;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = pwrite(*fd, p + off, len - off, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return bk_err_set(e, BK_E_IO, "cannot write '%s': %s", path, strerror(errno));
+        off += (size_t)n;
+    }
+    if (fdatasync(*fd) != 0)
+        return bk_err_set(e, BK_E_IO, "cannot sync '%s': %s", path, strerror(errno));
+    return BK_OK;
+}
+
+static int pos_text(const bk_pos *p, char *buf, size_t size) {
+    int n = snprintf(buf, size, "br2k-pos 1 %" PRId64 " %s %" PRId64 " %" PRId64, p->lpi,
+                     p->digest[0] ? p->digest : "-", p->inflight_first, p->inflight_last);
+    return bk_fixed_line(buf, size, BK_POS_WIDTH, n);
+}
+
 int bk_pos_write(const char *path, const bk_pos *p, bk_err *e) {
     char buf[256];
-    int n = snprintf(buf, sizeof(buf),
-                     "br2k-pos 1 %" PRId64 " %s %" PRId64 " %" PRId64 "\n", p->lpi,
-                     p->digest[0] ? p->digest : "-", p->inflight_first, p->inflight_last);
-    if (n < 0 || (size_t)n >= sizeof(buf))
+    int n = pos_text(p, buf, sizeof(buf));
+    if (n < 0)
         return bk_err_set(e, BK_E_INVAL, "position too long for '%s'", path);
     return bk_file_replace(path, buf, (size_t)n, e);
+}
+
+int bk_pos_store(int *fd, const char *path, const bk_pos *p, bk_err *e) {
+    char buf[256];
+    int n = pos_text(p, buf, sizeof(buf));
+    if (n < 0)
+        return bk_err_set(e, BK_E_INVAL, "position too long for '%s'", path);
+    return bk_file_overwrite(fd, path, buf, (size_t)n, e);
 }
 
 static int parse_i64(const char *s, int64_t *v) {
@@ -122,11 +193,26 @@ int bk_pos_read(const char *path, bk_pos *p, int *exists, bk_err *e) {
     if (got == NULL)
         return bk_err_set(e, BK_E_INVAL, "damaged position file '%s': empty", path);
     line[strcspn(line, "\n")] = '\0';
-    char *fields[6], *save = NULL;
+    char copy[256];
+    memcpy(copy, line, strlen(line) + 1);
+    char *fields[8], *save = NULL;
     int nf = 0;
-    for (char *t = strtok_r(line, " ", &save); t != NULL && nf < 6;
+    for (char *t = strtok_r(line, " ", &save); t != NULL && nf < 8;
          t = strtok_r(NULL, " ", &save))
         fields[nf++] = t;
+    /* an optional 7th field "c<8 hex>" checks the text before it
+     * (bk_fixed_line): a torn or damaged line is refused */
+    if (nf == 7) {
+        char want[16];
+        size_t at = (size_t)(fields[6] - line);
+        while (at > 0 && copy[at - 1] == ' ')
+            at--;
+        snprintf(want, sizeof(want), "c%08x", bk_text_check(copy, at));
+        if (strcmp(fields[6], want) != 0)
+            return bk_err_set(e, BK_E_INVAL, "damaged position file '%s': bad check",
+                              path);
+        nf = 6;
+    }
     if (nf != 6 || strcmp(fields[0], "br2k-pos") != 0 || strcmp(fields[1], "1") != 0 ||
         parse_i64(fields[2], &p->lpi) != 0 || parse_i64(fields[4], &p->inflight_first) ||
         parse_i64(fields[5], &p->inflight_last) ||

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jscan.h"
 #include "kafka_conf.h"
 #include "keys.h"
 #include "log.h"
@@ -47,6 +48,7 @@
 #define SSI_REFRESH_MS 1000  /* GET SSI when no notification came for this long */
 #define DIGEST_EVERY_MS 5000 /* state digest at least this often when busy */
 #define START_READ_MS 15000  /* wait for the record at LPI on start */
+#define MIRROR_MS 50         /* LPI-<id> written at most this often while busy */
 
 enum role { R_STARTING, R_FOLLOWER, R_LEADER, R_STOPPING, R_STOPPED, R_FAILED };
 static const char *const role_names[] = {"starting", "follower", "leader",
@@ -88,6 +90,12 @@ typedef struct worker {
     held *held;
     size_t nheld, capheld;
     int64_t last_digest_ms;
+    int pos_fd;                  /* worker.pos, open for overwrites (-1: not yet) */
+    bk_rlog_rec **q;             /* records read and not applied yet, in order */
+    size_t nq;                   /* ... how many (at most batch_max) */
+    int q_rc;                    /* exit code of a failed read (BK_EXIT_OK: none) */
+    int64_t rnext;               /* offset of the next record read from the log */
+    int64_t mirrored, mirror_ms; /* last LPI-<id> written, and when */
     pthread_t lease_thr, watch_thr;
     int threads;
 } worker;
@@ -431,6 +439,31 @@ static int still_leader(worker *w) {
     return yes;
 }
 
+#define EXTERNAL_CHUNK 1000 /* records per external_many call */
+
+/* The external effects of the held records not done yet, EXTERNAL_CHUNK
+ * at a time, with the application's external_many. */
+static int external_many(worker *w, bk_err *e) {
+    const bk_worker_opts *o = w->o;
+    int64_t offs[EXTERNAL_CHUNK];
+    const char *res[EXTERNAL_CHUNK];
+    size_t i = 0;
+    while (i < w->nheld) {
+        size_t n = 0, first = i;
+        for (; i < w->nheld && n < EXTERNAL_CHUNK; i++)
+            if (!w->held[i].ext_done) {
+                offs[n] = w->held[i].offset;
+                res[n++] = w->held[i].json;
+            }
+        if (n > 0 && o->app->external_many(w->app, w->rm, o->service, w->epoch, offs, res,
+                                           n, e) != BK_OK)
+            return BK_ERR;
+        for (size_t j = first; j < i; j++)
+            w->held[j].ext_done = 1;
+    }
+    return BK_OK;
+}
+
 /* Run the external effects of the held records, then commit their results
  * and SSI = LPI with one fenced script. Retries transient Redis failures
  * while the lease is ours; FENCED (or a lost lease) steps down. */
@@ -444,6 +477,8 @@ static int flush_held(worker *w) {
             return BK_OK;
         }
         int rc = BK_OK;
+        if (o->app->external_many != NULL)
+            rc = external_many(w, &e);
         for (size_t i = 0; rc == BK_OK && i < w->nheld; i++) {
             held *h = &w->held[i];
             if (h->ext_done || o->app->external == NULL)
@@ -529,8 +564,17 @@ static void check_role(worker *w) {
 
 /* The request id and status of a result (JSON text). */
 static void result_info(const char *json, char **request_id, int *rejected) {
+    static const char *const keys[] = {"id", "status"};
+    bk_jspan v[2];
     *request_id = NULL;
     *rejected = 0;
+    if (bk_jscan(json, strlen(json), keys, 2, v)) { /* the fast path, same answer */
+        if (v[0].type == 's' && v[0].len > 0)
+            *request_id = strndup(v[0].p, v[0].len);
+        *rejected =
+            v[1].type == 's' && v[1].len == 8 && memcmp(v[1].p, "rejected", 8) == 0;
+        return;
+    }
     json_t *root = json_loads(json, 0, NULL);
     if (root == NULL)
         return;
@@ -576,13 +620,91 @@ static void update_digest(worker *w, int force) {
     pthread_mutex_unlock(&w->s.mu);
 }
 
+/* ---- the read-ahead queue w->q ---- */
+
+static int integrity(bk_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Read what the log has into w->q (up to batch_max records), waiting up to
+ * first_ms for the first one when the queue is empty. A gap or an error
+ * sets w->q_rc (never skipped, I1) and returns BK_ERR. */
+static int q_fill(worker *w, int first_ms, bk_err *e) {
+    size_t cap = (size_t)w->o->batch_max;
+    while (w->nq < cap) {
+        bk_rlog_rec *r = NULL;
+        int got = bk_rlog_poll(w->log, w->nq == 0 ? first_ms : 0, &r, e);
+        first_ms = 0;
+        if (got < 0) {
+            w->q_rc = e->code == BK_E_RLOG_RANGE ? BK_EXIT_INTEGRITY : BK_EXIT_ERROR;
+            if (w->q_rc == BK_EXIT_INTEGRITY)
+                bk_err_prefix(e, "never skipping ahead (I1); restoring from a backup is "
+                                 "needed, which this version cannot do");
+            return BK_ERR;
+        }
+        if (got == 0)
+            return BK_OK;
+        int64_t want = w->rnext;
+        if (r->offset != want) {
+            w->q_rc = integrity(e,
+                                "log '%s' gave record %" PRId64 " where %" PRId64
+                                " was expected: a gap is never skipped (I1)",
+                                w->topic, r->offset, want);
+            bk_rlog_rec_free(r);
+            return BK_ERR;
+        }
+        w->q[w->nq++] = r;
+        w->rnext++;
+    }
+    return BK_OK;
+}
+
+/* How many records at the head of w->q may be applied now (offset <= limit). */
+static size_t q_ready(worker *w, int64_t limit) {
+    size_t n = 0;
+    while (n < w->nq && w->q[n]->offset <= limit)
+        n++;
+    return n;
+}
+
+/* Free the first k records of w->q. */
+static void q_drop(worker *w, size_t k) {
+    for (size_t i = 0; i < k; i++)
+        bk_rlog_rec_free(w->q[i]);
+    memmove(w->q, w->q + k, (w->nq - k) * sizeof(*w->q));
+    w->nq -= k;
+}
+
+/* Mirror the durable LPI to LPI-<id>: at once when `now`, else at most
+ * every MIRROR_MS while busy (each write costs Redis an AOF fsync); the
+ * idle loop always catches up. */
+static void mirror_lpi(worker *w, int now) {
+    int64_t t = mono_ms();
+    if (w->mirrored == w->pos.lpi || (!now && t - w->mirror_ms < MIRROR_MS))
+        return;
+    bk_err le;
+    bk_err_clear(&le);
+    if (bk_lpi_mirror(w->rm, w->o->service, w->o->id, w->pos.lpi, &le) != BK_OK) {
+        BK_WARN("%s", le.msg);
+        return;
+    }
+    w->mirrored = w->pos.lpi;
+    w->mirror_ms = t;
+}
+
 /* Apply recs[0..n-1] (contiguous offsets). BK_ERR: fatal. */
 static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     const br2k_app_ops *ops = w->o->app;
-    w->pos.inflight_first = recs[0]->offset;
-    w->pos.inflight_last = recs[n - 1]->offset;
-    if (bk_pos_write(w->pos_path, &w->pos, e) != BK_OK)
-        return BK_ERR;
+    /* I6: the mark of exactly these records is durable before the first is
+     * applied. Usually the previous batch's position write set it already
+     * (look-ahead below); otherwise (idle before, or the batch was cut by
+     * a role change) write it now. */
+    if (w->pos.inflight_first != recs[0]->offset ||
+        w->pos.inflight_last != recs[n - 1]->offset) {
+        w->pos.inflight_first = recs[0]->offset;
+        w->pos.inflight_last = recs[n - 1]->offset;
+        if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK)
+            return BK_ERR;
+    }
     int64_t applied = 0, rejected = 0, changed = 0, ns = 0;
     size_t k = 0;
     char digest[65] = "";
@@ -624,10 +746,26 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     int64_t t_applied = mono_ns();
     if (ops->sync(w->app, e) != BK_OK)
         return bk_err_prefix(e, "cannot sync the application state");
-    w->pos.lpi = recs[k - 1]->offset;
+    int64_t lpi = recs[k - 1]->offset;
+    q_drop(w, k); /* recs[] points into w->q: not used below */
+    /* Look ahead: the records that are already here and may be applied
+     * next get their in-flight mark in the same durable write that clears
+     * this batch's mark with the new LPI (one position write per batch). */
+    int64_t next_first = -1, next_last = -1;
+    bk_err re;
+    bk_err_clear(&re);
+    if (!bk_sig_stop && q_fill(w, 0, &re) == BK_OK) {
+        size_t m = q_ready(w, w->role == R_LEADER ? INT64_MAX : shared_ssi(w));
+        if (m > 0) {
+            next_first = w->q[0]->offset;
+            next_last = w->q[m - 1]->offset;
+        }
+    }
+    w->pos.lpi = lpi;
     memcpy(w->pos.digest, digest, 65);
-    w->pos.inflight_first = w->pos.inflight_last = -1;
-    if (bk_pos_write(w->pos_path, &w->pos, e) != BK_OK)
+    w->pos.inflight_first = next_first;
+    w->pos.inflight_last = next_last;
+    if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK)
         return BK_ERR;
     pthread_mutex_lock(&w->s.mu);
     w->s.lpi = w->pos.lpi;
@@ -637,18 +775,18 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     w->s.apply_ns += ns;
     pthread_mutex_unlock(&w->s.mu);
     publish_take_window(w);
-    bk_err le;
-    bk_err_clear(&le);
-    if (bk_lpi_mirror(w->rm, w->o->service, w->o->id, w->pos.lpi, &le) != BK_OK)
-        BK_WARN("%s", le.msg);
+    mirror_lpi(w, next_first < 0);
     int64_t t_durable = mono_ns();
     if (w->role == R_LEADER)
         flush_held(w);
-    BK_DEBUG(
-        "batch %" PRId64 "..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
-        "commit %.2f ms",
-        recs[0]->offset, w->pos.lpi, k, (double)ns / 1e6,
-        (double)(t_durable - t_applied) / 1e6, (double)(mono_ns() - t_durable) / 1e6);
+    BK_DEBUG("batch ..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
+             "commit %.2f ms",
+             w->pos.lpi, k, (double)ns / 1e6, (double)(t_durable - t_applied) / 1e6,
+             (double)(mono_ns() - t_durable) / 1e6);
+    if (w->q_rc != BK_EXIT_OK) { /* the look-ahead read failed */
+        *e = re;
+        return BK_ERR;
+    }
     return BK_OK;
 }
 
@@ -797,11 +935,13 @@ static int open_log(worker *w, bk_err *e) {
 
 static int run_loop(worker *w, bk_err *e) {
     size_t cap = (size_t)w->o->batch_max;
-    bk_rlog_rec **batch = calloc(cap, sizeof(*batch));
-    bk_rlog_rec *peek = NULL;
     int rc = BK_EXIT_OK;
     int64_t last_ssi_read = mono_ms();
-    if (batch == NULL) {
+    w->q = calloc(cap, sizeof(*w->q));
+    w->nq = 0;
+    w->q_rc = BK_EXIT_OK;
+    w->rnext = w->pos.lpi + 1;
+    if (w->q == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         return BK_EXIT_ERROR;
     }
@@ -819,53 +959,46 @@ static int run_loop(worker *w, bk_err *e) {
         if (w->role == R_FOLLOWER && w->nheld)
             held_drop_upto(w, ssi);
         int64_t limit = w->role == R_LEADER ? INT64_MAX : ssi;
-        size_t n = 0;
-        while (n < cap) {
-            if (peek == NULL) {
-                int got = bk_rlog_poll(w->log, n == 0 ? 100 : 0, &peek, e);
-                if (got < 0) {
-                    rc = e->code == BK_E_RLOG_RANGE ? BK_EXIT_INTEGRITY : BK_EXIT_ERROR;
-                    if (rc == BK_EXIT_INTEGRITY)
-                        bk_err_prefix(e,
-                                      "never skipping ahead (I1); restoring from a "
-                                      "backup is needed, which this version cannot do");
-                    goto out;
-                }
-                if (got == 0)
-                    break;
-                int64_t want = w->pos.lpi + 1 + (int64_t)n;
-                if (peek->offset != want) {
-                    rc = integrity(e,
-                                   "log '%s' gave record %" PRId64 " where %" PRId64
-                                   " was expected: a gap is never skipped (I1)",
-                                   w->topic, peek->offset, want);
+        /* a batch closes as soon as the records already fetched are used up:
+         * it never waits to fill */
+        if (q_fill(w, 100, e) != BK_OK) {
+            rc = w->q_rc;
+            goto out;
+        }
+        size_t n = q_ready(w, limit);
+        if (n == 0) {
+            if (w->pos.inflight_first >= 0) {
+                /* a look-ahead mark for records we will not apply now (a
+                 * follower waiting for SSI, or a leader fenced) */
+                w->pos.inflight_first = w->pos.inflight_last = -1;
+                if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK) {
+                    rc = BK_EXIT_ERROR;
                     goto out;
                 }
             }
-            if (peek->offset > limit)
-                break;
-            batch[n++] = peek;
-            peek = NULL;
-        }
-        if (n == 0) {
+            mirror_lpi(w, 1);
             update_digest(w, 0);
-            if (peek != NULL)
+            if (w->nq > 0)
                 wait_change(w, 100); /* a follower waiting for SSI */
             continue;
         }
-        int prc = process_batch(w, batch, n, e);
-        for (size_t i = 0; i < n; i++)
-            bk_rlog_rec_free(batch[i]);
-        if (prc != BK_OK) {
-            rc = BK_EXIT_ERROR;
+        if (process_batch(w, w->q, n, e) != BK_OK) {
+            rc = w->q_rc != BK_EXIT_OK ? w->q_rc : BK_EXIT_ERROR;
             goto out;
         }
         if (mono_ms() - w->last_digest_ms >= DIGEST_EVERY_MS)
             update_digest(w, 1);
     }
+    if (w->pos.inflight_first >= 0) { /* stopping between batches: no mark */
+        w->pos.inflight_first = w->pos.inflight_last = -1;
+        if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK)
+            rc = BK_EXIT_ERROR;
+    }
+    mirror_lpi(w, 1);
 out:
-    bk_rlog_rec_free(peek);
-    free(batch);
+    q_drop(w, w->nq);
+    free(w->q);
+    w->q = NULL;
     return rc;
 }
 
@@ -929,6 +1062,8 @@ static void shutdown_worker(worker *w, int rc) {
     }
     held_drop_upto(w, INT64_MAX);
     free(w->held);
+    if (w->pos_fd >= 0)
+        close(w->pos_fd);
     if (w->app != NULL && o->app->close != NULL)
         o->app->close(w->app);
     bk_rlog_close(w->log);
@@ -954,6 +1089,8 @@ int bk_worker_run(const bk_worker_opts *o, bk_err *err) {
         return BK_EXIT_ERROR;
     }
     w->o = o;
+    w->pos_fd = -1;
+    w->mirrored = -2;
     w->role = R_STARTING;
     w->lead_from = INT64_MAX;
     pthread_mutex_init(&w->s.mu, NULL);

@@ -10,8 +10,13 @@
  *   worker.pos  "br2k-pos 1 <lpi> <sha256 of the record at lpi> <first> <last>":
  *               the digest of the last applied record, checked on start
  *               against the log (I1), and the in-flight mark (I6):
- *               first..last are the offsets being applied (-1 -1: none).
- *               Replaced atomically (write, fsync, rename, fsync dir). */
+ *               first..last are the offsets being applied (-1 -1: none),
+ *               then a check field "c<8 hex>" (optional when read: a hand-
+ *               written line may omit it), padded with spaces to a fixed
+ *               BK_POS_WIDTH bytes. Created atomically (write, fsync,
+ *               rename, fsync dir), then overwritten in place (one pwrite
+ *               of the first sector and an fdatasync per batch; the size
+ *               never changes, so no metadata is written). */
 #ifndef BK_WORKER_H
 #define BK_WORKER_H
 
@@ -59,8 +64,15 @@ typedef struct bk_pos {
  * filled otherwise; BK_ERR on a damaged file or an I/O error. */
 int bk_pos_read(const char *path, bk_pos *p, int *exists, bk_err *e);
 
+#define BK_POS_WIDTH 192 /* bytes of worker.pos: one padded line */
+
 /* Replace `path` atomically and durably with *p. */
 int bk_pos_write(const char *path, const bk_pos *p, bk_err *e);
+
+/* Overwrite `path` in place with *p and fdatasync it (see above); *fd is
+ * the open file, -1 the first time (then opened, or replaced once when
+ * its size is not BK_POS_WIDTH). The caller closes *fd. */
+int bk_pos_store(int *fd, const char *path, const bk_pos *p, bk_err *e);
 
 /* SHA-256 of a record as 64 lowercase hex: over the key length (8 bytes,
  * big endian), the key and the value. */
@@ -70,5 +82,18 @@ void bk_record_digest(const void *key, size_t key_len, const void *value, size_t
 /* Write `len` bytes to `path` atomically and durably (tmp file, fsync,
  * rename, fsync of the directory). */
 int bk_file_replace(const char *path, const void *buf, size_t len, bk_err *e);
+
+/* Overwrite the first `len` bytes of `path` in place and fdatasync: for
+ * small files of a fixed size (a one-sector write is atomic on the disks
+ * we support; readers also check bk_text_check). *fd as for bk_pos_store. */
+int bk_file_overwrite(int *fd, const char *path, const void *buf, size_t len, bk_err *e);
+
+/* The check of the fixed-size text files: FNV-1a (32 bits). */
+uint32_t bk_text_check(const char *s, size_t n);
+
+/* Finish the line of n bytes in buf: append " c<8 hex>" (bk_text_check of
+ * the n bytes), pad with spaces to width - 1 and end with a newline.
+ * Returns width, or -1 when it does not fit. */
+int bk_fixed_line(char *buf, size_t size, size_t width, int n);
 
 #endif
