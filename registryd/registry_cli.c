@@ -210,6 +210,18 @@ out_cfg:
     return rc;
 }
 
+/* The contract address of --registry and a client of the --eth-rpc URLs;
+ * NULL with *e set when either is missing or invalid. */
+static bk_rpc *open_registry(const bk_cfg *c, uint8_t reg[20], bk_err *e) {
+    if (bk_cfg_str(c, "registry")[0] == '\0' ||
+        bk_eth_addr_parse(bk_cfg_str(c, "registry"), reg, e) != BK_OK) {
+        bk_err_set(e, BK_E_INVAL, "--registry needs the contract's address, got '%s'",
+                   bk_cfg_str(c, "registry"));
+        return NULL;
+    }
+    return bk_rpc_new_list(bk_cfg_str(c, "eth-rpc"), RPC_TIMEOUT_MS, e);
+}
+
 static int cmd_show(int argc, char **argv, const char *eth_rpc, int json) {
     bk_cfg *c = &show_cfg;
     int rc = 2;
@@ -225,13 +237,7 @@ static int cmd_show(int argc, char **argv, const char *eth_rpc, int json) {
     if (parse(c, argc, argv, eth_rpc, &rc))
         goto out_cfg;
     json = json || bk_cfg_bool(c, "json");
-    if (bk_cfg_str(c, "registry")[0] == '\0' ||
-        bk_eth_addr_parse(bk_cfg_str(c, "registry"), reg, &e) != BK_OK) {
-        bk_err_set(&e, BK_E_INVAL, "--registry needs the contract's address, got '%s'",
-                   bk_cfg_str(c, "registry"));
-        goto fail;
-    }
-    rpc = bk_rpc_new_list(bk_cfg_str(c, "eth-rpc"), RPC_TIMEOUT_MS, &e);
+    rpc = open_registry(c, reg, &e);
     if (rpc == NULL)
         goto fail;
     if (bk_reg_get_owner(rpc, reg, owner, &e) != BK_OK ||
@@ -321,13 +327,7 @@ static int cmd_log(int argc, char **argv, const char *eth_rpc, int json) {
     if (parse(c, argc, argv, eth_rpc, &rc))
         goto out_cfg;
     json = json || bk_cfg_bool(c, "json");
-    if (bk_cfg_str(c, "registry")[0] == '\0' ||
-        bk_eth_addr_parse(bk_cfg_str(c, "registry"), reg, &e) != BK_OK) {
-        bk_err_set(&e, BK_E_INVAL, "--registry needs the contract's address, got '%s'",
-                   bk_cfg_str(c, "registry"));
-        goto fail;
-    }
-    rpc = bk_rpc_new_list(bk_cfg_str(c, "eth-rpc"), RPC_TIMEOUT_MS, &e);
+    rpc = open_registry(c, reg, &e);
     if (rpc == NULL)
         goto fail;
     version = (uint64_t)bk_cfg_int(c, "backup-version");
