@@ -69,7 +69,11 @@ typedef struct br2k_app_ops {
      * Redis fsync) per batch instead of one per record. On BK_ERR the
      * worker retries the whole call (the per-offset idempotence makes a
      * partly done call harmless). Added for speed; leave it NULL if in
-     * doubt. */
+     * doubt. It is called from the worker's commit thread while the main
+     * thread applies the next records: it must not read or change the
+     * application's local state (`app`), only Redis and its arguments.
+     * An application with `external` and no `external_many` is committed
+     * from the main thread (no overlap). */
     int (*external_many)(br2k_app *app, bk_redis *r, const char *svc, int64_t epoch,
                          const int64_t *offsets, const char *const *results, size_t n,
                          bk_err *e);

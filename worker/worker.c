@@ -7,6 +7,9 @@
  *          lease/3 (a long apply never starves it), writes the heartbeat
  *          and the metrics hash every METRICS_MS;
  *   watch  SUBSCRIBEs to the changes channel and wakes main when SSI moves.
+ *   commit (leader, when the application allows it: no per-record
+ *          `external`) runs the external effects and the fenced commit of
+ *          batch N while main applies batch N+1 (one job in flight).
  * They share `shared` under one mutex; main waits on its condition.
  *
  * A batch, in order (I3, I5, I6):
@@ -15,6 +18,12 @@
  *   3. app->sync, then worker.pos = (last applied, its digest, no mark);
  *   4. leader: external effect of each record, then ONE fenced commit of
  *      the results and SSI = last applied. A FENCED reply: step down.
+ *      With the commit thread, step 4 of batch N overlaps steps 1-3 of
+ *      batch N+1; main waits for it before handing over batch N+1's, so
+ *      commits stay in log order, SSI only covers durable records (the
+ *      job's SSI is the LPI made durable before the hand-over), and the
+ *      results of a job are in the same script as its SSI. A FENCED job
+ *      clears the lease at once (main then steps down).
  * Results of records applied as leader but not committed are kept ("held")
  * until SSI covers them, so that this worker may lead again without
  * losing their effects: the take script requires SSI to lie between the
@@ -77,6 +86,16 @@ typedef struct held {
     int ext_done;
 } held;
 
+enum { C_OK, C_LOST, C_STOPPED }; /* outcome of a commit job */
+
+typedef struct cjob {
+    int busy, done, outcome; /* handed over / finished by the commit thread */
+    int64_t epoch, upto, ssi_after;
+    held *h; /* the job's results, owned by the job while busy */
+    size_t n;
+    char why[256];
+} cjob;
+
 typedef struct worker {
     const bk_worker_opts *o;
     shared s;
@@ -91,13 +110,19 @@ typedef struct worker {
     size_t nheld, capheld;
     int64_t last_digest_ms;
     int pos_fd;                  /* worker.pos, open for overwrites (-1: not yet) */
+    char held_path[4096];        /* worker.held (worker.h) */
+    int held_fd;                 /* ... open for overwrites (-1: not yet) */
+    int crash_hook;              /* BR2K_TEST_CRASH_BEFORE_COMMIT=1 (tests only) */
+    int stall_logged;            /* the "cannot lead" warning was logged */
     bk_rlog_rec **q;             /* records read and not applied yet, in order */
     size_t nq;                   /* ... how many (at most batch_max) */
     int q_rc;                    /* exit code of a failed read (BK_EXIT_OK: none) */
     int64_t rnext;               /* offset of the next record read from the log */
     int64_t mirrored, mirror_ms; /* last LPI-<id> written, and when */
-    pthread_t lease_thr, watch_thr;
-    int threads;
+    pthread_t lease_thr, watch_thr, commit_thr;
+    int threads, pipelined; /* pipelined: the commit thread runs */
+    cjob job;               /* under s.mu; h and n written by main only */
+    pthread_cond_t jcv;     /* job handed over / finished / quit */
 } worker;
 
 static int64_t mono_ms(void) {
@@ -443,32 +468,64 @@ static int still_leader(worker *w) {
 
 /* The external effects of the held records not done yet, EXTERNAL_CHUNK
  * at a time, with the application's external_many. */
-static int external_many(worker *w, bk_err *e) {
+static int external_many(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t nh,
+                         bk_err *e) {
     const bk_worker_opts *o = w->o;
     int64_t offs[EXTERNAL_CHUNK];
     const char *res[EXTERNAL_CHUNK];
     size_t i = 0;
-    while (i < w->nheld) {
+    while (i < nh) {
         size_t n = 0, first = i;
-        for (; i < w->nheld && n < EXTERNAL_CHUNK; i++)
-            if (!w->held[i].ext_done) {
-                offs[n] = w->held[i].offset;
-                res[n++] = w->held[i].json;
+        for (; i < nh && n < EXTERNAL_CHUNK; i++)
+            if (!hv[i].ext_done) {
+                offs[n] = hv[i].offset;
+                res[n++] = hv[i].json;
             }
-        if (n > 0 && o->app->external_many(w->app, w->rm, o->service, w->epoch, offs, res,
-                                           n, e) != BK_OK)
+        if (n > 0 &&
+            o->app->external_many(w->app, r, o->service, epoch, offs, res, n, e) != BK_OK)
             return BK_ERR;
         for (size_t j = first; j < i; j++)
-            w->held[j].ext_done = 1;
+            hv[j].ext_done = 1;
     }
     return BK_OK;
+}
+
+/* The external effects and the fenced commit of hv[0..nh-1] and SSI =
+ * upto, with token `epoch` on connection r: BK_OK with *ssi_after, or
+ * BK_ERR (e->code BK_E_FENCED when refused). */
+static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t nh,
+                       int64_t upto, int64_t *ssi_after, bk_err *e) {
+    const bk_worker_opts *o = w->o;
+    int rc = BK_OK;
+    if (o->app->external_many != NULL)
+        rc = external_many(w, r, epoch, hv, nh, e);
+    for (size_t i = 0; rc == BK_OK && i < nh; i++) {
+        held *h = &hv[i];
+        if (h->ext_done || o->app->external == NULL)
+            continue;
+        rc = o->app->external(w->app, r, o->service, epoch, h->offset, h->json, e);
+        if (rc == BK_OK)
+            h->ext_done = 1;
+    }
+    if (rc != BK_OK)
+        return rc;
+    size_t n = 0;
+    bk_result_item *items = calloc(nh ? nh : 1, sizeof(*items));
+    if (items == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < nh; i++)
+        if (hv[i].request_id != NULL)
+            items[n++] = (bk_result_item){hv[i].request_id, hv[i].json};
+    rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s, upto,
+                          ssi_after, e);
+    free(items);
+    return rc;
 }
 
 /* Run the external effects of the held records, then commit their results
  * and SSI = LPI with one fenced script. Retries transient Redis failures
  * while the lease is ours; FENCED (or a lost lease) steps down. */
 static int flush_held(worker *w) {
-    const bk_worker_opts *o = w->o;
     bk_err e;
     for (;;) {
         bk_err_clear(&e);
@@ -476,35 +533,12 @@ static int flush_held(worker *w) {
             step_down(w, "the lease was lost");
             return BK_OK;
         }
-        int rc = BK_OK;
-        if (o->app->external_many != NULL)
-            rc = external_many(w, &e);
-        for (size_t i = 0; rc == BK_OK && i < w->nheld; i++) {
-            held *h = &w->held[i];
-            if (h->ext_done || o->app->external == NULL)
-                continue;
-            rc = o->app->external(w->app, w->rm, o->service, w->epoch, h->offset, h->json,
-                                  &e);
-            if (rc == BK_OK)
-                h->ext_done = 1;
-        }
-        if (rc == BK_OK) {
-            size_t n = 0;
-            bk_result_item *items = calloc(w->nheld ? w->nheld : 1, sizeof(*items));
-            if (items == NULL)
-                return bk_err_set(&e, BK_E_NOMEM, "out of memory");
-            for (size_t i = 0; i < w->nheld; i++)
-                if (w->held[i].request_id != NULL)
-                    items[n++] = (bk_result_item){w->held[i].request_id, w->held[i].json};
-            int64_t now = -1;
-            rc = bk_fenced_commit(w->rm, o->service, w->epoch, items, n, o->result_ttl_s,
-                                  w->pos.lpi, &now, &e);
-            free(items);
-            if (rc == BK_OK) {
-                raise_ssi(w, now);
-                held_drop_upto(w, w->pos.lpi);
-                return BK_OK;
-            }
+        int64_t now = -1;
+        if (commit_once(w, w->rm, w->epoch, w->held, w->nheld, w->pos.lpi, &now, &e) ==
+            BK_OK) {
+            raise_ssi(w, now);
+            held_drop_upto(w, w->pos.lpi);
+            return BK_OK;
         }
         if (e.code == BK_E_FENCED) {
             step_down(w, e.msg);
@@ -519,6 +553,135 @@ static int flush_held(worker *w) {
     }
 }
 
+/* ---- the commit thread (pipelined commits) ---- */
+
+/* Run one job until it is committed, fenced, the lease is lost or the
+ * worker stops; transient Redis failures are retried. */
+static int commit_job(worker *w, bk_redis **r, cjob *j) {
+    bk_err e;
+    for (;;) {
+        bk_err_clear(&e);
+        pthread_mutex_lock(&w->s.mu);
+        int ours = w->s.lease_epoch == j->epoch;
+        pthread_mutex_unlock(&w->s.mu);
+        if (!ours) {
+            snprintf(j->why, sizeof(j->why), "the lease was lost");
+            return C_LOST;
+        }
+        if (*r == NULL)
+            *r = bk_redis_new(w->o->redis, 5000, &e);
+        if (*r != NULL &&
+            commit_once(w, *r, j->epoch, j->h, j->n, j->upto, &j->ssi_after, &e) == BK_OK)
+            return C_OK;
+        if (e.code == BK_E_FENCED) {
+            snprintf(j->why, sizeof(j->why), "%s", e.msg);
+            return C_LOST;
+        }
+        if (bk_sig_stop) {
+            snprintf(j->why, sizeof(j->why), "%s", e.msg);
+            return C_STOPPED;
+        }
+        BK_WARN("leader commit failed (retrying): %s", e.msg);
+        sleep_ms(200);
+    }
+}
+
+static void *commit_main(void *arg) {
+    worker *w = arg;
+    bk_redis *r = NULL;
+    pthread_mutex_lock(&w->s.mu);
+    for (;;) {
+        while (!w->s.quit && !(w->job.busy && !w->job.done))
+            pthread_cond_wait(&w->jcv, &w->s.mu);
+        if (!(w->job.busy && !w->job.done))
+            break; /* quit, nothing to do */
+        cjob j = w->job;
+        pthread_mutex_unlock(&w->s.mu);
+        int outcome = commit_job(w, &r, &j);
+        pthread_mutex_lock(&w->s.mu);
+        w->job.outcome = outcome;
+        w->job.ssi_after = j.ssi_after;
+        memcpy(w->job.why, j.why, sizeof(j.why));
+        w->job.done = 1;
+        if (outcome == C_OK && j.ssi_after > w->s.ssi)
+            w->s.ssi = j.ssi_after;
+        if (outcome == C_LOST && w->s.lease_epoch == j.epoch)
+            w->s.lease_epoch = 0; /* fenced: main steps down at once */
+        pthread_cond_broadcast(&w->jcv);
+        wake(&w->s);
+    }
+    pthread_mutex_unlock(&w->s.mu);
+    bk_redis_free(r);
+    return NULL;
+}
+
+/* Collect the finished job (waiting for it when `block`): free its
+ * results once committed, else put them back in front of w->held and
+ * step down when it was fenced. */
+static void collect(worker *w, int block) {
+    pthread_mutex_lock(&w->s.mu);
+    if (!w->job.busy || (!block && !w->job.done)) {
+        pthread_mutex_unlock(&w->s.mu);
+        return;
+    }
+    while (!w->job.done)
+        pthread_cond_wait(&w->jcv, &w->s.mu);
+    cjob j = w->job;
+    w->job.busy = w->job.done = 0;
+    w->job.h = NULL;
+    w->job.n = 0;
+    pthread_mutex_unlock(&w->s.mu);
+    if (j.outcome == C_OK) {
+        raise_ssi(w, j.ssi_after);
+        for (size_t i = 0; i < j.n; i++) {
+            free(j.h[i].request_id);
+            free(j.h[i].json);
+        }
+        free(j.h);
+        return;
+    }
+    /* not committed: these results precede every one in w->held */
+    size_t total = j.n + w->nheld;
+    held *h = j.n ? realloc(j.h, (total ? total : 1) * sizeof(*h)) : NULL;
+    if (j.n && h == NULL) {
+        BK_ERROR("out of memory: dropping %zu uncommitted results", j.n);
+        for (size_t i = 0; i < j.n; i++) {
+            free(j.h[i].request_id);
+            free(j.h[i].json);
+        }
+        free(j.h);
+    } else if (j.n) {
+        if (w->nheld)
+            memcpy(h + j.n, w->held, w->nheld * sizeof(*h));
+        free(w->held);
+        w->held = h;
+        w->nheld = w->capheld = total;
+    }
+    publish_take_window(w);
+    if (j.outcome == C_STOPPED)
+        BK_WARN("stopping with %zu records not committed: %s", w->nheld, j.why);
+    else if (w->role == R_LEADER)
+        step_down(w, j.why);
+}
+
+/* Hand the held results and SSI = LPI (durable) over to the commit thread,
+ * after the previous job is done. */
+static void commit_async(worker *w) {
+    collect(w, 1);
+    if (w->role != R_LEADER)
+        return;
+    if (!still_leader(w)) {
+        step_down(w, "the lease was lost");
+        return;
+    }
+    pthread_mutex_lock(&w->s.mu);
+    w->job = (cjob){1, 0, C_OK, w->epoch, w->pos.lpi, -1, w->held, w->nheld, ""};
+    w->held = NULL;
+    w->nheld = w->capheld = 0;
+    pthread_cond_broadcast(&w->jcv);
+    pthread_mutex_unlock(&w->s.mu);
+}
+
 /* Follower -> leader when the lease thread took the lease; leader ->
  * follower when it lost it. */
 static void check_role(worker *w) {
@@ -526,7 +689,9 @@ static void check_role(worker *w) {
     int64_t le = w->s.lease_epoch;
     pthread_mutex_unlock(&w->s.mu);
     if (w->role == R_LEADER && le != w->epoch) {
-        step_down(w, "the lease was lost");
+        collect(w, 1); /* may step down with the job's reason */
+        if (w->role == R_LEADER)
+            step_down(w, "the lease was lost");
         return;
     }
     if (w->role != R_FOLLOWER || le == 0)
@@ -691,6 +856,73 @@ static void mirror_lpi(worker *w, int now) {
     w->mirror_ms = t;
 }
 
+/* Write the held results (all of them, up to LPI `upto`) to worker.held. */
+static int store_held(worker *w, int64_t upto, bk_err *e) {
+    bk_held_rec stack[256] = {{0, NULL, NULL}}, *r = stack;
+    size_t jn = w->job.busy ? w->job.n : 0, n = jn + w->nheld; /* h, n: main's */
+    if (n > 256 && (r = malloc(n * sizeof(*r))) == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < jn; i++) /* the job in flight, not committed yet */
+        r[i] =
+            (bk_held_rec){w->job.h[i].offset, w->job.h[i].request_id, w->job.h[i].json};
+    for (size_t i = 0; i < w->nheld; i++)
+        r[jn + i] =
+            (bk_held_rec){w->held[i].offset, w->held[i].request_id, w->held[i].json};
+    int rc = bk_held_store(&w->held_fd, w->held_path, upto, r, n, e);
+    if (r != stack)
+        free(r);
+    return rc;
+}
+
+/* Reload the results a leader held when it stopped (crash or SIGTERM
+ * before its commit): only when worker.held was written at this LPI. */
+static void load_held(worker *w) {
+    int64_t upto = -1;
+    bk_held_rec *r = NULL;
+    size_t n = 0;
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_held_read(w->held_path, &upto, &r, &n, &e) != BK_OK) {
+        BK_WARN("%s: ignored", e.msg);
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (upto == w->pos.lpi && r[i].offset <= upto &&
+            (w->nheld == 0 || r[i].offset > w->held[w->nheld - 1].offset) &&
+            held_push(w, r[i].offset, (char *)r[i].request_id, (char *)r[i].json, &e) ==
+                BK_OK) {
+            kept++;
+            continue;
+        }
+        free((char *)r[i].request_id);
+        free((char *)r[i].json);
+    }
+    free(r);
+    if (kept > 0)
+        BK_INFO("reloaded %zu results applied as leader and not committed "
+                "(offsets %" PRId64 "..%" PRId64 ") from '%s'",
+                kept, w->held[0].offset, w->held[w->nheld - 1].offset, w->held_path);
+}
+
+/* A worker whose LPI is beyond SSI without the results of the records in
+ * between (it led, and lost them) cannot take the lease (the take script
+ * requires SSI in its window) until another leader raises SSI past its
+ * LPI: say so once, or the service may stall silently. */
+static void check_stall(worker *w, int64_t ssi) {
+    int stalled = w->role == R_FOLLOWER && ssi < w->pos.lpi &&
+                  (w->nheld == 0 || w->held[0].offset - 1 > ssi);
+    if (stalled && !w->stall_logged)
+        BK_WARN("cannot lead: LPI %" PRId64 " is beyond SSI %" PRId64
+                " and the results of records %" PRId64 "..%" PRId64
+                " are not held (applied as leader, never committed, and lost); this "
+                "worker waits for another leader to raise SSI to %" PRId64
+                "; if there is none, the service is stalled",
+                w->pos.lpi, ssi, ssi + 1, w->nheld ? w->held[0].offset - 1 : w->pos.lpi,
+                w->pos.lpi);
+    w->stall_logged = stalled;
+}
+
 /* Apply recs[0..n-1] (contiguous offsets). BK_ERR: fatal. */
 static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     const br2k_app_ops *ops = w->o->app;
@@ -761,12 +993,25 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             next_last = w->q[m - 1]->offset;
         }
     }
+    /* The leader's results not committed yet are durable before LPI covers
+     * their records (worker.h: worker.held), so that a crash between here
+     * and the commit does not leave LPI > SSI without them. */
+    if (w->role == R_LEADER && (w->nheld > 0 || (w->job.busy && w->job.n > 0)) &&
+        store_held(w, lpi, e) != BK_OK)
+        return BK_ERR;
     w->pos.lpi = lpi;
     memcpy(w->pos.digest, digest, 65);
     w->pos.inflight_first = next_first;
     w->pos.inflight_last = next_last;
     if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK)
         return BK_ERR;
+    if (w->crash_hook && w->role == R_LEADER) {
+        /* tests only: die between the sync of the first leader batch and
+         * its commit (tests/integration/core_stall.sh) */
+        BK_WARN("BR2K_TEST_CRASH_BEFORE_COMMIT: exiting before the commit of ..%" PRId64,
+                lpi);
+        _exit(9);
+    }
     pthread_mutex_lock(&w->s.mu);
     w->s.lpi = w->pos.lpi;
     w->s.applied += applied;
@@ -777,7 +1022,9 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     publish_take_window(w);
     mirror_lpi(w, next_first < 0);
     int64_t t_durable = mono_ns();
-    if (w->role == R_LEADER)
+    if (w->role == R_LEADER && w->pipelined)
+        commit_async(w);
+    else if (w->role == R_LEADER)
         flush_held(w);
     BK_DEBUG("batch ..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
              "commit %.2f ms",
@@ -830,6 +1077,8 @@ static int open_state(worker *w, bk_err *e) {
     }
     if ((size_t)snprintf(w->pos_path, sizeof(w->pos_path), "%s/worker.pos",
                          o->state_dir) >= sizeof(w->pos_path) ||
+        (size_t)snprintf(w->held_path, sizeof(w->held_path), "%s/worker.held",
+                         o->state_dir) >= sizeof(w->held_path) ||
         (size_t)snprintf(appdir, sizeof(appdir), "%s/app", o->state_dir) >=
             sizeof(appdir)) {
         bk_err_set(e, BK_E_INVAL, "state directory '%s' is too long", o->state_dir);
@@ -865,6 +1114,8 @@ static int open_state(worker *w, bk_err *e) {
                          " but the application state is at %" PRId64,
                          w->pos_path, w->pos.lpi, app_lpi);
     }
+    if (exists)
+        load_held(w);
     return BK_EXIT_OK;
 }
 
@@ -946,6 +1197,7 @@ static int run_loop(worker *w, bk_err *e) {
         return BK_EXIT_ERROR;
     }
     while (!bk_sig_stop) {
+        collect(w, 0);
         check_role(w);
         pthread_mutex_lock(&w->s.mu);
         int resync = w->s.resync;
@@ -958,6 +1210,7 @@ static int run_loop(worker *w, bk_err *e) {
         int64_t ssi = shared_ssi(w);
         if (w->role == R_FOLLOWER && w->nheld)
             held_drop_upto(w, ssi);
+        check_stall(w, ssi);
         int64_t limit = w->role == R_LEADER ? INT64_MAX : ssi;
         /* a batch closes as soon as the records already fetched are used up:
          * it never waits to fill */
@@ -989,6 +1242,7 @@ static int run_loop(worker *w, bk_err *e) {
         if (mono_ms() - w->last_digest_ms >= DIGEST_EVERY_MS)
             update_digest(w, 1);
     }
+    collect(w, 1);
     if (w->pos.inflight_first >= 0) { /* stopping between batches: no mark */
         w->pos.inflight_first = w->pos.inflight_last = -1;
         if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK)
@@ -1016,6 +1270,11 @@ static int start_threads(worker *w, bk_err *e) {
             pthread_join(w->lease_thr, NULL);
         }
     }
+    /* the commit thread only when the external effects do not touch the
+     * local state that main is changing (external_many or none, app.h) */
+    int want = w->o->app->external == NULL || w->o->app->external_many != NULL;
+    if (rc == 0 && want && pthread_create(&w->commit_thr, NULL, commit_main, w) == 0)
+        w->pipelined = 1;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return bk_err_set(e, BK_E_NOMEM, "cannot start a thread: %s", strerror(rc));
@@ -1026,11 +1285,16 @@ static int start_threads(worker *w, bk_err *e) {
 static void stop_threads(worker *w) {
     if (!w->threads)
         return;
+    collect(w, 1);
     pthread_mutex_lock(&w->s.mu);
     w->s.quit = 1;
+    pthread_cond_broadcast(&w->jcv);
     pthread_mutex_unlock(&w->s.mu);
     pthread_join(w->lease_thr, NULL);
     pthread_join(w->watch_thr, NULL);
+    if (w->pipelined)
+        pthread_join(w->commit_thr, NULL);
+    w->pipelined = 0;
     w->threads = 0;
 }
 
@@ -1064,11 +1328,14 @@ static void shutdown_worker(worker *w, int rc) {
     free(w->held);
     if (w->pos_fd >= 0)
         close(w->pos_fd);
+    if (w->held_fd >= 0)
+        close(w->held_fd);
     if (w->app != NULL && o->app->close != NULL)
         o->app->close(w->app);
     bk_rlog_close(w->log);
     bk_redis_free(w->rm);
     pthread_cond_destroy(&w->s.cv);
+    pthread_cond_destroy(&w->jcv);
     pthread_mutex_destroy(&w->s.mu);
 }
 
@@ -1090,6 +1357,9 @@ int bk_worker_run(const bk_worker_opts *o, bk_err *err) {
     }
     w->o = o;
     w->pos_fd = -1;
+    w->held_fd = -1;
+    const char *hook = getenv("BR2K_TEST_CRASH_BEFORE_COMMIT");
+    w->crash_hook = hook != NULL && strcmp(hook, "1") == 0;
     w->mirrored = -2;
     w->role = R_STARTING;
     w->lead_from = INT64_MAX;
@@ -1097,6 +1367,7 @@ int bk_worker_run(const bk_worker_opts *o, bk_err *err) {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_cond_init(&w->s.cv, &ca);
+    pthread_cond_init(&w->jcv, &ca);
     pthread_condattr_destroy(&ca);
     w->s.ssi = -1;
     w->s.lpi = -1;

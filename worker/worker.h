@@ -16,7 +16,16 @@
  *               BK_POS_WIDTH bytes. Created atomically (write, fsync,
  *               rename, fsync dir), then overwritten in place (one pwrite
  *               of the first sector and an fdatasync per batch; the size
- *               never changes, so no metadata is written). */
+ *               never changes, so no metadata is written).
+ *   worker.held the results of records this worker applied as leader and
+ *               has not committed yet (bk_held_store): written by the
+ *               leader after app->sync and BEFORE the position write that
+ *               raises LPI over them, so that a leader that dies between
+ *               that write and its Redis commit restarts holding them and
+ *               may lead again from SSI (it re-runs their idempotent
+ *               external effects, I5, and commits the results with SET
+ *               NX). Only read when its `upto` equals the LPI of
+ *               worker.pos; otherwise it is stale and ignored. */
 #ifndef BK_WORKER_H
 #define BK_WORKER_H
 
@@ -95,5 +104,28 @@ uint32_t bk_text_check(const char *s, size_t n);
  * the n bytes), pad with spaces to width - 1 and end with a newline.
  * Returns width, or -1 when it does not fit. */
 int bk_fixed_line(char *buf, size_t size, size_t width, int n);
+
+/* ---- the held-results file ---- */
+
+typedef struct bk_held_rec {
+    int64_t offset;
+    const char *request_id; /* NULL: the result names no request */
+    const char *json;
+} bk_held_rec;
+
+/* Overwrite `path` in place with the n results r[] of the records applied
+ * up to LPI `upto`, and fdatasync it. Format: a header line of 128 bytes
+ * "br2k-held 1 <upto> <n> <body bytes> <body check> c<check>", then per
+ * result "<offset> <id length, -1: none> <json length>\n<id><json>";
+ * bytes after the body (an older, longer content) are ignored. *fd is the
+ * open file, -1 the first time; the caller closes it. */
+int bk_held_store(int *fd, const char *path, int64_t upto, const bk_held_rec *r, size_t n,
+                  bk_err *e);
+
+/* Read `path`: BK_OK with *n = 0 and *upto = -1 when it does not exist;
+ * otherwise *out (malloc'd, with malloc'd strings) and *n. BK_ERR when it
+ * is damaged (a torn write) or unreadable. */
+int bk_held_read(const char *path, int64_t *upto, bk_held_rec **out, size_t *n,
+                 bk_err *e);
 
 #endif
