@@ -329,7 +329,14 @@ static int look_replicas(bk_redis *r, const char *svc, json_t **reps, bk_err *e)
             same = 0;
     }
     json_decref(ids);
-    return same && live > 0;
+    /* the replicas must also have caught up with the service: a digest
+     * reported before the last records were applied is not the answer */
+    char skey[BK_KEY_MAX];
+    (void)bk_key_ssi(skey, sizeof(skey), svc, NULL);
+    json_t *ssi = get_json(r, skey, e);
+    int behind = json_is_integer(ssi) && lpi < json_integer_value(ssi);
+    json_decref(ssi);
+    return same && live > 0 && !behind;
 }
 
 int cmd_verify(const cli_globals *g, int argc, char **argv) {
