@@ -7,6 +7,7 @@
 #define BR2K_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_pass, check_fail;
@@ -35,6 +36,31 @@ static int check_pass, check_fail;
         long long g_ = (long long)(got), w_ = (long long)(want);                         \
         CHECK(g_ == w_, "got %lld, want %lld", g_, w_);                                  \
     } while (0)
+
+/* The text of fixture DIR/NAME (relative to tests/unit, where the tests
+ * run), trailing whitespace removed, in a static buffer that the next call
+ * reuses. A missing or oversize fixture stops the program (exit 2). */
+static inline const char *check_fixture(const char *dir, const char *name) {
+    static char buf[32768];
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open fixture '%s'\n", path);
+        exit(2);
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        fprintf(stderr, "fixture '%s' is larger than %zu bytes\n", path, sizeof(buf) - 1);
+        exit(2);
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = '\0';
+    return buf;
+}
 
 static inline int check_done(void) {
     printf("%d passed, %d failed\n", check_pass, check_fail);

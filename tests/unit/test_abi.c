@@ -8,23 +8,8 @@
 #include "ethkey.h"
 #include "hex.h"
 
-static char fbuf[8192];
-
-/* A fixture file's text, trailing whitespace removed. */
 static const char *fixture(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "fixtures/eth/%s", name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open fixture '%s'\n", path);
-        exit(2);
-    }
-    size_t n = fread(fbuf, 1, sizeof fbuf - 1, f);
-    fclose(f);
-    while (n > 0 && (fbuf[n - 1] == '\n' || fbuf[n - 1] == ' '))
-        n--;
-    fbuf[n] = '\0';
-    return fbuf;
+    return check_fixture("fixtures/eth", name);
 }
 
 /* Decode a fixture into a malloc'd buffer (the caller frees). */

@@ -12,22 +12,8 @@
 
 #define ANVIL0_KEY "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
-static char fbuf[8192];
-
 static const char *fixture(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "fixtures/eth/%s", name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open fixture '%s'\n", path);
-        exit(2);
-    }
-    size_t n = fread(fbuf, 1, sizeof fbuf - 1, f);
-    fclose(f);
-    while (n > 0 && (fbuf[n - 1] == '\n' || fbuf[n - 1] == ' '))
-        n--;
-    fbuf[n] = '\0';
-    return fbuf;
+    return check_fixture("fixtures/eth", name);
 }
 
 /* cast decode-transaction prints its JSON as a JSON string; accept both. */

@@ -9,20 +9,8 @@
 #include "hex.h"
 #include "jsonrpc.h"
 
-static char fbuf[16384];
-
 static const char *fixture(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "fixtures/eth/%s", name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open fixture '%s'\n", path);
-        exit(2);
-    }
-    size_t n = fread(fbuf, 1, sizeof fbuf - 1, f);
-    fclose(f);
-    fbuf[n] = '\0';
-    return fbuf;
+    return check_fixture("fixtures/eth", name);
 }
 
 static int parse(const char *s, long long id, bk_rpc_reply *r, bk_err *e) {

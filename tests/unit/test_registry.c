@@ -15,23 +15,8 @@
 
 static const char *ADDR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
-/* The fixture's hex text, trailing newline removed (static buffer). */
 static const char *fixture(const char *name) {
-    static char buf[8192];
-    char path[256];
-    snprintf(path, sizeof(path), FIX "%s", name);
-    FILE *f = fopen(path, "r");
-    buf[0] = '\0';
-    if (f == NULL) {
-        CHECK(0, "cannot open fixture '%s'", path);
-        return buf;
-    }
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = '\0';
-    return buf;
+    return check_fixture("fixtures/registry", name);
 }
 
 /* Decode a fixture to bytes (the caller frees). */
