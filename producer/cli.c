@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "config.h"
 #include "err.h"
+#include "jsonrpc.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "redis.h"
@@ -123,55 +124,20 @@ static int ping_kafka(const char *bootstrap, const char *props, const char *topi
     return ok;
 }
 
-static size_t collect(char *ptr, size_t sz, size_t n, void *ud) {
-    size_t len = sz * n, *used = (size_t *)ud;
-    char *buf = (char *)(used + 1);
-    if (*used + len < 4000) {
-        memcpy(buf + *used, ptr, len);
-        *used += len;
-    }
-    return len;
-}
-
+/* eth_chainId through the shared JSON-RPC client (common/jsonrpc.h), which
+ * tries the URLs in turn. */
 static int ping_eth(const char *urls, int timeout_ms, char *detail, size_t size) {
-    char *copy = strdup(urls), *save = NULL;
-    int ok = 0;
-    snprintf(detail, size, "no Ethereum RPC URL answered");
-    for (char *url = strtok_r(copy, ",", &save); url && !ok;
-         url = strtok_r(NULL, ",", &save)) {
-        struct {
-            size_t used;
-            char buf[4096];
-        } out = {0, ""};
-        CURL *c = curl_easy_init();
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(
-            c, CURLOPT_POSTFIELDS,
-            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_chainId\",\"params\":[]}");
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-        CURLcode cc = curl_easy_perform(c);
-        curl_slist_free_all(h);
-        curl_easy_cleanup(c);
-        if (cc != CURLE_OK) {
-            snprintf(detail, size, "cannot reach '%s': %s", url, curl_easy_strerror(cc));
-            continue;
-        }
-        out.buf[out.used] = '\0';
-        json_t *root = json_loads(out.buf, 0, NULL);
-        const char *id = json_string_value(json_object_get(root, "result"));
-        if (id != NULL) {
-            snprintf(detail, size, "chain id %lld at %s", strtoll(id, NULL, 16), url);
-            ok = 1;
-        } else {
-            snprintf(detail, size, "'%s' gave no chain id", url);
-        }
-        json_decref(root);
-    }
-    free(copy);
+    bk_err e;
+    bk_err_clear(&e);
+    uint64_t id = 0;
+    bk_rpc *rpc = bk_rpc_new_list(urls, timeout_ms, &e);
+    int ok = rpc != NULL && bk_rpc_chain_id(rpc, &id, &e) == BK_OK;
+    if (ok)
+        snprintf(detail, size, "chain id %llu at %s", (unsigned long long)id,
+                 bk_rpc_current_url(rpc));
+    else
+        snprintf(detail, size, "%s", e.msg);
+    bk_rpc_free(rpc);
     return ok;
 }
 

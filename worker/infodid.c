@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ethkey.h"
+#include "fileio.h"
 #include "hex.h"
 #include "keccak.h"
 #include "log.h"
@@ -578,20 +579,6 @@ static char *journal_path(const br2k_app *a, uint64_t gen) {
     return path_of(a, name);
 }
 
-static int fsync_dir(const char *dir, bk_err *e) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return bk_err_set(e, BK_E_IO, "cannot open directory '%s': %s", dir,
-                          strerror(errno));
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    if (rc != 0)
-        return bk_err_set(e, BK_E_IO, "cannot fsync directory '%s': %s", dir,
-                          strerror(err));
-    return BK_OK;
-}
-
 static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off) {
     while (n > 0) {
         ssize_t w = pwrite(fd, p, n, (off_t)off);
@@ -640,37 +627,13 @@ static int read_file(const char *path, uint8_t **out, size_t *len, bk_err *e) {
     return BK_OK;
 }
 
-/* Write a file atomically: tmp, fsync, rename, fsync the directory. */
+/* Write a file of the state directory atomically (common/fileio.h). */
 static int write_atomic(br2k_app *a, const char *name, const uint8_t *p, size_t n,
                         bk_err *e) {
-    char tmpname[64];
-    snprintf(tmpname, sizeof(tmpname), "%s.tmp", name);
-    char *tmp = path_of(a, tmpname), *dst = path_of(a, name);
-    int rc = BK_ERR;
-    if (tmp == NULL || dst == NULL) {
-        bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
-        goto out;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        bk_err_set(e, BK_E_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (pwrite_all(fd, p, n, 0) != BK_OK || fsync(fd) != 0) {
-        bk_err_set(e, BK_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    close(fd);
-    if (rename(tmp, dst) != 0) {
-        bk_err_set(e, BK_E_IO, "cannot rename '%s': %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    rc = fsync_dir(a->dir, e);
-out:
-    free(tmp);
+    char *dst = path_of(a, name);
+    if (dst == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+    int rc = bk_file_replace(dst, p, n, e);
     free(dst);
     return rc;
 }
@@ -687,7 +650,7 @@ static int journal_start(br2k_app *a, uint64_t gen, bk_err *e) {
         return BK_ERR;
     }
     free(p);
-    if (fsync_dir(a->dir, e) != BK_OK) {
+    if (bk_fsync_dir(a->dir, e) != BK_OK) {
         close(fd);
         return BK_ERR;
     }

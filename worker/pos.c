@@ -41,54 +41,6 @@ void bk_record_digest(const void *key, size_t key_len, const void *value, size_t
     to_hex(md, mdlen, hex);
 }
 
-static int write_all(int fd, const void *buf, size_t len) {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int bk_file_replace(const char *path, const void *buf, size_t len, bk_err *e) {
-    char tmp[4096], dir[4096];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp) ||
-        (size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir))
-        return bk_err_set(e, BK_E_INVAL, "path '%s' is too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return bk_err_set(e, BK_E_IO, "cannot create '%s': %s", tmp, strerror(errno));
-    if (write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
-        int err = errno;
-        close(fd);
-        unlink(tmp);
-        return bk_err_set(e, BK_E_IO, "cannot write '%s': %s", tmp, strerror(err));
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return bk_err_set(e, BK_E_IO, "cannot rename '%s' to '%s': %s", tmp, path,
-                          strerror(err));
-    }
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return bk_err_set(e, BK_E_IO, "cannot open the directory of '%s': %s", path,
-                          strerror(errno));
-    int rc = fsync(dfd);
-    int err = errno;
-    close(dfd);
-    if (rc != 0)
-        return bk_err_set(e, BK_E_IO, "cannot sync the directory of '%s': %s", path,
-                          strerror(err));
-    return BK_OK;
-}
-
 /* FNV-1a (32 bits) of s[0..n-1]: the check field of the fixed-size text
  * files written in place (a torn or damaged line is refused). */
 uint32_t bk_text_check(const char *s, size_t n) {

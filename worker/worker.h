@@ -33,6 +33,7 @@
 
 #include "app.h"
 #include "err.h"
+#include "fileio.h"
 
 /* Exit codes of br2k-worker. */
 #define BK_EXIT_OK 0
@@ -87,10 +88,6 @@ int bk_pos_store(int *fd, const char *path, const bk_pos *p, bk_err *e);
  * big endian), the key and the value. */
 void bk_record_digest(const void *key, size_t key_len, const void *value, size_t len,
                       char hex[65]);
-
-/* Write `len` bytes to `path` atomically and durably (tmp file, fsync,
- * rename, fsync of the directory). */
-int bk_file_replace(const char *path, const void *buf, size_t len, bk_err *e);
 
 /* Overwrite the first `len` bytes of `path` in place and fdatasync: for
  * small files of a fixed size (a one-sector write is atomic on the disks

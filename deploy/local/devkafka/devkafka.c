@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "fileio.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "sig.h"
@@ -309,21 +310,6 @@ static int ctl_client(int argc, char **argv) {
     return strncmp(reply, "ok", 2) == 0 ? 0 : 1;
 }
 
-static int write_file_atomic(const char *path, const char *text, bk_err *e) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL)
-        return bk_err_set(e, BK_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
-    int ok = fprintf(f, "%s\n", text) > 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return bk_err_set(e, BK_E_IO, "cannot write '%s': %s", path, strerror(errno));
-    }
-    return BK_OK;
-}
-
 int main(int argc, char **argv) {
     int argi, rc;
     if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
@@ -379,7 +365,10 @@ int main(int argc, char **argv) {
         goto out;
     }
     const char *bfile = bk_cfg_str(&cfg, "bootstrap-file");
-    if (bfile[0] != '\0' && write_file_atomic(bfile, bootstraps, &e) != BK_OK) {
+    char line[4096];
+    size_t n = (size_t)snprintf(line, sizeof(line), "%s\n", bootstraps);
+    n = n < sizeof(line) ? n : sizeof(line) - 1;
+    if (bfile[0] != '\0' && bk_file_replace(bfile, line, n, &e) != BK_OK) {
         BK_ERROR("%s", e.msg);
         rc = 1;
         goto out_ctl;
