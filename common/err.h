@@ -30,7 +30,7 @@ typedef enum bk_errcode {
 
 typedef struct bk_err {
     int code;
-    char msg[256];
+    char msg[512]; /* one line; long enough for a URL, an object name and a hint */
 } bk_err;
 
 /* Clear an error struct (safe on NULL). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 /* ---- key names ---- */
 
@@ -118,6 +119,7 @@ enum {
     S_RAISE,
     S_BACKUP,
     S_HEARTBEAT,
+    S_FINISH,
     S_COUNT
 };
 
@@ -175,19 +177,50 @@ static const char *const script_src[S_COUNT] = {
     "  v = tonumber(ARGV[1])\n"
     "end\n"
     "return v\n",
-    /* S_BACKUP: KEYS epoch backup; ARGV token phase('' clears) channel */
-    FENCE_CHECK "if ARGV[2] == '' then\n"
-                "  redis.call('DEL', KEYS[2])\n"
-                "  redis.call('PUBLISH', ARGV[3], 'backup-clear')\n"
-                "else\n"
-                "  redis.call('SET', KEYS[2], ARGV[2])\n"
-                "  redis.call('PUBLISH', ARGV[3], 'backup ' .. ARGV[2])\n"
-                "end\n"
-                "return 1\n",
+    /* S_BACKUP: KEYS epoch backup aux; ARGV token mode expect to ttl_ms
+     * channel aux_val. mode: '*' any current value, '-' none, '=' equal
+     * to expect. to: '' deletes, '=' keeps the value. aux_val '': aux not
+     * written (KEYS[3] is then a placeholder). */
+    FENCE_CHECK
+    "local cur = redis.call('GET', KEYS[2])\n"
+    "if ARGV[2] == '-' and cur then return 0 end\n"
+    "if ARGV[2] == '=' and cur ~= ARGV[3] then return 0 end\n"
+    "if ARGV[4] == '' then\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "  redis.call('PUBLISH', ARGV[6], 'backup-clear')\n"
+    "elseif ARGV[4] ~= '=' then\n"
+    "  if tonumber(ARGV[5]) > 0 then\n"
+    "    redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])\n"
+    "  elseif ARGV[5] == '-1' then\n"
+    "    redis.call('SET', KEYS[2], ARGV[4], 'KEEPTTL')\n"
+    "  else\n"
+    "    redis.call('SET', KEYS[2], ARGV[4])\n"
+    "  end\n"
+    "  redis.call('PUBLISH', ARGV[6], 'backup ' .. ARGV[4])\n"
+    "end\n"
+    "if ARGV[7] ~= '' then\n"
+    "  redis.call('SET', KEYS[3], ARGV[7])\n"
+    "  if ARGV[4] == '=' then redis.call('PUBLISH', ARGV[6], 'backup-aux') end\n"
+    "end\n"
+    "return 1\n",
     /* S_HEARTBEAT: KEYS members alive; ARGV id now_ms ttl_ms */
     "redis.call('SADD', KEYS[1], ARGV[1])\n"
     "redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n"
     "return 1\n",
+    /* S_FINISH: KEYS epoch sv ssv last backup; ARGV token version cut channel */
+    FENCE_CHECK "local v = tonumber(ARGV[2])\n"
+                "for i = 2, 3 do\n"
+                "  if v > tonumber(redis.call('GET', KEYS[i]) or '0') then\n"
+                "    redis.call('SET', KEYS[i], ARGV[2])\n"
+                "  end\n"
+                "end\n"
+                "local last = redis.call('GET', KEYS[4])\n"
+                "if not last or v > tonumber(string.match(last, '^(%d+)')) then\n"
+                "  redis.call('SET', KEYS[4], ARGV[2] .. ' ' .. ARGV[3])\n"
+                "end\n"
+                "redis.call('DEL', KEYS[5])\n"
+                "redis.call('PUBLISH', ARGV[4], 'backup-clear')\n"
+                "return tonumber(redis.call('GET', KEYS[2]))\n",
 };
 
 /* SHA1 of each script as returned by SCRIPT LOAD; "" until loaded. The
@@ -197,6 +230,11 @@ static char script_sha[S_COUNT][41];
 static pthread_mutex_t script_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Copy the SHA of script s into sha[41]; 0 if not loaded yet. */
+void bk_keys_after_fork(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&script_mu, &fresh, sizeof(fresh));
+}
+
 static int script_get(int s, char sha[41]) {
     pthread_mutex_lock(&script_mu);
     memcpy(sha, script_sha[s], 41);
@@ -478,20 +516,185 @@ int bk_fenced_ssv_raise(bk_redis *r, const char *svc, int64_t epoch, const char 
 
 int bk_fenced_backup(bk_redis *r, const char *svc, int64_t epoch, const char *phase,
                      bk_err *e) {
+    if (phase != NULL && !name_ok(phase, 64, 1))
+        return bk_err_set(e, BK_E_INVAL, "invalid backup phase '%s'", phase);
+    return bk_fenced_backup_step(r, svc, epoch, BK_PHASE_ANY, phase, 0, NULL, NULL, NULL,
+                                 e);
+}
+
+int bk_key_backup_aux(char *buf, size_t size, const char *svc, const char *name,
+                      bk_err *e) {
+    if (name == NULL || strncmp(name, "backup-", 7) != 0 || !name_ok(name, 32, 1))
+        return bk_err_set(e, BK_E_INVAL, "invalid backup key name '%s'",
+                          name ? name : "");
+    return key(buf, size, svc, name, NULL, e);
+}
+
+int bk_fenced_backup_step(bk_redis *r, const char *svc, int64_t epoch, const char *expect,
+                          const char *to, int ttl_ms, const char *aux_name,
+                          const char *aux_val, int *done, bk_err *e) {
     KEYBUF(ke);
     KEYBUF(kb);
     KEYBUF(kc);
+    KEYBUF(ka);
+    if (done != NULL)
+        *done = 0;
     if (bk_key_epoch(ke, sizeof(ke), svc, e) || bk_key_backup(kb, sizeof(kb), svc, e) ||
         bk_key_changes(kc, sizeof(kc), svc, e))
         return BK_ERR;
-    if (phase != NULL && !name_ok(phase, 64, 1))
-        return bk_err_set(e, BK_E_INVAL, "invalid backup phase '%s'", phase);
-    char token[24];
+    if (aux_name != NULL && bk_key_backup_aux(ka, sizeof(ka), svc, aux_name, e))
+        return BK_ERR;
+    if (aux_name == NULL)
+        memcpy(ka, kb, sizeof(ka));
+    if (to != NULL && (to[0] == '\0' || strchr(to, '\n') != NULL))
+        return bk_err_set(e, BK_E_INVAL, "invalid backup phase value '%s'", to);
+    const char *mode = expect == NULL ? "*" : expect[0] == '\0' ? "-" : "=";
+    char token[24], ttl[24];
     snprintf(token, sizeof(token), "%" PRId64, epoch);
-    const char *keys[] = {ke, kb}, *args[] = {token, phase ? phase : "", kc};
-    redisReply *rep = run(r, S_BACKUP, 2, keys, 3, args, e);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms > 0 ? ttl_ms : ttl_ms < 0 ? -1 : 0);
+    const char *keys[] = {ke, kb, ka};
+    const char *args[] = {token,
+                          mode,
+                          expect ? expect : "",
+                          to ? to : "",
+                          ttl,
+                          kc,
+                          aux_name && aux_val ? aux_val : ""};
+    redisReply *rep = run(r, S_BACKUP, 3, keys, 7, args, e);
     if (rep == NULL)
         return bk_err_prefix(e, "cannot set the backup phase '%s'", kb);
+    int64_t x = 0;
+    if (reply_i64(rep, &x, e) != BK_OK)
+        return BK_ERR;
+    if (done != NULL)
+        *done = x == 1;
+    return BK_OK;
+}
+
+int bk_fenced_backup_finish(bk_redis *r, const char *svc, int64_t epoch,
+                            const char *leader_id, int64_t version, int64_t cut,
+                            int64_t *sv_now, bk_err *e) {
+    KEYBUF(ke);
+    KEYBUF(ksv);
+    KEYBUF(kssv);
+    KEYBUF(kl);
+    KEYBUF(kb);
+    KEYBUF(kc);
+    if (bk_key_epoch(ke, sizeof(ke), svc, e) || bk_key_sv(ksv, sizeof(ksv), svc, e) ||
+        bk_key_ssv(kssv, sizeof(kssv), svc, leader_id, e) ||
+        bk_key_backup_aux(kl, sizeof(kl), svc, "backup-last", e) ||
+        bk_key_backup(kb, sizeof(kb), svc, e) || bk_key_changes(kc, sizeof(kc), svc, e))
+        return BK_ERR;
+    char token[24], a_v[24], a_c[24];
+    snprintf(token, sizeof(token), "%" PRId64, epoch);
+    snprintf(a_v, sizeof(a_v), "%" PRId64, version);
+    snprintf(a_c, sizeof(a_c), "%" PRId64, cut);
+    const char *keys[] = {ke, ksv, kssv, kl, kb}, *args[] = {token, a_v, a_c, kc};
+    redisReply *rep = run(r, S_FINISH, 5, keys, 4, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot finish backup version %" PRId64, version);
+    int64_t x = 0;
+    if (reply_i64(rep, &x, e) != BK_OK)
+        return BK_ERR;
+    if (sv_now != NULL)
+        *sv_now = x;
+    return BK_OK;
+}
+
+int bk_backup_phase_parse(const char *s, bk_backup_phase *p) {
+    memset(p, 0, sizeof(*p));
+    p->cut = -1;
+    if (s == NULL)
+        return BK_OK;
+    char word[sizeof(p->phase)];
+    long long ep = 0, cut = -1;
+    int n = 0;
+    if (sscanf(s, "%15s %lld %lld%n", word, &ep, &cut, &n) != 3 || s[n] != '\0')
+        return BK_ERR;
+    memcpy(p->phase, word, sizeof(word));
+    p->epoch = ep;
+    p->cut = cut;
+    p->set = 1;
+    return BK_OK;
+}
+
+void bk_backup_phase_format(char *buf, size_t size, const char *phase, int64_t epoch,
+                            int64_t cut) {
+    snprintf(buf, size, "%s %" PRId64 " %" PRId64, phase, epoch, cut);
+}
+
+int bk_backup_phase_get(bk_redis *r, const char *svc, bk_backup_phase *p, char *raw,
+                        size_t raw_size, bk_err *e) {
+    KEYBUF(kb);
+    bk_backup_phase_parse(NULL, p);
+    if (raw != NULL && raw_size > 0)
+        raw[0] = '\0';
+    if (bk_key_backup(kb, sizeof(kb), svc, e))
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(r, e, "GET %s", kb);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", kb);
+    int rc = BK_OK;
+    if (rep->type == REDIS_REPLY_STRING) {
+        if (raw != NULL && raw_size > 0)
+            snprintf(raw, raw_size, "%s", rep->str);
+        if (bk_backup_phase_parse(rep->str, p) != BK_OK) {
+            /* an older or hand-written value: a phase word only */
+            snprintf(p->phase, sizeof(p->phase), "%.15s", rep->str);
+            p->set = 1;
+            p->epoch = 0;
+        }
+    } else if (rep->type != REDIS_REPLY_NIL) {
+        rc =
+            bk_err_set(e, BK_E_PROTO, "unexpected reply type %d for '%s'", rep->type, kb);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int bk_backup_last_get(bk_redis *r, const char *svc, int64_t *version, int64_t *cut,
+                       bk_err *e) {
+    KEYBUF(k);
+    *version = 1;
+    *cut = -1;
+    if (bk_key_backup_aux(k, sizeof(k), svc, "backup-last", e))
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(r, e, "GET %s", k);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", k);
+    int rc = BK_OK;
+    long long v = 0, c = 0;
+    if (rep->type == REDIS_REPLY_STRING) {
+        if (sscanf(rep->str, "%lld %lld", &v, &c) == 2) {
+            *version = v;
+            *cut = c;
+        } else {
+            rc = bk_err_set(e, BK_E_PROTO, "'%s' is not '<version> <cut>': '%s'", k,
+                            rep->str);
+        }
+    } else if (rep->type != REDIS_REPLY_NIL) {
+        rc = bk_err_set(e, BK_E_PROTO, "unexpected reply type %d for '%s'", rep->type, k);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int bk_backup_now_request(bk_redis *r, const char *svc, bk_err *e) {
+    KEYBUF(k);
+    KEYBUF(kc);
+    if (bk_key_backup_aux(k, sizeof(k), svc, "backup-now", e) ||
+        bk_key_changes(kc, sizeof(kc), svc, e))
+        return BK_ERR;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    redisReply *rep = bk_redis_command(r, e, "SET %s %lld", k, ms);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot request a backup ('%s')", k);
+    freeReplyObject(rep);
+    rep = bk_redis_command(r, e, "PUBLISH %s backup-now", kc);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot announce the backup request");
     freeReplyObject(rep);
     return BK_OK;
 }

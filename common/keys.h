@@ -113,6 +113,72 @@ int bk_fenced_ssv_raise(bk_redis *r, const char *svc, int64_t epoch, const char 
 int bk_fenced_backup(bk_redis *r, const char *svc, int64_t epoch, const char *phase,
                      bk_err *e);
 
+/* ---- state-version-up (backupd and the leader; schemas/redis-keys.md) ----
+ *
+ * The phase key br2k:{svc}:backup holds "<phase> <epoch> <cut>": the step
+ * of the backup in progress, the fencing token it runs under (the
+ * leader's), and the cut offset C (-1 before it is chosen). Phases, in
+ * order: hold (backupd asks the leader to hold), held (the leader holds
+ * at C = SSI = its LPI), snapshot (the leader snapshots its state at C
+ * and resumes), log, delete; then backup-finish clears it. The leader
+ * holds only while the phase names its own epoch; followers pause
+ * following in the phases after `held` only while the lease is held with
+ * that epoch. A phase has a TTL so a dead backupd never holds the
+ * service. Other keys (bk_key_backup_aux names): backup-req (JSON, the
+ * snapshot request to the leader), backup-report (JSON, the leader's
+ * answer), backup-run (JSON, backupd's own progress across restarts),
+ * backup-last ("<version> <cut>" of the last finished backup), backup-now
+ * (an operator's request, unix ms). */
+
+#define BK_PHASE_ANY NULL /* bk_fenced_backup_step: whatever the phase is */
+
+typedef struct bk_backup_phase {
+    int set;        /* 0: no backup in progress */
+    char phase[16]; /* "hold", "held", "snapshot", ... */
+    int64_t epoch;  /* the fencing token the backup runs under */
+    int64_t cut;    /* C, -1 before it is chosen */
+} bk_backup_phase;
+
+/* br2k:{svc}:<name>, name one of the backup-* keys above. */
+int bk_key_backup_aux(char *buf, size_t size, const char *svc, const char *name,
+                      bk_err *e);
+
+/* "<phase> <epoch> <cut>" into buf. */
+void bk_backup_phase_format(char *buf, size_t size, const char *phase, int64_t epoch,
+                            int64_t cut);
+/* Parse such a value (NULL: no phase, p->set = 0); BK_ERR when malformed. */
+int bk_backup_phase_parse(const char *s, bk_backup_phase *p);
+/* Read the phase; raw[raw_size] (may be NULL) gets the value as stored
+ * ("" when none). */
+int bk_backup_phase_get(bk_redis *r, const char *svc, bk_backup_phase *p, char *raw,
+                        size_t raw_size, bk_err *e);
+
+/* Fenced compare-and-set of the phase, atomically: with token `epoch`,
+ * when the current value matches `expect` (BK_PHASE_ANY: anything; "": no
+ * phase; else that exact value), set it to `to` with a TTL of ttl_ms (0:
+ * none; -1: keep the current TTL; `to` NULL deletes it; "=" keeps value and TTL), and SET
+ * the key aux_name (may be NULL) to aux_val. Announced on the changes channel. *done (may
+ * be NULL) is 1 when written, 0 when `expect` did not match; a stale token is BK_ERR with
+ * BK_E_FENCED. */
+int bk_fenced_backup_step(bk_redis *r, const char *svc, int64_t epoch, const char *expect,
+                          const char *to, int ttl_ms, const char *aux_name,
+                          const char *aux_val, int *done, bk_err *e);
+
+/* Steps 7 and 8 in one fenced script: SV and the SSV of leader_id raised to
+ * version (if higher), backup-last = "<version> <cut>", the phase deleted,
+ * "backup-clear" announced. *sv_now (may be NULL) gets SV after. */
+int bk_fenced_backup_finish(bk_redis *r, const char *svc, int64_t epoch,
+                            const char *leader_id, int64_t version, int64_t cut,
+                            int64_t *sv_now, bk_err *e);
+
+/* backup-last: *version (1 when none) and *cut (-1 when none). */
+int bk_backup_last_get(bk_redis *r, const char *svc, int64_t *version, int64_t *cut,
+                       bk_err *e);
+
+/* An operator's request for a backup now (`br2k backup now`): SET
+ * backup-now <unix ms>, announced as "backup-now"; backupd takes it. */
+int bk_backup_now_request(bk_redis *r, const char *svc, bk_err *e);
+
 /* ---- non-fenced writes ---- */
 
 /* Raise this worker's own SSV to v if higher (a follower after a backup). */
@@ -146,5 +212,9 @@ int bk_ssi_get(bk_redis *r, const char *svc, int64_t *ssi, bk_err *e);
 int bk_sv_get(bk_redis *r, const char *svc, int64_t *sv, bk_err *e);
 int bk_ssv_get(bk_redis *r, const char *svc, const char *id, int64_t *ssv, bk_err *e);
 int bk_epoch_get(bk_redis *r, const char *svc, int64_t *epoch, bk_err *e);
+
+/* In a child process after fork(): forget the lock state of the script
+ * cache (another thread of the parent may have held it). */
+void bk_keys_after_fork(void);
 
 #endif

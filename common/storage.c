@@ -1,8 +1,7 @@
 /* storage.c - off-chain object storage; see storage.h.
  *
- * One table of operations per back end; bk_storage_open picks it by URL
- * scheme. The S3 back end will add its table (and its fields in struct
- * bk_storage) next to file_ops. */
+ * One table of operations per back end (storage_int.h); bk_storage_open
+ * picks it by URL scheme: file_ops here, the S3 one in storage_s3.c. */
 #include "storage.h"
 
 #include <dirent.h>
@@ -18,26 +17,9 @@
 #include <openssl/rand.h>
 
 #include "hex.h"
+#include "storage_int.h"
 
-typedef struct storage_ops {
-    int (*put)(bk_storage *s, const char *name, const void *data, size_t len, bk_err *e);
-    int (*get)(bk_storage *s, const char *name, void **data, size_t *len, bk_err *e);
-    int (*head)(bk_storage *s, const char *name, int *exists, uint64_t *size, bk_err *e);
-    int (*list)(bk_storage *s, const char *prefix, char ***names, size_t *count,
-                bk_err *e);
-    int (*del)(bk_storage *s, const char *name, bk_err *e);
-    void (*close)(bk_storage *s);
-} storage_ops;
-
-struct bk_storage {
-    const storage_ops *ops;
-    char *url;
-    /* file:// */
-    char *dir;
-    int dirfd;
-};
-
-static int valid_name(const char *name) {
+int bk_storage_valid_name(const char *name) {
     if (name == NULL || name[0] == '\0' || name[0] == '.')
         return 0;
     size_t i = 0;
@@ -55,7 +37,7 @@ static int bad_name(const bk_storage *s, const char *name, bk_err *e) {
     return bk_err_set(e, BK_E_INVAL,
                       "storage: bad object name '%.*s' for '%s': want 1 to %d characters "
                       "of [A-Za-z0-9._-], not starting with '.'",
-                      64, name != NULL ? name : "(null)", s->url, BK_STORAGE_NAME_MAX);
+                      64, name != NULL ? name : "(null)", s->label, BK_STORAGE_NAME_MAX);
 }
 
 /* ---- file:// ---- */
@@ -160,11 +142,11 @@ static int sync_existing(bk_storage *s, const char *name, bk_err *e) {
     return BK_OK;
 }
 
-static int exists_different(bk_storage *s, const char *name, bk_err *e) {
+int bk_storage_exists_different(const bk_storage *s, const char *name, bk_err *e) {
     return bk_err_set(
         e, BK_E_STATE,
         "storage: object '%s' already exists in '%s' with different content", name,
-        s->url);
+        s->label);
 }
 
 /* Move tmp to name without replacing an existing name. 0 or an errno
@@ -189,7 +171,7 @@ static int file_put(bk_storage *s, const char *name, const void *data, size_t le
         int same = file_same(s, name, data, len, e);
         if (same < 0)
             return BK_ERR;
-        return same ? sync_existing(s, name, e) : exists_different(s, name, e);
+        return same ? sync_existing(s, name, e) : bk_storage_exists_different(s, name, e);
     }
     if (errno != ENOENT)
         return bk_err_set(e, BK_E_IO, "storage: cannot stat '%s' in '%s': %s", name,
@@ -227,7 +209,8 @@ static int file_put(bk_storage *s, const char *name, const void *data, size_t le
             int same = file_same(s, name, data, len, e);
             if (same < 0)
                 return BK_ERR;
-            return same ? sync_existing(s, name, e) : exists_different(s, name, e);
+            return same ? sync_existing(s, name, e)
+                        : bk_storage_exists_different(s, name, e);
         }
         return bk_err_set(e, BK_E_IO, "storage: cannot %s '%s' in '%s': %s", step, name,
                           s->url, strerror(err));
@@ -316,7 +299,7 @@ static int file_list(bk_storage *s, const char *prefix, char ***names, size_t *c
             break;
         }
         /* dot names are ours (temporary files) or not objects */
-        if (!valid_name(de->d_name) || strncmp(de->d_name, prefix, plen) != 0)
+        if (!bk_storage_valid_name(de->d_name) || strncmp(de->d_name, prefix, plen) != 0)
             continue;
         int reg = de->d_type == DT_REG;
         if (de->d_type == DT_UNKNOWN) {
@@ -436,8 +419,9 @@ int bk_storage_open(const char *url, bk_storage **out, bk_err *e) {
         return bk_err_set(e, BK_E_NOMEM, "storage: out of memory");
     s->dirfd = -1;
     s->url = strdup(url);
+    s->label = s->url != NULL ? strdup(url) : NULL;
     int rc = BK_ERR;
-    if (s->url == NULL) {
+    if (s->url == NULL || s->label == NULL) {
         bk_err_set(e, BK_E_NOMEM, "storage: out of memory");
     } else if (strncmp(url, "file://", 7) == 0) {
         const char *dir = url + 7;
@@ -446,12 +430,7 @@ int bk_storage_open(const char *url, bk_storage **out, bk_err *e) {
         else
             rc = open_file(s, dir, e);
     } else if (strncmp(url, "s3://", 5) == 0) {
-        const char *b = url + 5;
-        if (b[0] == '\0' || b[0] == '/')
-            bk_err_set(e, BK_E_INVAL, "storage: bad url '%.100s': no bucket", url);
-        else
-            bk_err_set(e, BK_E_INVAL,
-                       "storage: url '%.100s': s3 storage is not supported yet", url);
+        rc = bk_storage_open_s3(s, url, e);
     } else {
         bk_err_set(e, BK_E_INVAL,
                    "storage: bad url '%.100s': want file://DIR or s3://BUCKET/PREFIX",
@@ -473,6 +452,7 @@ void bk_storage_close(bk_storage *s) {
     else if (s->dirfd >= 0)
         close(s->dirfd);
     free(s->dir);
+    free(s->label);
     free(s->url);
     free(s);
 }
@@ -483,7 +463,7 @@ const char *bk_storage_url(const bk_storage *s) {
 
 int bk_storage_put(bk_storage *s, const char *name, const void *data, size_t len,
                    bk_err *e) {
-    if (!valid_name(name))
+    if (!bk_storage_valid_name(name))
         return bad_name(s, name, e);
     static const uint8_t empty = 0;
     return s->ops->put(s, name, data != NULL ? data : &empty, len, e);
@@ -492,7 +472,7 @@ int bk_storage_put(bk_storage *s, const char *name, const void *data, size_t len
 int bk_storage_get(bk_storage *s, const char *name, void **data, size_t *len, bk_err *e) {
     *data = NULL;
     *len = 0;
-    if (!valid_name(name))
+    if (!bk_storage_valid_name(name))
         return bad_name(s, name, e);
     return s->ops->get(s, name, data, len, e);
 }
@@ -502,7 +482,7 @@ int bk_storage_head(bk_storage *s, const char *name, int *exists, uint64_t *size
     *exists = 0;
     if (size != NULL)
         *size = 0;
-    if (!valid_name(name))
+    if (!bk_storage_valid_name(name))
         return bad_name(s, name, e);
     return s->ops->head(s, name, exists, size, e);
 }
@@ -523,7 +503,7 @@ void bk_storage_names_free(char **names, size_t count) {
 }
 
 int bk_storage_delete(bk_storage *s, const char *name, bk_err *e) {
-    if (!valid_name(name))
+    if (!bk_storage_valid_name(name))
         return bad_name(s, name, e);
     return s->ops->del(s, name, e);
 }

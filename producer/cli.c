@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backups.h"
 #include "br2k.h"
 #include "cli.h"
 #include "config.h"
@@ -56,6 +57,15 @@ static const char epilog[] =
     "                  exit 0 only when they are consistent\n"
     "  registry deploy|show|log\n"
     "                  the service registry contract on Ethereum (br2k registry help)\n"
+    "  backups [--json] [--service-key FILE]\n"
+    "                  every backup version in the registry (needs --eth-rpc and\n"
+    "                  --registry) with its state-backup-log decrypted by the service\n"
+    "                  key (FILE, or env BR2K_SERVICE_KEY holding the key)\n"
+    "  backup now [--wait SECONDS]\n"
+    "                  ask br2k-backupd for a backup now and wait until it is done\n"
+    "  keygen [--out FILE]\n"
+    "                  make a service key pair: private key to FILE (mode 0600),\n"
+    "                  print the public key and address\n"
     "  ping            check that Redis answers PING, that the Kafka brokers list the\n"
     "                  service topic, and that the Ethereum node answers eth_chainId;\n"
     "                  exit 0 only when all configured parts answer\n"
@@ -143,7 +153,7 @@ static int ping_eth(const char *urls, int timeout_ms, char *detail, size_t size)
 
 static int cmd_ping(void) {
     int timeout = (int)bk_cfg_int(&cfg, "timeout-ms"), all = 1;
-    char topic[256], detail[3][300];
+    char topic[256], detail[3][600];
     int ok[3] = {-1, -1, -1};
     bk_err e;
     if (bk_kafka_topic_name(bk_cfg_str(&cfg, "service"), topic, sizeof(topic), &e) !=
@@ -241,7 +251,8 @@ int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     br2k_discovery found;
     if (g.kafka[0] == '\0' && bk_cfg_str(&cfg, "registry")[0] != '\0' &&
-        strcmp(cmd, "registry") != 0 && strcmp(cmd, "help") != 0) {
+        strcmp(cmd, "registry") != 0 && strcmp(cmd, "help") != 0 &&
+        strcmp(cmd, "backups") != 0 && strcmp(cmd, "keygen") != 0) {
         /* the paper's clients find the service through the registry alone */
         br2k_settings s = {g.kafka, g.redis, g.service, g.kafka_props, 0, 0};
         br2k_error err;
@@ -273,6 +284,13 @@ int main(int argc, char **argv) {
         rc = cmd_status(&g, argc - argi, argv + argi);
     } else if (strcmp(cmd, "verify") == 0) {
         rc = cmd_verify(&g, argc - argi, argv + argi);
+    } else if (strcmp(cmd, "keygen") == 0) {
+        rc = cmd_keygen(&g, argc - argi, argv + argi);
+    } else if (strcmp(cmd, "backups") == 0) {
+        rc = cmd_backups(&g, bk_cfg_str(&cfg, "eth-rpc"), bk_cfg_str(&cfg, "registry"),
+                         argc - argi, argv + argi);
+    } else if (strcmp(cmd, "backup") == 0) {
+        rc = cmd_backup(&g, argc - argi, argv + argi);
     } else if (strcmp(cmd, "registry") == 0) {
         rc = bk_registry_cli(argc - argi, argv + argi, bk_cfg_str(&cfg, "eth-rpc"),
                              g.json);

@@ -96,7 +96,7 @@ static void from_bk(br2k_error *err, const bk_err *e) {
     if (err != NULL) {
         /* our codes are BK's up to BK_E_STATE; the log's own are remote */
         err->code = e->code <= BK_E_STATE ? e->code : BR2K_E_REMOTE;
-        snprintf(err->msg, sizeof(err->msg), "%s", e->msg);
+        snprintf(err->msg, sizeof(err->msg), "%.*s", (int)sizeof(err->msg) - 1, e->msg);
     }
 }
 

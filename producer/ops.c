@@ -378,7 +378,7 @@ int cmd_verify(const cli_globals *g, int argc, char **argv) {
     bk_redis_free(r);
     /* compare digests within each LPI among live members */
     const char *reason = NULL;
-    char why[300] = "";
+    char why[600] = "";
     size_t i, live = 0;
     json_t *m, *first = NULL;
     json_array_foreach(reps, i, m) {

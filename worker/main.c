@@ -1,4 +1,5 @@
 /* main.c - br2k-worker: configuration, then bk_worker_run (worker.h). */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +35,16 @@ static bk_cfg_opt opts[] = {
      "most records per batch (one in-flight mark, one sync, one SSI update)", NULL, 0, 0},
     {"result-ttl", BK_CFG_INT, "86400", 0, 315360000, NULL,
      "seconds a result stays in Redis for its client (0: forever)", NULL, 0, 0},
+    {"eth-rpc", BK_CFG_STR, "", 0, 0, NULL,
+     "Ethereum JSON-RPC URLs, comma-separated, tried in turn: where get-the-latest-state "
+     "reads the backups (with --registry; empty: no restore, refuse instead)",
+     NULL, 0, 0},
+    {"registry", BK_CFG_STR, "", 0, 0, NULL, "address of the registry contract (0x...)",
+     NULL, 0, 0},
+    {"service-key-file", BK_CFG_STR, "", 0, 0, NULL,
+     "file holding the service's private key (hex), which decrypts the backup logs; "
+     "empty: env BR2K_SERVICE_KEY",
+     NULL, 0, 0},
     BK_CFG_COMMON_OPTS};
 
 static const char summary[] =
@@ -43,10 +54,16 @@ static const char summary[] =
     "leaves the membership, releases the lease and exits 0.";
 
 static const char epilog[] =
+    "Get-the-latest-state: with --eth-rpc and --registry (and the service key), a\n"
+    "worker that finds an in-flight mark (stopped mid-request), no local state, a\n"
+    "damaged state, or a log that no longer holds the records after its LPI\n"
+    "restores the latest backup (the previous one while the log covers it) and\n"
+    "replays the log from its cut; S3 storage credentials come from\n"
+    "BR2K_S3_ACCESS_KEY_ID / BR2K_S3_SECRET_ACCESS_KEY.\n"
     "Exit status: 0 stopped by a signal; 1 runtime failure; 2 bad option;\n"
     "3 refused to continue to protect the state: a record was interrupted\n"
     "mid-apply (I6), or the log is not the one this worker was reading or has a\n"
-    "gap (I1). Restoring from a backup is not implemented yet.";
+    "gap (I1), and no backup could be restored (the error says why).";
 
 static bk_cfg cfg = {"br2k-worker", summary, "[OPTIONS]", opts, epilog, 0, 0};
 
@@ -84,11 +101,16 @@ int main(int argc, char **argv) {
                         ops,
                         (int)bk_cfg_int(&cfg, "lease-ms"),
                         (int)bk_cfg_int(&cfg, "batch-max"),
-                        (int)bk_cfg_int(&cfg, "result-ttl")};
+                        (int)bk_cfg_int(&cfg, "result-ttl"),
+                        bk_cfg_str(&cfg, "eth-rpc"),
+                        bk_cfg_str(&cfg, "registry"),
+                        bk_cfg_str(&cfg, "service-key-file")};
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     bk_sig_install();
     bk_err e;
     bk_err_clear(&e);
     rc = bk_worker_run(&o, &e); /* logs its error itself */
+    curl_global_cleanup();
     bk_cfg_release(&cfg);
     return rc;
 }

@@ -41,9 +41,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "backuplog.h"
 #include "jscan.h"
 #include "kafka_conf.h"
 #include "keys.h"
@@ -51,6 +53,8 @@
 #include "redis.h"
 #include "rlog.h"
 #include "sig.h"
+#include "restore.h"
+#include "snapshot.h"
 
 #define METRICS_MS 500       /* heartbeat and metrics period */
 #define ALIVE_TTL_MS 3000    /* TTL of alive-<id> */
@@ -77,6 +81,9 @@ typedef struct shared {
     int role;
     int64_t epoch, lpi, applied, rejected, changed_n, fenced, apply_ns, digest_lpi;
     char digest[65];
+    /* joining (get-the-latest-state, then replay until SSI) */
+    int joining;
+    int64_t join_bytes, join_replayed, join_remaining, join_eta_s;
 } shared;
 
 typedef struct held {
@@ -93,7 +100,7 @@ typedef struct cjob {
     int64_t epoch, upto, ssi_after;
     held *h; /* the job's results, owned by the job while busy */
     size_t n;
-    char why[256];
+    char why[sizeof(((bk_err *)0)->msg)];
 } cjob;
 
 typedef struct worker {
@@ -123,6 +130,18 @@ typedef struct worker {
     int threads, pipelined; /* pipelined: the commit thread runs */
     cjob job;               /* under s.mu; h and n written by main only */
     pthread_cond_t jcv;     /* job handed over / finished / quit */
+    /* state-version-up (backup_poll) */
+    bk_backup_phase bp;     /* the phase as last read */
+    int64_t bp_lease_epoch; /* epoch of the lease when bp was read (0: none) */
+    int64_t bp_read_ms, ssv_check_ms, ssv;
+    pid_t snap_pid;               /* the snapshot child, 0: none */
+    int64_t snap_epoch, snap_cut; /* the last snapshot forked */
+    int64_t hold_since_ms;        /* leader: holding since (0: not holding) */
+    /* get-the-latest-state */
+    int gap;               /* check_log found records deleted after LPI */
+    char recover_why[512]; /* why the state must be restored ("": it need not) */
+    int64_t join_t0_ms, join_from, join_progress_ms, join_bytes;
+    int joining, join_tty;
 } worker;
 
 static int64_t mono_ms(void) {
@@ -171,10 +190,15 @@ static void write_metrics(worker *w, bk_redis *r, int64_t *prev_applied, int64_t
     int64_t dt = now - *prev_ms > 0 ? now - *prev_ms : 1;
     int64_t dn = m.applied - *prev_applied;
     int64_t lag = end >= 0 ? end - 1 - m.lpi : -1;
-    char v[16][72];
-    const char *f[] = {"role",    "epoch",      "lpi",        "ssi",    "ssv",      "lag",
-                       "applied", "rejected",   "changed",    "fenced", "apply_us", "rps",
-                       "digest",  "digest_lpi", "updated_ms", "pid"};
+    char v[22][72];
+    const char *f[] = {"role",       "epoch",         "lpi",
+                       "ssi",        "ssv",           "lag",
+                       "applied",    "rejected",      "changed",
+                       "fenced",     "apply_us",      "rps",
+                       "digest",     "digest_lpi",    "updated_ms",
+                       "pid",        "caught_up",     "joining",
+                       "join_bytes", "join_replayed", "join_remaining",
+                       "join_eta_s"};
     snprintf(v[0], sizeof(v[0]), "%s", role_names[m.role]);
     snprintf(v[1], sizeof(v[1]), "%" PRId64, m.epoch);
     snprintf(v[2], sizeof(v[2]), "%" PRId64, m.lpi);
@@ -192,10 +216,16 @@ static void write_metrics(worker *w, bk_redis *r, int64_t *prev_applied, int64_t
     snprintf(v[13], sizeof(v[13]), "%" PRId64, m.digest_lpi);
     snprintf(v[14], sizeof(v[14]), "%" PRId64, wall_ms());
     snprintf(v[15], sizeof(v[15]), "%ld", (long)getpid());
-    const char *vals[16];
-    for (int i = 0; i < 16; i++)
+    snprintf(v[16], sizeof(v[16]), "%d", !m.joining && m.lpi >= m.ssi);
+    snprintf(v[17], sizeof(v[17]), "%d", m.joining);
+    snprintf(v[18], sizeof(v[18]), "%" PRId64, m.join_bytes);
+    snprintf(v[19], sizeof(v[19]), "%" PRId64, m.join_replayed);
+    snprintf(v[20], sizeof(v[20]), "%" PRId64, m.join_remaining);
+    snprintf(v[21], sizeof(v[21]), "%" PRId64, m.join_eta_s);
+    const char *vals[22];
+    for (int i = 0; i < 22; i++)
         vals[i] = v[i];
-    if (bk_metrics_write(r, o->service, o->id, f, vals, 16, &e) != BK_OK) {
+    if (bk_metrics_write(r, o->service, o->id, f, vals, 22, &e) != BK_OK) {
         BK_WARN("%s", e.msg);
         return;
     }
@@ -802,8 +832,8 @@ static int q_fill(worker *w, int first_ms, bk_err *e) {
         if (got < 0) {
             w->q_rc = e->code == BK_E_RLOG_RANGE ? BK_EXIT_INTEGRITY : BK_EXIT_ERROR;
             if (w->q_rc == BK_EXIT_INTEGRITY)
-                bk_err_prefix(e, "never skipping ahead (I1); restoring from a backup is "
-                                 "needed, which this version cannot do");
+                bk_err_prefix(e, "never skipping ahead (I1); the state must be restored "
+                                 "from a backup");
             return BK_ERR;
         }
         if (got == 0)
@@ -1052,6 +1082,285 @@ static void wait_change(worker *w, int ms) {
     pthread_mutex_unlock(&w->s.mu);
 }
 
+/* ---- state-version-up: the worker's part (keys.h, backupd) ---- */
+
+#define BP_POLL_MS 200       /* phase read this often while one is set */
+#define BP_IDLE_POLL_MS 1000 /* ... and when none is */
+#define SSV_CHECK_MS 2000    /* backup-last read this often */
+
+static int phase_is(const worker *w, const char *p) {
+    return w->bp.set && strcmp(w->bp.phase, p) == 0;
+}
+
+/* Followers pause following in the phases after `held` while the lease
+ * is held under the backup's epoch (a dead leader's backup never stops
+ * the followers that must take over). */
+static int follower_paused(const worker *w) {
+    return w->role == R_FOLLOWER && w->bp.set && w->bp.epoch > 0 &&
+           w->bp.epoch == w->bp_lease_epoch && !phase_is(w, "hold") &&
+           !phase_is(w, "held");
+}
+
+/* The leader holds (applies nothing new) in `hold` and `held` of its own
+ * epoch, and until it has forked the snapshot in `snapshot`. */
+static int leader_holds(const worker *w) {
+    if (w->role != R_LEADER || !w->bp.set || w->bp.epoch != w->epoch)
+        return 0;
+    if (phase_is(w, "hold") || phase_is(w, "held"))
+        return 1;
+    return phase_is(w, "snapshot") && w->bp.cut == w->pos.lpi &&
+           !(w->snap_epoch == w->epoch && w->snap_cut == w->bp.cut);
+}
+
+/* Raise this worker's SSV to the last backup's version once its state
+ * covers that backup's cut (DESIGN.md step 8: followers raise their own). */
+static void ssv_check(worker *w) {
+    int64_t v = 1, cut = -1;
+    bk_err e;
+    bk_err_clear(&e);
+    w->ssv_check_ms = mono_ms();
+    if (bk_backup_last_get(w->rm, w->o->service, &v, &cut, &e) != BK_OK) {
+        BK_WARN("%s", e.msg);
+        return;
+    }
+    if (v <= w->ssv || w->pos.lpi < cut)
+        return;
+    int64_t now = 0;
+    if (bk_ssv_raise(w->rm, w->o->service, w->o->id, v, &now, &e) != BK_OK) {
+        BK_WARN("%s", e.msg);
+        return;
+    }
+    if (now > w->ssv)
+        BK_INFO("state version %" PRId64 " (backup cut %" PRId64 ", LPI %" PRId64 ")",
+                now, cut, w->pos.lpi);
+    w->ssv = now;
+}
+
+/* Read the phase (and the lease epoch while one is set), reap a finished
+ * snapshot child, raise SSV after a backup. */
+static void backup_poll(worker *w, int force) {
+    int64_t t = mono_ms();
+    if (w->snap_pid > 0) {
+        int st = 0;
+        pid_t p = waitpid(w->snap_pid, &st, WNOHANG);
+        if (p == w->snap_pid) {
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                BK_WARN("the snapshot process of cut %" PRId64 " failed (status %d)",
+                        w->snap_cut, st);
+            w->snap_pid = 0;
+        }
+    }
+    int every = w->bp.set ? BP_POLL_MS : BP_IDLE_POLL_MS;
+    if (!force && t - w->bp_read_ms < every)
+        return;
+    bk_err e;
+    bk_err_clear(&e);
+    w->bp_read_ms = t;
+    int was_set = w->bp.set;
+    if (bk_backup_phase_get(w->rm, w->o->service, &w->bp, NULL, 0, &e) != BK_OK) {
+        BK_WARN("%s", e.msg);
+        w->bp.set = 0;
+        return;
+    }
+    w->bp_lease_epoch = 0;
+    if (w->bp.set && w->role == R_FOLLOWER) {
+        char id[BK_ID_MAX + 1];
+        if (bk_lease_get(w->rm, w->o->service, id, &w->bp_lease_epoch, &e) != BK_OK) {
+            BK_WARN("%s", e.msg);
+            w->bp_lease_epoch = 0;
+        }
+    }
+    if (!w->bp.set && (was_set || force || t - w->ssv_check_ms >= SSV_CHECK_MS))
+        ssv_check(w);
+}
+
+/* Leader, phase `hold`: commit everything applied, then announce the cut
+ * C = SSI = LPI by moving the phase to `held` (keeping its TTL). */
+static void leader_hold(worker *w) {
+    if (w->hold_since_ms == 0) {
+        w->hold_since_ms = mono_ms();
+        w->snap_epoch = 0; /* a new backup: its snapshot is still to be taken */
+        w->snap_cut = -2;
+        BK_INFO("backup: holding at LPI %" PRId64 " (epoch %" PRId64 ")", w->pos.lpi,
+                w->epoch);
+    }
+    if (!phase_is(w, "hold"))
+        return;
+    collect(w, 1);
+    if (w->role == R_LEADER && w->nheld > 0) {
+        if (w->pipelined) {
+            commit_async(w);
+            collect(w, 1);
+        } else {
+            flush_held(w);
+        }
+    }
+    if (w->role != R_LEADER || w->nheld > 0 || shared_ssi(w) != w->pos.lpi)
+        return;
+    char expect[96], to[96];
+    bk_backup_phase_format(expect, sizeof(expect), "hold", w->epoch, -1);
+    bk_backup_phase_format(to, sizeof(to), "held", w->epoch, w->pos.lpi);
+    int done = 0;
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_fenced_backup_step(w->rm, w->o->service, w->epoch, expect, to, -1, NULL, NULL,
+                              &done, &e) != BK_OK) {
+        BK_WARN("backup: cannot announce the cut: %s", e.msg);
+        return;
+    }
+    if (done) {
+        w->bp.cut = w->pos.lpi;
+        snprintf(w->bp.phase, sizeof(w->bp.phase), "held");
+    }
+    backup_poll(w, 1);
+}
+
+/* Leader, phase `snapshot` at C = LPI: fork the snapshot process (it has
+ * the state at C, copy-on-write) and resume at once. */
+static void leader_snapshot(worker *w) {
+    w->snap_epoch = w->epoch;
+    w->snap_cut = w->bp.cut;
+    char type[64];
+    snprintf(type, sizeof(type), "%s-snapshot", w->o->app->name);
+    bk_wsnap_args a = {w->o->app, w->app,   w->o->redis, w->o->service, w->o->id,
+                       type,      w->epoch, w->bp.cut,   w->pos.digest};
+    if (w->snap_pid > 0) { /* a previous child still running: let it finish */
+        int st = 0;
+        waitpid(w->snap_pid, &st, 0);
+        w->snap_pid = 0;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(bk_wsnap_child(&a));
+    int64_t held_ms = w->hold_since_ms ? mono_ms() - w->hold_since_ms : 0;
+    w->hold_since_ms = 0;
+    if (pid < 0) {
+        BK_ERROR("backup: cannot fork the snapshot process: %s", strerror(errno));
+        return;
+    }
+    w->snap_pid = pid;
+    BK_INFO("backup: snapshot of cut %" PRId64 " in process %d; resuming after holding "
+            "%" PRId64 " ms",
+            w->bp.cut, (int)pid, held_ms);
+}
+
+/* ---- get-the-latest-state (restore.h) ---- */
+
+static int recovery_on(const worker *w) {
+    return w->o->eth_rpc != NULL && w->o->eth_rpc[0] != '\0' && w->o->registry != NULL &&
+           w->o->registry[0] != '\0';
+}
+
+/* Restore the latest usable backup into the open application and put the
+ * position at its cut (the caller seeks the log). `fresh`: a new node, for
+ * which "no backup yet" means replaying the log from offset 0. */
+static int recover(worker *w, int fresh, bk_err *e) {
+    const bk_worker_opts *o = w->o;
+    bk_eth_key key;
+    if (bk_service_key_load(o->service_key_file, &key, e) != BK_OK) {
+        bk_err_prefix(e, "get-the-latest-state needs the service key");
+        return BK_EXIT_CONFIG;
+    }
+    int64_t t0 = mono_ms();
+    bk_recover_args a = {o->app, w->app, o->eth_rpc, o->registry, &key, w->log};
+    bk_recovered out;
+    int rc = bk_recover_latest(&a, &out, e);
+    memset(&key, 0, sizeof(key));
+    if (rc != BK_OK && fresh && e->code == BK_E_NOTFOUND) {
+        BK_INFO("get-the-latest-state: no backup yet; replaying the log from its start");
+        bk_err_clear(e);
+        return BK_EXIT_OK;
+    }
+    if (rc != BK_OK) {
+        bk_err_prefix(e, "get-the-latest-state failed (%s)", w->recover_why);
+        return BK_EXIT_INTEGRITY;
+    }
+    w->pos = (bk_pos){out.cut, "", -1, -1};
+    snprintf(w->pos.digest, sizeof(w->pos.digest), "%s", out.record_digest);
+    if (w->pos_fd >= 0)
+        close(w->pos_fd);
+    w->pos_fd = -1;
+    if (bk_pos_write(w->pos_path, &w->pos, e) != BK_OK)
+        return BK_EXIT_ERROR;
+    held_drop_upto(w, INT64_MAX); /* results of records before the cut: not ours */
+    if (w->held_fd >= 0)
+        close(w->held_fd);
+    w->held_fd = -1;
+    if (unlink(w->held_path) != 0 && errno != ENOENT)
+        BK_WARN("cannot remove '%s': %s", w->held_path, strerror(errno));
+    int64_t now = 0;
+    bk_err se;
+    bk_err_clear(&se);
+    if (w->rm != NULL &&
+        bk_ssv_raise(w->rm, o->service, o->id, (int64_t)out.version, &now, &se) != BK_OK)
+        BK_WARN("%s", se.msg);
+    else if (w->rm != NULL)
+        w->ssv = now;
+    w->joining = 1;
+    w->join_from = out.cut;
+    w->join_bytes = (int64_t)out.bytes;
+    w->join_t0_ms = mono_ms();
+    w->join_progress_ms = 0;
+    w->join_tty = isatty(STDERR_FILENO);
+    w->mirrored = -2;
+    pthread_mutex_lock(&w->s.mu);
+    w->s.lpi = out.cut;
+    w->s.joining = 1;
+    w->s.join_bytes = (int64_t)out.bytes;
+    w->s.join_replayed = 0;
+    w->s.join_remaining = -1;
+    w->s.join_eta_s = -1;
+    pthread_mutex_unlock(&w->s.mu);
+    BK_INFO("get-the-latest-state: restored backup version %" PRIu64 " (cut %" PRId64
+            ", %" PRIu64 " bytes, state digest %.12s...) in %" PRId64
+            " ms; replaying the log from offset %" PRId64,
+            out.version, out.cut, out.bytes, out.state_digest, mono_ms() - t0,
+            out.cut + 1);
+    w->recover_why[0] = '\0';
+    return BK_EXIT_OK;
+}
+
+/* While joining: progress on a terminal and in the metrics; done once the
+ * worker has caught up with SSI. */
+static void join_progress(worker *w, int64_t ssi) {
+    if (!w->joining)
+        return;
+    int64_t now = mono_ms(), replayed = w->pos.lpi - w->join_from,
+            remaining = ssi - w->pos.lpi;
+    if (remaining <= 0) {
+        w->joining = 0;
+        pthread_mutex_lock(&w->s.mu);
+        w->s.joining = 0;
+        w->s.join_replayed = replayed;
+        w->s.join_remaining = 0;
+        w->s.join_eta_s = 0;
+        pthread_mutex_unlock(&w->s.mu);
+        if (w->join_tty)
+            fprintf(stderr, "\n");
+        BK_INFO("joined: caught up with SSI %" PRId64 " after replaying %" PRId64
+                " records from the backup's cut in %" PRId64 " ms",
+                ssi, replayed, now - w->join_t0_ms);
+        return;
+    }
+    if (now - w->join_progress_ms < 500)
+        return;
+    w->join_progress_ms = now;
+    double secs = (double)(now - w->join_t0_ms) / 1000.0;
+    double rate = secs > 0 ? (double)replayed / secs : 0;
+    int64_t eta = rate > 0 ? (int64_t)((double)remaining / rate + 0.5) : -1;
+    pthread_mutex_lock(&w->s.mu);
+    w->s.join_replayed = replayed;
+    w->s.join_remaining = remaining;
+    w->s.join_eta_s = eta;
+    pthread_mutex_unlock(&w->s.mu);
+    if (w->join_tty)
+        fprintf(stderr,
+                "\rjoining: backup of %.1f MiB restored, %" PRId64
+                " records replayed, %" PRId64 " to go, about %" PRId64 " s left   ",
+                (double)w->join_bytes / 1048576.0, replayed, remaining, eta);
+}
+
 /* ---- start-up: position, application, log (I1, I6) ---- */
 
 static int integrity(bk_err *e, const char *fmt, ...)
@@ -1087,7 +1396,12 @@ static int open_state(worker *w, bk_err *e) {
     int exists = 0;
     if (bk_pos_read(w->pos_path, &w->pos, &exists, e) != BK_OK)
         return BK_EXIT_INTEGRITY;
-    if (exists && w->pos.inflight_first >= 0)
+    if (exists && w->pos.inflight_first >= 0 && recovery_on(w)) {
+        snprintf(w->recover_why, sizeof(w->recover_why),
+                 "stopped in the middle of records %" PRId64 "..%" PRId64
+                 " (in-flight mark)",
+                 w->pos.inflight_first, w->pos.inflight_last);
+    } else if (exists && w->pos.inflight_first >= 0)
         return integrity(e,
                          "interrupted in the middle of records %" PRId64 "..%" PRId64
                          " (in-flight mark in '%s'): the local state may be partly "
@@ -1095,10 +1409,34 @@ static int open_state(worker *w, bk_err *e) {
                          "(get-the-latest-state), which this version cannot do",
                          w->pos.inflight_first, w->pos.inflight_last, w->pos_path);
     int64_t app_lpi = -1;
-    if (o->app->open(appdir, &w->app, &app_lpi, e) != BK_OK) {
+    if (o->app->open(appdir, &w->app, &app_lpi, e) != BK_OK && recovery_on(w) &&
+        e->code == BK_E_INVAL) {
+        /* a state that fails its own integrity check: set aside, restored */
+        char aside[4200];
+        snprintf(aside, sizeof(aside), "%s.damaged-%" PRId64, appdir, wall_ms());
+        if (rename(appdir, aside) != 0) {
+            bk_err_set(e, BK_E_IO, "cannot move the damaged state '%s' aside: %s", appdir,
+                       strerror(errno));
+            return BK_EXIT_ERROR;
+        }
+        snprintf(w->recover_why, sizeof(w->recover_why),
+                 "the local state failed its integrity check (%.150s; kept in '%.200s')",
+                 e->msg, aside);
+        bk_err_clear(e);
+        w->app = NULL;
+        if (o->app->open(appdir, &w->app, &app_lpi, e) != BK_OK) {
+            bk_err_prefix(e, "cannot open application '%s'", o->app->name);
+            return BK_EXIT_ERROR;
+        }
+        if (exists)
+            w->pos = (bk_pos){-1, "", -1, -1};
+        exists = 0;
+    } else if (w->app == NULL) {
         bk_err_prefix(e, "cannot open application '%s'", o->app->name);
         return BK_EXIT_ERROR;
     }
+    if (w->recover_why[0]) /* restored below: the local state is not trusted */
+        return BK_EXIT_OK;
     if (!exists) {
         if (app_lpi != -1)
             return integrity(e,
@@ -1129,7 +1467,13 @@ static int open_log(worker *w, bk_err *e) {
     w->log = bk_rlog_open(&ls, e);
     if (w->log == NULL)
         return BK_EXIT_CONFIG;
+    return BK_EXIT_OK;
+}
+
+/* Check the log against the position (I1) and seek to LPI + 1. */
+static int check_log(worker *w, bk_err *e) {
     int64_t first = 0, end = 0, lpi = w->pos.lpi;
+    w->gap = 0;
     if (bk_rlog_offsets(w->log, &first, &end, e) != BK_OK)
         return BK_EXIT_ERROR;
     BK_INFO("log '%s' holds offsets %" PRId64 "..%" PRId64 "; LPI %" PRId64, w->topic,
@@ -1140,12 +1484,14 @@ static int open_log(worker *w, bk_err *e) {
                          ": it is not the log this worker was reading (topic recreated "
                          "or broker lost its data)",
                          w->topic, end - 1, lpi);
-    if (first > lpi + 1)
+    if (first > lpi + 1) {
+        w->gap = 1;
         return integrity(e,
                          "log '%s' starts at offset %" PRId64 " but the next record to "
-                         "apply is %" PRId64 ": records were deleted; restoring from a "
-                         "backup is needed, which this version cannot do (I1)",
+                         "apply is %" PRId64 ": records were deleted; the state must be "
+                         "restored from a backup (I1)",
                          w->topic, first, lpi + 1);
+    }
     if (lpi < 0 || first == lpi + 1) {
         if (lpi >= 0)
             BK_WARN("record %" PRId64
@@ -1207,14 +1553,47 @@ static int run_loop(worker *w, bk_err *e) {
             refresh_ssi(w);
             last_ssi_read = mono_ms();
         }
+        backup_poll(w, resync);
         int64_t ssi = shared_ssi(w);
+        join_progress(w, ssi);
         if (w->role == R_FOLLOWER && w->nheld)
             held_drop_upto(w, ssi);
         check_stall(w, ssi);
         int64_t limit = w->role == R_LEADER ? INT64_MAX : ssi;
+        if (leader_holds(w)) {
+            if (phase_is(w, "snapshot"))
+                leader_snapshot(w);
+            else
+                leader_hold(w);
+            if (leader_holds(w))
+                limit = w->pos.lpi;
+        } else if (w->hold_since_ms != 0 && !phase_is(w, "snapshot")) {
+            BK_WARN("backup: hold ended without a snapshot (phase %s); resuming",
+                    w->bp.set ? w->bp.phase : "none");
+            w->hold_since_ms = 0;
+        }
+        if (follower_paused(w) && w->bp.cut < limit)
+            limit = w->bp.cut;
         /* a batch closes as soon as the records already fetched are used up:
          * it never waits to fill */
         if (q_fill(w, 100, e) != BK_OK) {
+            if (w->q_rc == BK_EXIT_INTEGRITY && e->code == BK_E_RLOG_RANGE &&
+                recovery_on(w) && w->role != R_LEADER) {
+                /* the records after LPI are gone (I1): never skip them */
+                snprintf(w->recover_why, sizeof(w->recover_why), "%s", e->msg);
+                BK_WARN("get-the-latest-state: %s", w->recover_why);
+                q_drop(w, w->nq);
+                w->q_rc = BK_EXIT_OK;
+                bk_err_clear(e);
+                rc = recover(w, 0, e);
+                if (rc == BK_EXIT_OK && bk_rlog_seek(w->log, w->pos.lpi + 1, e) != BK_OK)
+                    rc = BK_EXIT_ERROR;
+                if (rc != BK_EXIT_OK)
+                    goto out;
+                w->rnext = w->pos.lpi + 1;
+                publish_take_window(w);
+                continue;
+            }
             rc = w->q_rc;
             goto out;
         }
@@ -1324,6 +1703,10 @@ static void shutdown_worker(worker *w, int rc) {
             write_metrics(w, w->rm, &a, &ns, &ms); /* the final numbers */
         }
     }
+    if (w->snap_pid > 0) { /* let a snapshot in progress finish its report */
+        int st = 0;
+        waitpid(w->snap_pid, &st, 0);
+    }
     held_drop_upto(w, INT64_MAX);
     free(w->held);
     if (w->pos_fd >= 0)
@@ -1391,6 +1774,32 @@ int bk_worker_run(const bk_worker_opts *o, bk_err *err) {
     rc = open_log(w, e);
     if (rc != BK_EXIT_OK)
         goto out;
+    if (bk_ssv_get(w->rm, o->service, o->id, &w->ssv, e) != BK_OK) {
+        rc = BK_EXIT_ERROR;
+        goto out;
+    }
+    int fresh = 0;
+    if (!w->recover_why[0]) {
+        rc = check_log(w, e);
+        if (rc == BK_EXIT_INTEGRITY && w->gap && recovery_on(w)) {
+            snprintf(w->recover_why, sizeof(w->recover_why), "%s", e->msg);
+            bk_err_clear(e);
+        } else if (rc != BK_EXIT_OK) {
+            goto out;
+        } else if (w->pos.lpi == -1 && recovery_on(w)) {
+            fresh = 1; /* a new node joins from the latest backup, if any */
+            snprintf(w->recover_why, sizeof(w->recover_why),
+                     "no local state (a new node or a wiped disk)");
+        }
+    }
+    if (w->recover_why[0]) {
+        BK_WARN("get-the-latest-state: %s", w->recover_why);
+        rc = recover(w, fresh, e);
+        if (rc == BK_EXIT_OK)
+            rc = check_log(w, e);
+        if (rc != BK_EXIT_OK)
+            goto out;
+    }
     w->s.lpi = w->pos.lpi;
     publish_take_window(w);
     update_digest(w, 1);

@@ -39,7 +39,7 @@
 #define BK_EXIT_OK 0
 #define BK_EXIT_ERROR 1     /* a runtime failure (I/O, application) */
 #define BK_EXIT_CONFIG 2    /* a bad option */
-#define BK_EXIT_INTEGRITY 3 /* refused to continue: I1 or I6 */
+#define BK_EXIT_INTEGRITY 3 /* refused to continue: I1 or I6, and no backup restored */
 
 typedef struct bk_worker_opts {
     const char *id;
@@ -52,6 +52,12 @@ typedef struct bk_worker_opts {
     int lease_ms;     /* lease TTL; renewed every lease_ms / 3 */
     int batch_max;    /* records per batch (one SSI update, one sync) */
     int result_ttl_s; /* expiry of result keys, 0: never */
+    /* get-the-latest-state (restore.h): enabled when eth_rpc and registry
+     * are set; the service key from service_key_file, else the
+     * environment (BR2K_SERVICE_KEY). */
+    const char *eth_rpc;          /* Ethereum JSON-RPC URLs, comma-separated */
+    const char *registry;         /* the registry contract, 0x... */
+    const char *service_key_file; /* "" : BR2K_SERVICE_KEY */
 } bk_worker_opts;
 
 /* Run the worker until SIGTERM/SIGINT (bk_sig_stop) or a fatal error.

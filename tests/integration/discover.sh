@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 STACK=$SRC/deploy/local/stack
 export BR2K_BUILD_DIR=$BUILD
-trap 'rc=$?; "$STACK" down --dir "$T/s" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; "$STACK" down --dir "$T/s" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
 "$STACK" up --dir "$T/s" --service idreg >"$T/up.log"
 REG=$(jq -r .registry "$T/s/stack.json")
 RPC="http://127.0.0.1:$(free_port),$(jq -r .eth_rpc "$T/s/stack.json")"

@@ -5,6 +5,8 @@
 set -euo pipefail
 
 SRC=${BR2K_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# a leak inside librdkafka (tests/lsan.supp says which) is not ours
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$SRC/tests/lsan.supp:print_suppressions=0}
 BUILD=${BR2K_BUILD_DIR:-$SRC/build}
 BIN=$BUILD/bin
 ANVIL=$SRC/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil

@@ -6,7 +6,7 @@ export BR2K_BUILD_DIR=$BUILD
 
 # both stacks are stopped by the trap too if the test fails midway
 stack_cleanup() { "$STACK" down --dir "$T/a" >/dev/null 2>&1 || true; "$STACK" down --dir "$T/b" >/dev/null 2>&1 || true; }
-trap 'rc=$?; stack_cleanup; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; stack_cleanup; (exit $rc); cleanup' EXIT
 
 "$STACK" up --dir "$T/a" >"$T/up-a.log"
 "$STACK" up --dir "$T/b" --service other --workers 0 >"$T/up-b.log"
@@ -15,8 +15,8 @@ pass "two stacks up side by side"
 running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; }
 pids_of() { jq -r '.parts[].pid' "$1/stack.json"; }
 A_PIDS=$(pids_of "$T/a"); B_PIDS=$(pids_of "$T/b")
-[ "$(echo "$A_PIDS" | wc -l)" -eq 7 ] || fail "stack a should record 7 processes (3 servers, registryd, 3 workers)"
-[ "$(echo "$B_PIDS" | wc -l)" -eq 4 ] || fail "stack b should record 4 processes"
+[ "$(echo "$A_PIDS" | wc -l)" -eq 8 ] || fail "stack a should record 8 processes (3 servers, registryd, backupd, 3 workers)"
+[ "$(echo "$B_PIDS" | wc -l)" -eq 5 ] || fail "stack b should record 5 processes"
 
 # each part answers, in both stacks, on different ports
 "$STACK" status --dir "$T/a" --json >"$T/status-a.json" || fail "stack a status"
@@ -58,6 +58,22 @@ wait_for 20 reg_epoch_above "$E2" || fail "the chain's leader record: $(reg_show
 reg_show | jq -e --arg k "$(jq -r .kafka "$T/a/stack.json")" '.accessInfo.bootstrap == $k' >/dev/null ||
     fail "access information: $(reg_show)"
 pass "registry: access information published, leader record at epoch $(reg_show | jq .leader.epoch)"
+
+# backups: `br2k backup now` through the stack's backupd; `br2k backups`
+# decrypts the on-chain log with the stack's service key; add-worker
+# starts a new worker that joins from that backup
+stack_env() { eval "$("$STACK" env --dir "$T/a")"; }
+( stack_env
+  "$BIN/br2k" backup now --wait 60 >"$T/backup-now.log" 2>&1 || fail "backup now: $(cat "$T/backup-now.log"; tail -5 "$T/a/logs/backupd.log")"
+  "$BIN/br2k" backups --json >"$T/backups.json" || fail "br2k backups: $(cat "$T/backups.json")"
+  [ "$(jq -r '.[0].log.version' "$T/backups.json")" = 2 ] || fail "backups: $(cat "$T/backups.json")" )
+"$STACK" add-worker --dir "$T/a" >"$T/add.log" || fail "add-worker: $(cat "$T/add.log")"
+grep -q "started worker w4" "$T/add.log" || fail "add-worker: $(cat "$T/add.log")"
+w4_caught_up() { [ "$(status_a | jq -r '.members[] | select(.id == "w4") | .metrics.caught_up')" = 1 ]; }
+wait_for 60 w4_caught_up || fail "w4 did not catch up: $(tail -5 "$T/a/logs/worker-w4.log")"
+grep -q "restored backup version 2" "$T/a/logs/worker-w4.log" || fail "w4 did not join from the backup"
+A_PIDS=$(pids_of "$T/a")
+pass "backup now -> version 2, br2k backups decrypts it, add-worker: w4 joined from it"
 
 # up on a running DIR says so and exits non-zero, touching nothing
 if "$STACK" up --dir "$T/a" 2>"$T/up-again.err"; then fail "second up on a running dir succeeded"; fi

@@ -1,0 +1,982 @@
+/* backupd.c - state-version-up; see backupd.h for the steps. */
+#include "backupd.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backuplog.h"
+#include "hex.h"
+#include "jsonrpc.h"
+#include "kafka_conf.h"
+#include "keys.h"
+#include "log.h"
+#include "redis.h"
+#include "regchan.h"
+#include "registry.h"
+#include "rlog.h"
+#include "seal.h"
+#include "sig.h"
+#include "storage.h"
+
+#define FAIL_BACKOFF_MS 2000 /* after a failed attempt, wait this long */
+#define STEP_POLL_MS 2       /* polling of the phase and LPIs while held */
+
+typedef struct bd {
+    const bk_backupd_opts *o;
+    bk_redis *r;
+    bk_rpc *rpc;
+    uint8_t reg[20];
+    bk_storage *st;
+    bk_rlog *log;
+    uint8_t pub[65];
+    char pubhex[131];
+    int delete_warned; /* the log back end cannot delete: not asked again */
+} bd;
+
+/* One backup in progress (also saved as backup-run). */
+typedef struct run {
+    int64_t version, epoch, cut, prev_cut, start_ms, first_offset, held_ms;
+    char leader[BK_ID_MAX + 1], step[16], reason[32];
+    json_t *members, *alive, *report, *store; /* owned */
+} run;
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void run_free(run *u) {
+    json_decref(u->members);
+    json_decref(u->alive);
+    json_decref(u->report);
+    json_decref(u->store);
+    memset(u, 0, sizeof(*u));
+}
+
+/* Tests only: BR2K_TEST_BACKUP_STOP=<step> stops this process (SIGSTOP)
+ * when it reaches that step, so a test can kill whatever it wants then. */
+static void hook(const char *step) {
+    static int fired; /* once per process */
+    const char *h = getenv("BR2K_TEST_BACKUP_STOP");
+    if (fired || h == NULL || strcmp(h, step) != 0)
+        return;
+    fired = 1;
+    BK_WARN("BR2K_TEST_BACKUP_STOP: stopped at step '%s'", step);
+    raise(SIGSTOP);
+}
+
+static void set_step(run *u, const char *step) {
+    snprintf(u->step, sizeof(u->step), "%s", step);
+}
+
+/* ---- backup-run ---- */
+
+static int run_save(bd *d, run *u, bk_err *e) {
+    char k[BK_KEY_MAX];
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", e) != BK_OK)
+        return BK_ERR;
+    json_t *j =
+        json_pack("{sI sI sI sI sI sI ss ss ss}", "version", (json_int_t)u->version,
+                  "epoch", (json_int_t)u->epoch, "cut", (json_int_t)u->cut, "prev_cut",
+                  (json_int_t)u->prev_cut, "start_ms", (json_int_t)u->start_ms,
+                  "first_offset", (json_int_t)u->first_offset, "leader", u->leader,
+                  "step", u->step, "reason", u->reason);
+    if (j == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    if (u->members)
+        json_object_set(j, "members", u->members);
+    if (u->alive)
+        json_object_set(j, "alive", u->alive);
+    if (u->report)
+        json_object_set(j, "report", u->report);
+    if (u->store)
+        json_object_set(j, "store", u->store);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    if (text == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    redisReply *rep = bk_redis_command(d->r, e, "SET %s %s", k, text);
+    free(text);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot save '%s'", k);
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+static void run_drop(bd *d) {
+    char k[BK_KEY_MAX], k2[BK_KEY_MAX];
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", &e) != BK_OK ||
+        bk_key_backup_aux(k2, sizeof(k2), d->o->service, "backup-report", &e) != BK_OK)
+        return;
+    redisReply *rep = bk_redis_command(d->r, &e, "DEL %s %s", k, k2);
+    if (rep)
+        freeReplyObject(rep);
+    else
+        BK_WARN("%s", e.msg);
+}
+
+/* *found = 0 when there is no backup-run. */
+static int run_load(bd *d, run *u, int *found, bk_err *e) {
+    char k[BK_KEY_MAX];
+    *found = 0;
+    memset(u, 0, sizeof(*u));
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", e) != BK_OK)
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(d->r, e, "GET %s", k);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", k);
+    if (rep->type != REDIS_REPLY_STRING) {
+        freeReplyObject(rep);
+        return BK_OK;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(rep->str, rep->len, 0, &je);
+    freeReplyObject(rep);
+    const char *leader = json_string_value(json_object_get(j, "leader"));
+    const char *step = json_string_value(json_object_get(j, "step"));
+    if (j == NULL || leader == NULL || step == NULL) {
+        json_decref(j);
+        BK_WARN("'%s' is damaged: dropped", k);
+        run_drop(d);
+        return BK_OK;
+    }
+    u->version = json_integer_value(json_object_get(j, "version"));
+    u->epoch = json_integer_value(json_object_get(j, "epoch"));
+    u->cut = json_integer_value(json_object_get(j, "cut"));
+    u->prev_cut = json_integer_value(json_object_get(j, "prev_cut"));
+    u->start_ms = json_integer_value(json_object_get(j, "start_ms"));
+    u->first_offset = json_integer_value(json_object_get(j, "first_offset"));
+    snprintf(u->leader, sizeof(u->leader), "%s", leader);
+    snprintf(u->step, sizeof(u->step), "%s", step);
+    snprintf(u->reason, sizeof(u->reason), "%s",
+             json_string_value(json_object_get(j, "reason")) ?: "");
+    u->members = json_incref(json_object_get(j, "members"));
+    u->alive = json_incref(json_object_get(j, "alive"));
+    u->report = json_incref(json_object_get(j, "report"));
+    u->store = json_incref(json_object_get(j, "store"));
+    json_decref(j);
+    *found = 1;
+    return BK_OK;
+}
+
+/* ---- reading the service ---- */
+
+/* members and the alive ones (JSON arrays of ids, sorted). */
+static int read_members(bd *d, json_t **members, json_t **alive, bk_err *e) {
+    char k[BK_KEY_MAX];
+    *members = *alive = NULL;
+    if (bk_key_members(k, sizeof(k), d->o->service, e) != BK_OK)
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(d->r, e, "SORT %s ALPHA", k);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", k);
+    *members = json_array();
+    *alive = json_array();
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const char *id = rep->element[i]->str;
+        char ka[BK_KEY_MAX];
+        if (id == NULL || bk_key_alive(ka, sizeof(ka), d->o->service, id, NULL) != BK_OK)
+            continue;
+        json_array_append_new(*members, json_string(id));
+        redisReply *x = bk_redis_command(d->r, e, "EXISTS %s", ka);
+        if (x == NULL) {
+            freeReplyObject(rep);
+            json_decref(*members);
+            json_decref(*alive);
+            *members = *alive = NULL;
+            return bk_err_prefix(e, "cannot read '%s'", ka);
+        }
+        if (x->type == REDIS_REPLY_INTEGER && x->integer == 1)
+            json_array_append_new(*alive, json_string(id));
+        freeReplyObject(x);
+    }
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+/* GET key into obj[key] (JSON null when absent). */
+static int snap_key(bd *d, json_t *obj, const char *k, bk_err *e) {
+    redisReply *rep = bk_redis_command(d->r, e, "GET %s", k);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", k);
+    json_object_set_new(
+        obj, k, rep->type == REDIS_REPLY_STRING ? json_string(rep->str) : json_null());
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+/* The store snapshot: the service's Redis keys (versions, LPIs, members,
+ * epoch, SSI, leader), read while the leader holds at the cut. */
+static json_t *store_snapshot(bd *d, const run *u, bk_err *e) {
+    const char *svc = d->o->service;
+    json_t *keys = json_object();
+    char k[BK_KEY_MAX], km[BK_KEY_MAX], when[32];
+    int rc = BK_OK;
+    rc |= bk_key_sv(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
+    rc |= bk_key_ssi(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
+    rc |= bk_key_epoch(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
+    rc |= bk_key_leader(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
+    rc |=
+        bk_key_backup_aux(k, sizeof(k), svc, "backup-last", e) || snap_key(d, keys, k, e);
+    size_t i;
+    json_t *v;
+    json_array_foreach(u->members, i, v) {
+        const char *id = json_string_value(v);
+        rc |= bk_key_ssv(k, sizeof(k), svc, id, e) || snap_key(d, keys, k, e);
+        rc |= bk_key_lpi(k, sizeof(k), svc, id, e) || snap_key(d, keys, k, e);
+        rc |= bk_key_alive(k, sizeof(k), svc, id, e) || snap_key(d, keys, k, e);
+    }
+    if (rc != BK_OK || bk_key_members(km, sizeof(km), svc, e) != BK_OK) {
+        json_decref(keys);
+        return NULL;
+    }
+    json_object_set(keys, km, u->members);
+    bk_blog_time(wall_ms(), when);
+    return json_pack("{ss ss ss sI so}", "format", "br2k.store-snapshot.v1", "service",
+                     svc, "taken", when, "cut_offset", (json_int_t)u->cut, "keys", keys);
+}
+
+/* ---- the steps ---- */
+
+static int fenced_phase(bd *d, run *u, const char *expect_phase, const char *to_phase,
+                        int ttl_ms, const char *aux, const char *aux_val, bk_err *e) {
+    char expect[96], to[96];
+    if (expect_phase)
+        bk_backup_phase_format(expect, sizeof(expect), expect_phase, u->epoch, u->cut);
+    bk_backup_phase_format(to, sizeof(to), to_phase, u->epoch, u->cut);
+    int done = 0;
+    if (bk_fenced_backup_step(d->r, d->o->service, u->epoch,
+                              expect_phase ? expect : BK_PHASE_ANY, to, ttl_ms, aux,
+                              aux_val, &done, e) != BK_OK)
+        return BK_ERR;
+    if (!done)
+        return bk_err_set(e, BK_E_STATE,
+                          "the backup phase is no longer '%s' (expired or replaced); "
+                          "abandoning the backup",
+                          expect);
+    return BK_OK;
+}
+
+/* Step 1: the leader holds and names C. */
+static int step_cut(bd *d, run *u, bk_err *e) {
+    set_step(u, "cut");
+    hook("cut");
+    char hold[96];
+    bk_backup_phase_format(hold, sizeof(hold), "hold", u->epoch, -1);
+    int done = 0;
+    if (bk_fenced_backup_step(d->r, d->o->service, u->epoch, BK_PHASE_ANY, hold,
+                              d->o->hold_timeout_ms, NULL, NULL, &done, e) != BK_OK)
+        return BK_ERR;
+    int64_t t0 = mono_ms(), deadline = t0 + d->o->hold_timeout_ms;
+    u->held_ms = t0;
+    for (;;) {
+        bk_backup_phase p;
+        if (bk_backup_phase_get(d->r, d->o->service, &p, NULL, 0, e) != BK_OK)
+            return BK_ERR;
+        if (p.set && p.epoch == u->epoch && strcmp(p.phase, "held") == 0) {
+            u->cut = p.cut;
+            return BK_OK;
+        }
+        if (!p.set || p.epoch != u->epoch || strcmp(p.phase, "hold") != 0)
+            return bk_err_set(e, BK_E_STATE,
+                              "the leader '%s' did not hold (phase now '%s'); abandoning",
+                              u->leader, p.set ? p.phase : "none");
+        if (mono_ms() > deadline || bk_sig_stop)
+            return bk_err_set(e, BK_E_TIMEOUT,
+                              "the leader '%s' (epoch %" PRId64
+                              ") did not hold within %d ms",
+                              u->leader, u->epoch, d->o->hold_timeout_ms);
+        sleep_ms(STEP_POLL_MS);
+    }
+}
+
+/* Step 2: every alive follower reaches C. */
+static int step_wait(bd *d, run *u, bk_err *e) {
+    set_step(u, "wait");
+    hook("wait");
+    int64_t deadline = u->held_ms + d->o->hold_timeout_ms;
+    json_decref(u->members);
+    json_decref(u->alive);
+    if (read_members(d, &u->members, &u->alive, e) != BK_OK)
+        return BK_ERR;
+    size_t i;
+    json_t *v;
+    json_array_foreach(u->alive, i, v) {
+        const char *id = json_string_value(v);
+        if (strcmp(id, u->leader) == 0)
+            continue;
+        char k[BK_KEY_MAX];
+        if (bk_key_lpi(k, sizeof(k), d->o->service, id, e) != BK_OK)
+            return BK_ERR;
+        for (;;) {
+            int64_t lpi = -1;
+            if (bk_keys_get_i64(d->r, k, -1, &lpi, e) != BK_OK)
+                return BK_ERR;
+            if (lpi >= u->cut)
+                break;
+            if (mono_ms() > deadline || bk_sig_stop)
+                return bk_err_set(e, BK_E_TIMEOUT,
+                                  "follower '%s' is at %" PRId64
+                                  ", not at the cut %" PRId64
+                                  " within --hold-timeout-ms %d",
+                                  id, lpi, u->cut, d->o->hold_timeout_ms);
+            sleep_ms(STEP_POLL_MS);
+        }
+    }
+    json_decref(u->store);
+    u->store = store_snapshot(d, u, e); /* the plain store snapshot for now */
+    return u->store ? BK_OK : BK_ERR;
+}
+
+/* Step 3: the snapshot request; the leader forks and resumes. */
+static int step_phase(bd *d, run *u, bk_err *e) {
+    set_step(u, "phase");
+    hook("phase");
+    char k[BK_KEY_MAX];
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-report", e) != BK_OK)
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(d->r, e, "DEL %s", k);
+    if (rep == NULL)
+        return BK_ERR;
+    freeReplyObject(rep);
+    json_t *req = json_pack("{sI sI sI ss ss}", "epoch", (json_int_t)u->epoch, "cut",
+                            (json_int_t)u->cut, "version", (json_int_t)u->version,
+                            "storage", bk_storage_url(d->st), "pubkey", d->pubhex);
+    char *text = req ? json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(req);
+    if (text == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    int rc =
+        fenced_phase(d, u, "held", "snapshot", d->o->phase_ttl_ms, "backup-req", text, e);
+    free(text);
+    u->held_ms = mono_ms() - u->held_ms;
+    return rc;
+}
+
+/* Seal plain[len] and store it as v<version>-<kind>-<sha256>; *meta gets
+ * the object's part of the log (without type, owner). */
+static int put_sealed(bd *d, const run *u, const char *kind, const void *plain,
+                      size_t len, json_t **meta, bk_err *e) {
+    uint8_t key[BK_SEAL_KEY_LEN];
+    void *sealed = NULL;
+    size_t slen = 0;
+    char sha[65], name[BK_STORAGE_NAME_MAX + 1], *wrapped = NULL, when[32];
+    *meta = NULL;
+    if (bk_seal(plain, len, key, &sealed, &slen, sha, e) != BK_OK)
+        return BK_ERR;
+    snprintf(name, sizeof(name), "v%08" PRId64 "-%s-%s", u->version, kind, sha);
+    int rc = bk_storage_put(d->st, name, sealed, slen, e);
+    if (rc == BK_OK)
+        rc = bk_blog_wrap_key(key, d->pub, &wrapped, e);
+    memset(key, 0, sizeof(key));
+    free(sealed);
+    if (rc != BK_OK)
+        return BK_ERR;
+    bk_blog_time(wall_ms(), when);
+    *meta = json_pack("{ss ss sI sI ss ss}", "object", name, "sha256", sha, "size",
+                      (json_int_t)slen, "plain_size", (json_int_t)len, "created", when,
+                      "data_key", wrapped);
+    free(wrapped);
+    return *meta ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
+}
+
+/* Step 4: the leader's report; its object read back and checked; the
+ * store snapshot sealed and stored. */
+static int step_snapshot(bd *d, run *u, bk_err *e) {
+    set_step(u, "snapshot");
+    hook("snapshot");
+    char k[BK_KEY_MAX];
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-report", e) != BK_OK)
+        return BK_ERR;
+    int64_t deadline = mono_ms() + d->o->snapshot_timeout_ms;
+    json_t *rj = NULL;
+    while (rj == NULL) {
+        redisReply *rep = bk_redis_command(d->r, e, "GET %s", k);
+        if (rep == NULL)
+            return BK_ERR;
+        if (rep->type == REDIS_REPLY_STRING) {
+            json_error_t je;
+            rj = json_loadb(rep->str, rep->len, 0, &je);
+            if (rj == NULL) {
+                freeReplyObject(rep);
+                return bk_err_set(e, BK_E_PROTO, "'%s' is not JSON: %s", k, je.text);
+            }
+        }
+        freeReplyObject(rep);
+        if (rj == NULL && (mono_ms() > deadline || bk_sig_stop))
+            return bk_err_set(e, BK_E_TIMEOUT,
+                              "the leader '%s' reported no snapshot of cut %" PRId64
+                              " within %d ms (see its log)",
+                              u->leader, u->cut, d->o->snapshot_timeout_ms);
+        if (rj == NULL)
+            sleep_ms(20);
+    }
+    const char *err = json_string_value(json_object_get(rj, "error"));
+    const char *obj = json_string_value(json_object_get(rj, "object"));
+    const char *sha = json_string_value(json_object_get(rj, "sha256"));
+    json_int_t size = json_integer_value(json_object_get(rj, "size"));
+    if (err != NULL || obj == NULL || sha == NULL ||
+        json_integer_value(json_object_get(rj, "cut")) != u->cut ||
+        json_integer_value(json_object_get(rj, "epoch")) != u->epoch) {
+        bk_err_set(e, BK_E_REMOTE, "the leader's snapshot of cut %" PRId64 " failed: %s",
+                   u->cut, err ? err : "report without object, or of another cut");
+        json_decref(rj);
+        return BK_ERR;
+    }
+    /* it counts only once read back whole with the SHA-256 it was named by */
+    void *data = NULL;
+    size_t len = 0;
+    char got[65];
+    if (bk_storage_get(d->st, obj, &data, &len, e) != BK_OK) {
+        json_decref(rj);
+        return bk_err_prefix(e, "cannot read the snapshot back");
+    }
+    int rc = bk_sha256_hex(data, len, got, e);
+    free(data);
+    if (rc == BK_OK && (strcmp(got, sha) != 0 || (json_int_t)len != size))
+        rc = bk_err_set(e, BK_E_STATE,
+                        "snapshot object '%s' reads back as %zu bytes with sha256 %s, "
+                        "expected %" JSON_INTEGER_FORMAT " bytes with %s",
+                        obj, len, got, size, sha);
+    if (rc != BK_OK) {
+        json_decref(rj);
+        return BK_ERR;
+    }
+    json_decref(u->report);
+    u->report = rj;
+    /* the store snapshot (read at the cut, step 2) */
+    char *text = json_dumps(u->store, JSON_COMPACT | JSON_SORT_KEYS);
+    json_t *meta = NULL;
+    if (text == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    rc = put_sealed(d, u, "store", text, strlen(text), &meta, e);
+    free(text);
+    if (rc != BK_OK)
+        return bk_err_prefix(e, "cannot store the store snapshot");
+    json_object_set_new(meta, "type", json_string("br2k-store-snapshot"));
+    json_object_set_new(meta, "owner", json_string("br2k-backupd"));
+    json_object_set_new(meta, "form", json_string("br2k-seal v1 (zlib, AES-256-GCM)"));
+    json_decref(u->store);
+    u->store = meta;
+    return BK_OK;
+}
+
+static json_t *storage_meta(bd *d) {
+    const char *url = bk_storage_url(d->st);
+    int s3 = strncmp(url, "s3://", 5) == 0;
+    return json_pack("{ss ss ss ss}", "url", url, "kind", s3 ? "s3" : "file", "auth",
+                     s3 ? "aws-sigv4 (credentials are not in this log)" : "none", "form",
+                     "immutable objects, sealed (zlib + AES-256-GCM), named "
+                     "v<version>-<kind>-<sha256>");
+}
+
+/* The state-backup-log (schemas/state-backup-log.schema.json). */
+static json_t *build_log(bd *d, const run *u) {
+    char start[32], end[32], app[64] = "app";
+    bk_blog_time(u->start_ms, start);
+    bk_blog_time(wall_ms(), end);
+    const json_t *r = u->report;
+    const char *type = json_string_value(json_object_get(r, "type"));
+    if (type != NULL) {
+        snprintf(app, sizeof(app), "%s", type);
+        char *dash = strstr(app, "-snapshot");
+        if (dash)
+            *dash = '\0';
+    }
+    char created[32];
+    bk_blog_time(json_integer_value(json_object_get(r, "created_ms")), created);
+    json_t *state = json_pack(
+        "{sO sO sO sO ss ss ss ss sO}", "object", json_object_get(r, "object"), "sha256",
+        json_object_get(r, "sha256"), "size", json_object_get(r, "size"), "plain_size",
+        json_object_get(r, "plain_size"), "type", type ? type : "app-snapshot", "owner",
+        u->leader, "created", created, "form", "br2k-seal v1 (zlib, AES-256-GCM)",
+        "data_key", json_object_get(r, "data_key"));
+    if (state == NULL)
+        return NULL;
+    return json_pack("{ss ss sI ss ss sO sO ss sI sI sI sI ss sO sO so sO so}", "format",
+                     "br2k.state-backup-log.v1", "service", d->o->service, "version",
+                     (json_int_t)u->version, "start", start, "end", end, "members",
+                     u->members, "alive_members", u->alive, "subject", u->leader, "epoch",
+                     (json_int_t)u->epoch, "cut_offset", (json_int_t)u->cut,
+                     "previous_cut_offset", (json_int_t)u->prev_cut, "log_first_offset",
+                     (json_int_t)u->first_offset, "app", app, "state_digest",
+                     json_object_get(r, "state_digest"), "record_digest",
+                     json_object_get(r, "record_digest"), "state_data", state, "snapshot",
+                     u->store, "storage", storage_meta(d));
+}
+
+/* Whether the chain holds `version` with digest sha (hex). */
+static int on_chain(bd *d, int64_t version, const char *sha, int *yes, bk_err *e) {
+    uint64_t sv = 0;
+    *yes = 0;
+    if (bk_reg_get_state_version(d->rpc, d->reg, &sv, e) != BK_OK)
+        return BK_ERR;
+    if ((int64_t)sv < version)
+        return BK_OK;
+    bk_reg_backup b;
+    uint8_t want[32];
+    if (bk_reg_get_backup(d->rpc, d->reg, (uint64_t)version, &b, e) != BK_OK ||
+        bk_hex_decode_exact(sha, want, 32, e) != BK_OK)
+        return BK_ERR;
+    if (memcmp(b.digest, want, 32) != 0)
+        return bk_err_set(
+            e, BK_E_STATE,
+            "the chain holds version %" PRId64 " with another snapshot digest", version);
+    *yes = 1;
+    return BK_OK;
+}
+
+/* Step 5: the log, encrypted, on chain. */
+static int step_log(bd *d, run *u, bk_err *e) {
+    set_step(u, "log");
+    hook("log");
+    json_t *log = build_log(d, u);
+    if (log == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "cannot build the backup log");
+    char *hex = NULL;
+    int rc = bk_blog_check(log, e);
+    if (rc == BK_OK)
+        rc = bk_blog_encrypt(log, d->pub, &hex, e);
+    json_decref(log);
+    if (rc != BK_OK)
+        return BK_ERR;
+    if (fenced_phase(d, u, "snapshot", "log", d->o->phase_ttl_ms, NULL, NULL, e) !=
+            BK_OK ||
+        run_save(d, u, e) != BK_OK) {
+        free(hex);
+        return BK_ERR;
+    }
+    const char *sha = json_string_value(json_object_get(u->report, "sha256"));
+    char digest[67];
+    snprintf(digest, sizeof(digest), "0x%s", sha);
+    size_t hl = strlen(hex);
+    char *hx = malloc(hl + 3);
+    if (hx == NULL) {
+        free(hex);
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    }
+    memcpy(hx, "0x", 2);
+    memcpy(hx + 2, hex, hl + 1);
+    free(hex);
+    json_t *args = json_pack("{sI ss ss}", "version", (json_int_t)u->version, "digest",
+                             digest, "log", hx);
+    free(hx);
+    json_t *reply = NULL;
+    rc = bk_regchan_call(d->r, d->o->service, "appendBackupLog", args, u->epoch,
+                         d->o->log_timeout_ms, &reply, e);
+    json_decref(args);
+    if (rc != BK_OK)
+        return bk_err_prefix(e, "appendBackupLog of version %" PRId64, u->version);
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        bk_err_set(e, BK_E_REMOTE,
+                   "appendBackupLog of version %" PRId64 " refused: %s (%s)", u->version,
+                   json_string_value(json_object_get(reply, "error")) ?: "?",
+                   json_string_value(json_object_get(reply, "code")) ?: "?");
+        json_decref(reply);
+        return BK_ERR;
+    }
+    json_decref(reply);
+    int yes = 0;
+    if (on_chain(d, u->version, sha, &yes, e) != BK_OK)
+        return BK_ERR;
+    if (!yes)
+        return bk_err_set(e, BK_E_STATE,
+                          "registryd confirmed version %" PRId64
+                          " but the chain does not hold it",
+                          u->version);
+    return BK_OK;
+}
+
+/* Steps 6-8, also when resuming after a restart (then with the epoch of
+ * whoever leads now). */
+static int step_finish(bd *d, run *u, int resumed, bk_err *e) {
+    set_step(u, "delete");
+    if (!resumed &&
+        fenced_phase(d, u, "log", "delete", d->o->phase_ttl_ms, NULL, NULL, e) != BK_OK)
+        return BK_ERR;
+    if (run_save(d, u, e) != BK_OK)
+        return BK_ERR;
+    hook("delete");
+    BK_INFO("backup version %" PRId64 " is on chain: deleting the records below %" PRId64,
+            u->version, u->cut + 1);
+    bk_err de;
+    bk_err_clear(&de);
+    if (d->delete_warned) {
+        /* the back end said it cannot delete: not asked again */
+    } else if (bk_rlog_delete_below(d->log, u->cut + 1, &de) != BK_OK) {
+        if (de.code == BK_E_RLOG_UNSUPPORTED) {
+            BK_WARN("the log back end cannot delete records (%s); records below %" PRId64
+                    " stay, and this backupd does not ask again",
+                    de.msg, u->cut + 1);
+            d->delete_warned = 1;
+        } else {
+            BK_WARN("cannot delete the records below %" PRId64 " (kept; the next backup "
+                    "tries again): %s",
+                    u->cut + 1, de.msg);
+        }
+    } else {
+        BK_INFO("deleted the log's records below %" PRId64, u->cut + 1);
+    }
+    set_step(u, "raise");
+    hook("raise");
+    int64_t sv = 0;
+    if (bk_fenced_backup_finish(d->r, d->o->service, u->epoch, u->leader, u->version,
+                                u->cut, &sv, e) != BK_OK)
+        return BK_ERR;
+    set_step(u, "clear");
+    hook("clear");
+    return BK_OK;
+}
+
+/* Keep the newest `keep` versions in storage (never the one just logged). */
+static void prune(bd *d, int64_t latest) {
+    char **names = NULL;
+    size_t n = 0;
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_storage_list(d->st, "v", &names, &n, &e) != BK_OK) {
+        BK_WARN("cannot list the storage to prune it: %s", e.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        long long v = 0;
+        if (sscanf(names[i], "v%lld-", &v) != 1 || v > latest - d->o->keep || v >= latest)
+            continue;
+        if (bk_storage_delete(d->st, names[i], &e) != BK_OK)
+            BK_WARN("cannot prune '%s': %s", names[i], e.msg);
+        else
+            BK_INFO("pruned '%s' (keeping versions above %lld)", names[i],
+                    (long long)(latest - d->o->keep));
+    }
+    bk_storage_names_free(names, n);
+}
+
+/* Give a backup up: clear its phase if it is still ours. */
+static void abandon(bd *d, run *u, const bk_err *why) {
+    BK_ERROR("backup version %" PRId64 " failed at step '%s': %s", u->version, u->step,
+             why->msg);
+    bk_err e;
+    bk_err_clear(&e);
+    bk_backup_phase p;
+    if (u->epoch > 0 &&
+        bk_backup_phase_get(d->r, d->o->service, &p, NULL, 0, &e) == BK_OK && p.set &&
+        p.epoch == u->epoch &&
+        bk_fenced_backup_step(d->r, d->o->service, u->epoch, BK_PHASE_ANY, NULL, 0, NULL,
+                              NULL, NULL, &e) != BK_OK &&
+        e.code != BK_E_FENCED)
+        BK_WARN("cannot clear the backup phase: %s", e.msg);
+    run_drop(d);
+}
+
+/* The leader's id and epoch; *epoch 0 when there is none. */
+static int current_leader(bd *d, run *u, bk_err *e) {
+    return bk_lease_get(d->r, d->o->service, u->leader, &u->epoch, e);
+}
+
+static void done_line(bd *d, const run *u) {
+    BK_INFO("backup version %" PRId64 " done (%s): cut %" PRId64 ", %" PRId64
+            " records since the previous cut, leader '%s' held %" PRId64
+            " ms, took %" PRId64 " ms; stored '%s'",
+            u->version, u->reason, u->cut, u->cut - u->prev_cut, u->leader, u->held_ms,
+            wall_ms() - u->start_ms,
+            json_string_value(json_object_get(u->report, "object")) ?: "?");
+    (void)d;
+}
+
+/* One backup from step 1. */
+static int backup_once(bd *d, const char *reason, bk_err *e) {
+    run u;
+    memset(&u, 0, sizeof(u));
+    u.start_ms = wall_ms();
+    u.cut = -1;
+    snprintf(u.reason, sizeof(u.reason), "%s", reason);
+    if (current_leader(d, &u, e) != BK_OK)
+        return BK_ERR;
+    if (u.epoch == 0)
+        return bk_err_set(e, BK_E_STATE, "no leader: no backup until one is elected");
+    uint64_t chain_sv = 0;
+    int64_t sv = 1, last_v = 1, end = 0;
+    if (bk_reg_get_state_version(d->rpc, d->reg, &chain_sv, e) != BK_OK ||
+        bk_sv_get(d->r, d->o->service, &sv, e) != BK_OK ||
+        bk_backup_last_get(d->r, d->o->service, &last_v, &u.prev_cut, e) != BK_OK)
+        return BK_ERR;
+    if ((int64_t)chain_sv > sv)
+        BK_WARN("the chain is at version %" PRIu64 " and Redis at %" PRId64
+                " (a backup logged by a backupd that stopped before finishing it)",
+                chain_sv, sv);
+    u.version = (int64_t)chain_sv + 1;
+    bk_err oe;
+    bk_err_clear(&oe);
+    if (bk_rlog_offsets(d->log, &u.first_offset, &end, &oe) != BK_OK)
+        u.first_offset = -1;
+    BK_INFO("backup version %" PRId64 " starting (%s): leader '%s', epoch %" PRId64,
+            u.version, reason, u.leader, u.epoch);
+    /* backup-run is saved before each step, so that a backupd that stops
+     * anywhere is followed by one that knows what to finish or undo */
+    int (*const steps[])(bd *, run *, bk_err *) = {step_cut, step_wait, step_phase,
+                                                   step_snapshot, step_log};
+    int rc = BK_OK;
+    for (size_t i = 0; rc == BK_OK && i < sizeof(steps) / sizeof(steps[0]); i++) {
+        rc = run_save(d, &u, e);
+        if (rc == BK_OK)
+            rc = steps[i](d, &u, e);
+    }
+    if (rc != BK_OK) {
+        int yes = 0;
+        bk_err ce;
+        bk_err_clear(&ce);
+        const char *sha = json_string_value(json_object_get(u.report, "sha256"));
+        if (strcmp(u.step, "log") == 0 && sha != NULL &&
+            on_chain(d, u.version, sha, &yes, &ce) == BK_OK && yes) {
+            BK_WARN("%s; but the chain holds version %" PRId64 ": finishing it", e->msg,
+                    u.version);
+            rc = BK_OK;
+        } else {
+            abandon(d, &u, e);
+            run_free(&u);
+            return BK_ERR;
+        }
+    }
+    rc = step_finish(d, &u, 0, e);
+    if (rc != BK_OK) { /* logged on chain: kept in backup-run, finished later */
+        BK_ERROR("backup version %" PRId64 " is on chain but not finished: %s (retrying)",
+                 u.version, e->msg);
+        run_free(&u);
+        return BK_ERR;
+    }
+    done_line(d, &u);
+    run_drop(d);
+    prune(d, u.version);
+    run_free(&u);
+    return BK_OK;
+}
+
+/* A backup-run left by a backupd that stopped: finish it when its log is
+ * on chain (I7 holds: nothing was deleted before), else abandon it. */
+static int resume(bd *d, run *u, bk_err *e) {
+    const char *sha = json_string_value(json_object_get(u->report, "sha256"));
+    int logged = strcmp(u->step, "log") == 0 || strcmp(u->step, "delete") == 0 ||
+                 strcmp(u->step, "raise") == 0 || strcmp(u->step, "clear") == 0;
+    if (!logged || sha == NULL) {
+        bk_err why;
+        bk_err_set(&why, BK_E_STATE, "interrupted before its log was sent");
+        abandon(d, u, &why);
+        return BK_OK;
+    }
+    int yes = 0;
+    int64_t deadline = mono_ms() + d->o->log_timeout_ms;
+    while (!yes) {
+        if (on_chain(d, u->version, sha, &yes, e) != BK_OK) {
+            if (e->code == BK_E_STATE) { /* another digest at that version */
+                abandon(d, u, e);
+                return BK_OK;
+            }
+            return BK_ERR; /* the chain is unreachable: try again later */
+        }
+        if (!yes && (mono_ms() > deadline || bk_sig_stop)) {
+            bk_err why;
+            bk_err_set(&why, BK_E_TIMEOUT,
+                       "interrupted while logging, and the chain does not hold version "
+                       "%" PRId64 " after %d ms",
+                       u->version, d->o->log_timeout_ms);
+            abandon(d, u, &why);
+            return BK_OK;
+        }
+        if (!yes)
+            sleep_ms(200);
+    }
+    char cur[BK_ID_MAX + 1];
+    int64_t ep = 0;
+    if (bk_lease_get(d->r, d->o->service, cur, &ep, e) != BK_OK)
+        return BK_ERR;
+    if (ep == 0)
+        return bk_err_set(e, BK_E_STATE, "no leader to finish version %" PRId64 " with",
+                          u->version);
+    BK_INFO("finishing backup version %" PRId64 " (on chain; interrupted at step '%s') "
+            "with leader '%s', epoch %" PRId64,
+            u->version, u->step, cur, ep);
+    u->epoch = ep;
+    snprintf(u->leader, sizeof(u->leader), "%s", cur);
+    if (step_finish(d, u, 1, e) != BK_OK)
+        return BK_ERR;
+    done_line(d, u);
+    run_drop(d);
+    prune(d, u->version);
+    return BK_OK;
+}
+
+/* A backup phase with no backup-run behind it (left by a backupd that
+ * died before saving one, or by a backup whose leader was replaced): it
+ * is inert for other epochs, but cleared anyway with the current leader's
+ * token (compare-and-delete of that exact value), so that the keys say
+ * plainly that no backup is in progress. */
+static int clear_stale(bd *d, bk_err *e) {
+    bk_backup_phase p;
+    char raw[128];
+    if (bk_backup_phase_get(d->r, d->o->service, &p, raw, sizeof(raw), e) != BK_OK)
+        return BK_ERR;
+    if (!p.set)
+        return BK_OK;
+    char id[BK_ID_MAX + 1];
+    int64_t ep = 0;
+    int done = 0;
+    if (bk_lease_get(d->r, d->o->service, id, &ep, e) != BK_OK)
+        return BK_ERR;
+    if (ep == 0) /* no leader: nobody holds or pauses; cleared later */
+        return BK_OK;
+    if (bk_fenced_backup_step(d->r, d->o->service, ep, raw, NULL, 0, NULL, NULL, &done,
+                              e) != BK_OK)
+        return e->code == BK_E_FENCED ? BK_OK : BK_ERR; /* a leader change: next time */
+    if (done)
+        BK_WARN("cleared the backup phase '%s' left by an interrupted backup", raw);
+    return BK_OK;
+}
+
+/* The trigger, or NULL: an operator's request, max-replicated records
+ * since the last cut, or fewer than a majority alive (with new records). */
+static const char *trigger(bd *d, bk_err *e) {
+    char k[BK_KEY_MAX];
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-now", e) != BK_OK)
+        return NULL;
+    redisReply *rep = bk_redis_command(d->r, e, "GETDEL %s", k);
+    if (rep == NULL)
+        return NULL;
+    int now = rep->type == REDIS_REPLY_STRING;
+    freeReplyObject(rep);
+    if (now)
+        return "operator";
+    int64_t ssi = -1, v = 1, cut = -1;
+    if (bk_ssi_get(d->r, d->o->service, &ssi, e) != BK_OK ||
+        bk_backup_last_get(d->r, d->o->service, &v, &cut, e) != BK_OK)
+        return NULL;
+    if (ssi - cut >= d->o->max_replicated)
+        return "max-replicated";
+    if (ssi <= cut)
+        return NULL;
+    json_t *m = NULL, *a = NULL;
+    if (read_members(d, &m, &a, e) != BK_OK)
+        return NULL;
+    size_t nm = json_array_size(m), na = json_array_size(a);
+    json_decref(m);
+    json_decref(a);
+    if (nm > 0 && na < nm / 2 + 1)
+        return "majority";
+    return NULL;
+}
+
+static int open_all(bd *d, bk_err *e) {
+    const bk_backupd_opts *o = d->o;
+    if (bk_keys_check_service(o->service, e) != BK_OK)
+        return 2;
+    if (o->registry[0] == '\0' || bk_eth_addr_parse(o->registry, d->reg, e) != BK_OK) {
+        bk_err_set(e, BK_E_INVAL, "--registry needs the contract's address, got '%s'",
+                   o->registry);
+        return 2;
+    }
+    if (o->eth_rpc[0] == '\0') {
+        bk_err_set(e, BK_E_INVAL, "--eth-rpc needs at least one URL");
+        return 2;
+    }
+    if (bk_service_pub_load(o->pubkey, d->pub, e) != BK_OK)
+        return 2;
+    bk_hex_encode(d->pub, sizeof(d->pub), 0, d->pubhex);
+    if (bk_storage_open(o->storage, &d->st, e) != BK_OK)
+        return 2;
+    d->rpc = bk_rpc_new_list(o->eth_rpc, 10000, e);
+    if (d->rpc == NULL)
+        return 2;
+    d->r = bk_redis_new(o->redis, 5000, e);
+    if (d->r == NULL)
+        return 1;
+    char topic[256];
+    if (bk_kafka_topic_name(o->service, topic, sizeof(topic), e) != BK_OK)
+        return 2;
+    bk_rlog_settings ls = {o->kafka, topic, o->kafka_props, 10000};
+    d->log = bk_rlog_open(&ls, e);
+    if (d->log == NULL)
+        return 1;
+    return 0;
+}
+
+int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
+    bd d;
+    memset(&d, 0, sizeof(d));
+    d.o = o;
+    int rc = open_all(&d, e);
+    if (rc == 0)
+        BK_INFO("backupd of service '%s': storage '%s', max-replicated %lld, keep %d",
+                o->service, bk_storage_url(d.st), o->max_replicated, o->keep);
+    int64_t next_ms = 0;
+    while (rc == 0 && !bk_sig_stop) {
+        bk_err le;
+        bk_err_clear(&le);
+        if (mono_ms() < next_ms) {
+            sleep_ms(o->poll_ms);
+            continue;
+        }
+        run u;
+        int found = 0;
+        if (run_load(&d, &u, &found, &le) != BK_OK) {
+            BK_WARN("%s", le.msg);
+            next_ms = mono_ms() + FAIL_BACKOFF_MS;
+            continue;
+        }
+        if (found) {
+            int r2 = resume(&d, &u, &le);
+            run_free(&u);
+            if (r2 != BK_OK) {
+                BK_WARN("cannot finish the interrupted backup yet: %s", le.msg);
+                next_ms = mono_ms() + FAIL_BACKOFF_MS;
+            }
+            continue;
+        }
+        if (clear_stale(&d, &le) != BK_OK) {
+            BK_WARN("%s", le.msg);
+            next_ms = mono_ms() + FAIL_BACKOFF_MS;
+            continue;
+        }
+        const char *why = o->once ? "operator" : trigger(&d, &le);
+        if (why == NULL) {
+            if (le.code != BK_E_NONE)
+                BK_WARN("%s", le.msg);
+            sleep_ms(o->poll_ms);
+            continue;
+        }
+        if (backup_once(&d, why, &le) != BK_OK) {
+            if (le.code == BK_E_STATE && strstr(le.msg, "no leader") != NULL)
+                BK_INFO("%s", le.msg);
+            next_ms = mono_ms() + FAIL_BACKOFF_MS;
+            if (o->once) {
+                *e = le;
+                rc = 1;
+            }
+        } else if (o->once) {
+            break;
+        }
+    }
+    bk_rlog_close(d.log);
+    bk_redis_free(d.r);
+    bk_rpc_free(d.rpc);
+    bk_storage_close(d.st);
+    return rc;
+}

@@ -1,0 +1,113 @@
+# recover.sh - get-the-latest-state (issue 6) on real redis-server,
+# br2k-devkafka, anvil, file storage and InfoDID workers whose first
+# Ethereum RPC URL is dead:
+#  - a worker killed in the middle of applying a request (the InfoDID
+#    hook holds `register` halfway) restarts, restores, replays, and its
+#    digest equals the others';
+#  - a worker whose state directory is wiped rejoins the same way;
+#  - a new worker added after three backups replays only the records after
+#    the latest cut (counted) and converges;
+#  - an unreadable latest snapshot: the previous version is used (the log
+#    still covers it); none readable: the worker stops with one clear error;
+#  - a worker leaving on SIGTERM removes itself from the members.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/core_helpers.bash"
+source "$(dirname "$0")/backup_helpers.bash"
+APP=infodid
+
+start_redis
+start_devkafka
+start_chain
+DEAD=$(free_port) # nothing listens there: every recovery fails over to anvil
+RARGS=(--eth-rpc "http://127.0.0.1:$DEAD,$ETH_RPC" --registry "$REG" --service-key-file "$T/service.key")
+for w in w1 w2 w3; do start_worker "$w" "${RARGS[@]}"; done
+wait_for 15 has_leader || fail "no leader"
+start_backupd --max-replicated 100000000
+
+n=0
+load() { # load COUNT: COUNT signed registrations from a fresh client prefix
+    n=$((n + 1))
+    "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count "$1" \
+        --prefix "c$n" >"$T/load$n.out" 2>&1 || fail "load $n: $(tail -3 "$T/load$n.out")"
+}
+ssi() { rc_ GET "br2k:{$SVC}:SSI"; }
+all_at() { # all_at ID...: each at SSI with the same digest
+    at "$(ssi)" "$@"
+}
+backup_now() {
+    local v; v=$(sv)
+    "$BIN/br2k" --redis "$REDIS" backup now --wait 60 >/dev/null || fail "backup now failed: $(tail -3 "$T/backupd.log")"
+    [ "$(sv)" = $((v + 1)) ] || fail "SV $(sv) after a backup from $v"
+}
+last_cut() { rc_ GET "br2k:{$SVC}:backup-last" | cut -d' ' -f2; }
+follower() { local w; for w in "$@"; do [ "$w" = "$(leader_id)" ] || { echo "$w"; return; }; done; }
+inflight() { # the in-flight mark of worker.pos is set
+    read -r _ _ _ _ first _ <"$T/$1/worker.pos"
+    [ "$first" -ge 0 ]
+}
+
+load 100
+backup_now
+load 100
+wait_for 30 all_at w1 w2 w3 || { show w1 w2 w3; fail "replicas did not converge"; }
+
+# 1. killed in the middle of a request
+F=$(follower w1 w2 w3)
+stop_worker "$F"
+[ "$(rc_ SISMEMBER "br2k:{$SVC}:members" "$F")" = 0 ] || fail "$F left on SIGTERM but is still a member"
+BR2K_TEST_HOLD_APPLY_MS=5000 start_worker "$F" "${RARGS[@]}"
+sleep 1
+load 4 &
+lp=$!
+wait_for 20 inflight "$F" || fail "$F never held a request mid-apply"
+kill -KILL "${WPID[$F]}"; wait "${WPID[$F]}" 2>/dev/null || true
+wait "$lp" || fail "load during the kill failed"
+grep -q "BR2K_TEST_HOLD_APPLY_MS" "$T/$F.log" || fail "the hook was not active"
+start_worker "$F" "${RARGS[@]}"
+wait_for 60 all_at w1 w2 w3 || { show w1 w2 w3; tail -5 "$T/$F.log"; fail "$F did not converge after the mid-request kill"; }
+grep -q "get-the-latest-state: stopped in the middle of records" "$T/$F.log" || fail "$F did not see its in-flight mark"
+grep -q "restored backup version 2" "$T/$F.log" || fail "$F did not restore version 2"
+pass "$F killed mid-request: restored backup 2, replayed, same digest as the others at $(ssi)"
+
+# 2. wiped state directory
+stop_worker "$F"
+rm -rf "${T:?}/$F"
+: >"$T/$F.log"
+start_worker "$F" "${RARGS[@]}"
+wait_for 60 all_at w1 w2 w3 || { show w1 w2 w3; fail "$F did not rejoin after its state was wiped"; }
+grep -q "no local state" "$T/$F.log" && grep -q "restored backup version 2" "$T/$F.log" || fail "$F did not restore after the wipe"
+pass "$F with a wiped state directory: restored backup 2 and rejoined"
+
+# 3. a new worker after three backups reads only the records after the cut
+backup_now; load 50; backup_now; load 60
+cut=$(last_cut); last=$(ssi)
+start_worker w4 "${RARGS[@]}"
+wait_for 60 all_at w1 w2 w3 w4 || { show w1 w2 w3 w4; fail "w4 did not converge"; }
+[ "$(metric w4 applied)" = $((last - cut)) ] || fail "w4 applied $(metric w4 applied) records, expected $((last - cut)) (SSI $last, cut $cut)"
+grep -q "restored backup version 4" "$T/w4.log" || fail "w4 did not start from version 4"
+grep -q "joined: caught up with SSI" "$T/w4.log" || fail "w4 never said it caught up"
+[ "$(metric w4 caught_up)" = 1 ] && [ "$(metric w4 ssv)" = 4 ] || fail "w4: caught_up $(metric w4 caught_up), ssv $(metric w4 ssv)"
+pass "new worker w4 after three backups: restored version 4 (cut $cut), applied exactly the $((last - cut)) records after it"
+
+# 4. the latest snapshot unreadable: the previous version (the log covers it)
+latest=$(ls "$T/backups" | grep '^v00000004-state-')
+printf 'XX' | dd of="$T/backups/$latest" bs=1 seek=80 conv=notrunc 2>/dev/null
+stop_worker w4; rm -rf "${T:?}/w4"; : >"$T/w4.log"
+start_worker w4 "${RARGS[@]}"
+wait_for 60 all_at w1 w2 w3 w4 || { show w1 w2 w3 w4; fail "w4 did not converge from version 3"; }
+grep -q "backup version 4: .*digest mismatch" "$T/w4.log" || fail "w4 did not report version 4's damage: $(grep get-the-latest "$T/w4.log")"
+grep -q "restored backup version 3" "$T/w4.log" || fail "w4 did not fall back to version 3"
+pass "latest snapshot corrupted: w4 refused version 4 (digest mismatch) and restored version 3"
+
+# ... and none readable: one clear error, exit 3, nothing guessed
+for f in "$T"/backups/v*-state-*; do printf 'XX' | dd of="$f" bs=1 seek=80 conv=notrunc 2>/dev/null; done
+stop_worker w4; rm -rf "${T:?}/w4"; : >"$T/w4.log"
+start_worker w4 "${RARGS[@]}"
+rc=0; wait "${WPID[w4]}" || rc=$?
+[ "$rc" = 3 ] || fail "w4 exited $rc with every snapshot corrupted, expected 3"
+grep -q "cannot restore any backup: backup version 4: .*digest mismatch" "$T/w4.log" ||
+    fail "unclear error: $(grep -i error "$T/w4.log" | tail -2)"
+pass "every snapshot corrupted: w4 stops with exit 3: $(grep -o 'cannot restore any backup: backup version 4[^;]*' "$T/w4.log" | head -1 | cut -c1-90)..."
+
+grep -q "Sanitizer\|runtime error" "$T"/*.log && fail "sanitizer report in a log"
+echo "recover: all checks passed"

@@ -1,0 +1,25 @@
+/* snapshot.h - the leader's snapshot at the cut offset (snapshot.c). */
+#ifndef BK_WORKER_SNAPSHOT_H
+#define BK_WORKER_SNAPSHOT_H
+#include <stdint.h>
+
+#include "app.h"
+
+typedef struct bk_wsnap_args {
+    const br2k_app_ops *ops;
+    br2k_app *app;
+    const char *redis, *svc, *id;
+    const char *type;          /* "<app>-snapshot" */
+    int64_t epoch, cut;        /* the leader's token and C (= its LPI) */
+    const char *record_digest; /* of the record at C (worker.pos) */
+} bk_wsnap_args;
+
+/* In the child forked by the leader at C: read backup-req, snapshot the
+ * state, seal it (seal.h), store it as v<version>-state-<sha256>, wrap the
+ * data key to the service public key (ECIES of its 64 hex digits), and
+ * write backup-report (fenced; JSON with object, sha256, size, plain_size,
+ * state_digest, record_digest, data_key, or "error"). Returns the child's
+ * exit status (0: reported). */
+int bk_wsnap_child(const bk_wsnap_args *a);
+
+#endif
