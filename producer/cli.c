@@ -25,6 +25,7 @@
 #include "log.h"
 #include "redis.h"
 #include "registry_cli.h"
+#include "top.h"
 
 static bk_cfg_opt opts[] = {
     {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},
@@ -52,6 +53,15 @@ static const char epilog[] =
     "--help)\n"
     "  status [--json] leader, epoch, SSI, SV, backup phase and members with their\n"
     "                  role, LPI, SSV and lag, read from Redis\n"
+    "  top [--interval MS] [--once [--json]]\n"
+    "                  live view of the same, refreshed every MS (default 1000), with\n"
+    "                  per member records/s, caught up / joining and heartbeat age;\n"
+    "                  q or Ctrl-C quits; --once: one frame; --once --json: exactly\n"
+    "                  the JSON of status --json\n"
+    "  probe ready|live --id ID [--timeout-ms MS]\n"
+    "                  Kubernetes probes of worker ID: ready exits 0 when its heartbeat\n"
+    "                  is present and it has caught up, live when its heartbeat is\n"
+    "                  present or Redis cannot be reached; else 1 with the reason\n"
     "  verify [--json] [--timeout-ms MS]\n"
     "                  compare the state digests of the replicas at the same LPI;\n"
     "                  exit 0 only when they are consistent\n"
@@ -282,6 +292,10 @@ int main(int argc, char **argv) {
         rc = cmd_submit(&g, argc - argi, argv + argi);
     } else if (strcmp(cmd, "status") == 0) {
         rc = cmd_status(&g, argc - argi, argv + argi);
+    } else if (strcmp(cmd, "top") == 0) {
+        rc = cmd_top(&g, argc - argi, argv + argi);
+    } else if (strcmp(cmd, "probe") == 0) {
+        rc = cmd_probe(&g, argc - argi, argv + argi);
     } else if (strcmp(cmd, "verify") == 0) {
         rc = cmd_verify(&g, argc - argi, argv + argi);
     } else if (strcmp(cmd, "keygen") == 0) {

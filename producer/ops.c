@@ -1,7 +1,8 @@
 /* ops.c - the operator commands `br2k status` and `br2k verify`.
  *
  * Both read Redis only (the keys of schemas/redis-keys.md): nothing here
- * writes. `status` shows the service's versions and each member's view;
+ * writes. ops.h shares the status object with `br2k top` and `br2k probe`
+ * (top.c). `status` shows the service's versions and each member's view;
  * `verify` compares the state digests that every worker publishes in its
  * metrics hash together with the LPI they belong to. */
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "err.h"
 #include "keys.h"
+#include "ops.h"
 #include "redis.h"
 
 /* Fields of the metrics hash br2k:{<svc>}:metrics-<id> that we read
@@ -104,7 +106,7 @@ static int exists(bk_redis *r, const char *key, bk_err *e) {
 }
 
 /* One member: alive, role, LPI, SSV, lag and its whole metrics hash. */
-static json_t *member_json(bk_redis *r, const char *svc, const char *id, bk_err *e) {
+json_t *ops_member_json(bk_redis *r, const char *svc, const char *id, bk_err *e) {
     char key[BK_KEY_MAX];
     json_t *m = json_pack("{s:s}", "id", id);
     (void)bk_key_alive(key, sizeof(key), svc, id, NULL); /* ids come from Redis */
@@ -136,7 +138,7 @@ static void print_value(const json_t *v) {
         printf("-");
 }
 
-static bk_redis *connect_redis(const cli_globals *g, const char *cmd) {
+bk_redis *ops_connect(const cli_globals *g, const char *cmd) {
     bk_err e;
     bk_err_clear(&e);
     bk_redis *r = bk_redis_new(g->redis, g->timeout_ms, &e);
@@ -166,30 +168,36 @@ static bk_cfg status_cfg = {"br2k status",
                             0,
                             0};
 
-int cmd_status(const cli_globals *g, int argc, char **argv) {
-    int rc;
-    opts[0].def = g->json ? "true" : "false";
-    if (cli_parse(&status_cfg, g, argc, argv, &rc)) {
-        bk_cfg_release(&status_cfg);
-        return rc;
-    }
-    int json = bk_cfg_bool(&status_cfg, "json");
-    bk_cfg_release(&status_cfg);
-    bk_redis *r = connect_redis(g, "status");
-    if (r == NULL)
-        return 2;
-    bk_err e;
-    bk_err_clear(&e);
+/* backup-last "<version> <cut>" as {version, cut}, null when absent. */
+static json_t *backup_last_json(bk_redis *r, const char *svc, bk_err *e) {
     char key[BK_KEY_MAX];
-    const char *svc = g->service;
+    if (bk_key_backup_aux(key, sizeof(key), svc, "backup-last", e) != BK_OK)
+        return json_null();
+    char *v = get_str(r, key, e);
+    if (v == NULL)
+        return json_null();
+    char *end = NULL;
+    long long version = strtoll(v, &end, 10), cut = strtoll(end, NULL, 10);
+    free(v);
+    return json_pack("{s:I, s:I}", "version", (json_int_t)version, "cut",
+                     (json_int_t)cut);
+}
+
+/* The scalars of the status object, in the order `status` prints them. */
+static const struct {
+    const char *field;
+    int (*key)(char *, size_t, const char *, bk_err *);
+} scalars[] = {{"epoch", bk_key_epoch},
+               {"ssi", bk_key_ssi},
+               {"sv", bk_key_sv},
+               {"backup", bk_key_backup}};
+
+json_t *ops_status_json(bk_redis *r, const char *svc, bk_err *e) {
+    char key[BK_KEY_MAX];
+    if (bk_key_leader(key, sizeof(key), svc, e) != BK_OK)
+        return NULL;
     json_t *st = json_pack("{s:s}", "service", svc);
-    if (bk_key_leader(key, sizeof(key), svc, &e) != BK_OK) {
-        fprintf(stderr, "br2k status: %s\n", e.msg);
-        json_decref(st);
-        bk_redis_free(r);
-        return 2;
-    }
-    char *leader = get_str(r, key, &e);
+    char *leader = get_str(r, key, e);
     json_t *lj = json_null();
     if (leader != NULL) {
         char *sp = strchr(leader, ' ');
@@ -200,31 +208,52 @@ int cmd_status(const cli_globals *g, int argc, char **argv) {
         free(leader);
     }
     json_object_set_new(st, "leader", lj);
-    static const struct {
-        const char *field;
-        int (*key)(char *, size_t, const char *, bk_err *);
-    } scalars[] = {{"epoch", bk_key_epoch},
-                   {"ssi", bk_key_ssi},
-                   {"sv", bk_key_sv},
-                   {"backup", bk_key_backup}};
     for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++) {
         (void)scalars[i].key(key, sizeof(key), svc, NULL); /* svc checked above */
-        json_object_set_new(st, scalars[i].field, get_json(r, key, &e));
+        json_object_set_new(st, scalars[i].field, get_json(r, key, e));
     }
-    json_t *ids = get_members(r, svc, &e), *members = json_array();
+    json_object_set_new(st, "backup_last", backup_last_json(r, svc, e));
+    json_t *ids = get_members(r, svc, e), *members = json_array();
     for (size_t i = 0; i < json_array_size(ids); i++)
         json_array_append_new(
-            members, member_json(r, svc, json_string_value(json_array_get(ids, i)), &e));
+            members,
+            ops_member_json(r, svc, json_string_value(json_array_get(ids, i)), e));
     json_decref(ids);
     json_object_set_new(st, "members", members);
-    if (e.code != 0) {
+    if (e->code != 0) {
+        json_decref(st);
+        return NULL;
+    }
+    return st;
+}
+
+int cmd_status(const cli_globals *g, int argc, char **argv) {
+    int rc;
+    opts[0].def = g->json ? "true" : "false";
+    if (cli_parse(&status_cfg, g, argc, argv, &rc)) {
+        bk_cfg_release(&status_cfg);
+        return rc;
+    }
+    int json = bk_cfg_bool(&status_cfg, "json");
+    bk_cfg_release(&status_cfg);
+    bk_redis *r = ops_connect(g, "status");
+    if (r == NULL)
+        return 2;
+    bk_err e;
+    bk_err_clear(&e);
+    const char *svc = g->service;
+    json_t *st = ops_status_json(r, svc, &e);
+    bk_redis_free(r);
+    if (st == NULL) {
         fprintf(stderr, "br2k status: %s\n", e.msg);
-        rc = 2;
-    } else if (json) {
+        return 2;
+    }
+    if (json) {
         json_dumpf(st, stdout, JSON_COMPACT);
         putchar('\n');
-        rc = 0;
     } else {
+        const json_t *lj = json_object_get(st, "leader");
+        const json_t *members = json_object_get(st, "members");
         printf("service  %s\nleader   ", svc);
         if (json_is_object(lj))
             printf("%s (epoch %" JSON_INTEGER_FORMAT ")\n",
@@ -237,11 +266,19 @@ int cmd_status(const cli_globals *g, int argc, char **argv) {
             print_value(json_object_get(st, scalars[i].field));
             putchar('\n');
         }
+        const json_t *bl = json_object_get(st, "backup_last");
+        if (json_is_object(bl))
+            printf("last     version %" JSON_INTEGER_FORMAT " (cut %" JSON_INTEGER_FORMAT
+                   ")\n",
+                   json_integer_value(json_object_get(bl, "version")),
+                   json_integer_value(json_object_get(bl, "cut")));
+        else
+            printf("last     none\n");
         printf("members  %zu\n", json_array_size(members));
         printf("  %-16s %-9s %-6s %-10s %-5s %s\n", "ID", "ROLE", "ALIVE", "LPI", "SSV",
                "LAG");
         size_t i;
-        json_t *m;
+        const json_t *m;
         json_array_foreach(members, i, m) {
             printf("  %-16s ", json_string_value(json_object_get(m, "id")));
             static const char *cols[] = {"role", "alive", "lpi", "ssv", "lag"};
@@ -261,11 +298,9 @@ int cmd_status(const cli_globals *g, int argc, char **argv) {
                 printf("%-*s%s", widths[c], buf, c < 4 ? " " : "\n");
             }
         }
-        rc = 0;
     }
     json_decref(st);
-    bk_redis_free(r);
-    return rc;
+    return 0;
 }
 
 /* ---- verify ---- */
@@ -349,7 +384,7 @@ int cmd_verify(const cli_globals *g, int argc, char **argv) {
     int json = bk_cfg_bool(&verify_cfg, "json");
     long long timeout = bk_cfg_int(&verify_cfg, "timeout-ms");
     bk_cfg_release(&verify_cfg);
-    bk_redis *r = connect_redis(g, "verify");
+    bk_redis *r = ops_connect(g, "verify");
     if (r == NULL)
         return 2;
     bk_err e;

@@ -77,6 +77,18 @@ static int parse(bk_cfg *c, int argc, char **argv, const char *eth_rpc, int *rc)
             o->def = eth_rpc ? eth_rpc : "";
     if (bk_cfg_main(c, argc, argv, &argi, rc))
         return 1;
+    /* the global --eth-rpc already took flag > environment > file: it wins
+     * over this option's own environment or file value */
+    for (bk_cfg_opt *o = c->opts; o->name != NULL; o++) {
+        char *g = eth_rpc && *eth_rpc && strcmp(o->name, "eth-rpc") == 0 &&
+                          o->src != BK_SRC_FLAG
+                      ? strdup(eth_rpc)
+                      : NULL;
+        if (g != NULL) {
+            free(o->sval);
+            o->sval = g;
+        }
+    }
     if (argi < argc) {
         fprintf(stderr, "%s: unexpected argument '%s' (see %s --help)\n", c->prog,
                 argv[argi], c->prog);

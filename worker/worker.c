@@ -115,7 +115,7 @@ typedef struct worker {
     int64_t epoch, lead_from; /* leader: SSI when the lease was taken */
     held *held;
     size_t nheld, capheld;
-    int64_t last_digest_ms;
+    int64_t last_digest_ms, digest_cost_ms; /* when, and how long it took */
     int pos_fd;                  /* worker.pos, open for overwrites (-1: not yet) */
     char held_path[4096];        /* worker.held (worker.h) */
     int held_fd;                 /* ... open for overwrites (-1: not yet) */
@@ -794,12 +794,20 @@ static char *header_request_id(const bk_rlog_rec *r) {
     return strndup(v, len);
 }
 
+/* The digest hashes the whole state (InfoDID sorts every key): a large
+ * state makes it expensive, so the next unforced one waits at least 20
+ * times as long as the last one took (at most ~5% of the time). */
+static int64_t digest_gap_ms(const worker *w, int64_t floor_ms) {
+    int64_t g = 20 * w->digest_cost_ms;
+    return g > floor_ms ? g : floor_ms;
+}
+
 static void update_digest(worker *w, int force) {
     int64_t now = mono_ms();
     pthread_mutex_lock(&w->s.mu);
     int same = w->s.digest_lpi == w->pos.lpi && w->s.digest[0];
     pthread_mutex_unlock(&w->s.mu);
-    if (same || (!force && now - w->last_digest_ms < 100))
+    if (same || (!force && now - w->last_digest_ms < digest_gap_ms(w, 100)))
         return;
     char hex[65];
     bk_err e;
@@ -808,7 +816,8 @@ static void update_digest(worker *w, int force) {
         BK_WARN("cannot compute the state digest: %s", e.msg);
         return;
     }
-    w->last_digest_ms = now;
+    w->last_digest_ms = mono_ms();
+    w->digest_cost_ms = w->last_digest_ms - now;
     pthread_mutex_lock(&w->s.mu);
     memcpy(w->s.digest, hex, 65);
     w->s.digest_lpi = w->pos.lpi;
@@ -1618,7 +1627,7 @@ static int run_loop(worker *w, bk_err *e) {
             rc = w->q_rc != BK_EXIT_OK ? w->q_rc : BK_EXIT_ERROR;
             goto out;
         }
-        if (mono_ms() - w->last_digest_ms >= DIGEST_EVERY_MS)
+        if (mono_ms() - w->last_digest_ms >= digest_gap_ms(w, DIGEST_EVERY_MS))
             update_digest(w, 1);
     }
     collect(w, 1);

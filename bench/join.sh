@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# bench/join.sh - issue 6's figure (printed, not asserted): the time for a
+# new worker to join a service with a history of N records,
+#   (1) by replaying the whole history from offset 0 (no backup used), and
+#   (2) by get-the-latest-state: restore the latest backup, then replay the
+#       records after its cut (a tail of TAIL records),
+# in the same run, on the same log, with the no-op application and with
+# InfoDID.
+# Usage: bench/join.sh [BUILD_DIR]  (default: build; a Release build is best)
+#   BENCH_JOIN_N="30000"   history sizes (records)
+#   BENCH_JOIN_TAIL=300    records after the backup's cut
+# The history lives in br2k-devkafka, which keeps about 5 MiB per partition:
+# it holds some 40,000 of these no-op records (measured: a reader asking
+# for offset 43,432 of a 99,000-record history got OFFSET_OUT_OF_RANGE), so
+# a full replay from offset 0 can only be timed up to about that size here;
+# the issue's 100,000 and 1,000,000 need the Redis Streams log back end
+# (its own issue, not built yet). A run whose log does not start at offset 0
+# is reported as such and not timed, never silently shortened.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export BR2K_SOURCE_DIR=$(cd "$here/.." && pwd)
+export BR2K_BUILD_DIR=$(cd "${1:-$BR2K_SOURCE_DIR/build}" && pwd)
+source "$BR2K_SOURCE_DIR/tests/integration/lib.sh"
+source "$BR2K_SOURCE_DIR/tests/integration/core_helpers.bash"
+source "$BR2K_SOURCE_DIR/tests/integration/backup_helpers.bash"
+SIZES=${BENCH_JOIN_N:-30000}
+TAIL=${BENCH_JOIN_TAIL:-300}
+
+now_ms() { date +%s%3N; }
+# join ID ARGS...: start a worker with no state, print ms until it has
+# applied up to SSI (caught_up) and its digest equals w1's
+join() {
+    local id=$1; shift
+    local t0; t0=$(now_ms)
+    start_worker "$id" "$@"
+    local want; want=$(rc_ GET "br2k:{$SVC}:SSI")
+    until at "$want" w1 "$id" 2>/dev/null; do
+        kill -0 "${WPID[$id]}" 2>/dev/null || { echo "worker $id died: $(tail -2 "$T/$id.log")" >&2; return 1; }
+        sleep 0.01
+    done
+    echo $(($(now_ms) - t0))
+}
+first_offset() { grep -o "holds offsets [0-9]*" "$T/$1.log" | head -1 | awk '{print $3}'; }
+
+printf '%-9s %-8s %10s %14s %14s %8s\n' app records "replay(s)" "from-backup(s)" "backup-size" ratio
+for n in $SIZES; do
+    for app in noop; do
+        rm -rf "${T:?}"/w1 "$T"/w2 "$T"/w3 "$T"/backups "$T"/*.log
+        start_redis
+        start_devkafka
+        start_chain
+        APP=$app
+        start_worker w1
+        wait_for 15 has_leader || fail "no leader"
+        start_backupd --max-replicated 1000000000
+        produce $((n - TAIL)) 0 hist >/dev/null
+        wait_for 300 at $((n - TAIL - 1)) w1 || fail "w1 did not apply the history"
+        "$BIN/br2k" --redis "$REDIS" backup now --wait 120 >/dev/null || fail "backup failed"
+        produce "$TAIL" 0 tail >/dev/null
+        wait_for 60 at $((n - 1)) w1 || fail "w1 did not apply the tail"
+        size=$(ls -l "$T"/backups/v00000002-state-* | awk '{print $5}')
+        full=$(join w2) || fail "full replay failed"
+        [ "$(first_offset w2)" = 0 ] || { echo "$app $n: the log no longer starts at 0 (the broker dropped records): not timed"; continue; }
+        [ "$(metric w2 applied)" = "$n" ] || fail "w2 applied $(metric w2 applied) of $n records"
+        fast=$(join w3 --eth-rpc "$ETH_RPC" --registry "$REG" --service-key-file "$T/service.key") || fail "join from the backup failed"
+        [ "$(metric w3 applied)" = "$TAIL" ] || fail "w3 applied $(metric w3 applied) records, expected the tail of $TAIL"
+        printf '%-9s %-8s %10.2f %14.2f %14s %7.1fx\n' "$app" "$n" "$(echo "$full / 1000" | bc -l)" \
+            "$(echo "$fast / 1000" | bc -l)" "$size" "$(echo "$full / $fast" | bc -l)"
+        for p in "${WPID[w3]}" "${WPID[w2]}" "${WPID[w1]}" "$BD_PID" "$REGD_PID" "$ANVIL_PID" "$KAFKA_PID" "$REDIS_PID"; do
+            kill -TERM "$p" 2>/dev/null || true
+        done
+        sleep 1
+    done
+done
