@@ -181,7 +181,7 @@ run_size() {
     done
     jq -e --argjson n "$n" 'all(.[]; . == $n)' <<<"$changed" >/dev/null ||
         die "after the fill the workers' 'changed' counts are $changed, not $n each"
-    "$BIN/br2k" verify >&2 || die "br2k verify: replicas differ after the fill"
+    "$BIN/br2k" verify --timeout-ms 300000 >&2 || die "br2k verify: replicas differ after the fill"
     say "  fill: $n registrations in $((fill_ms / 1000)).$((fill_ms % 1000 / 100)) s; changed $changed; verify consistent"
 
     # --- monitor and steady load
@@ -231,7 +231,7 @@ run_size() {
     [ "$stored" -eq "$(jq -r .size <<<"$bk")" ] || say "  note: the stored object's size differs from the log's"
 
     wait_caught_up 120 || die "workers did not all reach SSI after the backup: $(status_json | jq -c .)"
-    "$BIN/br2k" verify >&2 || die "br2k verify: replicas differ after the backup"
+    "$BIN/br2k" verify --timeout-ms 300000 >&2 || die "br2k verify: replicas differ after the backup"
 
     # the SSI advances and the gaps
     awk -v n="$n" -v asked="$asked" -v b0="$b0" -v b1="$b1" -v ask="$t_ask" -v tdone="$t_done" \
