@@ -11,6 +11,7 @@
 
 #include "kafka_conf.h"
 #include "log.h"
+#include "rlog_int.h"
 
 struct bk_rlog {
     char *bootstrap, *topic, *props;
@@ -18,7 +19,8 @@ struct bk_rlog {
     rd_kafka_t *prod; /* created on the first append */
     rd_kafka_t *cons; /* created on the first seek */
     atomic_llong cached_end;
-    int pending; /* appends queued, callback not yet called */
+    int pending;       /* appends queued, callback not yet called */
+    bk_rlog_redis *rs; /* the Redis Streams back end when not NULL (rlog_redis.c) */
 };
 
 typedef struct delivery {
@@ -44,7 +46,10 @@ bk_rlog *bk_rlog_open(const bk_rlog_settings *s, bk_err *e) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         return NULL;
     }
-    l->bootstrap = dup_or_empty(s->bootstrap);
+    const char *boot = s->bootstrap;
+    if (strncmp(boot, "kafka://", 8) == 0)
+        boot += 8;
+    l->bootstrap = dup_or_empty(boot);
     l->topic = dup_or_empty(s->topic);
     l->props = dup_or_empty(s->props);
     l->timeout_ms = s->timeout_ms > 0 ? s->timeout_ms : 10000;
@@ -54,12 +59,20 @@ bk_rlog *bk_rlog_open(const bk_rlog_settings *s, bk_err *e) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         return NULL;
     }
+    if (bk_rlog_redis_url(l->bootstrap)) {
+        l->rs = bk_rlog_redis_open(l->bootstrap, l->topic, l->timeout_ms, e);
+        if (l->rs == NULL) {
+            bk_rlog_close(l);
+            return NULL;
+        }
+    }
     return l;
 }
 
 void bk_rlog_close(bk_rlog *l) {
     if (l == NULL)
         return;
+    bk_rlog_redis_close(l->rs);
     if (l->prod != NULL) {
         if (rd_kafka_flush(l->prod, l->timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
             BK_WARN("log '%s': %d appends not delivered at close", l->topic,
@@ -114,6 +127,9 @@ static int ensure_producer(bk_rlog *l, bk_err *e) {
 int bk_rlog_append(bk_rlog *l, const void *key, size_t key_len, const void *value,
                    size_t len, const bk_rlog_header *headers, size_t nheaders,
                    bk_rlog_delivery_cb cb, void *opaque, bk_err *e) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_append(l->rs, key, key_len, value, len, headers, nheaders,
+                                    cb, opaque, e);
     if (ensure_producer(l, e) != BK_OK)
         return BK_ERR;
     delivery *d = malloc(sizeof(*d));
@@ -168,6 +184,9 @@ static int64_t mono_ms(void) {
 int bk_rlog_append_sync(bk_rlog *l, const void *key, size_t key_len, const void *value,
                         size_t len, const bk_rlog_header *headers, size_t nheaders,
                         int64_t *offset, bk_err *e) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_append_sync(l->rs, key, key_len, value, len, headers,
+                                         nheaders, offset, e);
     sync_wait w = {0, -1, {0, ""}};
     if (bk_rlog_append(l, key, key_len, value, len, headers, nheaders, sync_cb, &w, e) !=
         BK_OK)
@@ -193,12 +212,16 @@ int bk_rlog_append_sync(bk_rlog *l, const void *key, size_t key_len, const void 
 }
 
 int bk_rlog_serve(bk_rlog *l, int timeout_ms) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_serve(l->rs, timeout_ms);
     if (l->prod == NULL)
         return 0;
     return rd_kafka_poll(l->prod, timeout_ms);
 }
 
 int bk_rlog_flush(bk_rlog *l, int timeout_ms, bk_err *e) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_flush(l->rs, timeout_ms, e);
     if (l->prod == NULL)
         return BK_OK;
     int64_t deadline = mono_ms() + timeout_ms;
@@ -213,6 +236,8 @@ int bk_rlog_flush(bk_rlog *l, int timeout_ms, bk_err *e) {
 }
 
 int bk_rlog_pending(bk_rlog *l) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_pending(l->rs);
     return l->pending;
 }
 
@@ -233,6 +258,8 @@ static int ensure_consumer(bk_rlog *l, bk_err *e) {
 }
 
 int bk_rlog_seek(bk_rlog *l, int64_t offset, bk_err *e) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_seek(l->rs, offset, e);
     if (offset < 0)
         return bk_err_set(e, BK_E_INVAL, "invalid log offset %lld", (long long)offset);
     if (ensure_consumer(l, e) != BK_OK)
@@ -256,6 +283,8 @@ static void update_end(bk_rlog *l) {
 }
 
 int bk_rlog_poll(bk_rlog *l, int timeout_ms, bk_rlog_rec **rec, bk_err *e) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_poll(l->rs, timeout_ms, rec, e);
     *rec = NULL;
     if (l->cons == NULL)
         return bk_err_set(e, BK_E_STATE, "log '%s' is read before a seek", l->topic);
@@ -302,12 +331,18 @@ int bk_rlog_poll(bk_rlog *l, int timeout_ms, bk_rlog_rec **rec, bk_err *e) {
 void bk_rlog_rec_free(bk_rlog_rec *rec) {
     if (rec == NULL)
         return;
+    if (bk_rlog_redis_is_rec(rec)) {
+        bk_rlog_redis_rec_free(rec);
+        return;
+    }
     rd_kafka_message_destroy(rec->priv_);
     free(rec);
 }
 
 int bk_rlog_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
                        size_t *len, bk_err *e) {
+    if (bk_rlog_redis_is_rec(rec))
+        return bk_rlog_redis_rec_header(rec, name, value, len, e);
     rd_kafka_headers_t *hdrs = NULL;
     if (rd_kafka_message_headers(rec->priv_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         rd_kafka_header_get_last(hdrs, name, value, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -325,6 +360,8 @@ static rd_kafka_t *any_handle(bk_rlog *l, bk_err *e) {
 }
 
 int bk_rlog_offsets(bk_rlog *l, int64_t *first, int64_t *end, bk_err *e) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_offsets(l->rs, first, end, e);
     rd_kafka_t *rk = any_handle(l, e);
     if (rk == NULL)
         return BK_ERR;
@@ -342,6 +379,8 @@ int bk_rlog_offsets(bk_rlog *l, int64_t *first, int64_t *end, bk_err *e) {
 }
 
 int64_t bk_rlog_cached_end(bk_rlog *l) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_cached_end(l->rs);
     return atomic_load(&l->cached_end);
 }
 
@@ -353,6 +392,8 @@ static int unsupported(rd_kafka_resp_err_t err) {
 }
 
 int bk_rlog_delete_below(bk_rlog *l, int64_t offset, bk_err *e) {
+    if (l->rs != NULL)
+        return bk_rlog_redis_delete_below(l->rs, offset, e);
     rd_kafka_t *rk = any_handle(l, e);
     if (rk == NULL)
         return BK_ERR;

@@ -1,9 +1,41 @@
 /* rlog.h - the request log: THE one place BR2K reads and writes its log.
  *
- * One ordered log per service (today partition 0 of the Kafka topic
- * br2k.<svc>.requests; a later back end puts it on Redis Streams). Records
- * have an offset (0, 1, 2, ... in log order), a key (the client id), a value
- * (the JSON request) and headers. Callers never see librdkafka.
+ * One ordered log per service. Records have an offset (0, 1, 2, ... in log
+ * order), a key (the client id), a value (the JSON request) and headers.
+ * Callers never see librdkafka or hiredis. Two back ends, chosen by the
+ * settings' `bootstrap` (every public function dispatches at its top):
+ *
+ * Kafka (rlog.c): "host:port,..." or "kafka://host:port,...": partition 0
+ *   of the topic br2k.<svc>.requests; idempotent producer, assign() reader.
+ *
+ * Redis Streams (rlog_redis.c): "redis://HOST:PORT" or
+ *   "redis://HOST:PORT/STREAM" (the stream defaults to the topic name).
+ *   - offset N is the entry id "1-N" (ms part fixed at 1, seq = offset):
+ *     dense, ordered, and XTRIM MINID 1-<n> deletes exactly offsets < n.
+ *     The counter <stream>:next holds the next offset (absent: 0).
+ *   - append: one Lua script (EVALSHA; SCRIPT LOAD, again on NOSCRIPT),
+ *     idempotent per request id: when the record has the header
+ *     br2k-request-id and the hash <stream>:ids maps it, it returns that
+ *     offset and adds nothing; else off = INCR(next) - 1, XADD stream
+ *     1-<off> k <key> v <value> h:<name> <value>..., HSET ids rid off.
+ *     bk_rlog_append formats the EVALSHA (binary-safe) and sends up to 256
+ *     in one pipeline on a connection of their own (when 256 are queued,
+ *     or from bk_rlog_serve()/bk_rlog_flush()/bk_rlog_append_sync()); the
+ *     delivery callbacks come from serve/flush, in order, with the offset
+ *     or the error (Redis down: BK_E_IO). bk_rlog_append_sync runs the
+ *     script at once. Durability is the server's (appendonly yes,
+ *     appendfsync always).
+ *   - read: XREAD [BLOCK t] COUNT 500 STREAMS stream <1-(next-1) or 0-0>,
+ *     buffered; ts_ms is -1. I1: a first entry past the expected offset,
+ *     or nothing while the counter (read before a second look) is past
+ *     it, is BK_E_RLOG_RANGE "deleted"; an offset past the counter is
+ *     BK_E_RLOG_RANGE "not yet there", as Kafka says out of range.
+ *   - offsets: first = seq of the first entry (end when empty), end = the
+ *     counter, read together by a script. delete_below: XTRIM MINID; the
+ *     ids hash is kept (a late retry of a deleted record still maps to its
+ *     offset and is not appended twice).
+ *   - a Redis that is down gives BK_E_IO (never RANGE); messages name the
+ *     stream and URL.
  *
  * A handle is used by one thread at a time, except bk_rlog_cached_end()
  * which any thread may call. Errors follow err.h, with two codes of this
@@ -27,7 +59,7 @@
 typedef struct bk_rlog bk_rlog;
 
 typedef struct bk_rlog_settings {
-    const char *bootstrap; /* "host:port,..." (BR2K_KAFKA) */
+    const char *bootstrap; /* "host:port,...", "kafka://..." or "redis://H:P[/S]" (BR2K_KAFKA) */
     const char *topic;     /* e.g. from bk_kafka_topic_name(); required */
     const char *props;     /* extra "k=v,k=v" client properties; may be NULL */
     int timeout_ms;        /* bound of synchronous calls; <= 0: 10000 */

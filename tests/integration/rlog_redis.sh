@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# rlog_redis.sh - the Redis Streams back end of the request log (rlog.h)
+# against a real redis-server:
+#   - 1000 binary records with headers read back in order; a repeated
+#     request id returns its first offset and adds nothing (XLEN same);
+#     offsets; delete_below(500): first 500, seek 100 out of range (I1),
+#     seek 500 reads on;
+#   - appends reload the Lua script after SCRIPT FLUSH (NOSCRIPT);
+#   - the log survives a restart of Redis with AOF (appendfsync always);
+#   - a blocked XREAD wakes on an append by another process within ~100 ms;
+#   - a Redis that is down is an I/O error, not out of range;
+#   - kafka://BOOTSTRAP selects the Kafka back end (br2k-devkafka);
+#   - 3 workers with --kafka redis://... converge on 2000 requests, every
+#     request has its result.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/core_helpers.bash"
+IT=$BUILD/tests/itest_rlog
+[ -x "$IT" ] || fail "no $IT"
+
+# a Redis of the log's own, restarted below on the same port and dir
+LDIR=$T/logredis; mkdir -p "$LDIR"
+LPORT=$(free_port)
+start_log_redis() {
+    redis-server --bind 127.0.0.1 --port "$LPORT" --dir "$LDIR" --appendonly yes \
+        --appendfsync always --save "" --daemonize no >>"$T/logredis.log" 2>&1 &
+    LPID=$!; PIDS+=("$LPID")
+    wait_for 10 redis-cli -p "$LPORT" ping || fail "log redis did not start"
+}
+start_log_redis
+URL=redis://127.0.0.1:$LPORT
+LT=br2k.rl.requests
+lc() { redis-cli -p "$LPORT" "$@"; }
+
+"$IT" checks "$URL" "$LT" || fail "rlog checks on Redis Streams"
+[ "$(lc XLEN "$LT")" = 500 ] || fail "XLEN $(lc XLEN "$LT") after delete_below(500)"
+[ "$(lc GET "$LT:next")" = 1000 ] || fail "counter $(lc GET "$LT:next")"
+pass "1000 records with headers, idempotent request id, offsets, delete_below, out of range"
+
+# the Kafka back end's checks (itest_core rlog) pass here too
+"$BUILD/tests/itest_core" rlog "$URL" br2k.c.requests >/dev/null || fail "itest_core rlog on Redis"
+pass "itest_core rlog checks on Redis Streams"
+
+# a repeated request id from another process: same offset, XLEN unchanged
+before=$(lc XLEN br2k.x.requests)
+o1=$("$BUILD/tests/itest_core" produce "$URL/br2k.x.requests" x 10 0 dup)
+o2=$("$BUILD/tests/itest_core" produce "$URL/br2k.x.requests" x 10 0 dup)
+[ "$o1" = 9 ] && [ "$o2" = 9 ] || fail "offsets of the repeated appends: $o1 $o2"
+[ "$(lc XLEN br2k.x.requests)" = 10 ] || fail "XLEN $(lc XLEN br2k.x.requests), before $before"
+pass "repeated request ids add nothing (URL with a stream name, XLEN 10)"
+
+# pipelined appends and sync appends go on after the scripts were flushed
+"$IT" noscript "$URL" br2k.ns.requests "127.0.0.1:$LPORT" || fail "appends after SCRIPT FLUSH"
+pass "pipelined and sync appends reload the script on NOSCRIPT, in order"
+
+# restart Redis on the same port and dir: everything is still there
+lc SCRIPT FLUSH >/dev/null # and the scripts are loaded again (NOSCRIPT)
+kill -TERM "$LPID"; wait "$LPID" || true
+start_log_redis
+"$IT" verify "$URL" "$LT" 500 1000 || fail "log after a Redis restart"
+pass "log survives a Redis restart (AOF): offsets 500..999 read again"
+
+# a blocked reader wakes on an append from another process
+"$IT" wait "$URL" "$LT" >"$T/wait.out" 2>"$T/wait.log" &
+WAITER=$!
+wait_for 10 grep -q ready "$T/wait.out" || fail "waiter not ready"
+sleep 0.5
+"$IT" append "$URL" "$LT" || fail "append for the waiter"
+wait "$WAITER" || fail "waiter: $(cat "$T/wait.log")"
+lat=$(tail -n 1 "$T/wait.out")
+[ "$lat" -le 100 ] || fail "blocked read woke after $lat ms"
+pass "blocked XREAD woke $lat ms after the append"
+
+# Redis down: I/O error, not out of range
+kill -TERM "$LPID"; wait "$LPID" || true
+"$IT" down "$URL" "$LT" || fail "errors with Redis down"
+pass "Redis down: BK_E_IO"
+
+# kafka://BOOTSTRAP is the Kafka back end with an explicit scheme
+start_devkafka
+"$BUILD/tests/itest_core" rlog "kafka://$KAFKA" "$TOPIC" >/dev/null || fail "rlog on kafka://$KAFKA"
+pass "kafka://$KAFKA: the Kafka back end"
+
+# the worker end to end on Redis Streams (the coordination Redis holds the log)
+start_redis
+KAFKA=redis://$REDIS
+for w in w1 w2 w3; do start_worker "$w"; done
+last=$("$BUILD/tests/itest_core" produce "$KAFKA" "$TOPIC" 2000 0 load)
+[ "$last" = 1999 ] || fail "last offset $last"
+wait_for 60 at "$last" w1 w2 w3 || { show w1 w2 w3; fail "replicas did not converge at $last"; }
+n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | wc -l)
+[ "$n" -eq 2000 ] || fail "$n results for 2000 requests"
+rc_ GET "br2k:{$SVC}:result:load:1999" | grep -q '"status":"ok"' || fail "result of load:1999"
+[ "$(rc_ XLEN "$TOPIC")" = 2000 ] || fail "XLEN $(rc_ XLEN "$TOPIC")"
+pass "3 workers on redis://$REDIS at LPI $last, digest $(metric w1 digest | cut -c1-16), $n results"
+for w in w1 w2 w3; do stop_worker "$w"; done
+pass "workers stopped cleanly"
