@@ -56,7 +56,7 @@ join() {
         sleep 0.005
     done
     local ms=$(($(now_ms) - t0))
-    wait_for 10 at "$want" w1 "$id" || { echo "worker $id: digest differs from w1's" >&2; return 1; }
+    wait_for 120 at "$want" w1 "$id" || { echo "worker $id: digest differs from w1's" >&2; return 1; }
     echo "$ms"
 }
 first_offset() { grep -o "holds offsets [0-9]*" "$T/$1.log" | head -1 | awk '{print $3}'; }
