@@ -59,10 +59,11 @@
 typedef struct bk_rlog bk_rlog;
 
 typedef struct bk_rlog_settings {
-    const char *bootstrap; /* "host:port,...", "kafka://..." or "redis://H:P[/S]" (BR2K_KAFKA) */
-    const char *topic;     /* e.g. from bk_kafka_topic_name(); required */
-    const char *props;     /* extra "k=v,k=v" client properties; may be NULL */
-    int timeout_ms;        /* bound of synchronous calls; <= 0: 10000 */
+    const char
+        *bootstrap; /* "host:port,...", "kafka://..." or "redis://H:P[/S]" (BR2K_KAFKA) */
+    const char *topic; /* e.g. from bk_kafka_topic_name(); required */
+    const char *props; /* extra "k=v,k=v" client properties; may be NULL */
+    int timeout_ms;    /* bound of synchronous calls; <= 0: 10000 */
 } bk_rlog_settings;
 
 typedef struct bk_rlog_header {
