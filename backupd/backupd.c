@@ -377,20 +377,11 @@ static int step_phase(bd *d, run *u, bk_err *e) {
  * the object's part of the log (without type, owner). */
 static int put_sealed(bd *d, const run *u, const char *kind, const void *plain,
                       size_t len, json_t **meta, bk_err *e) {
-    uint8_t key[BK_SEAL_KEY_LEN];
-    void *sealed = NULL;
-    size_t slen = 0;
     char sha[65], name[BK_STORAGE_NAME_MAX + 1], *wrapped = NULL, when[32];
+    size_t slen = 0;
     *meta = NULL;
-    if (bk_seal(plain, len, key, &sealed, &slen, sha, e) != BK_OK)
-        return BK_ERR;
-    snprintf(name, sizeof(name), "v%08" PRId64 "-%s-%s", u->version, kind, sha);
-    int rc = bk_storage_put(d->st, name, sealed, slen, e);
-    if (rc == BK_OK)
-        rc = bk_blog_wrap_key(key, d->pub, &wrapped, e);
-    memset(key, 0, sizeof(key));
-    free(sealed);
-    if (rc != BK_OK)
+    if (bk_blog_put_sealed(d->st, u->version, kind, plain, len, d->pub, name, sha, &slen,
+                           &wrapped, e) != BK_OK)
         return BK_ERR;
     bk_blog_time(wall_ms(), when);
     *meta = json_pack("{ss ss sI sI ss ss}", "object", name, "sha256", sha, "size",
@@ -525,24 +516,21 @@ static json_t *build_log(bd *d, const run *u) {
                      u->store, "storage", storage_meta(d));
 }
 
-/* Whether the chain holds `version` with digest sha (hex). */
+/* Whether the chain holds `version` with digest sha (hex); another digest
+ * at that version is BK_E_STATE. */
 static int on_chain(bd *d, int64_t version, const char *sha, int *yes, bk_err *e) {
-    uint64_t sv = 0;
-    *yes = 0;
-    if (bk_reg_get_state_version(d->rpc, d->reg, &sv, e) != BK_OK)
-        return BK_ERR;
-    if ((int64_t)sv < version)
-        return BK_OK;
-    bk_reg_backup b;
     uint8_t want[32];
-    if (bk_reg_get_backup(d->rpc, d->reg, (uint64_t)version, &b, e) != BK_OK ||
-        bk_hex_decode_exact(sha, want, 32, e) != BK_OK)
+    int held = 0;
+    *yes = 0;
+    if (bk_hex_decode_exact(sha, want, 32, e) != BK_OK ||
+        bk_reg_has_backup(d->rpc, d->reg, (uint64_t)version, want, &held, NULL, e) !=
+            BK_OK)
         return BK_ERR;
-    if (memcmp(b.digest, want, 32) != 0)
+    if (held < 0)
         return bk_err_set(
             e, BK_E_STATE,
             "the chain holds version %" PRId64 " with another snapshot digest", version);
-    *yes = 1;
+    *yes = held;
     return BK_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "ecies.h"
 #include "hex.h"
+#include "seal.h"
 
 #define PUB_FILE_MAX 4096
 
@@ -513,4 +514,21 @@ int bk_service_pub_load(const char *hex_or_path, uint8_t pub[65], bk_err *e) {
                           hex_or_path);
     }
     return BK_OK;
+}
+
+int bk_blog_put_sealed(bk_storage *st, int64_t version, const char *kind,
+                       const void *plain, size_t len, const uint8_t pub[65], char *name,
+                       char sha[65], size_t *size, char **wrapped, bk_err *e) {
+    uint8_t key[BK_SEAL_KEY_LEN];
+    void *sealed = NULL;
+    *wrapped = NULL;
+    if (bk_seal(plain, len, key, &sealed, size, sha, e) != BK_OK)
+        return BK_ERR;
+    snprintf(name, BK_STORAGE_NAME_MAX + 1, "v%08" PRId64 "-%s-%s", version, kind, sha);
+    int rc = bk_storage_put(st, name, sealed, *size, e);
+    if (rc == BK_OK)
+        rc = bk_blog_wrap_key(key, pub, wrapped, e);
+    OPENSSL_cleanse(key, sizeof(key));
+    free(sealed);
+    return rc;
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "storage.h"
 #include "ethkey.h"
 
 #define BK_BLOG_FORMAT "br2k.state-backup-log.v1"
@@ -81,6 +82,16 @@ int bk_blog_decrypt_raw(const uint8_t *raw, size_t len, const bk_eth_key *k, jso
  * ECIES of its 64 lowercase hex digits (as text), in cipher.stringify hex.
  * Returns BK_OK or BK_ERR (as bk_blog_encrypt). */
 int bk_blog_wrap_key(const uint8_t key[32], const uint8_t pub[65], char **hex, bk_err *e);
+
+/* One object of a backup, as the log describes it: seal plain[len]
+ * (seal.h, a fresh data key), store it under "v<version>-<kind>-<sha256>"
+ * in st (read back before it counts, storage.h), and wrap the data key
+ * to pub. On success name[BK_STORAGE_NAME_MAX + 1], sha[65], *size (the
+ * sealed bytes) and *wrapped (malloc'd, the caller frees) are set; the
+ * data key is wiped either way. */
+int bk_blog_put_sealed(bk_storage *st, int64_t version, const char *kind,
+                       const void *plain, size_t len, const uint8_t pub[65], char *name,
+                       char sha[65], size_t *size, char **wrapped, bk_err *e);
 
 /* Unwrap a data key wrapped by bk_blog_wrap_key (or by eth-crypto's
  * encryptWithPublicKey of the 64 hex digits). Returns BK_OK, or BK_ERR

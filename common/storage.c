@@ -274,6 +274,22 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int bk_storage_list_done(char **v, size_t n, int rc, char ***names, size_t *count) {
+    if (rc != BK_OK) {
+        bk_storage_names_free(v, n);
+        return rc;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_names);
+    if (n == 0) {
+        free(v);
+        v = NULL;
+    }
+    *names = v;
+    *count = n;
+    return BK_OK;
+}
+
 static int file_list(bk_storage *s, const char *prefix, char ***names, size_t *count,
                      bk_err *e) {
     int fd = dup(s->dirfd);
@@ -328,19 +344,7 @@ static int file_list(bk_storage *s, const char *prefix, char ***names, size_t *c
         n++;
     }
     closedir(d);
-    if (rc != BK_OK) {
-        bk_storage_names_free(v, n);
-        return rc;
-    }
-    if (n > 1)
-        qsort(v, n, sizeof *v, cmp_names);
-    if (n == 0) {
-        free(v);
-        v = NULL;
-    }
-    *names = v;
-    *count = n;
-    return BK_OK;
+    return bk_storage_list_done(v, n, rc, names, count);
 }
 
 static int file_del(bk_storage *s, const char *name, bk_err *e) {

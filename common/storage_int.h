@@ -35,6 +35,10 @@ struct bk_storage {
     struct bk_s3 *s3;
 };
 
+/* End of a back end's list: with rc BK_OK, sort v[0..n) and hand it over
+ * in *names / *count (NULL when empty); otherwise free it. Returns rc. */
+int bk_storage_list_done(char **v, size_t n, int rc, char ***names, size_t *count);
+
 /* Whether name is a valid object name (storage.h). */
 int bk_storage_valid_name(const char *name);
 

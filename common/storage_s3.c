@@ -1058,10 +1058,6 @@ static int s3_head(bk_storage *s, const char *name, int *exists, uint64_t *size,
     return BK_OK;
 }
 
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int s3_list(bk_storage *s, const char *prefix, char ***names, size_t *count,
                    bk_err *e) {
     struct bk_s3 *c = s->s3;
@@ -1150,19 +1146,7 @@ static int s3_list(bk_storage *s, const char *prefix, char ***names, size_t *cou
     }
     free(token);
     free(eprefix);
-    if (rc != BK_OK) {
-        bk_storage_names_free(v, n);
-        return rc;
-    }
-    if (n > 1)
-        qsort(v, n, sizeof *v, cmp_names);
-    if (n == 0) {
-        free(v);
-        v = NULL;
-    }
-    *names = v;
-    *count = n;
-    return BK_OK;
+    return bk_storage_list_done(v, n, rc, names, count);
 }
 
 static int s3_del(bk_storage *s, const char *name, bk_err *e) {

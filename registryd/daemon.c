@@ -189,19 +189,18 @@ static json_t *do_set_leader(bk_regd *d, json_t *args, long long token, const ch
  * digest (a request repeated after a restart, or by a caller that timed
  * out); NULL otherwise. */
 static json_t *append_done(bk_regd *d, uint64_t version, const uint8_t digest[32]) {
-    uint64_t sv = 0;
-    bk_reg_backup b;
+    int held = 0;
+    uint64_t block = 0;
     bk_err e;
-    if (version < 2 || bk_reg_get_state_version(d->rpc, d->registry, &sv, &e) != BK_OK ||
-        sv < version ||
-        bk_reg_get_backup(d->rpc, d->registry, version, &b, &e) != BK_OK ||
-        memcmp(b.digest, digest, 32) != 0)
+    if (bk_reg_has_backup(d->rpc, d->registry, version, digest, &held, &block, &e) !=
+            BK_OK ||
+        held != 1)
         return NULL;
     BK_INFO("appendBackupLog: version %" PRIu64 " with this digest is already on the "
             "chain (block %" PRIu64 ")",
-            version, b.block);
+            version, block);
     json_t *j = ok_already("the chain holds this backup version and digest");
-    json_object_set_new(j, "block", json_integer((json_int_t)b.block));
+    json_object_set_new(j, "block", json_integer((json_int_t)block));
     return j;
 }
 

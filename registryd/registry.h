@@ -154,6 +154,12 @@ int bk_reg_get_is_writer(bk_rpc *rpc, const uint8_t reg[20], const uint8_t accou
                          int *yes, bk_err *e);
 int bk_reg_get_owner(bk_rpc *rpc, const uint8_t reg[20], uint8_t owner[20], bk_err *e);
 
+/* Whether the chain holds backup `version` with `digest`: *held = 1 yes,
+ * 0 not yet (stateVersion below it), -1 with another digest; *block (may
+ * be NULL) the block that logged it. */
+int bk_reg_has_backup(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
+                      const uint8_t digest[32], int *held, uint64_t *block, bk_err *e);
+
 /* The encrypted state-backup-log of `version`, from the BackupLogged event
  * of its block (backupByVersion gives the block): *log (malloc'd, the
  * caller frees) and *loglen; digest[32] (may be NULL) the digest the event

@@ -172,3 +172,20 @@ int bk_reg_get_backup_log(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
     json_decref(logs);
     return rc;
 }
+
+int bk_reg_has_backup(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
+                      const uint8_t digest[32], int *held, uint64_t *block, bk_err *e) {
+    uint64_t sv = 0;
+    bk_reg_backup b;
+    *held = 0;
+    if (bk_reg_get_state_version(rpc, reg, &sv, e) != BK_OK)
+        return BK_ERR;
+    if (version < 2 || sv < version)
+        return BK_OK;
+    if (bk_reg_get_backup(rpc, reg, version, &b, e) != BK_OK)
+        return BK_ERR;
+    *held = memcmp(b.digest, digest, 32) == 0 ? 1 : -1;
+    if (block != NULL)
+        *block = b.block;
+    return BK_OK;
+}

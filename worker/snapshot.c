@@ -10,19 +10,17 @@
  * leader's token: a child of a deposed leader writes nothing. */
 #include <inttypes.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-#include "ecies.h"
+#include "backuplog.h"
 #include "hex.h"
 #include "keys.h"
 #include "log.h"
 #include "redis.h"
-#include "seal.h"
 #include "snapshot.h"
 #include "storage.h"
 
@@ -75,12 +73,12 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
     if (req == NULL)
         return BK_ERR;
     int rc = BK_ERR;
-    void *plain = NULL, *sealed = NULL;
+    void *plain = NULL;
     size_t plen = 0, slen = 0;
     char *wrapped = NULL;
     bk_storage *st = NULL;
-    uint8_t key[BK_SEAL_KEY_LEN], pub[65];
-    char sha[65], digest[65], name[BK_STORAGE_NAME_MAX + 1], keyhex[65];
+    uint8_t pub[65];
+    char sha[65], digest[65], name[BK_STORAGE_NAME_MAX + 1];
     int64_t lpi = -2, version = json_integer_value(json_object_get(req, "version"));
     const char *url = json_string_value(json_object_get(req, "storage"));
     const char *pubhex = json_string_value(json_object_get(req, "pubkey"));
@@ -102,14 +100,9 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
     }
     if (a->ops->digest(a->app, digest, e) != BK_OK)
         goto out;
-    if (bk_seal(plain, plen, key, &sealed, &slen, sha, e) != BK_OK)
-        goto out;
-    snprintf(name, sizeof(name), "v%08" PRId64 "-state-%s", version, sha);
     if (bk_storage_open(url, &st, e) != BK_OK ||
-        bk_storage_put(st, name, sealed, slen, e) != BK_OK)
-        goto out;
-    bk_hex_encode(key, sizeof(key), 0, keyhex);
-    if (bk_ecies_encrypt(pub, keyhex, 64, &wrapped, e) != BK_OK)
+        bk_blog_put_sealed(st, version, "state", plain, plen, pub, name, sha, &slen,
+                           &wrapped, e) != BK_OK)
         goto out;
     *report = json_pack("{sI sI sI ss ss sI sI ss ss sI ss ss ss sI}", "epoch",
                         (json_int_t)a->epoch, "cut", (json_int_t)a->cut, "version",
@@ -124,10 +117,7 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
     }
     rc = BK_OK;
 out:
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(keyhex, sizeof(keyhex));
     free(plain);
-    free(sealed);
     free(wrapped);
     bk_storage_close(st);
     json_decref(req);
