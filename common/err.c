@@ -29,7 +29,7 @@ int bk_err_set(bk_err *e, int code, const char *fmt, ...) {
 int bk_err_prefix(bk_err *e, const char *fmt, ...) {
     if (e == NULL)
         return BK_ERR;
-    char head[128], old[sizeof(e->msg)];
+    char head[sizeof(e->msg) / 2], old[sizeof(e->msg)];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(head, sizeof(head), fmt, ap);

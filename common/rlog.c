@@ -32,6 +32,10 @@ static char *dup_or_empty(const char *s) {
     return strdup(s ? s : "");
 }
 
+int bk_rlog_is_redis(const char *bootstrap) {
+    return bk_rlog_redis_url(bootstrap);
+}
+
 bk_rlog *bk_rlog_open(const bk_rlog_settings *s, bk_err *e) {
     if (s == NULL || s->bootstrap == NULL || *s->bootstrap == '\0') {
         bk_err_set(e, BK_E_INVAL, "no log bootstrap servers: set --kafka or BR2K_KAFKA");

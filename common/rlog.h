@@ -83,6 +83,9 @@ typedef struct bk_rlog_rec {
     void *priv_;   /* the back end's message */
 } bk_rlog_rec;
 
+/* 1 when `bootstrap` names the Redis Streams back end ("redis://..."). */
+int bk_rlog_is_redis(const char *bootstrap);
+
 /* Open the log with settings `s` (copied). Clients are created lazily: a
  * writer on the first append, a reader on the first bk_rlog_seek(). NULL
  * with `e` on a bad setting. */

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "redis.h"
 #include "registry_cli.h"
+#include "rlog.h"
 #include "top.h"
 
 static bk_cfg_opt opts[] = {
@@ -113,10 +114,30 @@ static int ping_redis(const char *addr, int timeout_ms, char *detail, size_t siz
     return ok;
 }
 
+/* The log on Redis Streams: its offsets, through rlog.h. */
+static int ping_redis_log(const char *url, const char *topic, int timeout_ms,
+                          char *detail, size_t size) {
+    bk_err e;
+    bk_err_clear(&e);
+    bk_rlog_settings s = {url, topic, NULL, timeout_ms};
+    bk_rlog *l = bk_rlog_open(&s, &e);
+    int64_t first = -1, end = -1;
+    int ok = l != NULL && bk_rlog_offsets(l, &first, &end, &e) == BK_OK;
+    if (ok)
+        snprintf(detail, size, "log '%s' on Redis Streams at %s: offsets %lld..%lld",
+                 topic, url, (long long)first, (long long)end - 1);
+    else
+        snprintf(detail, size, "%s", e.msg);
+    bk_rlog_close(l);
+    return ok;
+}
+
 static int ping_kafka(const char *bootstrap, const char *props, const char *topic,
                       int timeout_ms, char *detail, size_t size) {
     bk_err e;
     bk_err_clear(&e);
+    if (bk_rlog_is_redis(bootstrap))
+        return ping_redis_log(bootstrap, topic, timeout_ms, detail, size);
     rd_kafka_conf_t *conf = bk_kafka_conf_new(BK_KAFKA_CONSUMER, bootstrap, props, &e);
     rd_kafka_t *rk = conf ? bk_kafka_new(BK_KAFKA_CONSUMER, conf, &e) : NULL;
     conf = NULL; /* owned by rk, or destroyed */

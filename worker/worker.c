@@ -124,6 +124,8 @@ typedef struct worker {
     bk_rlog_rec **q;             /* records read and not applied yet, in order */
     size_t nq;                   /* ... how many (at most batch_max) */
     int q_rc;                    /* exit code of a failed read (BK_EXIT_OK: none) */
+    int64_t log_down_ms;         /* since when the log cannot be reached (0: it can) */
+    int64_t log_warn_ms;         /* when that was last logged */
     int64_t rnext;               /* offset of the next record read from the log */
     int64_t mirrored, mirror_ms; /* last LPI-<id> written, and when */
     pthread_t lease_thr, watch_thr, commit_thr;
@@ -836,8 +838,31 @@ static int q_fill(worker *w, int first_ms, bk_err *e) {
     size_t cap = (size_t)w->o->batch_max;
     while (w->nq < cap) {
         bk_rlog_rec *r = NULL;
-        int got = bk_rlog_poll(w->log, w->nq == 0 ? first_ms : 0, &r, e);
+        int wait_ms = w->nq == 0 ? first_ms : 0;
+        int got = bk_rlog_poll(w->log, wait_ms, &r, e);
         first_ms = 0;
+        if (got < 0 && (e->code == BK_E_IO || e->code == BK_E_TIMEOUT)) {
+            /* the log's server cannot be reached (a Redis restarting): wait
+             * and read the same offset again, as librdkafka does by itself
+             * for a broker; the lease lapses meanwhile if it must */
+            int64_t now = mono_ms();
+            if (w->log_down_ms == 0)
+                w->log_down_ms = now;
+            if (now - w->log_warn_ms >= 5000) {
+                BK_WARN("cannot read the log for %" PRId64 " ms, retrying: %s",
+                        now - w->log_down_ms, e->msg);
+                w->log_warn_ms = now;
+            }
+            if (wait_ms > 0)
+                usleep((useconds_t)(wait_ms < 100 ? wait_ms : 100) * 1000);
+            bk_err_clear(e);
+            return BK_OK;
+        }
+        if (got >= 0 && w->log_down_ms != 0) {
+            BK_INFO("the log can be read again after %" PRId64 " ms",
+                    mono_ms() - w->log_down_ms);
+            w->log_down_ms = w->log_warn_ms = 0;
+        }
         if (got < 0) {
             w->q_rc = e->code == BK_E_RLOG_RANGE ? BK_EXIT_INTEGRITY : BK_EXIT_ERROR;
             if (w->q_rc == BK_EXIT_INTEGRITY)

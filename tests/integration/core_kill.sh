@@ -47,7 +47,9 @@ again=$(printf '{"v":1,"id":{"client":"load","seq":10},"op":"noop","payload":{},
 [ "$(echo "$again" | jq -cS .)" = "$(echo "$first" | jq -cS .)" ] ||
     fail "the retry got another result: $again, first $first"
 pass "a retry with the same request id gets the first result"
-last=$((last + 1)) # the retry is a record of its own
+# on Kafka the retry is a record of its own (applied as a repeat); the Redis
+# Streams log does not append a known request id again
+[ "$LOG_BACKEND" = redis ] || last=$((last + 1))
 wait_for 30 at "$last" "${rest[@]}" || { show "${rest[@]}"; fail "survivors did not apply the retry"; }
 for w in "${rest[@]}"; do stop_worker "$w"; done
 

@@ -9,9 +9,13 @@ source "$(dirname "$0")/core_helpers.bash"
 start_redis
 start_devkafka
 "$BUILD/tests/itest_core" rlog "$KAFKA" "$TOPIC" >/dev/null || fail "rlog checks"
-ASAN_OPTIONS=detect_leaks=0 "$BUILD/tests/itest_core" delete "$KAFKA" "$TOPIC" >/dev/null ||
-    fail "rlog delete check"
-pass "rlog: offsets, headers, out of range, delete unsupported"
+if [ "$LOG_BACKEND" = redis ]; then
+    pass "rlog: offsets, headers, out of range (deletion: rlog_redis.sh, backup_redis.sh)"
+else
+    ASAN_OPTIONS=detect_leaks=0 "$BUILD/tests/itest_core" delete "$KAFKA" "$TOPIC" >/dev/null ||
+        fail "rlog delete check"
+    pass "rlog: offsets, headers, out of range, delete unsupported"
+fi
 
 # records before the workers start, then more while they run
 last=$(produce 1000 0 early)
@@ -68,9 +72,8 @@ rc=0; wait "${WPID[w4]}" || rc=$?
 grep -q "interrupted in the middle of records" "$T/w4.log" || fail "no clear I6 error"
 pass "I6: an in-flight mark stops the worker (exit 3)"
 
-# I1: the broker loses its data (devkafka restarted, offsets from 0 again)
-kill -TERM "$KAFKA_PID"; wait "$KAFKA_PID" || true
-start_devkafka
+# I1: the log server loses its data (offsets from 0 again)
+log_lose_data
 produce 5 0 other >/dev/null
 start_worker w2
 rc=0; wait "${WPID[w2]}" || rc=$?

@@ -13,6 +13,10 @@
  *   itest_rlog noscript URL TOPIC REDIS   async appends (pipelined) go on
  *       after SCRIPT FLUSH: offsets 0..609 in order, all delivered.
  *   itest_rlog down URL TOPIC      every call fails with BK_E_IO (no server).
+ *   itest_rlog offsets URL TOPIC   prints "FIRST END" (END: the next offset).
+ *   itest_rlog dump URL TOPIC      every record from FIRST to END - 1, one a
+ *       line: "OFFSET KEY br2k-request-id=ID,br2k-schema=S VALUE" (the
+ *       standard headers present, in that order), like kcat -f '%o %k %h %s'.
  *   itest_rlog bench URL TOPIC N SIZE M   rates for bench/log_rates.sh: N
  *       appends of SIZE bytes with callbacks (async), M with append_sync,
  *       then a read of the log from its first offset to its end; prints
@@ -303,10 +307,52 @@ static void delivered(void *opaque, int64_t offset, const bk_err *e) {
     g_off = (int)offset;
 }
 
+/* One record as a line of `dump`. */
+static void dump_rec(const bk_rlog_rec *r) {
+    static const char *const names[] = {BK_RLOG_H_REQUEST_ID, BK_RLOG_H_SCHEMA};
+    printf("%" PRId64 " %.*s ", r->offset, (int)r->key_len, (const char *)r->key);
+    int n = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const void *v;
+        size_t len;
+        bk_err e;
+        if (bk_rlog_rec_header(r, names[i], &v, &len, &e) == BK_OK)
+            printf("%s%s=%.*s", n++ ? "," : "", names[i], (int)len, (const char *)v);
+    }
+    printf(" %.*s\n", (int)r->len, (const char *)r->value);
+}
+
+/* `dump`: 0, or 1 with one line on stderr. */
+static int dump(bk_rlog *l) {
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t first = -1, end = -1;
+    if (bk_rlog_offsets(l, &first, &end, &e) != BK_OK ||
+        (first < end && bk_rlog_seek(l, first, &e) != BK_OK)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    for (int64_t want = first; want < end; want++) {
+        bk_rlog_rec *r = NULL;
+        int got = bk_rlog_poll(l, 5000, &r, &e);
+        if (got != 1 || r->offset != want) {
+            fprintf(stderr, "record %" PRId64 ": %s\n", want,
+                    got < 0    ? e.msg
+                    : got == 0 ? "not read within 5 s"
+                               : "another offset");
+            bk_rlog_rec_free(r);
+            return 1;
+        }
+        dump_rec(r);
+        bk_rlog_rec_free(r);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr,
-                "usage: itest_rlog checks|verify|wait|append|down URL TOPIC ...\n");
+        fprintf(stderr, "usage: itest_rlog checks|verify|wait|append|down|offsets|dump "
+                        "URL TOPIC ...\n");
         return 2;
     }
     bk_rlog_settings s = {argv[2], argv[3], NULL,
@@ -355,6 +401,15 @@ int main(int argc, char **argv) {
             }
             bk_rlog_rec_free(r);
         }
+    } else if (strcmp(cmd, "offsets") == 0) {
+        int64_t f = -1, n = -1;
+        rc = bk_rlog_offsets(l, &f, &n, &e) == BK_OK ? 0 : 1;
+        if (rc == 0)
+            printf("%" PRId64 " %" PRId64 "\n", f, n);
+        else
+            fprintf(stderr, "%s\n", e.msg);
+    } else if (strcmp(cmd, "dump") == 0) {
+        rc = dump(l);
     } else if (strcmp(cmd, "append") == 0) {
         char buf[32];
         int n = snprintf(buf, sizeof(buf), "%" PRId64, real_ms());

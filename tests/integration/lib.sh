@@ -61,8 +61,27 @@ start_redis() {
     wait_for 10 redis-cli -p "$REDIS_PORT" ping || fail "redis did not start"
 }
 
-# start_devkafka [ARGS]: sets KAFKA (bootstrap), KAFKA_CTL (socket), KAFKA_PID.
+# The request log's back end: BR2K_TEST_LOG=kafka (default: br2k-devkafka) or
+# redis (Redis Streams on a redis-server of its own). ctest runs the core,
+# backup and recovery tests once on each (tests/CMakeLists.txt).
+LOG_BACKEND=${BR2K_TEST_LOG:-kafka}
+case $LOG_BACKEND in kafka | redis) ;; *) echo "BR2K_TEST_LOG: unknown log back end '$LOG_BACKEND' (kafka or redis)" >&2; exit 2 ;; esac
+
+# start_devkafka [ARGS]: the request log. Sets KAFKA (what --kafka takes) and
+# KAFKA_PID; with br2k-devkafka also KAFKA_CTL (its control socket), on
+# Redis Streams LOG_PORT (ARGS are devkafka's and ignored there).
 start_devkafka() {
+    if [ "$LOG_BACKEND" = redis ]; then
+        local dir=$T/logredis; mkdir -p "$dir"
+        LOG_PORT=$(free_port)
+        redis-server --bind 127.0.0.1 --port "$LOG_PORT" --dir "$dir" --appendonly yes \
+            --appendfsync always --save "" --daemonize no >>"$T/logredis.log" 2>&1 &
+        KAFKA_PID=$!; PIDS+=("$KAFKA_PID")
+        KAFKA_CTL=
+        KAFKA=redis://127.0.0.1:$LOG_PORT
+        wait_for 10 redis-cli -p "$LOG_PORT" ping || fail "the log's redis-server did not start"
+        return
+    fi
     KAFKA_CTL=$T/devkafka.sock
     rm -f "$T/devkafka.boot"
     "$BIN/br2k-devkafka" --bootstrap-file "$T/devkafka.boot" --control "$KAFKA_CTL" "$@" \
@@ -70,6 +89,30 @@ start_devkafka() {
     KAFKA_PID=$!; PIDS+=("$KAFKA_PID")
     wait_for 10 test -s "$T/devkafka.boot" || fail "br2k-devkafka did not start"
     KAFKA=$(cat "$T/devkafka.boot")
+}
+
+# log_lose_data: the log server loses every record (devkafka restarted empty,
+# or the log's Redis flushed): offsets start from 0 again
+log_lose_data() {
+    if [ "$LOG_BACKEND" = redis ]; then
+        redis-cli -p "$LOG_PORT" FLUSHALL >/dev/null
+    else
+        kill -TERM "$KAFKA_PID"; wait "$KAFKA_PID" || true
+        start_devkafka
+    fi
+}
+
+# log_offsets TOPIC: prints "FIRST END" of the log (END = next offset)
+log_offsets() { "$BUILD/tests/itest_rlog" offsets "$KAFKA" "$1"; }
+# log_dump TOPIC: every record from the first, one line each:
+# "OFFSET KEY HEADERS VALUE" (headers "name=value,..."): kcat itself on Kafka
+# (a tool of its own reading our records), the same format on Redis Streams
+log_dump() {
+    if [ "$LOG_BACKEND" = redis ]; then
+        "$BUILD/tests/itest_rlog" dump "$KAFKA" "$1"
+    else
+        kcat -C -b "$KAFKA" -t "$1" -o beginning -e -q -f '%o %k %h %s\n'
+    fi
 }
 
 # start_anvil [ARGS]: sets ETH_RPC, ANVIL_PID.

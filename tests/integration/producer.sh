@@ -14,7 +14,7 @@ TOPIC=br2k.default.requests
 KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 echo "$KEY" >"$T/key"
 
-records() { kcat -C -b "$KAFKA" -t "$TOPIC" -o beginning -e -q -f '%o %k %h %s\n'; }
+records() { log_dump "$TOPIC"; }
 
 # 1. a raw request from stdin, request id given explicitly
 printf '%s' '{"hello":"world"}' | "$BIN/br2k" submit --no-wait --client alice --seq 1 >"$T/out1" ||

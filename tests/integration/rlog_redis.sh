@@ -94,3 +94,34 @@ rc_ GET "br2k:{$SVC}:result:load:1999" | grep -q '"status":"ok"' || fail "result
 pass "3 workers on redis://$REDIS at LPI $last, digest $(metric w1 digest | cut -c1-16), $n results"
 for w in w1 w2 w3; do stop_worker "$w"; done
 pass "workers stopped cleanly"
+
+# the log's own redis-server restarted (AOF) under running workers: they do
+# not exit; they wait, read on from the same offset, and converge
+LP=$(free_port); mkdir -p "$T/logredis"
+start_logredis() {
+    redis-server --bind 127.0.0.1 --port "$LP" --dir "$T/logredis" --appendonly yes \
+        --appendfsync always --save "" --daemonize no >>"$T/logredis.log" 2>&1 &
+    LRPID=$!; PIDS+=("$LRPID")
+    wait_for 10 redis-cli -p "$LP" ping || fail "the log's redis-server did not start"
+}
+start_logredis
+KAFKA=redis://127.0.0.1:$LP
+SVC=restart; TOPIC=br2k.$SVC.requests # a service of its own in the same coordination Redis
+for w in w4 w5 w6; do start_worker "$w"; done
+last=$("$BUILD/tests/itest_core" produce "$KAFKA" "$TOPIC" 500 0 before)
+wait_for 60 at "$last" w4 w5 w6 || { show w4 w5 w6; fail "replicas did not converge at $last"; }
+kill -TERM "$LRPID"; wait "$LRPID" || true
+sleep 3
+for w in w4 w5 w6; do kill -0 "${WPID[$w]}" 2>/dev/null || fail "$w exited while the log was down"; done
+grep -q "cannot read the log for .* retrying" "$T/w4.log" || fail "w4 did not say the log is down"
+start_logredis
+last=$("$BUILD/tests/itest_core" produce "$KAFKA" "$TOPIC" 500 0 after)
+[ "$last" = 999 ] || fail "after the restart the log ends at $last, want 999 (AOF)"
+wait_for 60 at "$last" w4 w5 w6 || { show w4 w5 w6; fail "replicas did not converge at $last after the restart"; }
+for w in w4 w5 w6; do
+    grep -q "the log can be read again after" "$T/$w.log" || fail "$w never read the log again"
+done
+n=$(rc_ --scan --pattern "br2k:{$SVC}:result:after:*" | wc -l)
+[ "$n" -eq 500 ] || fail "$n results for the 500 requests after the restart"
+pass "the log's Redis restarted under 3 workers: none exited, all read on to $last ($(grep -o 'read again after [0-9]* ms' "$T/w4.log" | head -1))"
+for w in w4 w5 w6; do stop_worker "$w"; done

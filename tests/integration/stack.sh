@@ -8,15 +8,33 @@ export BR2K_BUILD_DIR=$BUILD
 stack_cleanup() { "$STACK" down --dir "$T/a" >/dev/null 2>&1 || true; "$STACK" down --dir "$T/b" >/dev/null 2>&1 || true; }
 trap 'rc=$?; set +e; stack_cleanup; (exit $rc); cleanup' EXIT
 
-"$STACK" up --dir "$T/a" >"$T/up-a.log"
-"$STACK" up --dir "$T/b" --service other --workers 0 >"$T/up-b.log"
-pass "two stacks up side by side"
+# the request log: br2k-devkafka, or with BR2K_TEST_LOG=redis `--log redis`
+"$STACK" up --dir "$T/a" --log "$LOG_BACKEND" >"$T/up-a.log"
+"$STACK" up --dir "$T/b" --service other --workers 0 --log "$LOG_BACKEND" >"$T/up-b.log"
+pass "two stacks up side by side (log: $LOG_BACKEND)"
 
-running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; }
+# running PID: the process that had PID when it was recorded (its start time
+# in /proc/PID/stat is the one noted; other tests' processes may reuse the
+# number) still runs and is not a zombie
+declare -A STARTED
+started_at() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null || true; }
+note() { local p; for p in "$@"; do STARTED[$p]=$(started_at "$p"); done; }
+running() {
+    [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ] &&
+        [ "$(started_at "$1")" = "${STARTED[$1]:-$(started_at "$1")}" ]
+}
 pids_of() { jq -r '.parts[].pid' "$1/stack.json"; }
 A_PIDS=$(pids_of "$T/a"); B_PIDS=$(pids_of "$T/b")
-[ "$(echo "$A_PIDS" | wc -l)" -eq 8 ] || fail "stack a should record 8 processes (3 servers, registryd, backupd, 3 workers)"
-[ "$(echo "$B_PIDS" | wc -l)" -eq 5 ] || fail "stack b should record 5 processes"
+note $A_PIDS $B_PIDS
+# 3 servers (2 when the log is a Redis stream in the stack's redis-server),
+# registryd, backupd, 3 workers
+servers=3; [ "$LOG_BACKEND" = kafka ] || servers=2
+[ "$(echo "$A_PIDS" | wc -l)" -eq $((servers + 5)) ] || fail "stack a should record $((servers + 5)) processes"
+[ "$(echo "$B_PIDS" | wc -l)" -eq $((servers + 2)) ] || fail "stack b should record $((servers + 2)) processes"
+if [ "$LOG_BACKEND" = redis ]; then
+    [ "$(jq -r .kafka "$T/a/stack.json")" = "redis://$(jq -r .redis "$T/a/stack.json")" ] ||
+        fail "stack a's log is not its redis-server: $(jq -c . "$T/a/stack.json")"
+fi
 
 # each part answers, in both stacks, on different ports
 "$STACK" status --dir "$T/a" --json >"$T/status-a.json" || fail "stack a status"
@@ -72,7 +90,7 @@ grep -q "started worker w4" "$T/add.log" || fail "add-worker: $(cat "$T/add.log"
 w4_caught_up() { [ "$(status_a | jq -r '.members[] | select(.id == "w4") | .metrics.caught_up')" = 1 ]; }
 wait_for 60 w4_caught_up || fail "w4 did not catch up: $(tail -5 "$T/a/logs/worker-w4.log")"
 grep -q "restored backup version 2" "$T/a/logs/worker-w4.log" || fail "w4 did not join from the backup"
-A_PIDS=$(pids_of "$T/a")
+A_PIDS=$(pids_of "$T/a"); note $A_PIDS
 pass "backup now -> version 2, br2k backups decrypts it, add-worker: w4 joined from it"
 
 # up on a running DIR says so and exits non-zero, touching nothing
@@ -84,6 +102,9 @@ pass "up on a running dir refused"
 # a bad option is a one-line error
 if "$STACK" up --dir "$T/c" --workers many 2>"$T/bad.err"; then fail "bad --workers accepted"; fi
 [ "$(cat "$T/bad.err")" = "stack: invalid value 'many' for '--workers': expected an integer from 0 to 64" ] ||
+    fail "bad option message: $(cat "$T/bad.err")"
+if "$STACK" up --dir "$T/c" --log zookeeper 2>"$T/bad.err"; then fail "bad --log accepted"; fi
+[ "$(cat "$T/bad.err")" = "stack: invalid value 'zookeeper' for '--log': expected kafka or redis" ] ||
     fail "bad option message: $(cat "$T/bad.err")"
 
 "$STACK" down --dir "$T/a" >/dev/null

@@ -48,7 +48,7 @@ pane() { "${TM[@]}" capture-pane -p -t top; }
 shows_leader() { pane | grep -q "^leader  $L (epoch"; }
 wait_for 15 shows_leader || fail "top shows no leader $L: $(pane)"
 
-produce 4000 500 >"$T/produce.out" &
+produce 4000 500 more >"$T/produce.out" &
 PRODUCER=$!
 sleep 2
 pane >"$T/capture1.txt"
