@@ -99,7 +99,16 @@ static redisReply *check_reply(bk_redis *r, redisReply *rep, bk_err *e) {
     }
     if (rep->type == REDIS_REPLY_ERROR) {
         int fenced = strncmp(rep->str, "FENCED", 6) == 0;
-        bk_err_set(e, fenced ? BK_E_FENCED : BK_E_REMOTE, "Redis: %s", rep->str);
+        /* a server still loading its data after a restart, or one whose
+         * script runs too long, is unavailable for now, like a closed
+         * connection: callers that retry I/O errors retry these too */
+        int busy =
+            strncmp(rep->str, "LOADING", 7) == 0 || strncmp(rep->str, "BUSY", 4) == 0;
+        bk_err_set(e,
+                   fenced ? BK_E_FENCED
+                   : busy ? BK_E_IO
+                          : BK_E_REMOTE,
+                   "Redis: %s", rep->str);
         freeReplyObject(rep);
         return NULL;
     }

@@ -4,8 +4,9 @@
  * on the wire drops the connection (the next call reconnects) and returns
  * an error. Commands are never retried here: a non-idempotent command
  * (INCR of the fencing epoch) must not run twice behind the caller's back.
- * A Redis error reply becomes an error too (code BK_E_REMOTE, or
- * BK_E_FENCED when the message starts with "FENCED"), so a returned reply
+ * A Redis error reply becomes an error too (code BK_E_REMOTE; BK_E_FENCED
+ * when the message starts with "FENCED"; BK_E_IO for "LOADING" and "BUSY":
+ * the server cannot serve now and did not run the command), so a returned reply
  * is never of type REDIS_REPLY_ERROR. The caller frees replies with
  * freeReplyObject(). */
 #ifndef BK_REDIS_H

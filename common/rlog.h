@@ -12,10 +12,12 @@
  *   "redis://HOST:PORT/STREAM" (the stream defaults to the topic name).
  *   - offset N is the entry id "1-N" (ms part fixed at 1, seq = offset):
  *     dense, ordered, and XTRIM MINID 1-<n> deletes exactly offsets < n.
- *     The counter <stream>:next holds the next offset (absent: 0).
+ *     The counter {<stream>}:next holds the next offset (absent: 0); the
+ *     hash tag keeps it, the ids hash and the stream in one Redis Cluster
+ *     slot (a stream name with braces or spaces is refused).
  *   - append: one Lua script (EVALSHA; SCRIPT LOAD, again on NOSCRIPT),
  *     idempotent per request id: when the record has the header
- *     br2k-request-id and the hash <stream>:ids maps it, it returns that
+ *     br2k-request-id and the hash {<stream>}:ids maps it, it returns that
  *     offset and adds nothing; else off = INCR(next) - 1, XADD stream
  *     1-<off> k <key> v <value> h:<name> <value>..., HSET ids rid off.
  *     bk_rlog_append formats the EVALSHA (binary-safe) and sends up to 256
@@ -31,9 +33,11 @@
  *     it, is BK_E_RLOG_RANGE "deleted"; an offset past the counter is
  *     BK_E_RLOG_RANGE "not yet there", as Kafka says out of range.
  *   - offsets: first = seq of the first entry (end when empty), end = the
- *     counter, read together by a script. delete_below: XTRIM MINID; the
- *     ids hash is kept (a late retry of a deleted record still maps to its
- *     offset and is not appended twice).
+ *     counter, read together by a script. delete_below: a script deletes
+ *     up to 2000 entries below the offset (XTRIM MINID) with their request
+ *     ids (HDEL), called until none is left, so the ids hash holds only the
+ *     records still in the log; a late retry of a deleted record is
+ *     appended again, as on Kafka (the application sees a repeat).
  *   - a Redis that is down gives BK_E_IO (never RANGE); messages name the
  *     stream and URL.
  *

@@ -1,6 +1,6 @@
 /* rlog_redis.c - the Redis Streams back end of rlog.h (see the design in
  * its header comment). Offset N is the entry id "1-N" of the stream; the
- * counter <stream>:next holds the next offset and the hash <stream>:ids
+ * counter {<stream>}:next holds the next offset and the hash {<stream>}:ids
  * maps a request id to its offset. Appends run one Lua script (EVALSHA):
  * bk_rlog_append formats it and sends it pipelined (256 at a time, or on
  * serve/flush) on a connection of its own; the delivery callbacks are
@@ -43,6 +43,32 @@ static const char OFFSETS_LUA[] =
     "local id = r[1][1]\n"
     "return {tonumber(string.sub(id, string.find(id, '-') + 1)), e}\n";
 
+/* KEYS: stream, ids. ARGV: offset n, count. Deletes up to `count` entries
+ * below offset n, the oldest first, with the request ids they hold (HDEL);
+ * returns how many. One chunk at a time keeps each call short. */
+static const char DELETE_LUA[] =
+    "local r = redis.call('XRANGE', KEYS[1], '-', '1-' .. ARGV[1], 'COUNT', ARGV[2])\n"
+    "local n = 0\n"
+    "local last = -1\n"
+    "for _, e in ipairs(r) do\n"
+    "  local id = e[1]\n"
+    "  local seq = tonumber(string.sub(id, string.find(id, '-') + 1))\n"
+    "  if seq < tonumber(ARGV[1]) then\n"
+    "    local f = e[2]\n"
+    "    for j = 1, #f, 2 do\n"
+    "      if f[j] == 'h:br2k-request-id' then redis.call('HDEL', KEYS[2], f[j + 1]) "
+    "end\n"
+    "    end\n"
+    "    n = n + 1\n"
+    "    last = seq\n"
+    "  end\n"
+    "end\n"
+    "if n > 0 then\n"
+    "  redis.call('XTRIM', KEYS[1], 'MINID', '1-' .. string.format('%d', last + 1))\n"
+    "end\n"
+    "return n\n";
+#define DELETE_CHUNK 2000
+
 typedef struct script {
     const char *src;
     char sha[41]; /* "" until loaded */
@@ -73,7 +99,7 @@ struct bk_rlog_redis {
     char where[600]; /* "'stream' at redis://HOST:PORT", for messages */
     int timeout_ms;
     bk_redis *rc; /* connected on first use */
-    script append, offsets;
+    script append, offsets, del;
     done *q; /* delivery callbacks to call, in order */
     size_t nq, capq;
     redisContext *pc; /* the pipelined appends' own connection */
@@ -123,6 +149,15 @@ bk_rlog_redis *bk_rlog_redis_open(const char *url, const char *topic, int timeou
         bk_err_set(e, BK_E_INVAL, "invalid log URL '%s': too long", url);
         return NULL;
     }
+    /* {<stream>}:next hashes like <stream> in a Redis Cluster only when the
+     * name has no braces of its own */
+    if (stream[0] == '\0' || strpbrk(stream, "{} ") != NULL) {
+        bk_err_set(e, BK_E_INVAL,
+                   "invalid log URL '%s': stream name '%s' is empty or holds '{', '}' or "
+                   "a space",
+                   url, stream);
+        return NULL;
+    }
     bk_rlog_redis *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
@@ -136,12 +171,14 @@ bk_rlog_redis *bk_rlog_redis_open(const char *url, const char *topic, int timeou
         return NULL;
     }
     snprintf(r->stream, sizeof(r->stream), "%s", stream);
-    snprintf(r->counter, sizeof(r->counter), "%s:next", stream);
-    snprintf(r->ids, sizeof(r->ids), "%s:ids", stream);
+    /* the hash tag puts them in the stream's slot (one script uses all three) */
+    snprintf(r->counter, sizeof(r->counter), "{%s}:next", stream);
+    snprintf(r->ids, sizeof(r->ids), "{%s}:ids", stream);
     snprintf(r->where, sizeof(r->where), "'%s' at %s", stream, r->addr);
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     r->append.src = APPEND_LUA;
     r->offsets.src = OFFSETS_LUA;
+    r->del.src = DELETE_LUA;
     atomic_init(&r->cached_end, -1);
     return r;
 }
@@ -809,19 +846,35 @@ int64_t bk_rlog_redis_cached_end(bk_rlog_redis *r) {
     return atomic_load(&r->cached_end);
 }
 
-/* XTRIM MINID 1-<offset> removes exactly the offsets below it. The ids
- * hash is left alone: a request id of a deleted record still maps to the
- * offset it had, which keeps a late retry from being appended twice. */
+/* Deletes the entries below `offset` with the request ids they hold, in
+ * chunks of DELETE_CHUNK (one script each, so Redis is never held long):
+ * the ids hash keeps the ids of the records still in the log only, and a
+ * late retry of a deleted record is appended again, as on Kafka (the
+ * application tells a repeat by its request id, the result key keeps the
+ * first result). */
 int bk_rlog_redis_delete_below(bk_rlog_redis *r, int64_t offset, bk_err *e) {
     if (offset <= 0)
         return BK_OK;
-    char minid[32];
-    snprintf(minid, sizeof(minid), "1-%" PRId64, offset);
-    const char *argv[] = {"XTRIM", r->stream, "MINID", minid};
-    size_t lens[] = {5, strlen(r->stream), 5, strlen(minid)};
-    redisReply *rep = cmdv(r, e, 4, argv, lens);
-    if (rep == NULL)
-        return bk_err_prefix(e, "cannot delete below %lld", (long long)offset);
-    freeReplyObject(rep);
-    return BK_OK;
+    char below[32], count[16];
+    snprintf(below, sizeof(below), "%" PRId64, offset);
+    snprintf(count, sizeof(count), "%d", DELETE_CHUNK);
+    for (;;) {
+        const char *argv[7];
+        size_t lens[7];
+        argv[3] = r->stream, lens[3] = strlen(r->stream);
+        argv[4] = r->ids, lens[4] = strlen(r->ids);
+        argv[5] = below, lens[5] = strlen(below);
+        argv[6] = count, lens[6] = strlen(count);
+        redisReply *rep = run_script(r, &r->del, 2, 7, argv, lens, e);
+        if (rep == NULL)
+            return bk_err_prefix(e, "cannot delete below %lld", (long long)offset);
+        long long n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+        freeReplyObject(rep);
+        if (n < 0)
+            return bk_err_set(e, BK_E_PROTO,
+                              "cannot delete below %lld in log %s: bad reply",
+                              (long long)offset, r->where);
+        if (n < DELETE_CHUNK)
+            return BK_OK;
+    }
 }

@@ -3,9 +3,11 @@
  *
  *   itest_rlog checks URL TOPIC    1000 binary records with headers read
  *       back; a repeated request id adds nothing; offsets; delete_below(500)
- *       then first 500, seek 100 out of range, seek 500 reads 500.
- *   itest_rlog verify URL TOPIC FIRST END   every record FIRST..END-1 is
- *       there with its bytes and headers, and offsets say FIRST, END.
+ *       then first 500, seek 100 out of range, seek 500 reads 500; the id of
+ *       record 700 still maps to it, record 123's retry is appended at 1000.
+ *   itest_rlog verify URL TOPIC FIRST END [LOGEND]   every record
+ *       FIRST..END-1 is there with its bytes and headers, and offsets say
+ *       FIRST, LOGEND (default END).
  *   itest_rlog wait URL TOPIC      seek to the end, print "ready", wait for
  *       one record holding the CLOCK_REALTIME ms of its append; print the
  *       latency in ms.
@@ -14,6 +16,7 @@
  *       after SCRIPT FLUSH: offsets 0..609 in order, all delivered.
  *   itest_rlog down URL TOPIC      every call fails with BK_E_IO (no server).
  *   itest_rlog offsets URL TOPIC   prints "FIRST END" (END: the next offset).
+ *   itest_rlog delete URL TOPIC N  bk_rlog_delete_below(N).
  *   itest_rlog dump URL TOPIC      every record from FIRST to END - 1, one a
  *       line: "OFFSET KEY br2k-request-id=ID,br2k-schema=S VALUE" (the
  *       standard headers present, in that order), like kcat -f '%o %k %h %s'.
@@ -173,6 +176,15 @@ static void checks(bk_rlog *l) {
     CHECK(e.code == BK_E_RLOG_RANGE, "seek 100 after delete: %s", e.msg);
     fprintf(stderr, "  (message: %s)\n", e.msg);
     CHECK(read_all(l, 500, 1000), "500..999 read after the delete");
+    /* the ids went with their records: a kept one still maps to its offset,
+     * a deleted one's retry is a new record (as on Kafka) */
+    CHECK_INT(append_rec(l, 700, &off, &e), BK_OK);
+    CHECK_INT(off, 700);
+    CHECK_INT(append_rec(l, 123, &off, &e), BK_OK);
+    CHECK_INT(off, 1000);
+    CHECK_INT(bk_rlog_offsets(l, &first, &end, &e), BK_OK);
+    CHECK_INT(first, 500);
+    CHECK_INT(end, 1001);
 }
 
 static long g_done;
@@ -371,10 +383,11 @@ int main(int argc, char **argv) {
         rc = check_done();
     } else if (strcmp(cmd, "verify") == 0 && argc >= 6) {
         long first = strtol(argv[4], NULL, 10), end = strtol(argv[5], NULL, 10);
+        long log_end = argc > 6 ? strtol(argv[6], NULL, 10) : end;
         int64_t f = -1, n = -1;
         CHECK_INT(bk_rlog_offsets(l, &f, &n, &e), BK_OK);
         CHECK_INT(f, first);
-        CHECK_INT(n, end);
+        CHECK_INT(n, log_end);
         CHECK(read_all(l, first, end), "records %ld..%ld read", first, end - 1);
         rc = check_done();
     } else if (strcmp(cmd, "wait") == 0) {
@@ -407,6 +420,10 @@ int main(int argc, char **argv) {
         if (rc == 0)
             printf("%" PRId64 " %" PRId64 "\n", f, n);
         else
+            fprintf(stderr, "%s\n", e.msg);
+    } else if (strcmp(cmd, "delete") == 0 && argc >= 5) {
+        rc = bk_rlog_delete_below(l, strtoll(argv[4], NULL, 10), &e) == BK_OK ? 0 : 1;
+        if (rc)
             fprintf(stderr, "%s\n", e.msg);
     } else if (strcmp(cmd, "dump") == 0) {
         rc = dump(l);
