@@ -399,7 +399,7 @@ static int step_snapshot(bd *d, run *u, bk_err *e) {
     char k[BK_KEY_MAX];
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-report", e) != BK_OK)
         return BK_ERR;
-    int64_t deadline = mono_ms() + d->o->snapshot_timeout_ms;
+    int64_t deadline = mono_ms() + d->o->snapshot_timeout_ms, next_lease_ms = 0;
     json_t *rj = NULL;
     while (rj == NULL) {
         redisReply *rep = bk_redis_command(d->r, e, "GET %s", k);
@@ -414,6 +414,21 @@ static int step_snapshot(bd *d, run *u, bk_err *e) {
             }
         }
         freeReplyObject(rep);
+        if (rj == NULL && mono_ms() >= next_lease_ms) {
+            /* a leader that lost its lease before it saw the snapshot phase
+             * (paused, then fenced) never reports: do not wait it out */
+            char cur[BK_ID_MAX + 1];
+            int64_t ep = 0;
+            if (bk_lease_get(d->r, d->o->service, cur, &ep, e) != BK_OK)
+                return BK_ERR;
+            if (ep != 0 && ep != u->epoch)
+                return bk_err_set(e, BK_E_FENCED,
+                                  "the leader '%s' of epoch %" PRId64
+                                  " lost its lease ('%s' leads with epoch %" PRId64
+                                  ") before it reported the snapshot of cut %" PRId64,
+                                  u->leader, u->epoch, cur, ep, u->cut);
+            next_lease_ms = mono_ms() + 200;
+        }
         if (rj == NULL && (mono_ms() > deadline || bk_sig_stop))
             return bk_err_set(e, BK_E_TIMEOUT,
                               "the leader '%s' reported no snapshot of cut %" PRId64

@@ -74,6 +74,34 @@ for step in $STEPS; do
     done
 done
 
+# the leader paused (SIGSTOP) right after it held at the cut, before it saw
+# the snapshot request: it loses its lease and never reports. backupd must
+# give the backup up as soon as another leader holds the lease, not after
+# --snapshot-timeout-ms (default 300 s)
+if [ -z "${BACKUP_KILL_STEPS:-}" ]; then
+    produce 20 0 paused >/dev/null
+    before=$(stopped_at phase)
+    BR2K_TEST_BACKUP_STOP=phase start_backupd --max-replicated 1000000 --hold-timeout-ms 2000
+    rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
+    wait_for 30 reached phase "$before" || fail "paused leader: backupd never reached the step"
+    wait_for 5 is_stopped "$BD_PID" || fail "paused leader: backupd did not stop itself"
+    ldr=$(leader_id); ep=$(leader_epoch); v0=$(sv)
+    kill -STOP "${WPID[$ldr]}"
+    kill -CONT "$BD_PID"
+    wait_for 15 epoch_is $((ep + 1)) || fail "paused leader: no new leader"
+    t0=$SECONDS
+    wait_for 20 settled || fail "paused leader: the backup was not given up: phase=$(rc_ GET "br2k:{$SVC}:backup")"
+    grep -q "the leader '$ldr' of epoch $ep lost its lease .* before it reported the snapshot" "$T/backupd.log" ||
+        fail "paused leader: no clear reason in backupd's log: $(grep failed "$T/backupd.log" | tail -1)"
+    kill -CONT "${WPID[$ldr]}"
+    [ "$(sv)" = "$v0" ] || fail "paused leader: SV went from $v0 to $(sv)"
+    rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
+    wait_for 60 versions_are $((v0 + 1)) || fail "paused leader: the next backup did not run: SV=$(sv) chain=$(chain_sv)"
+    wait_for 30 all_at_ssi || { show w1 w2 w3; fail "paused leader: replicas diverged or stalled"; }
+    pass "leader $ldr paused after holding: backup given up $((SECONDS - t0)) s after the new leader (lease lost), SV $v0; the next backup $((v0 + 1)) done"
+    kill -TERM "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
+fi
+
 # every version 2..SV is on chain exactly once (the contract refuses a
 # skipped or repeated version; check what it holds)
 last=$(chain_sv)
