@@ -728,10 +728,15 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
                 " (a backup logged by a backupd that stopped before finishing it)",
                 chain_sv, sv);
     u.version = (int64_t)chain_sv + 1;
-    bk_err oe;
-    bk_err_clear(&oe);
-    if (bk_rlog_offsets(d->log, &u.first_offset, &end, &oe) != BK_OK)
-        u.first_offset = -1;
+    /* the log's first offset goes into the backup's log: without it (the
+     * broker moving its partition leader, Redis restarting) no backup now */
+    if (bk_rlog_offsets(d->log, &u.first_offset, &end, e) != BK_OK) {
+        bk_err_prefix(e,
+                      "no backup version %" PRId64 " now: cannot read the log's offsets",
+                      u.version);
+        BK_WARN("%s", e->msg);
+        return BK_ERR;
+    }
     BK_INFO("backup version %" PRId64 " starting (%s): leader '%s', epoch %" PRId64,
             u.version, reason, u.leader, u.epoch);
     /* backup-run is saved before each step, so that a backupd that stops

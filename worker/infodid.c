@@ -559,8 +559,9 @@ struct br2k_app {
     int64_t lpi;    /* last applied offset */
     int64_t jlpi;   /* last offset in the journal (file + pend) */
     state st;
-    size_t limit; /* request size limit */
-    long hold_ms; /* BR2K_TEST_HOLD_APPLY_MS */
+    size_t limit;    /* request size limit */
+    long hold_ms;    /* BR2K_TEST_HOLD_APPLY_MS */
+    char *hold_file; /* BR2K_TEST_HOLD_APPLY_FILE (NULL: unset) */
     uint64_t ckpt_bytes;
     char lua_sha[41];
 };
@@ -940,6 +941,15 @@ static int app_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     state_init(&a->st);
     a->limit = (size_t)env_long("BR2K_MAX_REQUEST_BYTES", BK_REQUEST_DEFAULT_LIMIT);
     a->hold_ms = env_long("BR2K_TEST_HOLD_APPLY_MS", 0);
+    const char *hf = getenv("BR2K_TEST_HOLD_APPLY_FILE");
+    if (hf != NULL && *hf != '\0') {
+        if ((a->hold_file = strdup(hf)) == NULL) {
+            bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+            goto fail;
+        }
+        if (a->hold_ms == 0)
+            a->hold_ms = 30000;
+    }
     a->ckpt_bytes =
         (uint64_t)env_long("BR2K_INFODID_CHECKPOINT_BYTES", BK_INFODID_CHECKPOINT_BYTES);
     lua_sha1(a->lua_sha);
@@ -968,7 +978,11 @@ static int app_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     if (load_checkpoint(a, e) != BK_OK || replay_journal(a, e) != BK_OK)
         goto fail;
     remove_stale(a);
-    if (a->hold_ms > 0)
+    if (a->hold_file != NULL)
+        BK_WARN("infodid: BR2K_TEST_HOLD_APPLY_FILE=%s: register holds mid-change, up to "
+                "%ld ms, while that file exists (tests only)",
+                a->hold_file, a->hold_ms);
+    else if (a->hold_ms > 0)
         BK_WARN("infodid: BR2K_TEST_HOLD_APPLY_MS=%ld: register holds mid-change (tests "
                 "only)",
                 a->hold_ms);
@@ -993,6 +1007,7 @@ static void app_close(br2k_app *a) {
         close(a->lock_fd); /* releases the flock */
     state_release(&a->st);
     buf_free(&a->pend);
+    free(a->hold_file);
     free(a->dir);
     free(a);
 }
@@ -1382,15 +1397,22 @@ static int record_change(br2k_app *a, int64_t offset, id_rec *ir, did_rec *dr,
         did_free(dr);
         return BK_ERR;
     }
-    if (is_register && a->hold_ms > 0) {
+    if (is_register && a->hold_ms > 0 &&
+        (a->hold_file == NULL || access(a->hold_file, F_OK) == 0)) {
         /* Test hook: the entry is in the file (not fsync'ed), memory and
-         * LPI are not changed yet; a kill now lands mid-request. */
+         * LPI are not changed yet; a kill now lands mid-request. With a
+         * hold file, only while that file exists (checked every 10 ms). */
         if (flush_pending(a, e) != BK_OK) {
             id_free(ir);
             did_free(dr);
             return BK_ERR;
         }
-        hold(a->hold_ms);
+        if (a->hold_file == NULL)
+            hold(a->hold_ms);
+        else
+            for (long waited = 0; waited < a->hold_ms && access(a->hold_file, F_OK) == 0;
+                 waited += 10)
+                hold(10);
     }
     return state_commit(&a->st, ir, dr, e);
 }

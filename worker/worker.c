@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1264,9 +1265,16 @@ static void leader_snapshot(worker *w) {
         w->snap_pid = 0;
     }
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid == 0)
+    if (pid == 0) {
+        /* it shares the state directory's lock: when the worker dies (a
+         * SIGKILL), the snapshot dies too, so that the worker restarted at
+         * once finds its directory free (its report would be fenced anyway) */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(1);
         _exit(bk_wsnap_child(&a));
+    }
     int64_t held_ms = w->hold_since_ms ? mono_ms() - w->hold_since_ms : 0;
     w->hold_since_ms = 0;
     if (pid < 0) {
@@ -1562,6 +1570,29 @@ static int check_log(worker *w, bk_err *e) {
     return BK_EXIT_OK;
 }
 
+/* A read of the log failed (w->q_rc set, *e why). When the records after
+ * LPI are gone (I1) and this worker is a follower that can restore, it
+ * restores the latest backup in place and reads on from its cut: never
+ * skipping them. Returns BK_EXIT_OK to go on, or the exit code. */
+static int read_failed(worker *w, bk_err *e) {
+    if (w->q_rc != BK_EXIT_INTEGRITY || e->code != BK_E_RLOG_RANGE || !recovery_on(w) ||
+        w->role == R_LEADER)
+        return w->q_rc;
+    snprintf(w->recover_why, sizeof(w->recover_why), "%s", e->msg);
+    BK_WARN("get-the-latest-state: %s", w->recover_why);
+    q_drop(w, w->nq);
+    w->q_rc = BK_EXIT_OK;
+    bk_err_clear(e);
+    int rc = recover(w, 0, e);
+    if (rc == BK_EXIT_OK && bk_rlog_seek(w->log, w->pos.lpi + 1, e) != BK_OK)
+        rc = BK_EXIT_ERROR;
+    if (rc != BK_EXIT_OK)
+        return rc;
+    w->rnext = w->pos.lpi + 1;
+    publish_take_window(w);
+    return BK_EXIT_OK;
+}
+
 /* ---- the main loop ---- */
 
 static int run_loop(worker *w, bk_err *e) {
@@ -1611,25 +1642,9 @@ static int run_loop(worker *w, bk_err *e) {
         /* a batch closes as soon as the records already fetched are used up:
          * it never waits to fill */
         if (q_fill(w, 100, e) != BK_OK) {
-            if (w->q_rc == BK_EXIT_INTEGRITY && e->code == BK_E_RLOG_RANGE &&
-                recovery_on(w) && w->role != R_LEADER) {
-                /* the records after LPI are gone (I1): never skip them */
-                snprintf(w->recover_why, sizeof(w->recover_why), "%s", e->msg);
-                BK_WARN("get-the-latest-state: %s", w->recover_why);
-                q_drop(w, w->nq);
-                w->q_rc = BK_EXIT_OK;
-                bk_err_clear(e);
-                rc = recover(w, 0, e);
-                if (rc == BK_EXIT_OK && bk_rlog_seek(w->log, w->pos.lpi + 1, e) != BK_OK)
-                    rc = BK_EXIT_ERROR;
-                if (rc != BK_EXIT_OK)
-                    goto out;
-                w->rnext = w->pos.lpi + 1;
-                publish_take_window(w);
-                continue;
-            }
-            rc = w->q_rc;
-            goto out;
+            if ((rc = read_failed(w, e)) != BK_EXIT_OK)
+                goto out;
+            continue;
         }
         size_t n = q_ready(w, limit);
         if (n == 0) {
@@ -1649,8 +1664,11 @@ static int run_loop(worker *w, bk_err *e) {
             continue;
         }
         if (process_batch(w, w->q, n, e) != BK_OK) {
-            rc = w->q_rc != BK_EXIT_OK ? w->q_rc : BK_EXIT_ERROR;
-            goto out;
+            /* the batch failed, or it is done and its look-ahead read failed */
+            rc = w->q_rc != BK_EXIT_OK ? read_failed(w, e) : BK_EXIT_ERROR;
+            if (rc != BK_EXIT_OK)
+                goto out;
+            continue;
         }
         if (mono_ms() - w->last_digest_ms >= digest_gap_ms(w, DIGEST_EVERY_MS))
             update_digest(w, 1);

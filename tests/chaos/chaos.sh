@@ -1,0 +1,441 @@
+#!/usr/bin/env bash
+# chaos.sh - the paper's Section V as an automated chaos test, with a
+# Table 4 style report. See tests/chaos/README.md and --help.
+set -euo pipefail
+# the whole script is one command, read before it runs: editing this file
+# during a (long) run does not change what the run does
+{
+
+usage() {
+    cat <<'EOF'
+Usage: tests/chaos/chaos.sh [OPTIONS]
+
+Starts a whole local BR2K service on 127.0.0.1 (redis-server, br2k-devkafka,
+anvil with the registry contract, br2k-registryd, br2k-backupd, W InfoDID
+workers), sends K clients x C signed InfoDID registrations while an attacker
+pauses the leader it finds in the registry contract (SIGSTOP/SIGCONT) and
+kills workers in the middle of a request (SIGKILL, then restarts them), then
+waits for every worker to reach SSI, compares every replica record by record
+and prints a report shaped like the paper's Table 4 (also written as JSON).
+Exit 0: nothing lost, nothing applied twice, replicas consistent; 1: a check
+failed; 2: a usage error.
+
+Options:
+  --scenario NAME     main (default): pauses and kills; or one fault scenario:
+                      redis-restart, broker-faults, anvil-restart,
+                      storage-down, backupd-kill, slow-follower, and
+                      fenced-snapshot (shows a backupd bug; README)
+  --workers W         workers (default 5)
+  --clients K         clients (default 5)
+  --count C           registrations per client (default 10000)
+  --rate R            requests/s per client, 0 = as fast as the window allows
+                      (default 20)
+  --window N          requests per client waiting for a result (default 20)
+  --pauses P          stop attacking after P pauses (default: attack until the
+                      load is done)
+  --min-pauses P      fail unless at least P pauses happened (default 0)
+  --min-kills N       fail unless at least N kills happened (default 0)
+  --interval A-B      seconds between attacks, uniform in [A,B] (default 2-6)
+  --pause-s S         seconds the leader stays paused (default 1.5)
+  --kills K           SIGKILLs mid-request, leader and followers in turn
+                      (default 3)
+  --kill-every N      every Nth attack is a kill while kills remain (default 4)
+  --max-replicated M  backupd's --max-replicated (default 2000)
+  --result-ms MS      a client retries after this long without a result
+                      (default 1000: requests caught in a fault are retried)
+  --snapshot-timeout-ms MS
+                      backupd's --snapshot-timeout-ms (default: backupd's own,
+                      300000; it gives a backup up at once when its leader
+                      loses the lease)
+  --paper             the paper's settings: --rate 2 --interval 30-120
+                      --pause-s 15
+  --out DIR           write report.json, report.txt and the logs here
+                      (default: a temporary directory, removed on success)
+  --drop-record       self-check: the checker drops one acknowledged record
+                      from the last replica; the run must then FAIL
+  --help              this text
+
+Environment: BR2K_BUILD_DIR (default build), BR2K_SOURCE_DIR, BR2K_TEST_LOG.
+EOF
+}
+
+SCENARIO=main W=5 K=5 C=10000 RATE=20 WINDOW=20 MAXP=-1 MINP=0 IA=2 IB=6 PAUSE_S=1.5
+KILLS=3 KILL_EVERY=4 MAXREP=2000 OUTDIR= DROP=0 MINK=0 SNAP_MS=300000 RESULT_MS=1000
+while [ $# -gt 0 ]; do
+    case $1 in
+    --scenario) SCENARIO=$2; shift ;;
+    --workers) W=$2; shift ;;
+    --clients) K=$2; shift ;;
+    --count) C=$2; shift ;;
+    --rate) RATE=$2; shift ;;
+    --window) WINDOW=$2; shift ;;
+    --pauses) MAXP=$2; shift ;;
+    --min-pauses) MINP=$2; shift ;;
+    --min-kills) MINK=$2; shift ;;
+    --interval) IA=${2%-*}; IB=${2#*-}; shift ;;
+    --pause-s) PAUSE_S=$2; shift ;;
+    --kills) KILLS=$2; shift ;;
+    --kill-every) KILL_EVERY=$2; shift ;;
+    --max-replicated) MAXREP=$2; shift ;;
+    --result-ms) RESULT_MS=$2; shift ;;
+    --snapshot-timeout-ms) SNAP_MS=$2; shift ;;
+    --paper) RATE=2 IA=30 IB=120 PAUSE_S=15 ;;
+    --out) OUTDIR=$2; shift ;;
+    --drop-record) DROP=1 ;;
+    --help | -h) usage; exit 0 ;;
+    *) echo "chaos.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case $SCENARIO in
+main | redis-restart | broker-faults | anvil-restart | storage-down | backupd-kill | slow-follower | fenced-snapshot) ;;
+*) echo "chaos.sh: unknown scenario '$SCENARIO' (see --help)" >&2; exit 2 ;;
+esac
+for v in W K C WINDOW KILLS KILL_EVERY MAXREP RESULT_MS MINP MINK IA IB SNAP_MS; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || { echo "chaos.sh: '${!v}' is not a whole number (${v})" >&2; exit 2; }
+done
+[ "$W" -ge 3 ] || { echo "chaos.sh: --workers must be at least 3" >&2; exit 2; }
+[ "$IB" -ge "$IA" ] || { echo "chaos.sh: --interval A-B needs A <= B" >&2; exit 2; }
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/../integration/lib.sh"
+source "$HERE/../integration/core_helpers.bash"
+source "$HERE/../integration/backup_helpers.bash"
+APP=infodid
+CLIENT=$BUILD/tests/chaos_client
+[ -x "$CLIENT" ] || fail "$CLIENT is missing: build the chaos_client target first"
+now_ms() { date +%s%3N; }
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+# anvil keeps its chain in a state file across restarts (anvil-restart)
+ANVIL_PORT=
+start_anvil() {
+    [ -n "$ANVIL_PORT" ] || ANVIL_PORT=$(free_port)
+    "$ANVIL" --host 127.0.0.1 --port "$ANVIL_PORT" --state "$T/anvil.state" \
+        --state-interval 1 "$@" >>"$T/anvil.log" 2>&1 &
+    ANVIL_PID=$!; PIDS+=("$ANVIL_PID")
+    ETH_RPC=http://127.0.0.1:$ANVIL_PORT
+    wait_for 30 curl -sf -H 'Content-Type: application/json' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$ETH_RPC" ||
+        fail "anvil did not start"
+}
+
+ids=()
+for i in $(seq 1 "$W"); do ids+=("w$i"); done
+RARGS=()
+# every worker holds a register mid-change while $T/hold-ID exists, so that
+# a kill lands in the middle of a request (worker/infodid.c test hook)
+launch() { BR2K_TEST_HOLD_APPLY_FILE=$T/hold-$1 start_worker "$1" "${RARGS[@]}"; }
+
+start_redis
+start_devkafka
+start_chain
+RARGS=(--eth-rpc "$ETH_RPC" --registry "$REG" --service-key-file "$T/service.key")
+for id in "${ids[@]}"; do launch "$id"; done
+wait_for 30 has_leader || fail "no leader"
+start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
+
+ssi() { rc_ GET "br2k:{$SVC}:SSI"; }
+chain_leader() { "$CAST" call --rpc-url "$ETH_RPC" "$REG" 'leader()(string,uint64,string)' 2>/dev/null | head -1 | tr -d '"'; }
+inflight_n() { # records in the in-flight mark (I6) of worker $1's position file
+    local f l
+    read -r _ _ _ _ f l _ <"$T/$1/worker.pos" 2>/dev/null || { echo 0; return; }
+    if [ "${f:--1}" -ge 0 ] 2>/dev/null; then echo $((l - f + 1)); else echo 0; fi
+}
+inflight() { [ "$(inflight_n "$1")" -gt 0 ]; }
+all_at() { at "$(ssi)" "$@"; }
+alive() { kill -0 "${WPID[$1]}" 2>/dev/null; }
+FAULTS=$T/faults.tsv
+: >"$FAULTS"
+# fault KIND START END TARGET INFLIGHT LEADER(0/1): one line of the report
+fault() { echo "$*" >>"$FAULTS"; }
+wait_chain_leader() { local l; l=$(chain_leader); [ -n "$l" ] && [ -n "${WPID[$l]:-}" ]; }
+wait_for 30 wait_chain_leader || fail "the registry contract never named a leader"
+
+# ---- the load ----
+PREFIX=chaos$$
+log "scenario $SCENARIO: $W workers, $K clients x $C registrations at $RATE/s each, max-replicated $MAXREP"
+T0=$(now_ms)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$CLIENT" load --eth-rpc "$ETH_RPC" \
+    --registry "$REG" --prefix "$PREFIX" --clients "$K" --count "$C" --rate "$RATE" \
+    --window "$WINDOW" --result-ms "$RESULT_MS" --out "$T/requests.tsv" \
+    >"$T/load.json" 2>"$T/load.log" &
+LOAD_PID=$!; PIDS+=("$LOAD_PID")
+loading() { kill -0 "$LOAD_PID" 2>/dev/null; }
+done_count() { [ -s "$T/requests.tsv" ] && wc -l <"$T/requests.tsv" || echo 0; }
+
+# ---- the attacker (main scenario) ----
+rsleep() { # a uniform wait in [IA, IB] s, cut short when the load ends
+    local end=$(($(now_ms) + IA * 1000 + (RANDOM * 32768 + RANDOM) % ((IB - IA) * 1000 + 1)))
+    while loading && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
+}
+pauses=0 kills=0 attacks=0 kill_leader=1 KILLED=()
+pause_leader() {
+    local l pid s e n is
+    l=$(chain_leader)
+    [ -n "$l" ] && [ -n "${WPID[$l]:-}" ] || { log "attack: no leader in the registry"; return; }
+    pid=${WPID[$l]}
+    is=0; [ "$(leader_id)" = "$l" ] && is=1
+    s=$(now_ms)
+    kill -STOP "$pid" 2>/dev/null || return 0
+    n=$(inflight_n "$l")
+    sleep "$PAUSE_S"
+    kill -CONT "$pid"
+    e=$(now_ms)
+    pauses=$((pauses + 1))
+    fault pause "$s" "$e" "$l" "$n" "$is"
+    log "pause $pauses: $l (leader in the registry; current lease holder: $([ $is = 1 ] && echo yes || echo no)) for ${PAUSE_S}s, $n request(s) in flight"
+}
+# kill_mid ID: hold a register of ID mid-change, SIGKILL it there, restart it
+kill_mid() {
+    local id=$1 s n is=0
+    [ "$(leader_id)" = "$id" ] && is=1
+    touch "$T/hold-$id"
+    if ! wait_for 20 inflight "$id"; then
+        rm -f "$T/hold-$id"
+        log "kill: $id never held a request mid-apply (no registrations reached it); skipped"
+        return 1
+    fi
+    s=$(now_ms)
+    n=$(inflight_n "$id")
+    # only the worker: a snapshot process it forked dies with it
+    # (PR_SET_PDEATHSIG), so the restarted worker finds its directory free
+    kill -KILL "${WPID[$id]}" 2>/dev/null || true
+    wait "${WPID[$id]}" 2>/dev/null || true
+    rm -f "$T/hold-$id"
+    kills=$((kills + 1))
+    KILLED+=("$id")
+    log "kill $kills: $id (leader: $is) SIGKILLed with $n request(s) in flight; restarting it"
+    sleep 1
+    launch "$id"
+    fault kill "$s" "$(now_ms)" "$id" "$n" "$is"
+}
+follower_of() { local w; for w in "${ids[@]}"; do [ "$w" != "$(leader_id)" ] && { echo "$w"; return; }; done; }
+attack_main() {
+    while loading; do
+        rsleep
+        loading || break
+        [ "$MAXP" -lt 0 ] || [ "$pauses" -lt "$MAXP" ] || [ "$kills" -lt "$KILLS" ] || break
+        attacks=$((attacks + 1))
+        if [ "$kills" -lt "$KILLS" ] && [ $((attacks % KILL_EVERY)) = 0 ] && [ "$(sv)" -ge 1 ] 2>/dev/null; then
+            local target
+            if [ "$kill_leader" = 1 ]; then target=$(chain_leader); else target=$(follower_of); fi
+            if [ -n "$target" ] && [ -n "${WPID[$target]:-}" ] && kill_mid "$target"; then
+                kill_leader=$((1 - kill_leader))
+            fi
+        elif [ "$MAXP" -lt 0 ] || [ "$pauses" -lt "$MAXP" ]; then
+            pause_leader
+        fi
+    done
+    return 0
+}
+
+# ---- fault scenarios: one fault (or a few), then the same checks ----
+wait_load_share() { # wait until FRACTION% of the requests have results (roughly: SSI)
+    local want=$(($1 * K * C / 100))
+    until [ "$(ssi)" -ge "$want" ] 2>/dev/null || ! loading; do sleep 0.2; done
+}
+restart_redis() {
+    local s; s=$(now_ms)
+    kill -TERM "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
+    sleep 2
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$T/redis" --appendonly yes \
+        --appendfsync always --save "" --daemonize no >>"$T/redis.log" 2>&1 &
+    REDIS_PID=$!; PIDS+=("$REDIS_PID")
+    wait_for 20 redis-cli -p "$REDIS_PORT" ping || fail "redis did not restart"
+    fault redis-restart "$s" "$(now_ms)" redis 0 0
+    log "redis-server restarted (AOF) after 2 s down"
+}
+attack_scenario() {
+    case $SCENARIO in
+    redis-restart)
+        wait_load_share 30; restart_redis
+        wait_load_share 60; restart_redis ;;
+    broker-faults)
+        [ -n "$KAFKA_CTL" ] || { log "broker-faults: the log is not br2k-devkafka (BR2K_TEST_LOG=$LOG_BACKEND); nothing to do"; return; }
+        local s b
+        wait_load_share 25
+        for b in 1 2 3; do
+            s=$(now_ms)
+            "$BIN/br2k-devkafka" ctl "$KAFKA_CTL" broker down "$b" >>"$T/ctl.log" 2>&1
+            sleep 3
+            "$BIN/br2k-devkafka" ctl "$KAFKA_CTL" broker up "$b" >>"$T/ctl.log" 2>&1
+            fault broker-down "$s" "$(now_ms)" "broker$b" 0 0
+            log "broker $b down for 3 s, up again"
+            sleep 2
+        done
+        for b in 2 3 1; do
+            s=$(now_ms)
+            "$BIN/br2k-devkafka" ctl "$KAFKA_CTL" leader "$b" "$TOPIC" 0 >>"$T/ctl.log" 2>&1
+            fault leader-move "$s" "$(($(now_ms) + 2000))" "broker$b" 0 0
+            log "partition leader moved to broker $b"
+            sleep 3
+        done
+        if grep -q '^error' "$T/ctl.log"; then fail "a control command failed: $(grep '^error' "$T/ctl.log" | head -1)"; fi
+        ;;
+    anvil-restart)
+        local s v
+        for pct in 30 60; do
+            wait_load_share "$pct"
+            v=$(chain_sv)
+            s=$(now_ms)
+            kill -TERM "$ANVIL_PID"; wait "$ANVIL_PID" 2>/dev/null || true
+            sleep 3
+            start_anvil
+            fault anvil-restart "$s" "$(now_ms)" anvil 0 0
+            log "anvil restarted with its state (block $("$CAST" block-number --rpc-url "$ETH_RPC"))"
+            [ "$(chain_sv)" -ge "$v" ] || fail "the chain lost its state in the restart: SV $(chain_sv) on chain, $v before"
+        done ;;
+    storage-down)
+        local s v f0
+        wait_load_share 20
+        v=$(sv)
+        f0=$(grep -c "failed at step" "$T/backupd.log" || true)
+        s=$(now_ms)
+        mv "$T/backups" "$T/backups.away"; echo "not a directory" >"$T/backups"
+        log "storage unavailable (file://$T/backups is a file) at SV $v"
+        nfail() { grep -c "failed at step" "$T/backupd.log" || true; }
+        failed_more() { [ "$(nfail)" -gt "$1" ]; }
+        wait_for 120 failed_more "$f0" || fail "no backup failed while the storage was unavailable"
+        log "backupd: $(grep "failed at step" "$T/backupd.log" | tail -1 | cut -d' ' -f4- | cut -c1-150)"
+        sleep 3
+        rm "$T/backups"; mv "$T/backups.away" "$T/backups"
+        fault storage-down "$s" "$(now_ms)" storage 0 0
+        log "storage back; SV $(sv)"
+        sv_above() { [ "$(sv)" -gt "$1" ]; }
+        wait_for 180 sv_above "$v" || fail "no backup succeeded after the storage came back (SV $(sv))"
+        log "a backup succeeded after the outage: SV $(sv)" ;;
+    backupd-kill)
+        local s v n
+        for n in 1 2; do
+            v=$(sv)
+            # the first kill in whatever step, the second in the on-chain
+            # step ('log') if it can be caught
+            phase_set() { [ -n "$(rc_ GET "br2k:{$SVC}:backup")" ]; }
+            phase_log() { rc_ GET "br2k:{$SVC}:backup" | grep -q '^log'; }
+            if [ "$n" = 1 ] || ! wait_for 60 phase_log; then
+                wait_for 180 phase_set || fail "no backup started"
+            fi
+            s=$(now_ms)
+            kill -KILL "$BD_PID" "$REGD_PID"
+            wait "$BD_PID" "$REGD_PID" 2>/dev/null || true
+            log "backupd and registryd killed during a backup (phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $v)"
+            sleep 2
+            start_registryd
+            start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
+            fault backupd-kill "$s" "$(now_ms)" backupd+registryd 0 0
+            sv_above() { [ "$(sv)" -gt "$1" ]; }
+            wait_for 180 sv_above "$v" || fail "no backup completed after backupd and registryd restarted"
+            log "backup completed after the restart: SV $(sv)"
+        done ;;
+    slow-follower)
+        local f s v
+        wait_load_share 5
+        f=$(follower_of)
+        v=$(sv)
+        s=$(now_ms)
+        kill -STOP "${WPID[$f]}"
+        # its consumer may hold fetched records beyond its LPI, up to the
+        # log's end now: the test is on once that end is gone from the log
+        local end0; end0=$(log_offsets "$TOPIC" | cut -d' ' -f2)
+        log "follower $f paused at LPI $(metric "$f" lpi) (log end $end0) until the log moved past the broker's window"
+        # until the record after its LPI is gone from the log (the
+        # development broker keeps ~5 MiB; Redis Streams: the clean-up after
+        # a backup), and at least one backup later
+        gone() {
+            local first; first=$(log_offsets "$TOPIC" | cut -d' ' -f1)
+            [ "$first" -gt "$end0" ] && [ "$(sv)" -gt "$v" ]
+        }
+        wait_for 900 gone || fail "the log still holds offset $end0 (the end when $f was paused): $(log_offsets "$TOPIC") (a longer load is needed)"
+        log "the log now starts at $(log_offsets "$TOPIC" | cut -d' ' -f1), $f is at LPI $(metric "$f" lpi)"
+        kill -CONT "${WPID[$f]}"
+        fault slow-follower "$s" "$(now_ms)" "$f" 0 0
+        log "follower $f resumed (SSI $(ssi), SV $(sv))"
+        SLOW_F=$f ;;
+    fenced-snapshot)
+        # the leader is paused (fenced) while a backup waits for its
+        # snapshot: backupd must abandon that backup and run the next one
+        # soon, not wait for its --snapshot-timeout-ms
+        local l pid s v got=0 tries
+        for tries in 1 2 3 4 5; do
+            v=$(sv)
+            phase_early() { rc_ GET "br2k:{$SVC}:backup" | grep -q '^\(hold\|held\|snapshot\) '; }
+            wait_for 120 phase_early || fail "no backup started"
+            l=$(leader_id); pid=${WPID[$l]}
+            kill -STOP "$pid" $(pgrep -P "$pid" || true) 2>/dev/null || true
+            s=$(now_ms)
+            log "leader $l paused during backup version $((v + 1)) (phase '$(rc_ GET "br2k:{$SVC}:backup")')"
+            sleep 3
+            kill -CONT "$pid" $(pgrep -P "$pid" || true) 2>/dev/null || true
+            fault pause "$s" "$(now_ms)" "$l" 0 1
+            sv_above() { [ "$(sv)" -gt "$1" ]; }
+            if ! wait_for 60 sv_above "$v"; then
+                fail "no backup completed within 60 s after the leader was fenced during backup $((v + 1)): $(grep -c 'FENCED' "$T/$l.log") FENCED lines in $l.log; backupd: $(tail -1 "$T/backupd.log" | cut -c1-200)"
+            fi
+            grep -q "failed at step 'snapshot'" "$T/backupd.log" && got=1
+            log "backup after the fenced leader: SV $(sv)$([ $got = 1 ] && echo " (a snapshot step was abandoned)")"
+            [ "$got" = 0 ] || break
+        done ;;
+    esac
+    return 0
+}
+
+if [ "$SCENARIO" = main ]; then attack_main; else attack_scenario; fi
+rc=0; wait "$LOAD_PID" || rc=$?
+T1=$(now_ms)
+log "load done: $(cat "$T/load.json")"
+[ "$rc" = 0 ] || fail "the load generator failed (rc $rc): $(tail -3 "$T/load.log")"
+
+# ---- drain, then compare every replica ----
+for id in "${ids[@]}"; do kill -CONT "${WPID[$id]}" 2>/dev/null || true; done
+for id in "${ids[@]}"; do alive "$id" || fail "worker $id is not running: $(tail -3 "$T/$id.log")"; done
+wait_for 300 all_at "${ids[@]}" || { show "${ids[@]}"; fail "the replicas did not reach SSI with equal digests"; }
+T2=$(now_ms)
+log "every worker at SSI $(ssi) with digest $(metric w1 digest | cut -c1-16); SV $(sv)"
+# every worker killed mid-request saw its in-flight mark (I6) and restored
+for id in $(printf '%s\n' "${KILLED[@]}" | sort -u); do
+    want=$(printf '%s\n' "${KILLED[@]}" | grep -cx "$id")
+    got=$(grep -c "get-the-latest-state: stopped in the middle of records" "$T/$id.log" || true)
+    [ "$got" -ge "$want" ] || fail "$id was killed mid-request $want time(s) but saw its in-flight mark $got time(s)"
+    grep -q "restored backup version" "$T/$id.log" || fail "$id did not restore a backup after its kill"
+done
+[ "${#KILLED[@]}" = 0 ] || log "killed workers (${KILLED[*]}) each found their in-flight mark and restored a backup"
+if [ "${SLOW_F:-}" != "" ]; then
+    grep -q "restored backup version" "$T/$SLOW_F.log" ||
+        fail "$SLOW_F caught up without restoring a backup: $(grep -i 'out of range\|restor' "$T/$SLOW_F.log" | tail -2)"
+    log "$SLOW_F recovered through backup: $(grep -o 'restored backup version [0-9]*' "$T/$SLOW_F.log" | tail -1)"
+fi
+sv_on_chain() { [ "$(chain_sv)" = "$(sv)" ]; }
+wait_for 120 sv_on_chain || fail "SV $(sv) in Redis but $(chain_sv) on chain"
+EXT_DIDS=$(rc_ HLEN "br2k:{$SVC}:ext:did")
+EXT_ACTIVE=$(rc_ GET "br2k:{$SVC}:ext:active")
+BACKUPS=$(sv)
+for id in "${ids[@]}"; do stop_worker "$id"; done
+cat >"$T/meta.json" <<EOF
+{"scenario": "$SCENARIO", "total_s": $(((T2 - T0) / 1000)).$(((T2 - T0) % 1000 / 100)), "load_s": $(((T1 - T0) / 1000)),
+ "workers": $W, "clients": $K, "count": $C, "rate_per_client": $RATE, "interval_s": [$IA, $IB],
+ "pause_s": $PAUSE_S, "max_replicated": $MAXREP, "backups": $BACKUPS, "log": "$LOG_BACKEND",
+ "load": $(cat "$T/load.json")}
+EOF
+dirs=(); for id in "${ids[@]}"; do dirs+=("$T/$id/app"); done
+extra=(); [ "$DROP" = 1 ] && extra=(--drop-record)
+crc=0
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$CLIENT" check --requests "$T/requests.tsv" \
+    --faults "$FAULTS" --json "$T/report.json" --meta "$T/meta.json" --ext-dids "$EXT_DIDS" \
+    --ext-active "${EXT_ACTIVE:-0}" "${extra[@]}" "${dirs[@]}" | tee "$T/report.txt" || crc=${PIPESTATUS[0]}
+if [ -n "$OUTDIR" ]; then
+    mkdir -p "$OUTDIR"
+    cp "$T/report.json" "$T/report.txt" "$T/faults.tsv" "$T/requests.tsv" "$T"/*.log "$OUTDIR/" 2>/dev/null || true
+    log "report: $OUTDIR/report.json"
+fi
+grep -l "Sanitizer\|runtime error" "$T"/*.log 2>/dev/null && fail "sanitizer report in a log"
+[ "$crc" = 0 ] || fail "the chaos checks failed (see the report above)"
+if [ "$SCENARIO" = main ] && [ "$pauses" -lt "$MINP" ]; then
+    fail "only $pauses pauses, --min-pauses $MINP (the load ended first: lower --rate or --interval)"
+fi
+if [ "$SCENARIO" = main ] && [ "$kills" -lt "$MINK" ]; then
+    fail "only $kills kills, --min-kills $MINK (the load ended first: lower --rate or --interval)"
+fi
+echo "chaos ($SCENARIO): all checks passed"
+exit 0
+}
