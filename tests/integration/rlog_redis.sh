@@ -120,13 +120,8 @@ pass "workers stopped cleanly"
 # not exit; they wait, read on from the same offset, and converge
 # (the same dir as the first log Redis above: loading its streams takes a
 # while after the restart, so the workers also meet "LOADING" replies)
-LP=$(free_port); mkdir -p "$T/logredis"
-start_logredis() {
-    redis-server --bind 127.0.0.1 --port "$LP" --dir "$T/logredis" --appendonly yes \
-        --appendfsync always --save "" --daemonize no >>"$T/logredis.log" 2>&1 &
-    LRPID=$!; PIDS+=("$LRPID")
-    wait_for 10 redis-cli -p "$LP" ping || fail "the log's redis-server did not start"
-}
+LPORT=$(free_port); LP=$LPORT
+start_logredis() { start_log_redis; LRPID=$LPID; }
 start_logredis
 KAFKA=redis://127.0.0.1:$LP
 SVC=restart; TOPIC=br2k.$SVC.requests # a service of its own in the same coordination Redis
