@@ -313,8 +313,12 @@ attack_scenario() {
             # step ('log') if it can be caught
             phase_set() { [ -n "$(rc_ GET "br2k:{$SVC}:backup")" ]; }
             phase_log() { rc_ GET "br2k:{$SVC}:backup" | grep -q '^log'; }
-            if [ "$n" = 1 ] || ! wait_for 60 phase_log; then
-                wait_for 180 phase_set || fail "no backup started"
+            # (once the load is over no backup starts by itself: ask for one)
+            ask() { [ "$n" = 1 ] || [ -n "$(rc_ GET "br2k:{$SVC}:backup")" ] || rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null; }
+            phase_log_asked() { ask; phase_log; }
+            phase_set_asked() { ask; phase_set; }
+            if [ "$n" = 1 ] || ! wait_for 60 phase_log_asked; then
+                wait_for 180 phase_set_asked || fail "no backup started"
             fi
             s=$(now_ms)
             kill -KILL "$BD_PID" "$REGD_PID"
