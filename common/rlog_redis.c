@@ -44,29 +44,22 @@ static const char OFFSETS_LUA[] =
     "return {tonumber(string.sub(id, string.find(id, '-') + 1)), e}\n";
 
 /* KEYS: stream, ids. ARGV: offset n, count. Deletes up to `count` entries
- * below offset n, the oldest first, with the request ids they hold (HDEL);
- * returns how many. One chunk at a time keeps each call short. */
+ * below offset n (XRANGE's exclusive end), the oldest first, with the
+ * request ids they hold (HDEL); returns how many. One chunk at a time keeps
+ * each call short. */
 static const char DELETE_LUA[] =
-    "local r = redis.call('XRANGE', KEYS[1], '-', '1-' .. ARGV[1], 'COUNT', ARGV[2])\n"
-    "local n = 0\n"
-    "local last = -1\n"
+    "local r = redis.call('XRANGE', KEYS[1], '-', '(1-' .. ARGV[1], 'COUNT', ARGV[2])\n"
+    "if #r == 0 then return 0 end\n"
     "for _, e in ipairs(r) do\n"
-    "  local id = e[1]\n"
-    "  local seq = tonumber(string.sub(id, string.find(id, '-') + 1))\n"
-    "  if seq < tonumber(ARGV[1]) then\n"
-    "    local f = e[2]\n"
-    "    for j = 1, #f, 2 do\n"
-    "      if f[j] == 'h:br2k-request-id' then redis.call('HDEL', KEYS[2], f[j + 1]) "
-    "end\n"
-    "    end\n"
-    "    n = n + 1\n"
-    "    last = seq\n"
+    "  local f = e[2]\n"
+    "  for j = 1, #f, 2 do\n"
+    "    if f[j] == 'h:br2k-request-id' then redis.call('HDEL', KEYS[2], f[j + 1]) end\n"
     "  end\n"
     "end\n"
-    "if n > 0 then\n"
-    "  redis.call('XTRIM', KEYS[1], 'MINID', '1-' .. string.format('%d', last + 1))\n"
-    "end\n"
-    "return n\n";
+    "local last = r[#r][1]\n"
+    "local seq = tonumber(string.sub(last, string.find(last, '-') + 1))\n"
+    "redis.call('XTRIM', KEYS[1], 'MINID', '1-' .. string.format('%d', seq + 1))\n"
+    "return #r\n";
 #define DELETE_CHUNK 2000
 
 typedef struct script {

@@ -22,8 +22,7 @@
 #include "cli.h"
 #include "err.h"
 #include "ethkey.h"
-#include "hex.h"
-#include "keccak.h"
+#include "loadgen.h"
 #include "log.h"
 #include "request.h"
 
@@ -266,11 +265,7 @@ static int submit_one(const cli_globals *g) {
 
 /* ---- the load generator ---- */
 
-typedef struct lg_client {
-    char id[96];
-    bk_eth_key key;
-    char did[64];
-} lg_client;
+typedef bk_lg_client lg_client;
 
 typedef struct lg_stats {
     long sent, ok, rejected, failed;
@@ -321,44 +316,11 @@ static void lg_event(const br2k_event *ev) {
     json_decref(res);
 }
 
-/* Client i: id PREFIX-i, key keccak256("PREFIX-i"). */
-static int lg_client_init(lg_client *cl, const char *prefix, long i, bk_err *e) {
-    uint8_t seed[32];
-    char hex[65], addr[43];
-    snprintf(cl->id, sizeof(cl->id), "%s-%ld", prefix, i);
-    bk_keccak256(cl->id, strlen(cl->id), seed);
-    bk_hex_encode(seed, sizeof(seed), 0, hex);
-    if (bk_eth_key_from_hex(hex, &cl->key, e) != BK_OK)
-        return bk_err_prefix(e, "key of client '%s'", cl->id);
-    bk_eth_addr_hex(cl->key.addr, addr);
-    for (char *p = addr; *p; p++)
-        if (*p >= 'A' && *p <= 'F')
-            *p = (char)(*p - 'A' + 'a');
-    snprintf(cl->did, sizeof(cl->did), "did:br2k:%s", addr);
-    return BK_OK;
-}
-
 /* Request j (0-based, sequence number j + 1) of a client: it registers
  * did:br2k:<address>:<j + 1>; with --updates, every other request instead
  * updates the DID the previous one registered. */
 static char *lg_request(const lg_client *cl, long j, int updates, bk_err *e) {
-    int update = updates && j % 2 == 1;
-    char n[32], did[128];
-    snprintf(n, sizeof(n), "%ld", j + 1);
-    snprintf(did, sizeof(did), "%s:%ld", cl->did, update ? j : j + 1);
-    json_t *payload = update ? json_pack("{s:s, s:{s:s}}", "did", did, "attrs", "n", n)
-                             : json_pack("{s:s, s:{s:s, s:s}}", "did", did, "attrs",
-                                         "name", cl->id, "n", n);
-    char *out = NULL;
-    if (payload == NULL) {
-        bk_err_set(e, BK_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (bk_request_build(&cl->key, cl->id, j + 1, update ? "update" : "register", payload,
-                         wall_ms(), &out, e) != BK_OK)
-        out = NULL;
-    json_decref(payload);
-    return out;
+    return bk_lg_request(cl, j + 1, updates && j % 2 == 1, wall_ms(), e);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -405,7 +367,7 @@ static int loadgen(const cli_globals *g) {
         goto out;
     }
     for (long i = 0; i < k; i++)
-        if (lg_client_init(&cl[i], prefix, i, &e) != BK_OK) {
+        if (bk_lg_client_init(&cl[i], prefix, i, &e) != BK_OK) {
             fprintf(stderr, "br2k submit: %s\n", e.msg);
             goto out;
         }

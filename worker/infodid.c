@@ -708,6 +708,35 @@ int64_t bk_infodid_active(const br2k_app *a) {
     return a->st.active;
 }
 
+int bk_infodid_each(const br2k_app *a, int (*did_cb)(const bk_infodid_did *, void *),
+                    int (*id_cb)(const bk_infodid_reqid *, void *), void *opaque,
+                    bk_err *e) {
+    void **v = smap_sorted(&a->st.dids);
+    if (v == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+    int stop = 0;
+    for (size_t i = 0; did_cb != NULL && !stop && i < a->st.dids.n; i++) {
+        const did_rec *d = v[i];
+        bk_infodid_did x = {d->key,         d->ctrl,   d->revoked, d->created_off,
+                            d->updated_off, d->nattrs, {0},        {0}};
+        for (uint32_t k = 0; k < d->nattrs && k < BK_INFODID_ATTRS_MAX; k++)
+            x.names[k] = d->attrs[k].k, x.values[k] = d->attrs[k].v;
+        stop = did_cb(&x, opaque);
+    }
+    free(v);
+    if (!stop && id_cb != NULL) {
+        if ((v = smap_sorted(&a->st.ids)) == NULL)
+            return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+        for (size_t i = 0; !stop && i < a->st.ids.n; i++) {
+            const id_rec *r = v[i];
+            bk_infodid_reqid x = {r->key, r->result};
+            stop = id_cb(&x, opaque);
+        }
+        free(v);
+    }
+    return stop ? bk_err_set(e, BK_E_STATE, "infodid: the walk was stopped") : BK_OK;
+}
+
 /* Write the pending entries to the journal file (no fsync). On failure
  * the file is cut back to its last good size. */
 static int flush_pending(br2k_app *a, bk_err *e) {

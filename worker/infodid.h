@@ -9,6 +9,8 @@
 #ifndef BK_INFODID_H
 #define BK_INFODID_H
 
+#include <stdint.h>
+
 #include "app.h"
 
 #define BK_INFODID_DID_MAX 128    /* bytes of a DID */
@@ -36,5 +38,29 @@ int bk_infodid_checkpoint(br2k_app *app, bk_err *e);
 
 /* Number of active (registered, not revoked) DIDs. */
 int64_t bk_infodid_active(const br2k_app *app);
+
+/* What bk_infodid_each shows of the state (valid during the callback). */
+typedef struct bk_infodid_did {
+    const char *did;
+    const uint8_t *controller; /* 20 bytes */
+    int revoked;
+    int64_t created_off, updated_off;
+    uint32_t nattrs;
+    const char *names[BK_INFODID_ATTRS_MAX], *values[BK_INFODID_ATTRS_MAX]; /* by name */
+} bk_infodid_did;
+
+typedef struct bk_infodid_reqid {
+    const char *id;     /* "<client>:<seq>" */
+    const char *result; /* the JSON of its first result */
+} bk_infodid_reqid;
+
+/* Call did_cb for every DID, then id_cb for every request id, each in key
+ * order (either callback may be NULL); a callback returning non-zero
+ * stops the walk. Returns BK_OK, or BK_ERR with `e` (out of memory, or a
+ * callback stopped it). For tests and operators: it reads the state as
+ * the checker of tests/chaos compares it, without knowing its encoding. */
+int bk_infodid_each(const br2k_app *app, int (*did_cb)(const bk_infodid_did *, void *),
+                    int (*id_cb)(const bk_infodid_reqid *, void *), void *opaque,
+                    bk_err *e);
 
 #endif

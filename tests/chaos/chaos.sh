@@ -239,10 +239,8 @@ restart_redis() {
     local s; s=$(now_ms)
     kill -TERM "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
     sleep 2
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$T/redis" --appendonly yes \
-        --appendfsync always --save "" --daemonize no >>"$T/redis.log" 2>&1 &
-    REDIS_PID=$!; PIDS+=("$REDIS_PID")
-    wait_for 20 redis-cli -p "$REDIS_PORT" ping || fail "redis did not restart"
+    redis_server "$REDIS_PORT" redis
+    REDIS_PID=$REDIS_SPAWNED
     fault redis-restart "$s" "$(now_ms)" redis 0 0
     log "redis-server restarted (AOF) after 2 s down"
 }

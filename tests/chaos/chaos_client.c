@@ -37,12 +37,9 @@
 
 #include "br2k.h"
 #include "err.h"
-#include "ethkey.h"
-#include "hex.h"
 #include "infodid.h"
-#include "keccak.h"
+#include "loadgen.h"
 #include "log.h"
-#include "request.h"
 
 static int64_t wall_ms(void) {
     struct timespec ts;
@@ -58,48 +55,8 @@ static void sleep_ms(long ms) {
 
 /* ---- clients ---- */
 
-typedef struct cclient {
-    char id[96];
-    bk_eth_key key;
-    char addr[43]; /* 0x + lower-case hex */
-} cclient;
-
-/* client i of prefix P: PREFIX-i; i < 0: `prefix` is the whole id */
-static int client_init(cclient *cl, const char *prefix, long i, bk_err *e) {
-    uint8_t seed[32];
-    char hex[65];
-    if (i < 0)
-        snprintf(cl->id, sizeof(cl->id), "%s", prefix);
-    else
-        snprintf(cl->id, sizeof(cl->id), "%s-%ld", prefix, i);
-    bk_keccak256(cl->id, strlen(cl->id), seed);
-    bk_hex_encode(seed, sizeof(seed), 0, hex);
-    if (bk_eth_key_from_hex(hex, &cl->key, e) != BK_OK)
-        return BK_ERR;
-    bk_eth_addr_hex(cl->key.addr, cl->addr);
-    for (char *p = cl->addr; *p; p++)
-        if (*p >= 'A' && *p <= 'F')
-            *p = (char)(*p - 'A' + 'a');
-    return BK_OK;
-}
-
-static char *build_request(const cclient *cl, long seq, bk_err *e) {
-    char n[32], did[160];
-    snprintf(n, sizeof(n), "%ld", seq);
-    snprintf(did, sizeof(did), "did:br2k:%s:%ld", cl->addr, seq);
-    json_t *payload =
-        json_pack("{s:s, s:{s:s, s:s}}", "did", did, "attrs", "name", cl->id, "n", n);
-    char *out = NULL;
-    if (payload == NULL) {
-        bk_err_set(e, BK_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (bk_request_build(&cl->key, cl->id, seq, "register", payload, wall_ms(), &out,
-                         e) != BK_OK)
-        out = NULL;
-    json_decref(payload);
-    return out;
-}
+/* the clients of `br2k submit --clients` (producer/loadgen.h) */
+typedef bk_lg_client cclient;
 
 /* ---- load ---- */
 
@@ -267,7 +224,7 @@ static void *client_thread(void *arg) {
                   (L.rate <= 0 || (double)(now - t0) >= (double)next * 1000.0 / L.rate);
         if (due && th->pending < L.window) {
             creq *r = &th->reqs[next];
-            r->json = build_request(&th->cl, next + 1, &e);
+            r->json = bk_lg_request(&th->cl, next + 1, 0, wall_ms(), &e);
             if (r->json == NULL) {
                 snprintf(th->err, sizeof(th->err), "%s", e.msg);
                 break;
@@ -353,7 +310,8 @@ static int cmd_load(int argc, char **argv) {
         th[i].index = i;
         th[i].n = L.count;
         th[i].reqs = calloc((size_t)L.count, sizeof(creq));
-        if (th[i].reqs == NULL || client_init(&th[i].cl, L.prefix, i, &e) != BK_OK) {
+        if (th[i].reqs == NULL ||
+            bk_lg_client_init(&th[i].cl, L.prefix, i, &e) != BK_OK) {
             fprintf(stderr, "chaos_client load: client %ld: %s\n", i,
                     th[i].reqs ? e.msg : "out of memory");
             return 2;
@@ -424,44 +382,7 @@ static int cmd_load(int argc, char **argv) {
 
 /* ---- check ---- */
 
-typedef struct rd {
-    const uint8_t *p;
-    size_t len, pos;
-    int bad;
-} rd;
-
-static const uint8_t *get_bytes(rd *r, size_t n) {
-    if (r->bad || r->len - r->pos < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->pos;
-    r->pos += n;
-    return p;
-}
-
-static uint64_t get_u(rd *r, int n) {
-    const uint8_t *b = get_bytes(r, (size_t)n);
-    uint64_t v = 0;
-    for (int i = n - 1; b != NULL && i >= 0; i--)
-        v = v << 8 | b[i];
-    return v;
-}
-
-static char *get_str(rd *r) {
-    uint32_t n = (uint32_t)get_u(r, 4);
-    const uint8_t *s = get_bytes(r, n);
-    if (s == NULL)
-        return NULL;
-    char *c = malloc((size_t)n + 1);
-    if (c != NULL) {
-        memcpy(c, s, n);
-        c[n] = '\0';
-    }
-    return c;
-}
-
-typedef struct rec { /* a DID record or a request-id entry of a snapshot */
+typedef struct rec { /* a DID record or a request-id entry of a replica */
     char *key;
     uint8_t ctrl[20];
     int revoked;
@@ -472,77 +393,53 @@ typedef struct rec { /* a DID record or a request-id entry of a snapshot */
     int seen;
 } rec;
 
-typedef struct snap {
+typedef struct snap { /* a replica's records, each list in key order */
     rec *dids, *ids;
-    size_t ndid, nid;
-    const uint8_t *body;
-    size_t body_len;
-    int64_t lpi;
+    size_t ndid, nid, cap_did, cap_id;
 } snap;
 
 static int cmp_key(const void *a, const void *b) {
     return strcmp(((const rec *)a)->key, ((const rec *)b)->key);
 }
 
-/* Decode the snapshot encoding of worker/INFODID.md: BR2KIDS1 | i64 LPI |
- * body | SHA-256 (body: DIDs sorted, then request ids sorted). */
-static int decode_snap(const uint8_t *p, size_t len, snap *s) {
-    memset(s, 0, sizeof(*s));
-    if (len < 8 + 8 + 32 || memcmp(p, "BR2KIDS1", 8) != 0)
-        return -1;
-    rd r = {p, len - 32, 8, 0};
-    s->lpi = (int64_t)get_u(&r, 8);
-    s->body = p + 16;
-    s->body_len = len - 16 - 32;
-    uint64_t n = get_u(&r, 8);
-    if (n > len)
-        return -1;
-    s->dids = calloc(n ? n : 1, sizeof(rec));
-    for (uint64_t i = 0; i < n && !r.bad && s->dids; i++) {
-        rec *d = &s->dids[s->ndid++];
-        d->key = get_str(&r);
-        const uint8_t *c = get_bytes(&r, 20);
-        if (c != NULL)
-            memcpy(d->ctrl, c, 20);
-        d->revoked = (int)get_u(&r, 1);
-        (void)get_u(&r, 8);
-        d->created_off = (int64_t)get_u(&r, 8);
-        (void)get_u(&r, 8);
-        (void)get_u(&r, 8);
-        uint32_t na = (uint32_t)get_u(&r, 4);
-        d->attrs = json_object();
-        for (uint32_t k = 0; k < na && !r.bad; k++) {
-            char *an = get_str(&r), *av = get_str(&r);
-            if (an != NULL && av != NULL)
-                json_object_set_new(d->attrs, an, json_string(av));
-            free(an);
-            free(av);
-        }
+static rec *add_rec(rec **v, size_t *n, size_t *cap, const char *key) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        rec *nv = realloc(*v, c * sizeof(rec));
+        if (nv == NULL)
+            return NULL;
+        *v = nv, *cap = c;
     }
-    n = r.bad ? 0 : get_u(&r, 8);
-    if (n > len)
-        return -1;
-    s->ids = calloc(n ? n : 1, sizeof(rec));
-    for (uint64_t i = 0; i < n && !r.bad && s->ids; i++) {
-        rec *x = &s->ids[s->nid++];
-        x->key = get_str(&r);
-        (void)get_bytes(&r, 32);
-        char *res = get_str(&r);
-        json_t *j = res ? json_loads(res, 0, NULL) : NULL;
-        x->offset = (int64_t)json_integer_value(json_object_get(j, "offset"));
-        x->ok = json_is_string(json_object_get(j, "status")) &&
-                strcmp(json_string_value(json_object_get(j, "status")), "ok") == 0;
-        json_decref(j);
-        free(res);
-    }
-    if (r.bad || s->dids == NULL || s->ids == NULL || r.pos != r.len)
-        return -1;
-    for (size_t i = 0; i < s->ndid; i++)
-        if (s->dids[i].key == NULL)
-            return -1;
-    for (size_t i = 0; i < s->nid; i++)
-        if (s->ids[i].key == NULL)
-            return -1;
+    rec *r = memset(&(*v)[(*n)++], 0, sizeof(rec));
+    r->key = strdup(key);
+    return r->key ? r : NULL;
+}
+
+/* bk_infodid_each's callbacks: the state as InfoDID shows it */
+static int on_did(const bk_infodid_did *d, void *opaque) {
+    snap *s = opaque;
+    rec *r = add_rec(&s->dids, &s->ndid, &s->cap_did, d->did);
+    if (r == NULL)
+        return 1; /* out of memory: the walk stops with an error */
+    memcpy(r->ctrl, d->controller, 20);
+    r->revoked = d->revoked;
+    r->created_off = d->created_off;
+    r->attrs = json_object();
+    for (uint32_t k = 0; k < d->nattrs; k++)
+        json_object_set_new(r->attrs, d->names[k], json_string(d->values[k]));
+    return 0;
+}
+
+static int on_id(const bk_infodid_reqid *x, void *opaque) {
+    snap *s = opaque;
+    rec *r = add_rec(&s->ids, &s->nid, &s->cap_id, x->id);
+    if (r == NULL)
+        return 1; /* out of memory: the walk stops with an error */
+    json_t *j = json_loads(x->result, 0, NULL);
+    r->offset = (int64_t)json_integer_value(json_object_get(j, "offset"));
+    r->ok = json_is_string(json_object_get(j, "status")) &&
+            strcmp(json_string_value(json_object_get(j, "status")), "ok") == 0;
+    json_decref(j);
     return 0;
 }
 
@@ -641,6 +538,8 @@ static int cmd_check(int argc, char **argv) {
     /* 1. every replica: open, digest, snapshot */
     snap *sn = calloc((size_t)ndirs, sizeof(*sn));
     void **raw = calloc((size_t)ndirs, sizeof(*raw));
+    size_t *lens = calloc((size_t)ndirs, sizeof(*lens));
+    int64_t *lpis = calloc((size_t)ndirs, sizeof(*lpis));
     char(*dig)[65] = calloc((size_t)ndirs, 65);
     json_t *replicas = json_array();
     int consistent = 1;
@@ -653,31 +552,30 @@ static int cmd_check(int argc, char **argv) {
         bk_err_clear(&e);
         if (bk_infodid_ops.open(dir, &app, &lpi, &e) != BK_OK ||
             bk_infodid_ops.digest(app, dig[i], &e) != BK_OK ||
-            bk_infodid_ops.snapshot(app, &raw[i], &len, &lpi, &e) != BK_OK) {
+            bk_infodid_ops.snapshot(app, &raw[i], &len, &lpis[i], &e) != BK_OK ||
+            bk_infodid_each(app, on_did, on_id, &sn[i], &e) != BK_OK) {
             fprintf(stderr, "chaos_client check: %s: %s\n", dir, e.msg);
             return 2;
         }
         bk_infodid_ops.close(app);
-        if (decode_snap(raw[i], len, &sn[i]) != 0) {
-            fprintf(stderr, "chaos_client check: %s: cannot decode its snapshot\n", dir);
-            return 2;
-        }
+        lens[i] = len;
         if (drop && i == ndirs - 1 && sn[i].ndid > 0) {
             /* self-check (--drop-record): this replica loses its first DID */
             fprintf(stderr, "chaos_client check: dropping %s from %s (--drop-record)\n",
                     sn[i].dids[0].key, dir);
             memmove(&sn[i].dids[0], &sn[i].dids[1], (sn[i].ndid - 1) * sizeof(rec));
             sn[i].ndid--;
-            sn[i].body_len--; /* the body no longer matches either */
+            lens[i]--; /* the snapshot no longer matches either */
         }
-        int same = i == 0 || (strcmp(dig[i], dig[0]) == 0 && sn[i].lpi == sn[0].lpi &&
+        /* same digest, same LPI, same records, and the whole snapshot (every
+         * DID and request-id entry) byte for byte */
+        int same = i == 0 || (strcmp(dig[i], dig[0]) == 0 && lpis[i] == lpis[0] &&
                               sn[i].ndid == sn[0].ndid && sn[i].nid == sn[0].nid &&
-                              sn[i].body_len == sn[0].body_len &&
-                              memcmp(sn[i].body, sn[0].body, sn[0].body_len) == 0);
+                              lens[i] == lens[0] && memcmp(raw[i], raw[0], lens[0]) == 0);
         consistent &= same;
         json_array_append_new(replicas,
                               json_pack("{s:s, s:I, s:s, s:I, s:I, s:b}", "dir", dir,
-                                        "lpi", (json_int_t)sn[i].lpi, "digest", dig[i],
+                                        "lpi", (json_int_t)lpis[i], "digest", dig[i],
                                         "dids", (json_int_t)sn[i].ndid, "request_ids",
                                         (json_int_t)sn[i].nid, "same_as_first", same));
     }
@@ -717,12 +615,12 @@ static int cmd_check(int argc, char **argv) {
         sent += q->attempts > 0;
         retried += q->attempts > 1;
         twice += q->dup;
-        if (client_init(&cl, q->client, -1, &e) != BK_OK) {
+        if (bk_lg_client_init(&cl, q->client, -1, &e) != BK_OK) {
             fprintf(stderr, "chaos_client check: key of '%s': %s\n", q->client, e.msg);
             return 2;
         }
         char did[160], rid[160], n[32];
-        snprintf(did, sizeof(did), "did:br2k:%s:%ld", cl.addr, q->seq);
+        snprintf(did, sizeof(did), "%s:%ld", cl.did, q->seq);
         snprintf(rid, sizeof(rid), "%s:%ld", q->client, q->seq);
         snprintf(n, sizeof(n), "%ld", q->seq);
         int is_ok = strcmp(q->status, "ok") == 0;
@@ -897,7 +795,7 @@ static int cmd_check(int argc, char **argv) {
     printf("  %-50s %ld\n", "applied twice (must be 0)", twice);
     printf("  %-50s %s (%d replicas, %zu DIDs, LPI %" PRId64 ", digest %.12s)\n",
            "replicas consistent (SR)", consistent ? "yes" : "NO", ndirs, sn[0].ndid,
-           sn[0].lpi, dig[0]);
+           lpis[0], dig[0]);
     printf("  %-50s %s\n", "external index (Redis) consistent", ext_ok ? "yes" : "NO");
     printf("  %-50s %s\n", "result", pass ? "PASS" : "FAIL");
     if (json_array_size(lost_list) > 0) {

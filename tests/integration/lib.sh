@@ -50,15 +50,24 @@ wait_for() {
 
 free_port() { "$BIN/br2k" util free-port; }
 
+# redis_server PORT NAME: a redis-server on 127.0.0.1:PORT with AOF
+# (appendfsync always), data in $T/NAME, log appended to $T/NAME.log (so a
+# restart on the same PORT and NAME finds its data); sets REDIS_SPAWNED
+# (its PID, also in PIDS) once it answers PING.
+redis_server() {
+    mkdir -p "$T/$2"
+    redis-server --bind 127.0.0.1 --port "$1" --dir "$T/$2" --appendonly yes \
+        --appendfsync always --save "" --daemonize no >>"$T/$2.log" 2>&1 &
+    REDIS_SPAWNED=$!; PIDS+=("$REDIS_SPAWNED")
+    wait_for 20 redis-cli -p "$1" ping || fail "redis-server '$2' did not start on port $1"
+}
+
 # start_redis: sets REDIS_PORT, REDIS (HOST:PORT), REDIS_PID.
 start_redis() {
-    local dir=$T/redis; mkdir -p "$dir"
     REDIS_PORT=$(free_port)
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" --appendonly yes \
-        --appendfsync always --save "" --daemonize no >"$T/redis.log" 2>&1 &
-    REDIS_PID=$!; PIDS+=("$REDIS_PID")
+    redis_server "$REDIS_PORT" redis
+    REDIS_PID=$REDIS_SPAWNED
     REDIS=127.0.0.1:$REDIS_PORT
-    wait_for 10 redis-cli -p "$REDIS_PORT" ping || fail "redis did not start"
 }
 
 # The request log's back end: BR2K_TEST_LOG=kafka (default: br2k-devkafka) or
@@ -72,14 +81,11 @@ case $LOG_BACKEND in kafka | redis) ;; *) echo "BR2K_TEST_LOG: unknown log back 
 # Redis Streams LOG_PORT (ARGS are devkafka's and ignored there).
 start_devkafka() {
     if [ "$LOG_BACKEND" = redis ]; then
-        local dir=$T/logredis; mkdir -p "$dir"
         LOG_PORT=$(free_port)
-        redis-server --bind 127.0.0.1 --port "$LOG_PORT" --dir "$dir" --appendonly yes \
-            --appendfsync always --save "" --daemonize no >>"$T/logredis.log" 2>&1 &
-        KAFKA_PID=$!; PIDS+=("$KAFKA_PID")
+        redis_server "$LOG_PORT" logredis
+        KAFKA_PID=$REDIS_SPAWNED
         KAFKA_CTL=
         KAFKA=redis://127.0.0.1:$LOG_PORT
-        wait_for 10 redis-cli -p "$LOG_PORT" ping || fail "the log's redis-server did not start"
         return
     fi
     KAFKA_CTL=$T/devkafka.sock

@@ -18,14 +18,8 @@ IT=$BUILD/tests/itest_rlog
 [ -x "$IT" ] || fail "no $IT"
 
 # a Redis of the log's own, restarted below on the same port and dir
-LDIR=$T/logredis; mkdir -p "$LDIR"
 LPORT=$(free_port)
-start_log_redis() {
-    redis-server --bind 127.0.0.1 --port "$LPORT" --dir "$LDIR" --appendonly yes \
-        --appendfsync always --save "" --daemonize no >>"$T/logredis.log" 2>&1 &
-    LPID=$!; PIDS+=("$LPID")
-    wait_for 10 redis-cli -p "$LPORT" ping || fail "log redis did not start"
-}
+start_log_redis() { redis_server "$LPORT" logredis; LPID=$REDIS_SPAWNED; }
 start_log_redis
 URL=redis://127.0.0.1:$LPORT
 LT=br2k.rl.requests

@@ -481,6 +481,82 @@ static void test_snapshot_restore(br2k_app *a) {
     free(snap);
 }
 
+/* bk_infodid_each: what the state holds, in key order, without its encoding */
+typedef struct walk {
+    int ndid, nid, stop_at;
+    char dids[4][64], ids[4][32], names[4][8];
+    uint8_t ctrl[4][20];
+    int revoked[4];
+    int64_t created[4];
+    uint32_t nattrs[4];
+    int64_t id_off[4];
+} walk;
+
+static int walk_did(const bk_infodid_did *d, void *opaque) {
+    walk *w = opaque;
+    if (w->ndid < 4) {
+        snprintf(w->dids[w->ndid], sizeof(w->dids[0]), "%s", d->did);
+        memcpy(w->ctrl[w->ndid], d->controller, 20);
+        w->revoked[w->ndid] = d->revoked;
+        w->created[w->ndid] = d->created_off;
+        w->nattrs[w->ndid] = d->nattrs;
+        snprintf(w->names[w->ndid], sizeof(w->names[0]), "%s",
+                 d->nattrs ? d->names[0] : "");
+    }
+    return ++w->ndid == w->stop_at;
+}
+
+static int walk_id(const bk_infodid_reqid *x, void *opaque) {
+    walk *w = opaque;
+    if (w->nid < 4) {
+        snprintf(w->ids[w->nid], sizeof(w->ids[0]), "%s", x->id);
+        json_t *j = json_loads(x->result, 0, NULL);
+        w->id_off[w->nid] = json_integer_value(json_object_get(j, "offset"));
+        json_decref(j);
+    }
+    w->nid++;
+    return 0;
+}
+
+static void test_each(void) {
+    int64_t lpi = 0;
+    br2k_app *a = open_app("each", &lpi);
+    if (a == NULL)
+        return;
+    int64_t first = next_off;
+    json_decref(req(a, &k1, "zed", 1, "register",
+                    "{\"did\":\"did:example:zed\",\"attrs\":{\"b\":\"2\",\"a\":\"1\"}}",
+                    NULL));
+    json_decref(req(a, &k0, "amy", 1, "register", "{\"did\":\"did:example:amy\"}", NULL));
+    json_decref(req(a, &k1, "zed", 2, "revoke", "{\"did\":\"did:example:zed\"}", NULL));
+    walk w = {0};
+    bk_err e;
+    CHECK_INT(bk_infodid_each(a, walk_did, walk_id, &w, &e), BK_OK);
+    CHECK_INT(w.ndid, 2);
+    CHECK_STR(w.dids[0], "did:example:amy");
+    CHECK_STR(w.dids[1], "did:example:zed");
+    CHECK(memcmp(w.ctrl[0], k0.addr, 20) == 0 && memcmp(w.ctrl[1], k1.addr, 20) == 0,
+          "controllers");
+    CHECK(!w.revoked[0] && w.revoked[1], "zed revoked, amy not");
+    CHECK_INT(w.created[0], first + 1);
+    CHECK_INT(w.created[1], first);
+    CHECK_INT(w.nattrs[0], 0);
+    CHECK_INT(w.nattrs[1], 2);
+    CHECK_STR(w.names[1], "a"); /* attributes by name */
+    CHECK_INT(w.nid, 3);
+    CHECK_STR(w.ids[0], "amy:1");
+    CHECK_STR(w.ids[1], "zed:1");
+    CHECK_STR(w.ids[2], "zed:2");
+    CHECK_INT(w.id_off[0], first + 1);
+    CHECK_INT(w.id_off[2], first + 2);
+    /* a callback that stops the walk: an error, nothing more called */
+    walk s = {.stop_at = 1};
+    CHECK_INT(bk_infodid_each(a, walk_did, walk_id, &s, &e), BK_ERR);
+    CHECK_INT(s.ndid, 1);
+    CHECK_INT(s.nid, 0);
+    ops->close(a);
+}
+
 int main(void) {
     bk_err e;
     if (mkdtemp(root) == NULL) {
@@ -503,6 +579,7 @@ int main(void) {
             test_snapshot_restore(a);
         ops->close(a);
     }
+    test_each();
     br2k_app *c = open_app("cast", &lpi);
     if (c != NULL) {
         test_cast_fixture(c);

@@ -1,0 +1,29 @@
+/* loadgen.h - the clients of the load generator (`br2k submit --clients`)
+ * and of the chaos test (tests/chaos/): client i of a prefix is the id
+ * PREFIX-i with the secp256k1 key keccak256("PREFIX-i"), so that anyone can
+ * rebuild its requests and check what the service holds for it. */
+#ifndef BK_LOADGEN_H
+#define BK_LOADGEN_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "ethkey.h"
+
+typedef struct bk_lg_client {
+    char id[96];
+    bk_eth_key key;
+    char did[64]; /* "did:br2k:<address, lower case>" */
+} bk_lg_client;
+
+/* Client `i` of `prefix` (i < 0: the id is `prefix` itself). */
+int bk_lg_client_init(bk_lg_client *cl, const char *prefix, long i, bk_err *e);
+
+/* The signed InfoDID request with sequence number `seq` (>= 1), timestamp
+ * ts_ms: it registers <did>:<seq> with {name: <id>, n: "<seq>"}; with
+ * `update`, it updates <did>:<seq - 1> with {n: "<seq>"} instead. The JSON
+ * text, malloc'd; NULL with `e`. */
+char *bk_lg_request(const bk_lg_client *cl, long seq, int update, int64_t ts_ms,
+                    bk_err *e);
+
+#endif
