@@ -10,19 +10,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backuplog.h"
-#include "hex.h"
-#include "jsonrpc.h"
-#include "kafka_conf.h"
-#include "keys.h"
-#include "log.h"
-#include "redis.h"
-#include "regchan.h"
-#include "registry.h"
-#include "rlog.h"
-#include "seal.h"
-#include "sig.h"
-#include "storage.h"
+#include "backup/backuplog.h"
+#include "base/clock.h"
+#include "base/hex.h"
+#include "chain/jsonrpc.h"
+#include "log/kafka_conf.h"
+#include "redis/keys.h"
+#include "base/log.h"
+#include "redis/redis.h"
+#include "redis/regchan.h"
+#include "chain/registry.h"
+#include "log/rlog.h"
+#include "backup/seal.h"
+#include "base/sig.h"
+#include "backup/storage.h"
 
 #define FAIL_BACKOFF_MS 2000 /* after a failed attempt, wait this long */
 #define STEP_POLL_MS 2       /* polling of the phase and LPIs while held */
@@ -45,23 +46,6 @@ typedef struct run {
     char leader[BK_ID_MAX + 1], step[16], reason[32];
     json_t *members, *alive, *report, *store; /* owned */
 } run;
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void run_free(run *u) {
     json_decref(u->members);
@@ -251,7 +235,7 @@ static json_t *store_snapshot(bd *d, const run *u, bk_err *e) {
         return NULL;
     }
     json_object_set(keys, km, u->members);
-    bk_blog_time(wall_ms(), when);
+    bk_blog_time(bk_wall_ms(), when);
     return json_pack("{ss ss ss sI so}", "format", "br2k.store-snapshot.v1", "service",
                      svc, "taken", when, "cut_offset", (json_int_t)u->cut, "keys", keys);
 }
@@ -287,7 +271,7 @@ static int step_cut(bd *d, run *u, bk_err *e) {
     if (bk_fenced_backup_step(d->r, d->o->service, u->epoch, BK_PHASE_ANY, hold,
                               d->o->hold_timeout_ms, NULL, NULL, &done, e) != BK_OK)
         return BK_ERR;
-    int64_t t0 = mono_ms(), deadline = t0 + d->o->hold_timeout_ms;
+    int64_t t0 = bk_mono_ms(), deadline = t0 + d->o->hold_timeout_ms;
     u->held_ms = t0;
     for (;;) {
         bk_backup_phase p;
@@ -301,12 +285,12 @@ static int step_cut(bd *d, run *u, bk_err *e) {
             return bk_err_set(e, BK_E_STATE,
                               "the leader '%s' did not hold (phase now '%s'); abandoning",
                               u->leader, p.set ? p.phase : "none");
-        if (mono_ms() > deadline || bk_sig_stop)
+        if (bk_mono_ms() > deadline || bk_sig_stop)
             return bk_err_set(e, BK_E_TIMEOUT,
                               "the leader '%s' (epoch %" PRId64
                               ") did not hold within %d ms",
                               u->leader, u->epoch, d->o->hold_timeout_ms);
-        sleep_ms(STEP_POLL_MS);
+        bk_sleep_ms(STEP_POLL_MS);
     }
 }
 
@@ -334,13 +318,13 @@ static int step_wait(bd *d, run *u, bk_err *e) {
                 return BK_ERR;
             if (lpi >= u->cut)
                 break;
-            if (mono_ms() > deadline || bk_sig_stop)
+            if (bk_mono_ms() > deadline || bk_sig_stop)
                 return bk_err_set(e, BK_E_TIMEOUT,
                                   "follower '%s' is at %" PRId64
                                   ", not at the cut %" PRId64
                                   " within --hold-timeout-ms %d",
                                   id, lpi, u->cut, d->o->hold_timeout_ms);
-            sleep_ms(STEP_POLL_MS);
+            bk_sleep_ms(STEP_POLL_MS);
         }
     }
     json_decref(u->store);
@@ -369,7 +353,7 @@ static int step_phase(bd *d, run *u, bk_err *e) {
     int rc =
         fenced_phase(d, u, "held", "snapshot", d->o->phase_ttl_ms, "backup-req", text, e);
     free(text);
-    u->held_ms = mono_ms() - u->held_ms;
+    u->held_ms = bk_mono_ms() - u->held_ms;
     return rc;
 }
 
@@ -383,7 +367,7 @@ static int put_sealed(bd *d, const run *u, const char *kind, const void *plain,
     if (bk_blog_put_sealed(d->st, u->version, kind, plain, len, d->pub, name, sha, &slen,
                            &wrapped, e) != BK_OK)
         return BK_ERR;
-    bk_blog_time(wall_ms(), when);
+    bk_blog_time(bk_wall_ms(), when);
     *meta = json_pack("{ss ss sI sI ss ss}", "object", name, "sha256", sha, "size",
                       (json_int_t)slen, "plain_size", (json_int_t)len, "created", when,
                       "data_key", wrapped);
@@ -399,7 +383,7 @@ static int step_snapshot(bd *d, run *u, bk_err *e) {
     char k[BK_KEY_MAX];
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-report", e) != BK_OK)
         return BK_ERR;
-    int64_t deadline = mono_ms() + d->o->snapshot_timeout_ms, next_lease_ms = 0;
+    int64_t deadline = bk_mono_ms() + d->o->snapshot_timeout_ms, next_lease_ms = 0;
     json_t *rj = NULL;
     while (rj == NULL) {
         redisReply *rep = bk_redis_command(d->r, e, "GET %s", k);
@@ -414,7 +398,7 @@ static int step_snapshot(bd *d, run *u, bk_err *e) {
             }
         }
         freeReplyObject(rep);
-        if (rj == NULL && mono_ms() >= next_lease_ms) {
+        if (rj == NULL && bk_mono_ms() >= next_lease_ms) {
             /* a leader that lost its lease before it saw the snapshot phase
              * (paused, then fenced) never reports: do not wait it out */
             char cur[BK_ID_MAX + 1];
@@ -427,15 +411,15 @@ static int step_snapshot(bd *d, run *u, bk_err *e) {
                                   " lost its lease ('%s' leads with epoch %" PRId64
                                   ") before it reported the snapshot of cut %" PRId64,
                                   u->leader, u->epoch, cur, ep, u->cut);
-            next_lease_ms = mono_ms() + 200;
+            next_lease_ms = bk_mono_ms() + 200;
         }
-        if (rj == NULL && (mono_ms() > deadline || bk_sig_stop))
+        if (rj == NULL && (bk_mono_ms() > deadline || bk_sig_stop))
             return bk_err_set(e, BK_E_TIMEOUT,
                               "the leader '%s' reported no snapshot of cut %" PRId64
                               " within %d ms (see its log)",
                               u->leader, u->cut, d->o->snapshot_timeout_ms);
         if (rj == NULL)
-            sleep_ms(20);
+            bk_sleep_ms(20);
     }
     const char *err = json_string_value(json_object_get(rj, "error"));
     const char *obj = json_string_value(json_object_get(rj, "object"));
@@ -500,7 +484,7 @@ static json_t *storage_meta(bd *d) {
 static json_t *build_log(bd *d, const run *u) {
     char start[32], end[32], app[64] = "app";
     bk_blog_time(u->start_ms, start);
-    bk_blog_time(wall_ms(), end);
+    bk_blog_time(bk_wall_ms(), end);
     const json_t *r = u->report;
     const char *type = json_string_value(json_object_get(r, "type"));
     if (type != NULL) {
@@ -701,7 +685,7 @@ static void done_line(bd *d, const run *u) {
             " records since the previous cut, leader '%s' held %" PRId64
             " ms, took %" PRId64 " ms; stored '%s'",
             u->version, u->reason, u->cut, u->cut - u->prev_cut, u->leader, u->held_ms,
-            wall_ms() - u->start_ms,
+            bk_wall_ms() - u->start_ms,
             json_string_value(json_object_get(u->report, "object")) ?: "?");
     (void)d;
 }
@@ -710,7 +694,7 @@ static void done_line(bd *d, const run *u) {
 static int backup_once(bd *d, const char *reason, bk_err *e) {
     run u;
     memset(&u, 0, sizeof(u));
-    u.start_ms = wall_ms();
+    u.start_ms = bk_wall_ms();
     u.cut = -1;
     snprintf(u.reason, sizeof(u.reason), "%s", reason);
     if (current_leader(d, &u, e) != BK_OK)
@@ -792,7 +776,7 @@ static int resume(bd *d, run *u, bk_err *e) {
         return BK_OK;
     }
     int yes = 0;
-    int64_t deadline = mono_ms() + d->o->log_timeout_ms;
+    int64_t deadline = bk_mono_ms() + d->o->log_timeout_ms;
     while (!yes) {
         if (on_chain(d, u->version, sha, &yes, e) != BK_OK) {
             if (e->code == BK_E_STATE) { /* another digest at that version */
@@ -801,7 +785,7 @@ static int resume(bd *d, run *u, bk_err *e) {
             }
             return BK_ERR; /* the chain is unreachable: try again later */
         }
-        if (!yes && (mono_ms() > deadline || bk_sig_stop)) {
+        if (!yes && (bk_mono_ms() > deadline || bk_sig_stop)) {
             bk_err why;
             bk_err_set(&why, BK_E_TIMEOUT,
                        "interrupted while logging, and the chain does not hold version "
@@ -811,7 +795,7 @@ static int resume(bd *d, run *u, bk_err *e) {
             return BK_OK;
         }
         if (!yes)
-            sleep_ms(200);
+            bk_sleep_ms(200);
     }
     char cur[BK_ID_MAX + 1];
     int64_t ep = 0;
@@ -938,15 +922,15 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
     while (rc == 0 && !bk_sig_stop) {
         bk_err le;
         bk_err_clear(&le);
-        if (mono_ms() < next_ms) {
-            sleep_ms(o->poll_ms);
+        if (bk_mono_ms() < next_ms) {
+            bk_sleep_ms(o->poll_ms);
             continue;
         }
         run u;
         int found = 0;
         if (run_load(&d, &u, &found, &le) != BK_OK) {
             BK_WARN("%s", le.msg);
-            next_ms = mono_ms() + FAIL_BACKOFF_MS;
+            next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
             continue;
         }
         if (found) {
@@ -954,26 +938,26 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
             run_free(&u);
             if (r2 != BK_OK) {
                 BK_WARN("cannot finish the interrupted backup yet: %s", le.msg);
-                next_ms = mono_ms() + FAIL_BACKOFF_MS;
+                next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
             }
             continue;
         }
         if (clear_stale(&d, &le) != BK_OK) {
             BK_WARN("%s", le.msg);
-            next_ms = mono_ms() + FAIL_BACKOFF_MS;
+            next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
             continue;
         }
         const char *why = o->once ? "operator" : trigger(&d, &le);
         if (why == NULL) {
             if (le.code != BK_E_NONE)
                 BK_WARN("%s", le.msg);
-            sleep_ms(o->poll_ms);
+            bk_sleep_ms(o->poll_ms);
             continue;
         }
         if (backup_once(&d, why, &le) != BK_OK) {
             if (le.code == BK_E_STATE && strstr(le.msg, "no leader") != NULL)
                 BK_INFO("%s", le.msg);
-            next_ms = mono_ms() + FAIL_BACKOFF_MS;
+            next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
             if (o->once) {
                 *e = le;
                 rc = 1;

@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 typedef struct bk_backupd_opts {
     const char *service, *redis, *kafka, *kafka_props;

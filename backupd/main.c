@@ -3,9 +3,9 @@
 #include <stdio.h>
 
 #include "backupd.h"
-#include "config.h"
-#include "log.h"
-#include "sig.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/sig.h"
 
 static bk_cfg_opt opts[] = {
     {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},

@@ -18,9 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "err.h"
-#include "kafka_conf.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "log/kafka_conf.h"
 
 static bk_cfg_opt opts[] = {
     {"kafka", BK_CFG_STR, "", 0, 0, NULL, "Kafka bootstrap servers", NULL, 0, 0},

@@ -20,10 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "err.h"
-#include "hex.h"
-#include "redis.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "base/hex.h"
+#include "redis/redis.h"
 
 static bk_cfg_opt opts[] = {
     {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL, "Redis address HOST:PORT", NULL,

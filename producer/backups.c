@@ -3,7 +3,7 @@
  *
  * `backups` reads the registry contract only (stateVersion, then each
  * version's record and BackupLogged event) and decrypts each
- * state-backup-log with the service's private key (common/backuplog.h):
+ * state-backup-log with the service's private key (common/backup/backuplog.h):
  * what an operator, or a new node, can learn from the chain alone. `backup
  * now` writes one Redis key (backup-now, schemas/redis-keys.md) that
  * br2k-backupd takes, then watches SV. */
@@ -22,32 +22,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backuplog.h"
-#include "err.h"
-#include "ethkey.h"
-#include "fileio.h"
-#include "hex.h"
-#include "jsonrpc.h"
-#include "keys.h"
-#include "log.h"
-#include "redis.h"
-#include "registry.h"
+#include "backup/backuplog.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "chain/ethkey.h"
+#include "base/fileio.h"
+#include "base/hex.h"
+#include "chain/jsonrpc.h"
+#include "redis/keys.h"
+#include "base/log.h"
+#include "redis/redis.h"
+#include "chain/registry.h"
 
 #define RPC_TIMEOUT_MS 10000
 #define POLL_MS 200
 /* where the last column of `backups` starts (the widths of print_table) */
 #define STATE_COL (7 + 1 + 24 + 1 + 24 + 1 + 9 + 1 + 8 + 1 + 5 + 1 + 8 + 1 + 7 + 1)
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- keygen ---- */
 
@@ -403,7 +393,7 @@ static int cmd_backup_now(const cli_globals *g, int argc, char **argv) {
         rc = 0;
         goto out;
     }
-    int64_t deadline = mono_ms() + wait_s * 1000;
+    int64_t deadline = bk_mono_ms() + wait_s * 1000;
     char last_phase[64] = "";
     for (;;) {
         if (bk_sv_get(r, g->service, &sv, &e) != BK_OK)
@@ -418,7 +408,7 @@ static int cmd_backup_now(const cli_globals *g, int argc, char **argv) {
             BK_DEBUG("backup phase: %s", raw[0] ? raw : "(none)");
             snprintf(last_phase, sizeof(last_phase), "%s", raw);
         }
-        if (mono_ms() >= deadline) {
+        if (bk_mono_ms() >= deadline) {
             fprintf(stderr,
                     "br2k backup now: no backup finished within %lld s (is br2k-backupd "
                     "running? see its log)\n",
@@ -426,7 +416,7 @@ static int cmd_backup_now(const cli_globals *g, int argc, char **argv) {
             rc = 1;
             goto out;
         }
-        sleep_ms(POLL_MS);
+        bk_sleep_ms(POLL_MS);
     }
     if (bk_backup_last_get(r, g->service, &version, &cut, &e) != BK_OK)
         goto fail;

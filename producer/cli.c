@@ -18,14 +18,14 @@
 #include "backups.h"
 #include "br2k.h"
 #include "cli.h"
-#include "config.h"
-#include "err.h"
-#include "jsonrpc.h"
-#include "kafka_conf.h"
-#include "log.h"
-#include "redis.h"
-#include "registry_cli.h"
-#include "rlog.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "chain/jsonrpc.h"
+#include "log/kafka_conf.h"
+#include "base/log.h"
+#include "redis/redis.h"
+#include "registry_cmd.h"
+#include "log/rlog.h"
 #include "top.h"
 
 static bk_cfg_opt opts[] = {
@@ -165,7 +165,7 @@ static int ping_kafka(const char *bootstrap, const char *props, const char *topi
     return ok;
 }
 
-/* eth_chainId through the shared JSON-RPC client (common/jsonrpc.h), which
+/* eth_chainId through the shared JSON-RPC client (common/chain/jsonrpc.h), which
  * tries the URLs in turn. */
 static int ping_eth(const char *urls, int timeout_ms, char *detail, size_t size) {
     bk_err e;

@@ -8,7 +8,7 @@
 #define BR2K_CLI_H
 
 #include "br2k.h"
-#include "config.h"
+#include "base/config.h"
 
 /* The global options, as parsed by main(). */
 typedef struct cli_globals {

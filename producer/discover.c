@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "br2k.h"
-#include "err.h"
-#include "ethkey.h"
-#include "jsonrpc.h"
-#include "registry.h"
+#include "base/err.h"
+#include "chain/ethkey.h"
+#include "chain/jsonrpc.h"
+#include "chain/registry.h"
 
 static int set_err(br2k_error *err, int code, const bk_err *e, const char *what) {
     bk_err tmp;

@@ -1,6 +1,6 @@
 /* libbr2k.c - see br2k.h.
  *
- * Inside: the request log (common/rlog.h: today the idempotent Kafka
+ * Inside: the request log (common/log/rlog.h: today the idempotent Kafka
  * producer, acks=all, writing partition 0 of the service topic); one Redis connection for
  * reading results (MGET of the waiting requests' result keys); one raw hiredis connection
  * subscribed to the service's change channel, so that a result is looked for as soon as
@@ -20,11 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "kafka_conf.h"
-#include "keys.h"
-#include "redis.h"
-#include "rlog.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "log/kafka_conf.h"
+#include "redis/keys.h"
+#include "redis/redis.h"
+#include "log/rlog.h"
 
 #define POLL_FALLBACK_MS 50 /* look for results at least this often */
 #define POLL_NOSUB_MS 5     /* ... and this often without a subscription */
@@ -71,12 +72,6 @@ struct br2k_client {
     size_t pending; /* submitted, final event not served */
     int served;     /* events served by the current poll */
 };
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int fail(br2k_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -157,8 +152,9 @@ static void emit(br2k_client *c, req *r, br2k_event_type type, const char *resul
     c->served++;
     if (r->cb == NULL || c->closing)
         return;
-    br2k_event ev = {type,     r->id, r->offset,        result,
-                     accepted, error, now_ms() - r->t0, r->opaque};
+    br2k_event ev = {
+        type,     r->id, r->offset, result, accepted, error, bk_mono_msf() - r->t0,
+        r->opaque};
     r->cb(&ev);
 }
 
@@ -366,7 +362,7 @@ static void unsubscribe(br2k_client *c) {
     if (c->sub != NULL)
         redisFree(c->sub);
     c->sub = NULL;
-    c->sub_retry_at = now_ms() + 1000;
+    c->sub_retry_at = bk_mono_msf() + 1000;
     c->notified = 1; /* we may have missed something */
     c->look_all = 1;
 }
@@ -376,7 +372,7 @@ static void unsubscribe(br2k_client *c) {
 static int subscribe(br2k_client *c) {
     if (c->sub != NULL)
         return BR2K_OK;
-    if (now_ms() < c->sub_retry_at)
+    if (bk_mono_msf() < c->sub_retry_at)
         return BR2K_ERR;
     char host[256], chan[BK_KEY_MAX];
     int port;
@@ -440,7 +436,7 @@ static int look(br2k_client *c, int full, br2k_error *err) {
         }
     }
     full = full || c->look_all;
-    c->last_look = now_ms();
+    c->last_look = bk_mono_msf();
     c->notified = 0;
     c->look_all = 0;
     req *batch[MGET_CHUNK];
@@ -479,7 +475,7 @@ static int look(br2k_client *c, int full, br2k_error *err) {
 }
 
 static void expire(br2k_client *c) {
-    double now = now_ms();
+    double now = bk_mono_msf();
     req *r = c->wait_head;
     while (r != NULL) {
         req *next = r->next;
@@ -495,7 +491,7 @@ static void expire(br2k_client *c) {
 
 int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
     clear(err);
-    double end = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    double end = bk_mono_msf() + (timeout_ms > 0 ? timeout_ms : 0);
     br2k_error lerr = {0, ""};
     int failed = 0;
     c->served = 0;
@@ -505,7 +501,7 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
         if (c->nwaiting > 0) {
             if (c->sub == NULL)
                 (void)subscribe(c);
-            double now = now_ms();
+            double now = bk_mono_msf();
             double every = c->sub != NULL ? POLL_FALLBACK_MS : POLL_NOSUB_MS;
             int full = now - c->last_look >= every;
             if ((full || c->notified) && look(c, full, &lerr) != BR2K_OK) {
@@ -517,7 +513,7 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
         }
         if (c->served > 0)
             return c->served;
-        double left = end - now_ms();
+        double left = end - bk_mono_msf();
         if (left <= 0) {
             if (!failed)
                 return 0;
@@ -545,10 +541,10 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
 }
 
 int br2k_flush(br2k_client *c, int timeout_ms, br2k_error *err) {
-    double end = now_ms() + timeout_ms;
+    double end = bk_mono_msf() + timeout_ms;
     clear(err);
     while (c->pending > 0) {
-        double left = end - now_ms();
+        double left = end - bk_mono_msf();
         if (left <= 0)
             return fail(err, BR2K_E_TIMEOUT, "%zu request(s) still pending after %d ms",
                         c->pending, timeout_ms);
@@ -674,7 +670,7 @@ int br2k_submit(br2k_client *c, const char *client_id, uint64_t seq, const void 
     r->cb = cb;
     r->opaque = opaque;
     r->offset = -1;
-    r->t0 = now_ms();
+    r->t0 = bk_mono_msf();
     r->deadline = r->t0 + c->result_timeout_ms;
     if ((flags & BR2K_WANT_RESULT) && c->sub == NULL)
         (void)subscribe(c); /* before the append, so no announcement is missed */
@@ -689,7 +685,7 @@ int br2k_submit(br2k_client *c, const char *client_id, uint64_t seq, const void 
             break;
         /* a full queue drains as deliveries are served; anything else, or
          * a queue that does not drain, is an error */
-        if (bk_rlog_pending(c->log) == 0 || now_ms() >= give_up) {
+        if (bk_rlog_pending(c->log) == 0 || bk_mono_msf() >= give_up) {
             fail(err, BR2K_E_REMOTE, "cannot append request '%s' to '%s': %s", id,
                  c->topic, e.msg);
             req_free(r);

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hex.h"
-#include "keccak.h"
-#include "request.h"
+#include "base/hex.h"
+#include "chain/keccak.h"
+#include "chain/request.h"
 
 int bk_lg_client_init(bk_lg_client *cl, const char *prefix, long i, bk_err *e) {
     uint8_t seed[32];

@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#include "err.h"
-#include "ethkey.h"
+#include "base/err.h"
+#include "chain/ethkey.h"
 
 typedef struct bk_lg_client {
     char id[96];

@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "err.h"
-#include "keys.h"
+#include "base/err.h"
+#include "redis/keys.h"
 #include "ops.h"
-#include "redis.h"
+#include "redis/redis.h"
 
 /* Fields of the metrics hash br2k:{<svc>}:metrics-<id> that we read
  * (schemas/redis-keys.md). */

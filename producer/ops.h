@@ -8,8 +8,8 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "err.h"
-#include "redis.h"
+#include "base/err.h"
+#include "redis/redis.h"
 
 /* Connect to the global --redis; on failure print "br2k CMD: why" on
  * stderr and return NULL. */

@@ -20,11 +20,12 @@
 
 #include "br2k.h"
 #include "cli.h"
-#include "err.h"
-#include "ethkey.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "chain/ethkey.h"
 #include "loadgen.h"
-#include "log.h"
-#include "request.h"
+#include "base/log.h"
+#include "chain/request.h"
 
 static bk_cfg_opt opts[] = {
     {"op", BK_CFG_STR, "", 0, 0, NULL,
@@ -103,18 +104,6 @@ static bk_cfg sub = {"br2k submit",
                      0,
                      0};
 
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Read a whole stream (malloc'd, NUL-terminated). */
 static char *read_all(FILE *f, size_t *len) {
     size_t cap = 4096, n = 0;
@@ -186,7 +175,7 @@ static int submit_one(const cli_globals *g) {
         if (client[0] == '\0')
             client = "cli";
         if (seq < 0)
-            seq = wall_ms();
+            seq = bk_wall_ms();
         if (payload == NULL) {
             fprintf(stderr, "br2k submit: invalid value for '--payload': %s\n", je.text);
             return 2;
@@ -194,7 +183,7 @@ static int submit_one(const cli_globals *g) {
         int rc = load_key(&key, &e);
         if (rc == BK_OK)
             rc = bk_request_build(&key, client, seq, bk_cfg_str(&sub, "op"), payload,
-                                  ts >= 0 ? ts : wall_ms(), &value, &e);
+                                  ts >= 0 ? ts : bk_wall_ms(), &value, &e);
         json_decref(payload);
         bk_eth_key_clear(&key);
         if (rc != BK_OK) {
@@ -320,7 +309,7 @@ static void lg_event(const br2k_event *ev) {
  * did:br2k:<address>:<j + 1>; with --updates, every other request instead
  * updates the DID the previous one registered. */
 static char *lg_request(const lg_client *cl, long j, int updates, bk_err *e) {
-    return bk_lg_request(cl, j + 1, updates && j % 2 == 1, wall_ms(), e);
+    return bk_lg_request(cl, j + 1, updates && j % 2 == 1, bk_wall_ms(), e);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -344,7 +333,7 @@ static int loadgen(const cli_globals *g) {
     if (bk_cfg_str(&sub, "prefix")[0] != '\0')
         snprintf(prefix, sizeof(prefix), "%s", bk_cfg_str(&sub, "prefix"));
     else
-        snprintf(prefix, sizeof(prefix), "load%" PRId64, wall_ms());
+        snprintf(prefix, sizeof(prefix), "load%" PRId64, bk_wall_ms());
     lg_stats st = {0,
                    0,
                    0,
@@ -396,12 +385,12 @@ static int loadgen(const cli_globals *g) {
             free(pre);
             goto out;
         }
-    double t0 = mono_ms();
+    double t0 = bk_mono_msf();
     for (long r = 0; r < total; r++) {
         long ci = r % k, j = r / k;
         if (rate > 0) { /* pace: request r is due at t0 + r / rate */
             double due = t0 + (double)r * 1000.0 / (double)rate;
-            for (double left = due - mono_ms(); left > 0; left = due - mono_ms())
+            for (double left = due - bk_mono_msf(); left > 0; left = due - bk_mono_msf())
                 (void)br2k_poll(c, (int)left, NULL);
         }
         while (br2k_pending(c) >= window)
@@ -429,9 +418,9 @@ static int loadgen(const cli_globals *g) {
         (void)br2k_poll(c, 0, NULL);
     }
     free(pre); /* every entry was taken */
-    double sent_ms = mono_ms() - t0;
+    double sent_ms = bk_mono_msf() - t0;
     (void)br2k_flush(c, (int)bk_cfg_int(&sub, "wait-ms") + 10000, &err);
-    double elapsed = mono_ms() - t0;
+    double elapsed = bk_mono_msf() - t0;
     qsort(st.lat, st.nlat, sizeof(double), cmp_double);
     /* one producer, one partition: offsets follow the order of submission */
     int increasing = 1;

@@ -20,11 +20,12 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "config.h"
-#include "err.h"
-#include "keys.h"
+#include "base/clock.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "redis/keys.h"
 #include "ops.h"
-#include "redis.h"
+#include "redis/redis.h"
 #include "top.h"
 
 /* Fields of the metrics hash (schemas/redis-keys.md) shown here. */
@@ -40,18 +41,6 @@
 #define CLEAR_HOME "\033[H\033[2J"
 #define CURSOR_HIDE "\033[?25l"
 #define CURSOR_SHOW "\033[?25h"
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A JSON value as short text: integers, strings, yes/no, "-" for null. */
 static const char *text(const json_t *v, char *buf, size_t size) {
@@ -119,7 +108,7 @@ static void heartbeat_text(const json_t *m, int64_t now, char *buf, size_t size)
 /* One frame from the status object `st` (NULL: `err` says why). */
 static void render(FILE *out, const cli_globals *g, const json_t *st, const char *err,
                    int interval_ms, int live) {
-    int64_t now = now_ms();
+    int64_t now = bk_wall_ms();
     time_t secs = (time_t)(now / 1000);
     struct tm tm;
     char clock[32] = "";
@@ -210,11 +199,11 @@ static void tty_setup(void) {
  * read as a character) or a signal came. *in_open goes to 0 at end of
  * input (stdin is then no longer watched). */
 static int wait_key(int ms, int *in_open) {
-    int64_t end = mono_ms() + ms;
+    int64_t end = bk_mono_ms() + ms;
     for (;;) {
         if (stop_signal)
             return 1;
-        int64_t left = end - mono_ms();
+        int64_t left = end - bk_mono_ms();
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN, .revents = 0};

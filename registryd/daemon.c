@@ -9,19 +9,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "ethkey.h"
-#include "hex.h"
-#include "keys.h"
-#include "log.h"
-#include "regchan.h"
-#include "registry.h"
-#include "sig.h"
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "chain/ethkey.h"
+#include "base/clock.h"
+#include "base/hex.h"
+#include "redis/keys.h"
+#include "base/log.h"
+#include "redis/regchan.h"
+#include "chain/registry.h"
+#include "base/sig.h"
 
 static json_t *fail(const char *code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -82,13 +77,13 @@ static json_t *send_tx(bk_regd *d, const char *method, const uint8_t *cd, size_t
     bk_send_result res;
     bk_err e;
     bk_err_clear(&e);
-    long long t0 = now_ms();
+    long long t0 = bk_mono_ms();
     int rc = bk_sender_send(d->snd, method, d->registry, cd, len, id, &res, &e);
     char h[67];
     bk_hex_encode(res.hash, 32, 1, h);
     if (rc == BK_OK) {
         BK_INFO("%s: mined in block %" PRIu64 " (nonce %" PRIu64 ", %s, %lld ms)", method,
-                res.block, res.nonce, h, now_ms() - t0);
+                res.block, res.nonce, h, bk_mono_ms() - t0);
         return json_pack("{s:b, s:s, s:I, s:I, s:I, s:i}", "ok", 1, "tx", h, "block",
                          (json_int_t)res.block, "nonce", (json_int_t)res.nonce, "gasUsed",
                          (json_int_t)res.gas_used, "bumps", res.bumps);
@@ -285,7 +280,7 @@ void bk_regd_watch_lease(bk_regd *d) {
     char id[BK_ID_MAX + 1], endpoint[256];
     int64_t epoch = 0;
     bk_err e;
-    long long now = now_ms();
+    long long now = bk_mono_ms();
     if (now < d->lease_next_ms)
         return;
     d->lease_next_ms = now + d->lease_poll_ms;
@@ -314,7 +309,7 @@ void bk_regd_watch_lease(bk_regd *d) {
         d->lease_backoff_ms = d->lease_backoff_ms ? d->lease_backoff_ms * 2 : 500;
         if (d->lease_backoff_ms > 10000)
             d->lease_backoff_ms = 10000;
-        d->lease_next_ms = now_ms() + d->lease_backoff_ms;
+        d->lease_next_ms = bk_mono_ms() + d->lease_backoff_ms;
         BK_WARN("leader record for epoch %" PRId64 " not stored (%s); retry in %lld ms",
                 epoch, json_string_value(json_object_get(j, "error")),
                 d->lease_backoff_ms);

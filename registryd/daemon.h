@@ -1,5 +1,5 @@
 /* daemon.h - br2k-registryd's work: serve the registry channel
- * (common/regchan.h) and carry every leader change to the chain.
+ * (common/redis/regchan.h) and carry every leader change to the chain.
  *
  * Methods on the channel ("args" of the request):
  *   setAccessInfo   {"bootstrap": S, "topic": S, "results": S}
@@ -31,9 +31,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "jsonrpc.h"
-#include "redis.h"
-#include "sender.h"
+#include "chain/jsonrpc.h"
+#include "redis/redis.h"
+#include "chain/sender.h"
 
 typedef struct bk_regd {
     bk_redis *r;

@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "base/config.h"
 #include "daemon.h"
-#include "ethkey.h"
-#include "keys.h"
-#include "log.h"
-#include "sig.h"
+#include "chain/ethkey.h"
+#include "redis/keys.h"
+#include "base/log.h"
+#include "base/sig.h"
 
 static bk_cfg_opt opts[] = {
     {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},
@@ -48,7 +48,7 @@ static bk_cfg cfg = {
     "[OPTIONS]",
     opts,
     "Requests arrive on the Redis list br2k:{SERVICE}:registry:queue (see\n"
-    "common/regchan.h and registryd/README.md). SIGTERM finishes the transaction\n"
+    "common/redis/regchan.h and registryd/README.md). SIGTERM finishes the transaction\n"
     "in hand, or leaves it recorded in flight for the next start, and exits 0.",
     0,
     0};

@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "redis.h"
+#include "base/err.h"
+#include "redis/redis.h"
 
 typedef struct br2k_app br2k_app; /* the application's own state */
 

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "jscan.h"
+#include "base/jscan.h"
 #include "worker.h"
 
 #define NOOP_WIDTH 192

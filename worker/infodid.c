@@ -23,12 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ethkey.h"
-#include "fileio.h"
-#include "hex.h"
-#include "keccak.h"
-#include "log.h"
-#include "request.h"
+#include "chain/ethkey.h"
+#include "base/fileio.h"
+#include "base/hex.h"
+#include "chain/keccak.h"
+#include "base/log.h"
+#include "chain/request.h"
 
 const char *const bk_infodid_op_names[] = {"register", "update", "revoke", NULL};
 
@@ -628,7 +628,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len, bk_err *e) {
     return BK_OK;
 }
 
-/* Write a file of the state directory atomically (common/fileio.h). */
+/* Write a file of the state directory atomically (common/base/fileio.h). */
 static int write_atomic(br2k_app *a, const char *name, const uint8_t *p, size_t n,
                         bk_err *e) {
     char *dst = path_of(a, name);

@@ -3,7 +3,7 @@
  * Users register, update and revoke identity records: a DID with personal
  * attributes (a flat object of strings), each request signed by the DID
  * controller's secp256k1 key as an EIP-191 personal message over the
- * canonical form of common/request.h. worker/INFODID.md describes the
+ * canonical form of common/chain/request.h. worker/INFODID.md describes the
  * operations, the reasons of rejection, the state files and the external
  * index in Redis. */
 #ifndef BK_INFODID_H

@@ -4,10 +4,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
+#include "base/config.h"
 #include "infodid.h"
-#include "log.h"
-#include "sig.h"
+#include "base/log.h"
+#include "base/sig.h"
 #include "worker.h"
 
 static bk_cfg_opt opts[] = {

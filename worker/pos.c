@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "worker.h"
 
 static void to_hex(const unsigned char *b, size_t n, char *hex) {

@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backuplog.h"
-#include "hex.h"
-#include "registry.h"
-#include "seal.h"
-#include "storage.h"
-#include "jsonrpc.h"
-#include "log.h"
+#include "backup/backuplog.h"
+#include "base/hex.h"
+#include "chain/registry.h"
+#include "backup/seal.h"
+#include "backup/storage.h"
+#include "chain/jsonrpc.h"
+#include "base/log.h"
 
 int bk_restore_fetch(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_key,
                      uint64_t version, uint64_t *ver, json_t **log, void **plain,

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "ethkey.h"
+#include "base/err.h"
+#include "chain/ethkey.h"
 
 typedef struct bk_rpc bk_rpc;
 
@@ -27,7 +27,7 @@ int bk_restore_fetch(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_k
 /* ---- get-the-latest-state for a worker ---- */
 
 #include "app.h"
-#include "rlog.h"
+#include "log/rlog.h"
 
 typedef struct bk_recover_args {
     const br2k_app_ops *ops;

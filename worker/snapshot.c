@@ -16,19 +16,14 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "backuplog.h"
-#include "hex.h"
-#include "keys.h"
-#include "log.h"
-#include "redis.h"
+#include "backup/backuplog.h"
+#include "base/clock.h"
+#include "base/hex.h"
+#include "redis/keys.h"
+#include "base/log.h"
+#include "redis/redis.h"
 #include "snapshot.h"
-#include "storage.h"
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "backup/storage.h"
 
 /* Read and check backup-req: the request backupd wrote with the phase. */
 static json_t *read_request(bk_redis *r, const char *svc, int64_t epoch, int64_t cut,
@@ -87,7 +82,7 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
                    "backup request: 'pubkey' is not an uncompressed public key (04...)");
         goto out;
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = bk_wall_ms();
     if (a->ops->snapshot(a->app, &plain, &plen, &lpi, e) != BK_OK) {
         bk_err_prefix(e, "cannot snapshot the application state");
         goto out;
@@ -108,9 +103,9 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
                         (json_int_t)a->epoch, "cut", (json_int_t)a->cut, "version",
                         (json_int_t)version, "object", name, "sha256", sha, "size",
                         (json_int_t)slen, "plain_size", (json_int_t)plen, "type", a->type,
-                        "owner", a->id, "created_ms", (json_int_t)now_ms(),
+                        "owner", a->id, "created_ms", (json_int_t)bk_wall_ms(),
                         "state_digest", digest, "record_digest", a->record_digest,
-                        "data_key", wrapped, "took_ms", (json_int_t)(now_ms() - t0));
+                        "data_key", wrapped, "took_ms", (json_int_t)(bk_wall_ms() - t0));
     if (*report == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         goto out;

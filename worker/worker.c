@@ -46,14 +46,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backuplog.h"
-#include "jscan.h"
-#include "kafka_conf.h"
-#include "keys.h"
-#include "log.h"
-#include "redis.h"
-#include "rlog.h"
-#include "sig.h"
+#include "backup/backuplog.h"
+#include "base/clock.h"
+#include "base/jscan.h"
+#include "log/kafka_conf.h"
+#include "redis/keys.h"
+#include "base/log.h"
+#include "redis/redis.h"
+#include "log/rlog.h"
+#include "base/sig.h"
 #include "restore.h"
 #include "snapshot.h"
 
@@ -147,30 +148,6 @@ typedef struct worker {
     int joining, join_tty;
 } worker;
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static void wake(shared *s) {
     s->changed = 1;
     pthread_cond_broadcast(&s->cv);
@@ -189,7 +166,7 @@ static void write_metrics(worker *w, bk_redis *r, int64_t *prev_applied, int64_t
     pthread_mutex_lock(&w->s.mu);
     shared m = w->s; /* a copy of the numbers (mutex and cond unused) */
     pthread_mutex_unlock(&w->s.mu);
-    int64_t now = mono_ms(), end = bk_rlog_cached_end(w->log);
+    int64_t now = bk_mono_ms(), end = bk_rlog_cached_end(w->log);
     int64_t dt = now - *prev_ms > 0 ? now - *prev_ms : 1;
     int64_t dn = m.applied - *prev_applied;
     int64_t lag = end >= 0 ? end - 1 - m.lpi : -1;
@@ -217,7 +194,7 @@ static void write_metrics(worker *w, bk_redis *r, int64_t *prev_applied, int64_t
     snprintf(v[11], sizeof(v[11]), "%.1f", (double)dn * 1000.0 / (double)dt);
     snprintf(v[12], sizeof(v[12]), "%s", m.digest);
     snprintf(v[13], sizeof(v[13]), "%" PRId64, m.digest_lpi);
-    snprintf(v[14], sizeof(v[14]), "%" PRId64, wall_ms());
+    snprintf(v[14], sizeof(v[14]), "%" PRId64, bk_wall_ms());
     snprintf(v[15], sizeof(v[15]), "%ld", (long)getpid());
     snprintf(v[16], sizeof(v[16]), "%d", !m.joining && m.lpi >= m.ssi);
     snprintf(v[17], sizeof(v[17]), "%d", m.joining);
@@ -255,7 +232,7 @@ static void *lease_main(void *arg) {
     bk_err_clear(&e);
     bk_redis *r = NULL;
     int64_t last_ok = 0, next_metrics = 0, prev_applied = 0, prev_ns = 0,
-            prev_ms = mono_ms();
+            prev_ms = bk_mono_ms();
     for (;;) {
         pthread_mutex_lock(&w->s.mu);
         int quit = w->s.quit, may = w->s.may_lead;
@@ -268,7 +245,7 @@ static void *lease_main(void *arg) {
             if (r == NULL)
                 BK_WARN("lease thread: %s", e.msg);
         }
-        int64_t now = mono_ms();
+        int64_t now = bk_mono_ms();
         if (r != NULL && held > 0) {
             if (bk_lease_renew(r, o->service, o->id, held, o->lease_ms, &e) == BK_OK)
                 last_ok = now;
@@ -300,9 +277,9 @@ static void *lease_main(void *arg) {
             write_metrics(w, r, &prev_applied, &prev_ns, &prev_ms);
             next_metrics = now + METRICS_MS;
         }
-        int64_t left = tick - (mono_ms() - now);
+        int64_t left = tick - (bk_mono_ms() - now);
         if (left > 0)
-            sleep_ms((int)left);
+            bk_sleep_full_ms((int)left);
     }
     bk_redis_free(r);
     return NULL;
@@ -368,7 +345,7 @@ static void *watch_main(void *arg) {
                 if (c)
                     redisFree(c);
                 c = NULL;
-                sleep_ms(500);
+                bk_sleep_full_ms(500);
                 continue;
             }
             freeReplyObject(rep);
@@ -582,7 +559,7 @@ static int flush_held(worker *w) {
             return BK_OK;
         }
         BK_WARN("leader commit failed (retrying): %s", e.msg);
-        sleep_ms(200);
+        bk_sleep_full_ms(200);
     }
 }
 
@@ -615,7 +592,7 @@ static int commit_job(worker *w, bk_redis **r, cjob *j) {
             return C_STOPPED;
         }
         BK_WARN("leader commit failed (retrying): %s", e.msg);
-        sleep_ms(200);
+        bk_sleep_full_ms(200);
     }
 }
 
@@ -806,7 +783,7 @@ static int64_t digest_gap_ms(const worker *w, int64_t floor_ms) {
 }
 
 static void update_digest(worker *w, int force) {
-    int64_t now = mono_ms();
+    int64_t now = bk_mono_ms();
     pthread_mutex_lock(&w->s.mu);
     int same = w->s.digest_lpi == w->pos.lpi && w->s.digest[0];
     pthread_mutex_unlock(&w->s.mu);
@@ -819,7 +796,7 @@ static void update_digest(worker *w, int force) {
         BK_WARN("cannot compute the state digest: %s", e.msg);
         return;
     }
-    w->last_digest_ms = mono_ms();
+    w->last_digest_ms = bk_mono_ms();
     w->digest_cost_ms = w->last_digest_ms - now;
     pthread_mutex_lock(&w->s.mu);
     memcpy(w->s.digest, hex, 65);
@@ -846,7 +823,7 @@ static int q_fill(worker *w, int first_ms, bk_err *e) {
             /* the log's server cannot be reached (a Redis restarting): wait
              * and read the same offset again, as librdkafka does by itself
              * for a broker; the lease lapses meanwhile if it must */
-            int64_t now = mono_ms();
+            int64_t now = bk_mono_ms();
             if (w->log_down_ms == 0)
                 w->log_down_ms = now;
             if (now - w->log_warn_ms >= 5000) {
@@ -861,7 +838,7 @@ static int q_fill(worker *w, int first_ms, bk_err *e) {
         }
         if (got >= 0 && w->log_down_ms != 0) {
             BK_INFO("the log can be read again after %" PRId64 " ms",
-                    mono_ms() - w->log_down_ms);
+                    bk_mono_ms() - w->log_down_ms);
             w->log_down_ms = w->log_warn_ms = 0;
         }
         if (got < 0) {
@@ -908,7 +885,7 @@ static void q_drop(worker *w, size_t k) {
  * every MIRROR_MS while busy (each write costs Redis an AOF fsync); the
  * idle loop always catches up. */
 static void mirror_lpi(worker *w, int now) {
-    int64_t t = mono_ms();
+    int64_t t = bk_mono_ms();
     if (w->mirrored == w->pos.lpi || (!now && t - w->mirror_ms < MIRROR_MS))
         return;
     bk_err le;
@@ -1009,10 +986,10 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         bk_rlog_rec *r = recs[k];
         char *result = NULL;
         int did = 0;
-        int64_t t0 = mono_ns();
+        int64_t t0 = bk_mono_ns();
         if (ops->apply(w->app, r->offset, r->value, r->len, &result, &did, e) != BK_OK)
             return bk_err_prefix(e, "cannot apply record %" PRId64, r->offset);
-        ns += mono_ns() - t0;
+        ns += bk_mono_ns() - t0;
         char *rid = NULL;
         int rej = 0, lead = w->role == R_LEADER && r->offset > w->lead_from;
         if (result != NULL && lead) {
@@ -1040,7 +1017,7 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             break; /* SIGTERM: finish the current record only */
         }
     }
-    int64_t t_applied = mono_ns();
+    int64_t t_applied = bk_mono_ns();
     if (ops->sync(w->app, e) != BK_OK)
         return bk_err_prefix(e, "cannot sync the application state");
     int64_t lpi = recs[k - 1]->offset;
@@ -1086,7 +1063,7 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     pthread_mutex_unlock(&w->s.mu);
     publish_take_window(w);
     mirror_lpi(w, next_first < 0);
-    int64_t t_durable = mono_ns();
+    int64_t t_durable = bk_mono_ns();
     if (w->role == R_LEADER && w->pipelined)
         commit_async(w);
     else if (w->role == R_LEADER)
@@ -1094,7 +1071,7 @@ static int process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     BK_DEBUG("batch ..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
              "commit %.2f ms",
              w->pos.lpi, k, (double)ns / 1e6, (double)(t_durable - t_applied) / 1e6,
-             (double)(mono_ns() - t_durable) / 1e6);
+             (double)(bk_mono_ns() - t_durable) / 1e6);
     if (w->q_rc != BK_EXIT_OK) { /* the look-ahead read failed */
         *e = re;
         return BK_ERR;
@@ -1153,7 +1130,7 @@ static void ssv_check(worker *w) {
     int64_t v = 1, cut = -1;
     bk_err e;
     bk_err_clear(&e);
-    w->ssv_check_ms = mono_ms();
+    w->ssv_check_ms = bk_mono_ms();
     if (bk_backup_last_get(w->rm, w->o->service, &v, &cut, &e) != BK_OK) {
         BK_WARN("%s", e.msg);
         return;
@@ -1174,7 +1151,7 @@ static void ssv_check(worker *w) {
 /* Read the phase (and the lease epoch while one is set), reap a finished
  * snapshot child, raise SSV after a backup. */
 static void backup_poll(worker *w, int force) {
-    int64_t t = mono_ms();
+    int64_t t = bk_mono_ms();
     if (w->snap_pid > 0) {
         int st = 0;
         pid_t p = waitpid(w->snap_pid, &st, WNOHANG);
@@ -1213,7 +1190,7 @@ static void backup_poll(worker *w, int force) {
  * C = SSI = LPI by moving the phase to `held` (keeping its TTL). */
 static void leader_hold(worker *w) {
     if (w->hold_since_ms == 0) {
-        w->hold_since_ms = mono_ms();
+        w->hold_since_ms = bk_mono_ms();
         w->snap_epoch = 0; /* a new backup: its snapshot is still to be taken */
         w->snap_cut = -2;
         BK_INFO("backup: holding at LPI %" PRId64 " (epoch %" PRId64 ")", w->pos.lpi,
@@ -1275,7 +1252,7 @@ static void leader_snapshot(worker *w) {
             _exit(1);
         _exit(bk_wsnap_child(&a));
     }
-    int64_t held_ms = w->hold_since_ms ? mono_ms() - w->hold_since_ms : 0;
+    int64_t held_ms = w->hold_since_ms ? bk_mono_ms() - w->hold_since_ms : 0;
     w->hold_since_ms = 0;
     if (pid < 0) {
         BK_ERROR("backup: cannot fork the snapshot process: %s", strerror(errno));
@@ -1304,7 +1281,7 @@ static int recover(worker *w, int fresh, bk_err *e) {
         bk_err_prefix(e, "get-the-latest-state needs the service key");
         return BK_EXIT_CONFIG;
     }
-    int64_t t0 = mono_ms();
+    int64_t t0 = bk_mono_ms();
     bk_recover_args a = {o->app, w->app, o->eth_rpc, o->registry, &key, w->log};
     bk_recovered out;
     int rc = bk_recover_latest(&a, &out, e);
@@ -1342,7 +1319,7 @@ static int recover(worker *w, int fresh, bk_err *e) {
     w->joining = 1;
     w->join_from = out.cut;
     w->join_bytes = (int64_t)out.bytes;
-    w->join_t0_ms = mono_ms();
+    w->join_t0_ms = bk_mono_ms();
     w->join_progress_ms = 0;
     w->join_tty = isatty(STDERR_FILENO);
     w->mirrored = -2;
@@ -1357,7 +1334,7 @@ static int recover(worker *w, int fresh, bk_err *e) {
     BK_INFO("get-the-latest-state: restored backup version %" PRIu64 " (cut %" PRId64
             ", %" PRIu64 " bytes, state digest %.12s...) in %" PRId64
             " ms; replaying the log from offset %" PRId64,
-            out.version, out.cut, out.bytes, out.state_digest, mono_ms() - t0,
+            out.version, out.cut, out.bytes, out.state_digest, bk_mono_ms() - t0,
             out.cut + 1);
     w->recover_why[0] = '\0';
     return BK_EXIT_OK;
@@ -1368,7 +1345,7 @@ static int recover(worker *w, int fresh, bk_err *e) {
 static void join_progress(worker *w, int64_t ssi) {
     if (!w->joining)
         return;
-    int64_t now = mono_ms(), replayed = w->pos.lpi - w->join_from,
+    int64_t now = bk_mono_ms(), replayed = w->pos.lpi - w->join_from,
             remaining = ssi - w->pos.lpi;
     if (remaining <= 0) {
         w->joining = 0;
@@ -1455,7 +1432,7 @@ static int open_state(worker *w, bk_err *e) {
         e->code == BK_E_INVAL) {
         /* a state that fails its own integrity check: set aside, restored */
         char aside[4200];
-        snprintf(aside, sizeof(aside), "%s.damaged-%" PRId64, appdir, wall_ms());
+        snprintf(aside, sizeof(aside), "%s.damaged-%" PRId64, appdir, bk_wall_ms());
         if (rename(appdir, aside) != 0) {
             bk_err_set(e, BK_E_IO, "cannot move the damaged state '%s' aside: %s", appdir,
                        strerror(errno));
@@ -1554,13 +1531,13 @@ static int check_bounds(worker *w, int64_t first, int64_t end, bk_err *e) {
  * never a fatal error. Only a record that is gone (or a log that is not
  * ours any more) ends the wait, as an integrity error. */
 static int read_lpi_record(worker *w, bk_rlog_rec **out, bk_err *e) {
-    int64_t lpi = w->pos.lpi, started = mono_ms();
+    int64_t lpi = w->pos.lpi, started = bk_mono_ms();
     *out = NULL;
     while (!bk_sig_stop) {
         if (bk_rlog_seek(w->log, lpi, e) != BK_OK)
             return BK_EXIT_ERROR;
-        int64_t deadline = mono_ms() + START_READ_MS;
-        while (mono_ms() < deadline && !bk_sig_stop) {
+        int64_t deadline = bk_mono_ms() + START_READ_MS;
+        while (bk_mono_ms() < deadline && !bk_sig_stop) {
             int rc = bk_rlog_poll(w->log, 100, out, e);
             if (rc > 0)
                 return BK_EXIT_OK;
@@ -1580,7 +1557,7 @@ static int read_lpi_record(worker *w, bk_rlog_rec **out, bk_err *e) {
         BK_WARN("record %" PRId64 " of log '%s' not read after %" PRId64
                 " ms although the log holds %" PRId64 "..%" PRId64
                 ": the broker is slow; reading it again",
-                lpi, w->topic, mono_ms() - started, first, end - 1);
+                lpi, w->topic, bk_mono_ms() - started, first, end - 1);
     }
     return BK_EXIT_OK;
 }
@@ -1654,7 +1631,7 @@ static int read_failed(worker *w, bk_err *e) {
 static int run_loop(worker *w, bk_err *e) {
     size_t cap = (size_t)w->o->batch_max;
     int rc = BK_EXIT_OK;
-    int64_t last_ssi_read = mono_ms();
+    int64_t last_ssi_read = bk_mono_ms();
     w->q = calloc(cap, sizeof(*w->q));
     w->nq = 0;
     w->q_rc = BK_EXIT_OK;
@@ -1670,9 +1647,9 @@ static int run_loop(worker *w, bk_err *e) {
         int resync = w->s.resync;
         w->s.resync = 0;
         pthread_mutex_unlock(&w->s.mu);
-        if (resync || mono_ms() - last_ssi_read >= SSI_REFRESH_MS) {
+        if (resync || bk_mono_ms() - last_ssi_read >= SSI_REFRESH_MS) {
             refresh_ssi(w);
-            last_ssi_read = mono_ms();
+            last_ssi_read = bk_mono_ms();
         }
         backup_poll(w, resync);
         int64_t ssi = shared_ssi(w);
@@ -1726,7 +1703,7 @@ static int run_loop(worker *w, bk_err *e) {
                 goto out;
             continue;
         }
-        if (mono_ms() - w->last_digest_ms >= digest_gap_ms(w, DIGEST_EVERY_MS))
+        if (bk_mono_ms() - w->last_digest_ms >= digest_gap_ms(w, DIGEST_EVERY_MS))
             update_digest(w, 1);
     }
     collect(w, 1);
@@ -1807,7 +1784,7 @@ static void shutdown_worker(worker *w, int rc) {
         if (bk_leave(w->rm, o->service, o->id, &e) != BK_OK)
             BK_WARN("%s", e.msg);
         if (w->log != NULL) {
-            int64_t a = 0, ns = 0, ms = mono_ms();
+            int64_t a = 0, ns = 0, ms = bk_mono_ms();
             write_metrics(w, w->rm, &a, &ns, &ms); /* the final numbers */
         }
     }

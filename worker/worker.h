@@ -32,8 +32,8 @@
 #include <stdint.h>
 
 #include "app.h"
-#include "err.h"
-#include "fileio.h"
+#include "base/err.h"
+#include "base/fileio.h"
 
 /* Exit codes of br2k-worker. */
 #define BK_EXIT_OK 0

@@ -36,10 +36,10 @@
 #include <unistd.h>
 
 #include "br2k.h"
-#include "err.h"
+#include "base/err.h"
 #include "infodid.h"
 #include "loadgen.h"
-#include "log.h"
+#include "base/log.h"
 
 static int64_t wall_ms(void) {
     struct timespec ts;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# backuplog_ethcrypto.sh - the state-backup-log (common/backuplog.h) and the
+# backuplog_ethcrypto.sh - the state-backup-log (common/backup/backuplog.h) and the
 # npm package eth-crypto, live and both ways (ethcrypto_log.js):
 #  - a service key pair from `br2k keygen` (file mode 0600, no overwrite);
 #  - a full valid log encrypted by our C code decrypts with eth-crypto to

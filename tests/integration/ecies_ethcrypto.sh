@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ecies_ethcrypto.sh - ECIES interoperability with the npm package
-# eth-crypto, live and both ways: our ciphertext (common/ecies.c through
+# eth-crypto, live and both ways: our ciphertext (common/backup/ecies.c through
 # itest_ecies) decrypts with EthCrypto.decryptWithPrivateKey, and
 # eth-crypto's (encryptWithPublicKey + cipher.stringify) decrypts with ours.
 # A tampered ciphertext is refused by both.

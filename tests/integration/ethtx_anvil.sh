@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ethtx_anvil.sh - transactions signed by our code (common/ethtx.c) go
-# through our JSON-RPC client (common/jsonrpc.c) to anvil with instant
+# ethtx_anvil.sh - transactions signed by our code (common/chain/ethtx.c) go
+# through our JSON-RPC client (common/chain/jsonrpc.c) to anvil with instant
 # mining; the first RPC URL is dead, so every call fails over.
 source "$(dirname "$0")/lib.sh"
 

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backuplog.h"
-#include "ethkey.h"
+#include "backup/backuplog.h"
+#include "chain/ethkey.h"
 #include "infodid.h"
-#include "jsonrpc.h"
+#include "chain/jsonrpc.h"
 #include "restore.h"
 #include "worker.h"
 

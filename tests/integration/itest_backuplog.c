@@ -1,4 +1,4 @@
-/* itest_backuplog.c - the state-backup-log codec (common/backuplog.h) as a
+/* itest_backuplog.c - the state-backup-log codec (common/backup/backuplog.h) as a
  * filter, for the live interoperability test with eth-crypto
  * (backuplog_ethcrypto.sh, with tests/integration/ethcrypto_log.js).
  *
@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backuplog.h"
-#include "ethkey.h"
-#include "hex.h"
-#include "seal.h"
+#include "backup/backuplog.h"
+#include "chain/ethkey.h"
+#include "base/hex.h"
+#include "backup/seal.h"
 
 static void die(const char *what, const bk_err *e) {
     fprintf(stderr, "FAIL: %s: %s\n", what, e != NULL ? e->msg : "");

@@ -16,8 +16,8 @@
 #include <time.h>
 
 #include "../unit/check.h"
-#include "err.h"
-#include "rlog.h"
+#include "base/err.h"
+#include "log/rlog.h"
 
 static int64_t mono_ms(void) {
     struct timespec ts;

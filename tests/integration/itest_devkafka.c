@@ -15,8 +15,8 @@
 #include <time.h>
 
 #include "../unit/check.h"
-#include "err.h"
-#include "kafka_conf.h"
+#include "base/err.h"
+#include "log/kafka_conf.h"
 
 static int64_t last_offset = -1;
 static int delivered, delivery_errors, transport_errors;

@@ -1,4 +1,4 @@
-/* itest_ecies.c - our ECIES (common/ecies.c) as a filter, for the live
+/* itest_ecies.c - our ECIES (common/backup/ecies.c) as a filter, for the live
  * interoperability test with eth-crypto (ecies_ethcrypto.sh).
  *
  * usage: itest_ecies encrypt   < plaintext  > ciphertext-hex
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ecies.h"
-#include "ethkey.h"
+#include "backup/ecies.h"
+#include "chain/ethkey.h"
 
 static void die(const char *what, const bk_err *e) {
     fprintf(stderr, "FAIL: %s: %s\n", what, e != NULL ? e->msg : "");

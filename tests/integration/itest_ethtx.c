@@ -10,11 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "abi.h"
-#include "ethkey.h"
-#include "ethtx.h"
-#include "hex.h"
-#include "jsonrpc.h"
+#include "chain/abi.h"
+#include "chain/ethkey.h"
+#include "chain/ethtx.h"
+#include "base/hex.h"
+#include "chain/jsonrpc.h"
 
 #define RECIPIENT "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 /* Init code that returns the runtime 602a60005260206000f3 (returns 42). */

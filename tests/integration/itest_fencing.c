@@ -13,9 +13,9 @@
 #include <time.h>
 
 #include "../unit/check.h"
-#include "err.h"
-#include "keys.h"
-#include "redis.h"
+#include "base/err.h"
+#include "redis/keys.h"
+#include "redis/redis.h"
 
 #define SVC "fence"
 

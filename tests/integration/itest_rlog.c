@@ -32,9 +32,9 @@
 #include <time.h>
 
 #include "../unit/check.h"
-#include "err.h"
-#include "redis.h"
-#include "rlog.h"
+#include "base/err.h"
+#include "redis/redis.h"
+#include "log/rlog.h"
 
 static int64_t mono_ms(void) {
     struct timespec ts;

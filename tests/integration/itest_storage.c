@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "../unit/check.h"
-#include "storage.h"
+#include "backup/storage.h"
 
 static bk_storage *open_or_die(const char *url) {
     bk_err e;

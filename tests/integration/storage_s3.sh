@@ -1,4 +1,4 @@
-# storage_s3.sh - the storage interface (common/storage.h) on real back ends:
+# storage_s3.sh - the storage interface (common/backup/storage.h) on real back ends:
 # file:// in a temporary directory (and on a full file system, as root), and
 # s3:// against s3rver (npm @20minutes/s3rver, which checks SigV4
 # signatures) on a free loopback port: the same checks for both, then a

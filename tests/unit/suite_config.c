@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "base/config.h"
 
 static bk_cfg_opt opts[] = {
     {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL, "redis", NULL, 0, 0},

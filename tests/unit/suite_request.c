@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "infodid.h"
-#include "request.h"
+#include "chain/request.h"
 
 /* Read a whole file (malloc'd, NUL added); NULL if it cannot be read. */
 static char *slurp(const char *dir, const char *name, size_t *len) {

@@ -3,10 +3,10 @@
  * event logs. */
 #include <stdlib.h>
 
-#include "abi.h"
+#include "chain/abi.h"
 #include "check.h"
-#include "ethkey.h"
-#include "hex.h"
+#include "chain/ethkey.h"
+#include "base/hex.h"
 
 static const char *fixture(const char *name) {
     return check_fixture("fixtures/eth", name);

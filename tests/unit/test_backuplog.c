@@ -1,4 +1,4 @@
-/* test_backuplog.c - the state-backup-log codec (common/backuplog.h): the
+/* test_backuplog.c - the state-backup-log codec (common/backup/backuplog.h): the
  * check names every missing or bad field, encrypt/decrypt round trip, a
  * wrong key and a tampered ciphertext are refused, data keys wrap and
  * unwrap, the service key loaders, the time format, and a log that
@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backuplog.h"
+#include "backup/backuplog.h"
 #include "check.h"
-#include "ecies.h"
-#include "ethkey.h"
-#include "hex.h"
+#include "backup/ecies.h"
+#include "chain/ethkey.h"
+#include "base/hex.h"
 
 #define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define KEY1 "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"

@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "err.h"
-#include "kafka_conf.h"
-#include "redis.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "log/kafka_conf.h"
+#include "redis/redis.h"
 
 static bk_cfg_opt opts[] = {
     {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL, "redis", NULL, 0, 0},

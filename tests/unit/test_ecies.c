@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "ecies.h"
-#include "ethkey.h"
+#include "backup/ecies.h"
+#include "chain/ethkey.h"
 
 #define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define KEY1 "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"

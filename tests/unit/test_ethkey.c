@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "ethkey.h"
-#include "hex.h"
+#include "chain/ethkey.h"
+#include "base/hex.h"
 
 #define ANVIL0_KEY "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define ANVIL0_ADDR "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

@@ -4,11 +4,11 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "abi.h"
+#include "chain/abi.h"
 #include "check.h"
-#include "ethkey.h"
-#include "ethtx.h"
-#include "hex.h"
+#include "chain/ethkey.h"
+#include "chain/ethtx.h"
+#include "base/hex.h"
 
 #define ANVIL0_KEY "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 

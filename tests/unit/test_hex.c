@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "hex.h"
+#include "base/hex.h"
 
 int main(void) {
     bk_err e;

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "ethkey.h"
+#include "chain/ethkey.h"
 #include "infodid.h"
-#include "request.h"
+#include "chain/request.h"
 
 #define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define ADDR0 "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

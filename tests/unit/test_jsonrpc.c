@@ -3,11 +3,11 @@
  * parsers, and the client's failover error when no URL answers. */
 #include <stdlib.h>
 
-#include "abi.h"
+#include "chain/abi.h"
 #include "check.h"
-#include "ethkey.h"
-#include "hex.h"
-#include "jsonrpc.h"
+#include "chain/ethkey.h"
+#include "base/hex.h"
+#include "chain/jsonrpc.h"
 
 static const char *fixture(const char *name) {
     return check_fixture("fixtures/eth", name);

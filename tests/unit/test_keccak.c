@@ -3,8 +3,8 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "hex.h"
-#include "keccak.h"
+#include "base/hex.h"
+#include "chain/keccak.h"
 
 static const char *kec_hex(const void *data, size_t len) {
     static char s[65];

@@ -1,4 +1,4 @@
-/* test_registry.c - the registry contract's codec (registryd/registry.h):
+/* test_registry.c - the registry contract's codec (common/chain/registry.h):
  * calldata compared with `cast calldata` fixtures, view results and revert
  * data decoded from `cast abi-encode` fixtures, and malformed or truncated
  * results refused with a clear error. Fixtures: fixtures/registry/. */
@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "ethkey.h"
-#include "hex.h"
-#include "registry.h"
+#include "chain/ethkey.h"
+#include "base/hex.h"
+#include "chain/registry.h"
 
 #define FIX "fixtures/registry/"
 

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "hex.h"
-#include "rlp.h"
+#include "base/hex.h"
+#include "chain/rlp.h"
 
 #define LOREM "Lorem ipsum dolor sit amet, consectetur adipisicing elit"
 

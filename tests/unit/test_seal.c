@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "seal.h"
+#include "backup/seal.h"
 
 /* Deterministic test data: half compressible text, half noise. */
 static uint8_t *make_data(size_t n) {

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "storage.h"
+#include "backup/storage.h"
 
 static char base[64];
 

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "storage.h"
-#include "storage_int.h"
+#include "backup/storage.h"
+#include "backup/storage_int.h"
 
 static void good(const char *url, const char *bucket, const char *prefix,
                  const char *endpoint, const char *region, int path_style) {

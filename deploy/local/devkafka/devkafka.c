@@ -18,12 +18,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "err.h"
-#include "fileio.h"
-#include "kafka_conf.h"
-#include "log.h"
-#include "sig.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "base/fileio.h"
+#include "log/kafka_conf.h"
+#include "base/log.h"
+#include "base/sig.h"
 
 static bk_cfg_opt opts[] = {
     {"service", BK_CFG_STR, "default", 0, 0, NULL,

@@ -1,0 +1,220 @@
+/* keys.h - the Redis key layout of a BR2K service, and every script that
+ * writes it (schemas/redis-keys.md documents each key for dashboards).
+ *
+ * Every key of service <svc> is "br2k:{<svc>}:<name>": the hash tag keeps a
+ * service in one Redis Cluster slot, so scripts can touch its keys
+ * atomically. The paper's names are kept: Service-State (SV), State-<id>
+ * (SSV), SSI, LPI-<id>.
+ *
+ * Leader-only writes (I2) are Lua scripts, loaded once (SCRIPT LOAD) and run
+ * with EVALSHA (loaded again on NOSCRIPT), that compare the caller's fencing
+ * token with br2k:{<svc>}:epoch and refuse a stale one atomically with an
+ * error reply starting "FENCED" (returned as BK_ERR, code BK_E_FENCED).
+ * SSI, SV and SSV only increase (I3): a lower value changes nothing.
+ *
+ * Changes are announced on the channel br2k:{<svc>}:changes: the message is
+ * the new SSI in decimal, or a word for other events ("backup <phase>",
+ * "backup-clear"). Subscribers treat a non-number as "something changed".
+ *
+ * All functions take the service name `svc` (letters, digits, '-', '_';
+ * checked by bk_keys_check_service) and return BK_OK or BK_ERR with `e`. */
+#ifndef BK_KEYS_H
+#define BK_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "redis/redis.h"
+
+#define BK_KEY_MAX 512 /* enough for any key below with valid names */
+#define BK_ID_MAX 64   /* bytes of a worker id */
+
+/* ---- key names (pure) ----
+ * Each writes the full key into buf[size] and returns BK_OK, or BK_ERR
+ * (BK_E_INVAL) when a name is invalid or the key does not fit. */
+
+/* Letters, digits, '-' and '_', 1 to 200 bytes. */
+int bk_keys_check_service(const char *svc, bk_err *e);
+/* Letters, digits, '-', '_' and '.', 1 to BK_ID_MAX bytes. */
+int bk_keys_check_id(const char *id, bk_err *e);
+
+int bk_key_sv(char *buf, size_t size, const char *svc, bk_err *e); /* Service-State */
+int bk_key_ssv(char *buf, size_t size, const char *svc, const char *id,
+               bk_err *e); /* State-<id> */
+int bk_key_ssi(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_lpi(char *buf, size_t size, const char *svc, const char *id, bk_err *e);
+int bk_key_backup(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_epoch(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_leader(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_members(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_alive(char *buf, size_t size, const char *svc, const char *id, bk_err *e);
+int bk_key_metrics(char *buf, size_t size, const char *svc, const char *id, bk_err *e);
+/* result:<request id>, the request id being "<client>:<seq>". */
+int bk_key_result(char *buf, size_t size, const char *svc, const char *request_id,
+                  bk_err *e);
+/* The pub/sub channel br2k:{<svc>}:changes. */
+int bk_key_changes(char *buf, size_t size, const char *svc, bk_err *e);
+
+/* ---- the lease and the fencing token (I2) ---- */
+
+/* Take the lease br2k:{svc}:leader = "<id> <epoch>" for lease_ms if it is
+ * free and min_ssi <= SSI <= max_ssi (SSI unset counts as -1): the caller
+ * has caught up (max_ssi = its LPI) and holds the results of every record
+ * it applied beyond SSI (min_ssi = the offset before the first of them, or
+ * its LPI). Pass INT64_MIN and INT64_MAX to skip the check. On success
+ * *epoch is the new token (epoch incremented); when the lease is held or
+ * the condition fails, *epoch = 0 and BK_OK. */
+int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
+                  int64_t max_ssi, int lease_ms, int64_t *epoch, bk_err *e);
+
+/* Extend the lease by lease_ms only if it is still "<id> <epoch>" and
+ * epoch is current; otherwise BK_ERR with BK_E_FENCED. */
+int bk_lease_renew(bk_redis *r, const char *svc, const char *id, int64_t epoch,
+                   int lease_ms, bk_err *e);
+
+/* Delete the lease if it is still "<id> <epoch>" (BK_OK either way). */
+int bk_lease_release(bk_redis *r, const char *svc, const char *id, int64_t epoch,
+                     bk_err *e);
+
+/* Read the lease: id[BK_ID_MAX + 1] ("" if none) and its epoch (0 if none). */
+int bk_lease_get(bk_redis *r, const char *svc, char *id, int64_t *epoch, bk_err *e);
+
+/* ---- fenced leader writes ---- */
+
+/* One result for the client: request id "<client>:<seq>" and JSON text. */
+typedef struct bk_result_item {
+    const char *request_id;
+    const char *json;
+} bk_result_item;
+
+/* The leader's commit of a batch, atomically: with token `epoch`, store
+ * the n results (SET NX, so a repeated request id keeps the first result;
+ * expire after ttl_s seconds, 0: never), then raise SSI to `ssi` if higher
+ * (ssi < 0: leave SSI alone) and publish it on the changes channel. Stale
+ * token: BK_ERR, BK_E_FENCED, nothing written. *ssi_now (may be NULL) gets
+ * SSI after the call. Any number of results (sent in chunks, SSI with the
+ * last chunk). */
+int bk_fenced_commit(bk_redis *r, const char *svc, int64_t epoch,
+                     const bk_result_item *items, size_t n, int ttl_s, int64_t ssi,
+                     int64_t *ssi_now, bk_err *e);
+
+/* Raise SV to v if higher (fenced). *now (may be NULL) gets SV after. */
+int bk_fenced_sv_raise(bk_redis *r, const char *svc, int64_t epoch, int64_t v,
+                       int64_t *now, bk_err *e);
+
+/* Raise the SSV of worker `id` to v if higher (fenced: the leader's). */
+int bk_fenced_ssv_raise(bk_redis *r, const char *svc, int64_t epoch, const char *id,
+                        int64_t v, int64_t *now, bk_err *e);
+
+/* Set the backup phase to `phase` (a short word, e.g. "snapshot") or clear
+ * it (phase NULL); fenced; announced on the changes channel as
+ * "backup <phase>" or "backup-clear". */
+int bk_fenced_backup(bk_redis *r, const char *svc, int64_t epoch, const char *phase,
+                     bk_err *e);
+
+/* ---- state-version-up (backupd and the leader; schemas/redis-keys.md) ----
+ *
+ * The phase key br2k:{svc}:backup holds "<phase> <epoch> <cut>": the step
+ * of the backup in progress, the fencing token it runs under (the
+ * leader's), and the cut offset C (-1 before it is chosen). Phases, in
+ * order: hold (backupd asks the leader to hold), held (the leader holds
+ * at C = SSI = its LPI), snapshot (the leader snapshots its state at C
+ * and resumes), log, delete; then backup-finish clears it. The leader
+ * holds only while the phase names its own epoch; followers pause
+ * following in the phases after `held` only while the lease is held with
+ * that epoch. A phase has a TTL so a dead backupd never holds the
+ * service. Other keys (bk_key_backup_aux names): backup-req (JSON, the
+ * snapshot request to the leader), backup-report (JSON, the leader's
+ * answer), backup-run (JSON, backupd's own progress across restarts),
+ * backup-last ("<version> <cut>" of the last finished backup), backup-now
+ * (an operator's request, unix ms). */
+
+#define BK_PHASE_ANY NULL /* bk_fenced_backup_step: whatever the phase is */
+
+typedef struct bk_backup_phase {
+    int set;        /* 0: no backup in progress */
+    char phase[16]; /* "hold", "held", "snapshot", ... */
+    int64_t epoch;  /* the fencing token the backup runs under */
+    int64_t cut;    /* C, -1 before it is chosen */
+} bk_backup_phase;
+
+/* br2k:{svc}:<name>, name one of the backup-* keys above. */
+int bk_key_backup_aux(char *buf, size_t size, const char *svc, const char *name,
+                      bk_err *e);
+
+/* "<phase> <epoch> <cut>" into buf. */
+void bk_backup_phase_format(char *buf, size_t size, const char *phase, int64_t epoch,
+                            int64_t cut);
+/* Parse such a value (NULL: no phase, p->set = 0); BK_ERR when malformed. */
+int bk_backup_phase_parse(const char *s, bk_backup_phase *p);
+/* Read the phase; raw[raw_size] (may be NULL) gets the value as stored
+ * ("" when none). */
+int bk_backup_phase_get(bk_redis *r, const char *svc, bk_backup_phase *p, char *raw,
+                        size_t raw_size, bk_err *e);
+
+/* Fenced compare-and-set of the phase, atomically: with token `epoch`,
+ * when the current value matches `expect` (BK_PHASE_ANY: anything; "": no
+ * phase; else that exact value), set it to `to` with a TTL of ttl_ms (0:
+ * none; -1: keep the current TTL; `to` NULL deletes it; "=" keeps value and TTL), and SET
+ * the key aux_name (may be NULL) to aux_val. Announced on the changes channel. *done (may
+ * be NULL) is 1 when written, 0 when `expect` did not match; a stale token is BK_ERR with
+ * BK_E_FENCED. */
+int bk_fenced_backup_step(bk_redis *r, const char *svc, int64_t epoch, const char *expect,
+                          const char *to, int ttl_ms, const char *aux_name,
+                          const char *aux_val, int *done, bk_err *e);
+
+/* Steps 7 and 8 in one fenced script: SV and the SSV of leader_id raised to
+ * version (if higher), backup-last = "<version> <cut>", the phase deleted,
+ * "backup-clear" announced. *sv_now (may be NULL) gets SV after. */
+int bk_fenced_backup_finish(bk_redis *r, const char *svc, int64_t epoch,
+                            const char *leader_id, int64_t version, int64_t cut,
+                            int64_t *sv_now, bk_err *e);
+
+/* backup-last: *version (1 when none) and *cut (-1 when none). */
+int bk_backup_last_get(bk_redis *r, const char *svc, int64_t *version, int64_t *cut,
+                       bk_err *e);
+
+/* An operator's request for a backup now (`br2k backup now`): SET
+ * backup-now <unix ms>, announced as "backup-now"; backupd takes it. */
+int bk_backup_now_request(bk_redis *r, const char *svc, bk_err *e);
+
+/* ---- non-fenced writes ---- */
+
+/* Raise this worker's own SSV to v if higher (a follower after a backup). */
+int bk_ssv_raise(bk_redis *r, const char *svc, const char *id, int64_t v, int64_t *now,
+                 bk_err *e);
+
+/* SV and State-<id> are set to 1 if unset (versions start at 1). */
+int bk_versions_init(bk_redis *r, const char *svc, const char *id, bk_err *e);
+
+/* SADD members <id>; SET alive-<id> <unix ms> PX ttl_ms. */
+int bk_heartbeat(bk_redis *r, const char *svc, const char *id, int ttl_ms, bk_err *e);
+
+/* SREM members <id>; DEL alive-<id>. */
+int bk_leave(bk_redis *r, const char *svc, const char *id, bk_err *e);
+
+/* SET LPI-<id> lpi (the mirror of the durable local LPI). */
+int bk_lpi_mirror(bk_redis *r, const char *svc, const char *id, int64_t lpi, bk_err *e);
+
+/* HSET metrics-<id> with n field/value pairs (fields[i], values[i]). */
+int bk_metrics_write(bk_redis *r, const char *svc, const char *id,
+                     const char *const *fields, const char *const *values, size_t n,
+                     bk_err *e);
+
+/* ---- reads ---- */
+
+/* GET key as an integer; *v = def when the key does not exist. */
+int bk_keys_get_i64(bk_redis *r, const char *key, int64_t def, int64_t *v, bk_err *e);
+
+/* SSI (-1 when unset), SV and SSV of `id` (1 when unset), epoch (0). */
+int bk_ssi_get(bk_redis *r, const char *svc, int64_t *ssi, bk_err *e);
+int bk_sv_get(bk_redis *r, const char *svc, int64_t *sv, bk_err *e);
+int bk_ssv_get(bk_redis *r, const char *svc, const char *id, int64_t *ssv, bk_err *e);
+int bk_epoch_get(bk_redis *r, const char *svc, int64_t *epoch, bk_err *e);
+
+/* In a child process after fork(): forget the lock state of the script
+ * cache (another thread of the parent may have held it). */
+void bk_keys_after_fork(void);
+
+#endif
