@@ -47,6 +47,8 @@ append_req() { # ID VERSION DIGEST TOKEN
 digest() { printf '0x%064x' "$1"; }
 
 # start_regd NAME KEYFILE [ARGS]: start registryd for $SVC; sets REGD_PID
+# a transaction recorded in flight (a predicate: read again on every try)
+in_flight() { [ -n "$(rcli GET "br2k:{$SVC}:registry:inflight")" ]; }
 start_regd() {
     local name=$1 key=$2; shift 2
     "$BIN/br2k-registryd" --registry "$REG" --eth-rpc "http://127.0.0.1:$DEAD_PORT,$ETH_RPC" \
@@ -153,7 +155,7 @@ run_suite() {
     fi
     n0=$(nonce_of "$WRITER")
     rcli LPUSH "br2k:{$SVC}:registry:queue" "$(append_req k4 4 "$(digest 4)" "$ep3")" >/dev/null
-    wait_for 10 test -n "$(rcli GET "br2k:{$SVC}:registry:inflight")" ||
+    wait_for 10 in_flight ||
         fail "no transaction recorded in flight"
     kill -KILL "$REGD_PID"
     wait "$REGD_PID" 2>/dev/null || true
@@ -208,7 +210,7 @@ run_suite() {
         "$CAST" rpc --rpc-url "$ETH_RPC" evm_setAutomine false >/dev/null
         local n1; n1=$(nonce_of "$WRITER")
         rcli LPUSH "br2k:{$SVC}:registry:queue" "$(append_req r8 8 "$(digest 8)" "$ep3")" >/dev/null
-        wait_for 10 test -n "$(rcli GET "br2k:{$SVC}:registry:inflight")" || fail "r8 not in flight"
+        wait_for 10 in_flight || fail "r8 not in flight"
         "$CAST" send --async --rpc-url "$ETH_RPC" --private-key "$WRITER_KEY" --nonce "$n1" \
             --gas-price 200gwei --priority-gas-price 100gwei "$WRITER" --value 0 >/dev/null ||
             fail "replacement transaction refused"
