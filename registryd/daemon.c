@@ -268,7 +268,8 @@ json_t *bk_regd_handle(bk_regd *d, json_t *req) {
 static void endpoint_of(bk_regd *d, const char *id, char *out, size_t size) {
     char k[BK_KEY_MAX];
     out[0] = '\0';
-    snprintf(k, sizeof(k), "br2k:{%s}:registry:endpoint:%s", d->svc, id);
+    if (bk_key_registry_endpoint(k, sizeof(k), d->svc, id, NULL) != BK_OK)
+        return;
     redisReply *rep = bk_redis_command(d->r, NULL, "GET %s", k);
     if (rep != NULL && rep->type == REDIS_REPLY_STRING)
         snprintf(out, size, "%s", rep->str);

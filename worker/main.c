@@ -5,9 +5,10 @@
 #include <sys/stat.h>
 
 #include "base/config.h"
-#include "infodid.h"
 #include "base/log.h"
 #include "base/sig.h"
+#include "infodid.h"
+#include "noop.h"
 #include "worker.h"
 
 static bk_cfg_opt opts[] = {

@@ -13,6 +13,7 @@
 #include "base/hex.h"
 #include "base/log.h"
 #include "chain/registry.h"
+#include "redis/keys.h"
 #include "base/sig.h"
 
 #define MAX_HASHES 32      /* transactions sent at one nonce (first + bumps) */
@@ -172,9 +173,12 @@ bk_sender *bk_sender_new(bk_rpc *rpc, bk_redis *r, const bk_eth_key *key,
         s->conf.stuck_ms = 30000;
     if (s->conf.timeout_ms <= 0)
         s->conf.timeout_ms = 300000;
-    if (r != NULL)
-        snprintf(s->inflight_key, sizeof(s->inflight_key), "br2k:{%s}:registry:inflight",
-                 conf->svc ? conf->svc : "default");
+    if (r != NULL &&
+        bk_key_registry_inflight(s->inflight_key, sizeof(s->inflight_key),
+                                 conf->svc ? conf->svc : "default", e) != BK_OK) {
+        bk_sender_free(s);
+        return NULL;
+    }
     s->chain_id = conf->chain_id;
     if (s->chain_id == 0 && bk_rpc_chain_id(rpc, &s->chain_id, e) != BK_OK) {
         bk_err_prefix(e, "cannot read the chain id");

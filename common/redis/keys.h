@@ -1,5 +1,15 @@
-/* keys.h - the Redis key layout of a BR2K service, and every script that
- * writes it (schemas/redis-keys.md documents each key for dashboards).
+/* keys.h - the Redis key layout of a BR2K service, every Lua script that
+ * writes it, and the operations on it (schemas/redis-keys.md documents
+ * each key for dashboards).
+ *
+ * keys.c is the ONE file of key names and script sources of the service:
+ * every br2k:{<svc>}:* key (the service's own, the registry channel's,
+ * InfoDID's external index) is built by a function below, and every
+ * script that writes them is a bk_script below, run by the one loader
+ * (script.h). The operations (lease, fenced writes, backup phase, reads)
+ * are in ops.c. (The request log on Redis Streams, common/log/
+ * rlog_redis.c, keeps its stream's own keys and scripts, run through
+ * script.h too.)
  *
  * Every key of service <svc> is "br2k:{<svc>}:<name>": the hash tag keeps a
  * service in one Redis Cluster slot, so scripts can touch its keys
@@ -26,6 +36,7 @@
 
 #include "base/err.h"
 #include "redis/redis.h"
+#include "redis/script.h"
 
 #define BK_KEY_MAX 512 /* enough for any key below with valid names */
 #define BK_ID_MAX 64   /* bytes of a worker id */
@@ -56,7 +67,58 @@ int bk_key_result(char *buf, size_t size, const char *svc, const char *request_i
 /* The pub/sub channel br2k:{<svc>}:changes. */
 int bk_key_changes(char *buf, size_t size, const char *svc, bk_err *e);
 
-/* ---- the lease and the fencing token (I2) ---- */
+/* The registry channel (regchan.h) and registryd: registry:queue,
+ * registry:processing, registry:reply:<request id> (any id the caller chose),
+ * registry:inflight (the transaction sender's, chain/sender.h) and
+ * registry:endpoint:<worker id>. */
+int bk_key_registry_queue(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_registry_processing(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_registry_reply(char *buf, size_t size, const char *svc, const char *req_id,
+                          bk_err *e);
+int bk_key_registry_inflight(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_registry_endpoint(char *buf, size_t size, const char *svc, const char *id,
+                             bk_err *e);
+
+/* InfoDID's external index (worker/apps/infodid/INFODID.md): ext:applied
+ * (the last offset whose effect ran), ext:active (the active DIDs),
+ * ext:did (hash DID -> controller). */
+int bk_key_ext_applied(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_ext_active(char *buf, size_t size, const char *svc, bk_err *e);
+int bk_key_ext_did(char *buf, size_t size, const char *svc, bk_err *e);
+
+/* ---- the scripts (keys.c; run with bk_script_eval, script.h) ----
+ * KEYS and ARGV of each, in order. A fenced script starts with the check
+ * of ARGV[1] (the caller's token) against KEYS[1] (epoch). */
+
+/* KEYS leader epoch ssi; ARGV id max_ssi lease_ms min_ssi. */
+extern bk_script bk_lua_lease_take;
+/* KEYS epoch leader; ARGV token id lease_ms. Fenced. */
+extern bk_script bk_lua_lease_renew;
+/* KEYS leader; ARGV "<id> <epoch>". */
+extern bk_script bk_lua_lease_release;
+/* KEYS epoch ssi result...; ARGV token ssi ttl_s channel json... Fenced. */
+extern bk_script bk_lua_commit;
+/* KEYS epoch target; ARGV token v. Fenced. */
+extern bk_script bk_lua_fenced_raise;
+/* KEYS target; ARGV v. */
+extern bk_script bk_lua_raise;
+/* KEYS epoch backup aux; ARGV token mode expect to ttl_ms channel aux_val.
+ * Fenced. */
+extern bk_script bk_lua_backup_step;
+/* KEYS members alive; ARGV id now_ms ttl_ms. */
+extern bk_script bk_lua_heartbeat;
+/* KEYS epoch sv ssv backup-last backup; ARGV token version cut channel.
+ * Fenced. */
+extern bk_script bk_lua_backup_finish;
+/* InfoDID's external index, one record. KEYS epoch ext:applied ext:active
+ * ext:did; ARGV epoch offset action (register|revoke) did controller.
+ * Fenced; nothing when offset <= ext:applied. */
+extern bk_script bk_lua_ext_one;
+/* The same for many records: ARGV epoch, then (offset, action, did,
+ * controller) per record; returns how many ran. */
+extern bk_script bk_lua_ext_many;
+
+/* ---- the lease and the fencing token (I2) (ops.c, as all below) ---- */
 
 /* Take the lease br2k:{svc}:leader = "<id> <epoch>" for lease_ms if it is
  * free and min_ssi <= SSI <= max_ssi (SSI unset counts as -1): the caller
@@ -112,6 +174,21 @@ int bk_fenced_ssv_raise(bk_redis *r, const char *svc, int64_t epoch, const char 
  * "backup <phase>" or "backup-clear". */
 int bk_fenced_backup(bk_redis *r, const char *svc, int64_t epoch, const char *phase,
                      bk_err *e);
+
+/* InfoDID's external effect (worker/apps/infodid/INFODID.md): for each
+ * item in turn with token `epoch`, fenced and idempotent per offset (an
+ * offset <= ext:applied changes nothing): "register" adds the DID to
+ * ext:did (HSETNX) and, if new, increments ext:active; "revoke" decrements
+ * ext:active if the DID is in ext:did; ext:applied = the offset. One
+ * script call (bk_lua_ext_one for one item, bk_lua_ext_many for more). */
+typedef struct bk_ext_item {
+    int64_t offset;
+    const char *action; /* "register" or "revoke" */
+    const char *did, *controller;
+} bk_ext_item;
+
+int bk_ext_index_apply(bk_redis *r, const char *svc, int64_t epoch,
+                       const bk_ext_item *items, size_t n, bk_err *e);
 
 /* ---- state-version-up (backupd and the leader; schemas/redis-keys.md) ----
  *
@@ -214,7 +291,8 @@ int bk_ssv_get(bk_redis *r, const char *svc, const char *id, int64_t *ssv, bk_er
 int bk_epoch_get(bk_redis *r, const char *svc, int64_t *epoch, bk_err *e);
 
 /* In a child process after fork(): forget the lock state of the script
- * cache (another thread of the parent may have held it). */
+ * loader (another thread of the parent may have held it); the same as
+ * bk_script_after_fork. */
 void bk_keys_after_fork(void);
 
 #endif

@@ -6,21 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REPLY_TTL_S 600
+#include "redis/keys.h"
 
-static void key(char *buf, size_t size, const char *svc, const char *what) {
-    snprintf(buf, size, "br2k:{%s}:registry:%s", svc, what);
-}
+#define REPLY_TTL_S 600
 
 int bk_regchan_call(bk_redis *r, const char *svc, const char *method, json_t *args,
                     long long epoch, int timeout_ms, json_t **reply, bk_err *e) {
     unsigned char rnd[12];
-    char id[25], qkey[300], rkey[400];
+    char id[25], qkey[BK_KEY_MAX], rkey[BK_KEY_MAX];
     *reply = NULL;
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         return bk_err_set(e, BK_E_IO, "cannot draw a request id");
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    if (bk_key_registry_queue(qkey, sizeof(qkey), svc, e) != BK_OK ||
+        bk_key_registry_reply(rkey, sizeof(rkey), svc, id, e) != BK_OK)
+        return BK_ERR;
     json_t *req = json_pack("{s:s, s:s, s:O, s:o}", "id", id, "method", method, "args",
                             args ? args : json_null(), "epoch",
                             epoch >= 0 ? json_integer(epoch) : json_null());
@@ -28,8 +29,6 @@ int bk_regchan_call(bk_redis *r, const char *svc, const char *method, json_t *ar
     json_decref(req);
     if (text == NULL)
         return bk_err_set(e, BK_E_NOMEM, "cannot encode the registry request");
-    key(qkey, sizeof(qkey), svc, "queue");
-    snprintf(rkey, sizeof(rkey), "br2k:{%s}:registry:reply:%s", svc, id);
     redisReply *rep = bk_redis_command(r, e, "LPUSH %s %s", qkey, text);
     free(text);
     if (rep == NULL)
@@ -72,10 +71,11 @@ static int parse_req(const char *text, json_t **req, bk_err *e) {
 
 int bk_regchan_next(bk_redis *r, const char *svc, int timeout_ms, json_t **req,
                     bk_err *e) {
-    char qkey[300], pkey[300];
+    char qkey[BK_KEY_MAX], pkey[BK_KEY_MAX];
     *req = NULL;
-    key(qkey, sizeof(qkey), svc, "queue");
-    key(pkey, sizeof(pkey), svc, "processing");
+    if (bk_key_registry_queue(qkey, sizeof(qkey), svc, e) != BK_OK ||
+        bk_key_registry_processing(pkey, sizeof(pkey), svc, e) != BK_OK)
+        return BK_ERR;
     /* a request a previous registryd left half done comes first */
     redisReply *rep = bk_redis_command(r, e, "LINDEX %s -1", pkey);
     if (rep == NULL)
@@ -103,15 +103,16 @@ int bk_regchan_next(bk_redis *r, const char *svc, int timeout_ms, json_t **req,
 
 int bk_regchan_reply(bk_redis *r, const char *svc, json_t *req, json_t *reply,
                      bk_err *e) {
-    char pkey[300], rkey[400];
+    char pkey[BK_KEY_MAX], rkey[BK_KEY_MAX];
     const char *id = json_string_value(json_object_get(req, "id"));
     const char *raw = json_string_value(json_object_get(req, "_raw"));
+    if (bk_key_registry_processing(pkey, sizeof(pkey), svc, e) != BK_OK ||
+        bk_key_registry_reply(rkey, sizeof(rkey), svc, id ? id : "", e) != BK_OK)
+        return BK_ERR;
     json_object_set_new(reply, "id", json_string(id));
     char *text = json_dumps(reply, JSON_COMPACT);
     if (text == NULL)
         return bk_err_set(e, BK_E_NOMEM, "cannot encode the registry reply");
-    key(pkey, sizeof(pkey), svc, "processing");
-    snprintf(rkey, sizeof(rkey), "br2k:{%s}:registry:reply:%s", svc, id);
     redisReply *rep = bk_redis_command(r, e, "LPUSH %s %s", rkey, text);
     free(text);
     if (rep == NULL)

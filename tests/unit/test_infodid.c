@@ -1,8 +1,10 @@
 /* test_infodid.c - the InfoDID reference application: operations and
  * rejections, repeats (I5), determinism (I4), snapshot/restore, durability
  * across close/reopen, a torn journal tail, and a request signed by
- * `cast wallet sign` (fixtures/infodid/README.md). State lives in a
- * mkdtemp directory under /tmp, removed at the end. */
+ * `cast wallet sign` (fixtures/infodid/README.md); its byte buffers and
+ * hash table (table.h), and the names of its external index's keys
+ * (common/redis/keys.h). State lives in a mkdtemp directory under /tmp,
+ * removed at the end. */
 #include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -14,6 +16,8 @@
 #include "chain/ethkey.h"
 #include "infodid.h"
 #include "chain/request.h"
+#include "redis/keys.h"
+#include "table.h"
 
 #define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define ADDR0 "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -557,6 +561,91 @@ static void test_each(void) {
     ops->close(a);
 }
 
+/* table.h: the encoding round-trips, a short read is refused, and the
+ * hash table finds, replaces and sorts across growth. */
+typedef struct tval {
+    char *key; /* first member: the table reads it */
+    int n;
+} tval;
+
+static void tval_free(void *v) {
+    tval *t = v;
+    free(t->key);
+    free(t);
+}
+
+static void test_table(void) {
+    idd_buf b = {0};
+    idd_put_u64(&b, 0x0102030405060708ULL);
+    idd_put_u32(&b, 0xa0b0c0d0u);
+    idd_put_u8(&b, 7);
+    idd_put_str(&b, "hello");
+    CHECK(!b.oom, "no oom");
+    CHECK_INT(b.len, 8 + 4 + 1 + 4 + 5);
+    CHECK_INT(b.p[0], 0x08); /* little-endian */
+    idd_rd r = {b.p, b.len, 0, 0};
+    CHECK(idd_get_u64(&r) == 0x0102030405060708ULL, "u64");
+    CHECK(idd_get_u32(&r) == 0xa0b0c0d0u, "u32");
+    CHECK_INT(idd_get_u8(&r), 7);
+    char *str = idd_get_str(&r, 16);
+    CHECK_STR(str, "hello");
+    free(str);
+    CHECK(!r.bad && r.pos == r.len, "read to the end");
+    CHECK_INT(idd_get_u8(&r), 0);
+    CHECK(r.bad, "a read past the end is bad");
+    idd_rd r2 = {b.p + 13, b.len - 13, 0, 0};
+    CHECK(idd_get_str(&r2, 4) == NULL && r2.bad, "a string over its limit is refused");
+    CHECK(idd_crc32((const uint8_t *)"123456789", 9) == 0xCBF43926u, "crc32 check value");
+    idd_buf_free(&b);
+    CHECK(b.p == NULL && b.len == 0, "freed");
+
+    idd_map m;
+    idd_map_init(&m);
+    CHECK(idd_map_get(&m, "x") == NULL, "empty");
+    enum { N = 500 };
+    for (int i = N - 1; i >= 0; i--) {
+        tval *t = malloc(sizeof(*t));
+        char k[16];
+        snprintf(k, sizeof(k), "k%04d", i);
+        t->key = strdup(k);
+        t->n = i;
+        void *old = (void *)1;
+        CHECK(idd_map_put(&m, t, &old) == BK_OK && old == NULL, "put %d", i);
+    }
+    CHECK_INT(m.n, N);
+    tval *t = idd_map_get(&m, "k0123");
+    CHECK(t != NULL && t->n == 123, "get");
+    tval *t2 = malloc(sizeof(*t2));
+    t2->key = strdup("k0123");
+    t2->n = -1;
+    void *old = NULL;
+    CHECK(idd_map_put(&m, t2, &old) == BK_OK && old == t, "replace returns the old");
+    tval_free(old);
+    CHECK_INT(m.n, N);
+    CHECK_INT(((tval *)idd_map_get(&m, "k0123"))->n, -1);
+    void **v = idd_map_sorted(&m);
+    int sorted = v != NULL;
+    for (int i = 0; sorted && i < N; i++)
+        sorted = ((tval *)v[i])->n == (i == 123 ? -1 : i);
+    CHECK(sorted, "sorted by key");
+    free(v);
+    idd_map_free(&m, tval_free);
+    CHECK(m.n == 0 && m.cap == 0 && m.s == NULL, "freed");
+}
+
+/* keys.h: the names of the external index (what INFODID.md documents). */
+static void test_ext_keys(void) {
+    char k[BK_KEY_MAX];
+    bk_err e;
+    CHECK(bk_key_ext_applied(k, sizeof(k), "svc", &e) == BK_OK, "%s", e.msg);
+    CHECK_STR(k, "br2k:{svc}:ext:applied");
+    CHECK(bk_key_ext_active(k, sizeof(k), "svc", &e) == BK_OK, "%s", e.msg);
+    CHECK_STR(k, "br2k:{svc}:ext:active");
+    CHECK(bk_key_ext_did(k, sizeof(k), "svc", &e) == BK_OK, "%s", e.msg);
+    CHECK_STR(k, "br2k:{svc}:ext:did");
+    CHECK(bk_key_ext_did(k, sizeof(k), "bad{svc}", &e) == BK_ERR, "bad service refused");
+}
+
 int main(void) {
     bk_err e;
     if (mkdtemp(root) == NULL) {
@@ -586,6 +675,8 @@ int main(void) {
         ops->close(c);
     }
     ops->close(NULL);
+    test_table();
+    test_ext_keys();
     for (int i = 0; i < nrec; i++)
         free(recs[i]);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);

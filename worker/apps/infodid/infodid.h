@@ -3,9 +3,11 @@
  * Users register, update and revoke identity records: a DID with personal
  * attributes (a flat object of strings), each request signed by the DID
  * controller's secp256k1 key as an EIP-191 personal message over the
- * canonical form of common/chain/request.h. worker/INFODID.md describes the
- * operations, the reasons of rejection, the state files and the external
- * index in Redis. */
+ * canonical form of common/chain/request.h. INFODID.md (next to this
+ * file) describes the operations, the reasons of rejection, the state
+ * files and the external index in Redis. An application like any other:
+ * built against the application interface (worker/app.h) and common/
+ * only. */
 #ifndef BK_INFODID_H
 #define BK_INFODID_H
 
@@ -26,10 +28,6 @@ extern const br2k_app_ops bk_infodid_ops;
 
 /* The operations, NULL-terminated: "register", "update", "revoke". */
 extern const char *const bk_infodid_op_names[];
-
-/* The Lua script of the external effect (KEYS: epoch, ext:applied,
- * ext:active, ext:did; ARGV: epoch, offset, action, did, controller). */
-extern const char bk_infodid_external_lua[];
 
 /* Write a checkpoint of the whole state now and start an empty journal
  * (what `sync` does when the journal grows past its threshold). For tests

@@ -1,0 +1,648 @@
+/* ops.c - the operations on the keys of keys.h: the lease, the fenced
+ * leader writes, the backup phase, the plain writes and the reads. Key
+ * names and scripts come from keys.c; scripts run through script.h. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "redis/keys.h"
+#include "redis/script.h"
+
+void bk_keys_after_fork(void) {
+    bk_script_after_fork();
+}
+
+/* A backup phase word: letters, digits, '-', '_', '.', 1 to 64 bytes. */
+static int phase_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+            return 0;
+    return 1;
+}
+
+/* EVALSHA script s with keys and string args (script.h loads it). */
+static redisReply *run(bk_redis *r, bk_script *s, int nkeys, const char *const *keys,
+                       int nargs, const char *const *args, bk_err *e) {
+    int argc = nkeys + nargs;
+    const char **argv = malloc(sizeof(*argv) * (size_t)(argc ? argc : 1));
+    if (argv == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < nkeys; i++)
+        argv[i] = keys[i];
+    for (int i = 0; i < nargs; i++)
+        argv[nkeys + i] = args[i];
+    redisReply *rep = bk_script_eval(r, s, nkeys, argc, argv, NULL, e);
+    free(argv);
+    return rep;
+}
+
+static int reply_i64(redisReply *rep, int64_t *v, bk_err *e) {
+    int rc = BK_OK;
+    if (rep->type == REDIS_REPLY_INTEGER)
+        *v = rep->integer;
+    else
+        rc = bk_err_set(e, BK_E_PROTO, "unexpected Redis reply type %d", rep->type);
+    freeReplyObject(rep);
+    return rc;
+}
+
+#define KEYBUF(name) char name[BK_KEY_MAX]
+
+/* ---- lease ---- */
+
+int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
+                  int64_t max_ssi, int lease_ms, int64_t *epoch, bk_err *e) {
+    KEYBUF(kl);
+    KEYBUF(ke);
+    KEYBUF(ks);
+    *epoch = 0;
+    if (bk_key_leader(kl, sizeof(kl), svc, e) || bk_key_epoch(ke, sizeof(ke), svc, e) ||
+        bk_key_ssi(ks, sizeof(ks), svc, e) || bk_keys_check_id(id, e))
+        return BK_ERR;
+    char a_max[24], a_min[24], a_ms[24];
+    snprintf(a_max, sizeof(a_max), "%" PRId64, max_ssi);
+    snprintf(a_min, sizeof(a_min), "%" PRId64, min_ssi);
+    snprintf(a_ms, sizeof(a_ms), "%d", lease_ms);
+    const char *keys[] = {kl, ke, ks}, *args[] = {id, a_max, a_ms, a_min};
+    redisReply *rep = run(r, &bk_lua_lease_take, 3, keys, 4, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot take the lease '%s'", kl);
+    return reply_i64(rep, epoch, e);
+}
+
+int bk_lease_renew(bk_redis *r, const char *svc, const char *id, int64_t epoch,
+                   int lease_ms, bk_err *e) {
+    KEYBUF(kl);
+    KEYBUF(ke);
+    if (bk_key_leader(kl, sizeof(kl), svc, e) || bk_key_epoch(ke, sizeof(ke), svc, e))
+        return BK_ERR;
+    char a_ep[24], a_ms[24];
+    snprintf(a_ep, sizeof(a_ep), "%" PRId64, epoch);
+    snprintf(a_ms, sizeof(a_ms), "%d", lease_ms);
+    const char *keys[] = {ke, kl}, *args[] = {a_ep, id, a_ms};
+    redisReply *rep = run(r, &bk_lua_lease_renew, 2, keys, 3, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot renew the lease '%s'", kl);
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+int bk_lease_release(bk_redis *r, const char *svc, const char *id, int64_t epoch,
+                     bk_err *e) {
+    KEYBUF(kl);
+    if (bk_key_leader(kl, sizeof(kl), svc, e))
+        return BK_ERR;
+    char val[BK_ID_MAX + 32];
+    snprintf(val, sizeof(val), "%s %" PRId64, id, epoch);
+    const char *keys[] = {kl}, *args[] = {val};
+    redisReply *rep = run(r, &bk_lua_lease_release, 1, keys, 1, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot release the lease '%s'", kl);
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+int bk_lease_get(bk_redis *r, const char *svc, char *id, int64_t *epoch, bk_err *e) {
+    KEYBUF(kl);
+    id[0] = '\0';
+    *epoch = 0;
+    if (bk_key_leader(kl, sizeof(kl), svc, e))
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(r, e, "GET %s", kl);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", kl);
+    int rc = BK_OK;
+    if (rep->type == REDIS_REPLY_STRING) {
+        const char *sp = memchr(rep->str, ' ', rep->len);
+        size_t idlen = sp ? (size_t)(sp - rep->str) : 0;
+        char *end = NULL;
+        long long v = sp ? strtoll(sp + 1, &end, 10) : 0;
+        if (sp == NULL || idlen == 0 || idlen > BK_ID_MAX || end == sp + 1 ||
+            *end != '\0')
+            rc =
+                bk_err_set(e, BK_E_PROTO, "unexpected value of '%s': '%s'", kl, rep->str);
+        else {
+            memcpy(id, rep->str, idlen);
+            id[idlen] = '\0';
+            *epoch = v;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- fenced writes ---- */
+
+#define COMMIT_CHUNK 500 /* results per script call */
+
+static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char *ks,
+                        const char *chan, const char *token, const bk_result_item *items,
+                        size_t n, const char *ttl, int64_t ssi, int64_t *ssi_now,
+                        bk_err *e) {
+    const char **keys = calloc(n + 2, sizeof(*keys));
+    const char **args = calloc(n + 4, sizeof(*args));
+    char(*rk)[BK_KEY_MAX] = n ? malloc(n * BK_KEY_MAX) : NULL;
+    int rc = BK_ERR;
+    if (keys == NULL || args == NULL || (n && rk == NULL)) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    char a_ssi[24];
+    snprintf(a_ssi, sizeof(a_ssi), "%" PRId64, ssi);
+    keys[0] = ke;
+    keys[1] = ks;
+    args[0] = token;
+    args[1] = a_ssi;
+    args[2] = ttl;
+    args[3] = chan;
+    for (size_t i = 0; i < n; i++) {
+        if (bk_key_result(rk[i], BK_KEY_MAX, svc, items[i].request_id, e) != BK_OK)
+            goto out;
+        keys[2 + i] = rk[i];
+        args[4 + i] = items[i].json;
+    }
+    redisReply *rep = run(r, &bk_lua_commit, (int)n + 2, keys, (int)n + 4, args, e);
+    if (rep == NULL) {
+        bk_err_prefix(e, "cannot commit results and SSI");
+        goto out;
+    }
+    int64_t now = -1;
+    rc = reply_i64(rep, &now, e);
+    if (rc == BK_OK && ssi_now != NULL)
+        *ssi_now = now;
+out:
+    free(keys);
+    free(args);
+    free(rk);
+    return rc;
+}
+
+int bk_fenced_commit(bk_redis *r, const char *svc, int64_t epoch,
+                     const bk_result_item *items, size_t n, int ttl_s, int64_t ssi,
+                     int64_t *ssi_now, bk_err *e) {
+    KEYBUF(ke);
+    KEYBUF(ks);
+    KEYBUF(kc);
+    if (bk_key_epoch(ke, sizeof(ke), svc, e) || bk_key_ssi(ks, sizeof(ks), svc, e) ||
+        bk_key_changes(kc, sizeof(kc), svc, e))
+        return BK_ERR;
+    char token[24], ttl[24];
+    snprintf(token, sizeof(token), "%" PRId64, epoch);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_s > 0 ? ttl_s : 0);
+    size_t done = 0;
+    do {
+        size_t k = n - done > COMMIT_CHUNK ? COMMIT_CHUNK : n - done;
+        int last = done + k == n;
+        if (commit_chunk(r, svc, ke, ks, kc, token, items + done, k, ttl, last ? ssi : -1,
+                         ssi_now, e) != BK_OK)
+            return BK_ERR;
+        done += k;
+    } while (done < n);
+    return BK_OK;
+}
+
+static int fenced_raise(bk_redis *r, const char *svc, int64_t epoch, const char *target,
+                        int64_t v, int64_t *now, bk_err *e) {
+    KEYBUF(ke);
+    if (bk_key_epoch(ke, sizeof(ke), svc, e))
+        return BK_ERR;
+    char token[24], a_v[24];
+    snprintf(token, sizeof(token), "%" PRId64, epoch);
+    snprintf(a_v, sizeof(a_v), "%" PRId64, v);
+    const char *keys[] = {ke, target}, *args[] = {token, a_v};
+    redisReply *rep = run(r, &bk_lua_fenced_raise, 2, keys, 2, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot raise '%s'", target);
+    int64_t x = 0;
+    if (reply_i64(rep, &x, e) != BK_OK)
+        return BK_ERR;
+    if (now != NULL)
+        *now = x;
+    return BK_OK;
+}
+
+int bk_fenced_sv_raise(bk_redis *r, const char *svc, int64_t epoch, int64_t v,
+                       int64_t *now, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_sv(k, sizeof(k), svc, e))
+        return BK_ERR;
+    return fenced_raise(r, svc, epoch, k, v, now, e);
+}
+
+int bk_fenced_ssv_raise(bk_redis *r, const char *svc, int64_t epoch, const char *id,
+                        int64_t v, int64_t *now, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_ssv(k, sizeof(k), svc, id, e))
+        return BK_ERR;
+    return fenced_raise(r, svc, epoch, k, v, now, e);
+}
+
+int bk_fenced_backup(bk_redis *r, const char *svc, int64_t epoch, const char *phase,
+                     bk_err *e) {
+    if (phase != NULL && !phase_ok(phase))
+        return bk_err_set(e, BK_E_INVAL, "invalid backup phase '%s'", phase);
+    return bk_fenced_backup_step(r, svc, epoch, BK_PHASE_ANY, phase, 0, NULL, NULL, NULL,
+                                 e);
+}
+
+int bk_fenced_backup_step(bk_redis *r, const char *svc, int64_t epoch, const char *expect,
+                          const char *to, int ttl_ms, const char *aux_name,
+                          const char *aux_val, int *done, bk_err *e) {
+    KEYBUF(ke);
+    KEYBUF(kb);
+    KEYBUF(kc);
+    KEYBUF(ka);
+    if (done != NULL)
+        *done = 0;
+    if (bk_key_epoch(ke, sizeof(ke), svc, e) || bk_key_backup(kb, sizeof(kb), svc, e) ||
+        bk_key_changes(kc, sizeof(kc), svc, e))
+        return BK_ERR;
+    if (aux_name != NULL && bk_key_backup_aux(ka, sizeof(ka), svc, aux_name, e))
+        return BK_ERR;
+    if (aux_name == NULL)
+        memcpy(ka, kb, sizeof(ka));
+    if (to != NULL && (to[0] == '\0' || strchr(to, '\n') != NULL))
+        return bk_err_set(e, BK_E_INVAL, "invalid backup phase value '%s'", to);
+    const char *mode = expect == NULL ? "*" : expect[0] == '\0' ? "-" : "=";
+    char token[24], ttl[24];
+    snprintf(token, sizeof(token), "%" PRId64, epoch);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms > 0 ? ttl_ms : ttl_ms < 0 ? -1 : 0);
+    const char *keys[] = {ke, kb, ka};
+    const char *args[] = {token,
+                          mode,
+                          expect ? expect : "",
+                          to ? to : "",
+                          ttl,
+                          kc,
+                          aux_name && aux_val ? aux_val : ""};
+    redisReply *rep = run(r, &bk_lua_backup_step, 3, keys, 7, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot set the backup phase '%s'", kb);
+    int64_t x = 0;
+    if (reply_i64(rep, &x, e) != BK_OK)
+        return BK_ERR;
+    if (done != NULL)
+        *done = x == 1;
+    return BK_OK;
+}
+
+int bk_fenced_backup_finish(bk_redis *r, const char *svc, int64_t epoch,
+                            const char *leader_id, int64_t version, int64_t cut,
+                            int64_t *sv_now, bk_err *e) {
+    KEYBUF(ke);
+    KEYBUF(ksv);
+    KEYBUF(kssv);
+    KEYBUF(kl);
+    KEYBUF(kb);
+    KEYBUF(kc);
+    if (bk_key_epoch(ke, sizeof(ke), svc, e) || bk_key_sv(ksv, sizeof(ksv), svc, e) ||
+        bk_key_ssv(kssv, sizeof(kssv), svc, leader_id, e) ||
+        bk_key_backup_aux(kl, sizeof(kl), svc, "backup-last", e) ||
+        bk_key_backup(kb, sizeof(kb), svc, e) || bk_key_changes(kc, sizeof(kc), svc, e))
+        return BK_ERR;
+    char token[24], a_v[24], a_c[24];
+    snprintf(token, sizeof(token), "%" PRId64, epoch);
+    snprintf(a_v, sizeof(a_v), "%" PRId64, version);
+    snprintf(a_c, sizeof(a_c), "%" PRId64, cut);
+    const char *keys[] = {ke, ksv, kssv, kl, kb}, *args[] = {token, a_v, a_c, kc};
+    redisReply *rep = run(r, &bk_lua_backup_finish, 5, keys, 4, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot finish backup version %" PRId64, version);
+    int64_t x = 0;
+    if (reply_i64(rep, &x, e) != BK_OK)
+        return BK_ERR;
+    if (sv_now != NULL)
+        *sv_now = x;
+    return BK_OK;
+}
+
+/* ---- InfoDID's external index ---- */
+
+int bk_ext_index_apply(bk_redis *r, const char *svc, int64_t epoch,
+                       const bk_ext_item *items, size_t n, bk_err *e) {
+    KEYBUF(ke);
+    KEYBUF(kapp);
+    KEYBUF(kact);
+    KEYBUF(kdid);
+    if (n == 0)
+        return BK_OK;
+    if (bk_key_epoch(ke, sizeof(ke), svc, e) ||
+        bk_key_ext_applied(kapp, sizeof(kapp), svc, e) ||
+        bk_key_ext_active(kact, sizeof(kact), svc, e) ||
+        bk_key_ext_did(kdid, sizeof(kdid), svc, e))
+        return BK_ERR;
+    size_t argc = 5 + 4 * n;
+    const char **argv = calloc(argc, sizeof(*argv));
+    char(*offs)[24] = calloc(n, 24);
+    int rc = BK_ERR;
+    if (argv == NULL || offs == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    char token[24];
+    snprintf(token, sizeof(token), "%" PRId64, epoch);
+    size_t k = 0;
+    argv[k++] = ke;
+    argv[k++] = kapp;
+    argv[k++] = kact;
+    argv[k++] = kdid;
+    argv[k++] = token;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(offs[i], 24, "%" PRId64, items[i].offset);
+        argv[k++] = offs[i];
+        argv[k++] = items[i].action;
+        argv[k++] = items[i].did;
+        argv[k++] = items[i].controller;
+    }
+    redisReply *rep = bk_script_eval(r, n == 1 ? &bk_lua_ext_one : &bk_lua_ext_many, 4,
+                                     (int)k, argv, NULL, e);
+    if (rep != NULL) {
+        freeReplyObject(rep);
+        rc = BK_OK;
+    }
+out:
+    free(argv);
+    free(offs);
+    return rc;
+}
+
+int bk_backup_phase_parse(const char *s, bk_backup_phase *p) {
+    memset(p, 0, sizeof(*p));
+    p->cut = -1;
+    if (s == NULL)
+        return BK_OK;
+    char word[sizeof(p->phase)];
+    long long ep = 0, cut = -1;
+    int n = 0;
+    if (sscanf(s, "%15s %lld %lld%n", word, &ep, &cut, &n) != 3 || s[n] != '\0')
+        return BK_ERR;
+    memcpy(p->phase, word, sizeof(word));
+    p->epoch = ep;
+    p->cut = cut;
+    p->set = 1;
+    return BK_OK;
+}
+
+void bk_backup_phase_format(char *buf, size_t size, const char *phase, int64_t epoch,
+                            int64_t cut) {
+    snprintf(buf, size, "%s %" PRId64 " %" PRId64, phase, epoch, cut);
+}
+
+int bk_backup_phase_get(bk_redis *r, const char *svc, bk_backup_phase *p, char *raw,
+                        size_t raw_size, bk_err *e) {
+    KEYBUF(kb);
+    bk_backup_phase_parse(NULL, p);
+    if (raw != NULL && raw_size > 0)
+        raw[0] = '\0';
+    if (bk_key_backup(kb, sizeof(kb), svc, e))
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(r, e, "GET %s", kb);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", kb);
+    int rc = BK_OK;
+    if (rep->type == REDIS_REPLY_STRING) {
+        if (raw != NULL && raw_size > 0)
+            snprintf(raw, raw_size, "%s", rep->str);
+        if (bk_backup_phase_parse(rep->str, p) != BK_OK) {
+            /* an older or hand-written value: a phase word only */
+            snprintf(p->phase, sizeof(p->phase), "%.15s", rep->str);
+            p->set = 1;
+            p->epoch = 0;
+        }
+    } else if (rep->type != REDIS_REPLY_NIL) {
+        rc =
+            bk_err_set(e, BK_E_PROTO, "unexpected reply type %d for '%s'", rep->type, kb);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int bk_backup_last_get(bk_redis *r, const char *svc, int64_t *version, int64_t *cut,
+                       bk_err *e) {
+    KEYBUF(k);
+    *version = 1;
+    *cut = -1;
+    if (bk_key_backup_aux(k, sizeof(k), svc, "backup-last", e))
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(r, e, "GET %s", k);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", k);
+    int rc = BK_OK;
+    long long v = 0, c = 0;
+    if (rep->type == REDIS_REPLY_STRING) {
+        if (sscanf(rep->str, "%lld %lld", &v, &c) == 2) {
+            *version = v;
+            *cut = c;
+        } else {
+            rc = bk_err_set(e, BK_E_PROTO, "'%s' is not '<version> <cut>': '%s'", k,
+                            rep->str);
+        }
+    } else if (rep->type != REDIS_REPLY_NIL) {
+        rc = bk_err_set(e, BK_E_PROTO, "unexpected reply type %d for '%s'", rep->type, k);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int bk_backup_now_request(bk_redis *r, const char *svc, bk_err *e) {
+    KEYBUF(k);
+    KEYBUF(kc);
+    if (bk_key_backup_aux(k, sizeof(k), svc, "backup-now", e) ||
+        bk_key_changes(kc, sizeof(kc), svc, e))
+        return BK_ERR;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    redisReply *rep = bk_redis_command(r, e, "SET %s %lld", k, ms);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot request a backup ('%s')", k);
+    freeReplyObject(rep);
+    rep = bk_redis_command(r, e, "PUBLISH %s backup-now", kc);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot announce the backup request");
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+/* ---- non-fenced writes ---- */
+
+int bk_ssv_raise(bk_redis *r, const char *svc, const char *id, int64_t v, int64_t *now,
+                 bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_ssv(k, sizeof(k), svc, id, e))
+        return BK_ERR;
+    char a_v[24];
+    snprintf(a_v, sizeof(a_v), "%" PRId64, v);
+    const char *keys[] = {k}, *args[] = {a_v};
+    redisReply *rep = run(r, &bk_lua_raise, 1, keys, 1, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot raise '%s'", k);
+    int64_t x = 0;
+    if (reply_i64(rep, &x, e) != BK_OK)
+        return BK_ERR;
+    if (now != NULL)
+        *now = x;
+    return BK_OK;
+}
+
+static int setnx1(bk_redis *r, const char *k, bk_err *e) {
+    redisReply *rep = bk_redis_command(r, e, "SET %s 1 NX", k);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot initialise '%s'", k);
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+int bk_versions_init(bk_redis *r, const char *svc, const char *id, bk_err *e) {
+    KEYBUF(ksv);
+    KEYBUF(kssv);
+    if (bk_key_sv(ksv, sizeof(ksv), svc, e) || bk_key_ssv(kssv, sizeof(kssv), svc, id, e))
+        return BK_ERR;
+    if (setnx1(r, ksv, e) != BK_OK || setnx1(r, kssv, e) != BK_OK)
+        return BK_ERR;
+    return BK_OK;
+}
+
+int bk_heartbeat(bk_redis *r, const char *svc, const char *id, int ttl_ms, bk_err *e) {
+    KEYBUF(km);
+    KEYBUF(ka);
+    if (bk_key_members(km, sizeof(km), svc, e) ||
+        bk_key_alive(ka, sizeof(ka), svc, id, e))
+        return BK_ERR;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char now[24], ttl[24];
+    snprintf(now, sizeof(now), "%lld", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms > 0 ? ttl_ms : 1);
+    const char *keys[] = {km, ka}, *args[] = {id, now, ttl};
+    redisReply *rep = run(r, &bk_lua_heartbeat, 2, keys, 3, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot write the heartbeat '%s'", ka);
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+int bk_leave(bk_redis *r, const char *svc, const char *id, bk_err *e) {
+    KEYBUF(km);
+    KEYBUF(ka);
+    if (bk_key_members(km, sizeof(km), svc, e) ||
+        bk_key_alive(ka, sizeof(ka), svc, id, e))
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(r, e, "SREM %s %s", km, id);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot leave '%s'", km);
+    freeReplyObject(rep);
+    rep = bk_redis_command(r, e, "DEL %s", ka);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot delete '%s'", ka);
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+int bk_lpi_mirror(bk_redis *r, const char *svc, const char *id, int64_t lpi, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_lpi(k, sizeof(k), svc, id, e))
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(r, e, "SET %s %lld", k, (long long)lpi);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot write '%s'", k);
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
+int bk_metrics_write(bk_redis *r, const char *svc, const char *id,
+                     const char *const *fields, const char *const *values, size_t n,
+                     bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_metrics(k, sizeof(k), svc, id, e))
+        return BK_ERR;
+    if (n == 0)
+        return BK_OK;
+    size_t argc = 2 + 2 * n;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    int rc = BK_ERR;
+    if (argv == NULL || lens == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    argv[0] = "HSET";
+    argv[1] = k;
+    for (size_t i = 0; i < n; i++) {
+        argv[2 + 2 * i] = fields[i];
+        argv[3 + 2 * i] = values[i];
+    }
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *rep = bk_redis_commandv(r, e, (int)argc, argv, lens);
+    if (rep == NULL) {
+        bk_err_prefix(e, "cannot write '%s'", k);
+        goto out;
+    }
+    freeReplyObject(rep);
+    rc = BK_OK;
+out:
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+/* ---- reads ---- */
+
+int bk_keys_get_i64(bk_redis *r, const char *k, int64_t def, int64_t *v, bk_err *e) {
+    redisReply *rep = bk_redis_command(r, e, "GET %s", k);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot read '%s'", k);
+    int rc = BK_OK;
+    if (rep->type == REDIS_REPLY_NIL) {
+        *v = def;
+    } else if (rep->type == REDIS_REPLY_STRING) {
+        char *end = NULL;
+        long long x = strtoll(rep->str, &end, 10);
+        if (end == rep->str || *end != '\0')
+            rc = bk_err_set(e, BK_E_PROTO, "'%s' is not an integer: '%s'", k, rep->str);
+        else
+            *v = x;
+    } else {
+        rc = bk_err_set(e, BK_E_PROTO, "unexpected reply type %d for '%s'", rep->type, k);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int bk_ssi_get(bk_redis *r, const char *svc, int64_t *ssi, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_ssi(k, sizeof(k), svc, e))
+        return BK_ERR;
+    return bk_keys_get_i64(r, k, -1, ssi, e);
+}
+
+int bk_sv_get(bk_redis *r, const char *svc, int64_t *sv, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_sv(k, sizeof(k), svc, e))
+        return BK_ERR;
+    return bk_keys_get_i64(r, k, 1, sv, e);
+}
+
+int bk_ssv_get(bk_redis *r, const char *svc, const char *id, int64_t *ssv, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_ssv(k, sizeof(k), svc, id, e))
+        return BK_ERR;
+    return bk_keys_get_i64(r, k, 1, ssv, e);
+}
+
+int bk_epoch_get(bk_redis *r, const char *svc, int64_t *epoch, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_epoch(k, sizeof(k), svc, e))
+        return BK_ERR;
+    return bk_keys_get_i64(r, k, 0, epoch, e);
+}
