@@ -1,4 +1,5 @@
-/* backupd.c - state-version-up; see backupd.h for the steps. */
+/* backupd.c - state-version-up; see backupd.h for the steps (the objects
+ * besides the leader's state: objects.c). */
 #include "backupd.h"
 
 #include <inttypes.h>
@@ -24,34 +25,19 @@
 #include "backup/seal.h"
 #include "base/sig.h"
 #include "backup/storage.h"
+#include "backupd_int.h"
 
 #define FAIL_BACKOFF_MS 2000 /* after a failed attempt, wait this long */
 #define STEP_POLL_MS 2       /* polling of the phase and LPIs while held */
-
-typedef struct bd {
-    const bk_backupd_opts *o;
-    bk_redis *r;
-    bk_rpc *rpc;
-    uint8_t reg[20];
-    bk_storage *st;
-    bk_rlog *log;
-    uint8_t pub[65];
-    char pubhex[131];
-    int delete_warned; /* the log back end cannot delete: not asked again */
-} bd;
-
-/* One backup in progress (also saved as backup-run). */
-typedef struct run {
-    int64_t version, epoch, cut, prev_cut, start_ms, first_offset, held_ms;
-    char leader[BK_ID_MAX + 1], step[16], reason[32];
-    json_t *members, *alive, *report, *store; /* owned */
-} run;
 
 static void run_free(run *u) {
     json_decref(u->members);
     json_decref(u->alive);
     json_decref(u->report);
     json_decref(u->store);
+    json_decref(u->ext_data);
+    json_decref(u->external);
+    bd_ext_free(&u->ext);
     memset(u, 0, sizeof(*u));
 }
 
@@ -93,6 +79,8 @@ static int run_save(bd *d, run *u, bk_err *e) {
         json_object_set(j, "report", u->report);
     if (u->store)
         json_object_set(j, "store", u->store);
+    if (u->external)
+        json_object_set(j, "external", u->external);
     char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
     if (text == NULL)
@@ -158,6 +146,7 @@ static int run_load(bd *d, run *u, int *found, bk_err *e) {
     u->alive = json_incref(json_object_get(j, "alive"));
     u->report = json_incref(json_object_get(j, "report"));
     u->store = json_incref(json_object_get(j, "store"));
+    u->external = json_incref(json_object_get(j, "external"));
     json_decref(j);
     *found = 1;
     return BK_OK;
@@ -198,48 +187,6 @@ static int read_members(bd *d, json_t **members, json_t **alive, bk_err *e) {
     return BK_OK;
 }
 
-/* GET key into obj[key] (JSON null when absent). */
-static int snap_key(bd *d, json_t *obj, const char *k, bk_err *e) {
-    redisReply *rep = bk_redis_command(d->r, e, "GET %s", k);
-    if (rep == NULL)
-        return bk_err_prefix(e, "cannot read '%s'", k);
-    json_object_set_new(
-        obj, k, rep->type == REDIS_REPLY_STRING ? json_string(rep->str) : json_null());
-    freeReplyObject(rep);
-    return BK_OK;
-}
-
-/* The store snapshot: the service's Redis keys (versions, LPIs, members,
- * epoch, SSI, leader), read while the leader holds at the cut. */
-static json_t *store_snapshot(bd *d, const run *u, bk_err *e) {
-    const char *svc = d->o->service;
-    json_t *keys = json_object();
-    char k[BK_KEY_MAX], km[BK_KEY_MAX], when[32];
-    int rc = BK_OK;
-    rc |= bk_key_sv(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
-    rc |= bk_key_ssi(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
-    rc |= bk_key_epoch(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
-    rc |= bk_key_leader(k, sizeof(k), svc, e) || snap_key(d, keys, k, e);
-    rc |=
-        bk_key_backup_aux(k, sizeof(k), svc, "backup-last", e) || snap_key(d, keys, k, e);
-    size_t i;
-    json_t *v;
-    json_array_foreach(u->members, i, v) {
-        const char *id = json_string_value(v);
-        rc |= bk_key_ssv(k, sizeof(k), svc, id, e) || snap_key(d, keys, k, e);
-        rc |= bk_key_lpi(k, sizeof(k), svc, id, e) || snap_key(d, keys, k, e);
-        rc |= bk_key_alive(k, sizeof(k), svc, id, e) || snap_key(d, keys, k, e);
-    }
-    if (rc != BK_OK || bk_key_members(km, sizeof(km), svc, e) != BK_OK) {
-        json_decref(keys);
-        return NULL;
-    }
-    json_object_set(keys, km, u->members);
-    bk_blog_time(bk_wall_ms(), when);
-    return json_pack("{ss ss ss sI so}", "format", "br2k.store-snapshot.v1", "service",
-                     svc, "taken", when, "cut_offset", (json_int_t)u->cut, "keys", keys);
-}
-
 /* ---- the steps ---- */
 
 static int fenced_phase(bd *d, run *u, const char *expect_phase, const char *to_phase,
@@ -265,6 +212,9 @@ static int fenced_phase(bd *d, run *u, const char *expect_phase, const char *to_
 static int step_cut(bd *d, run *u, bk_err *e) {
     set_step(u, "cut");
     hook("cut");
+    /* the external state's key names, found before the hold (objects.c) */
+    if (bd_external_discover(d, u, e) != BK_OK)
+        return bk_err_prefix(e, "cannot list the external state");
     char hold[96];
     bk_backup_phase_format(hold, sizeof(hold), "hold", u->epoch, -1);
     int done = 0;
@@ -327,9 +277,14 @@ static int step_wait(bd *d, run *u, bk_err *e) {
             bk_sleep_ms(STEP_POLL_MS);
         }
     }
+    /* the store snapshot and the external state, while the leader holds */
     json_decref(u->store);
-    u->store = store_snapshot(d, u, e); /* the plain store snapshot for now */
-    return u->store ? BK_OK : BK_ERR;
+    u->store = bd_store_snapshot(d, u, e);
+    if (u->store == NULL)
+        return BK_ERR;
+    json_decref(u->ext_data);
+    u->ext_data = bd_external_snapshot(d, u, e);
+    return u->ext_data ? BK_OK : BK_ERR;
 }
 
 /* Step 3: the snapshot request; the leader forks and resumes. */
@@ -357,29 +312,14 @@ static int step_phase(bd *d, run *u, bk_err *e) {
     return rc;
 }
 
-/* Seal plain[len] and store it as v<version>-<kind>-<sha256>; *meta gets
- * the object's part of the log (without type, owner). */
-static int put_sealed(bd *d, const run *u, const char *kind, const void *plain,
-                      size_t len, json_t **meta, bk_err *e) {
-    char sha[65], name[BK_STORAGE_NAME_MAX + 1], *wrapped = NULL, when[32];
-    size_t slen = 0;
-    *meta = NULL;
-    if (bk_blog_put_sealed(d->st, u->version, kind, plain, len, d->pub, name, sha, &slen,
-                           &wrapped, e) != BK_OK)
-        return BK_ERR;
-    bk_blog_time(bk_wall_ms(), when);
-    *meta = json_pack("{ss ss sI sI ss ss}", "object", name, "sha256", sha, "size",
-                      (json_int_t)slen, "plain_size", (json_int_t)len, "created", when,
-                      "data_key", wrapped);
-    free(wrapped);
-    return *meta ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
-}
-
 /* Step 4: the leader's report; its object read back and checked; the
- * store snapshot sealed and stored. */
+ * store snapshot and the external state sealed, stored, read back. */
 static int step_snapshot(bd *d, run *u, bk_err *e) {
     set_step(u, "snapshot");
     hook("snapshot");
+    /* no external key missed (objects.c), while the leader snapshots */
+    if (bd_external_confirm(d, u, e) != BK_OK)
+        return BK_ERR;
     char k[BK_KEY_MAX];
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-report", e) != BK_OK)
         return BK_ERR;
@@ -434,40 +374,32 @@ static int step_snapshot(bd *d, run *u, bk_err *e) {
         return BK_ERR;
     }
     /* it counts only once read back whole with the SHA-256 it was named by */
-    void *data = NULL;
-    size_t len = 0;
-    char got[65];
-    if (bk_storage_get(d->st, obj, &data, &len, e) != BK_OK) {
-        json_decref(rj);
-        return bk_err_prefix(e, "cannot read the snapshot back");
-    }
-    int rc = bk_sha256_hex(data, len, got, e);
-    free(data);
-    if (rc == BK_OK && (strcmp(got, sha) != 0 || (json_int_t)len != size))
-        rc = bk_err_set(e, BK_E_STATE,
-                        "snapshot object '%s' reads back as %zu bytes with sha256 %s, "
-                        "expected %" JSON_INTEGER_FORMAT " bytes with %s",
-                        obj, len, got, size, sha);
-    if (rc != BK_OK) {
+    if (bd_read_back(d, "snapshot", obj, sha, size, e) != BK_OK) {
         json_decref(rj);
         return BK_ERR;
     }
     json_decref(u->report);
     u->report = rj;
-    /* the store snapshot (read at the cut, step 2) */
-    char *text = json_dumps(u->store, JSON_COMPACT | JSON_SORT_KEYS);
+    /* the store snapshot and the external state (read at the cut, step 2) */
     json_t *meta = NULL;
-    if (text == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
-    rc = put_sealed(d, u, "store", text, strlen(text), &meta, e);
-    free(text);
-    if (rc != BK_OK)
+    if (bd_put_object(d, u, "store", "store snapshot", "br2k-store-snapshot", u->store,
+                      &meta, e) != BK_OK)
         return bk_err_prefix(e, "cannot store the store snapshot");
-    json_object_set_new(meta, "type", json_string("br2k-store-snapshot"));
-    json_object_set_new(meta, "owner", json_string("br2k-backupd"));
-    json_object_set_new(meta, "form", json_string("br2k-seal v1 (zlib, AES-256-GCM)"));
     json_decref(u->store);
     u->store = meta;
+    if (bd_put_object(d, u, "external", "external state", "br2k-external-state",
+                      u->ext_data, &meta, e) != BK_OK)
+        return bk_err_prefix(e, "cannot store the external state");
+    json_object_set(meta, "cut_offset", json_object_get(u->ext_data, "cut_offset"));
+    json_object_set(meta, "applied_offset",
+                    json_object_get(u->ext_data, "applied_offset"));
+    json_object_set_new(
+        meta, "key_count",
+        json_integer((json_int_t)json_object_size(json_object_get(u->ext_data, "keys"))));
+    json_decref(u->ext_data);
+    u->ext_data = NULL;
+    json_decref(u->external);
+    u->external = meta;
     return BK_OK;
 }
 
@@ -503,16 +435,19 @@ static json_t *build_log(bd *d, const run *u) {
         "data_key", json_object_get(r, "data_key"));
     if (state == NULL)
         return NULL;
-    return json_pack("{ss ss sI ss ss sO sO ss sI sI sI sI ss sO sO so sO so}", "format",
-                     "br2k.state-backup-log.v1", "service", d->o->service, "version",
-                     (json_int_t)u->version, "start", start, "end", end, "members",
-                     u->members, "alive_members", u->alive, "subject", u->leader, "epoch",
-                     (json_int_t)u->epoch, "cut_offset", (json_int_t)u->cut,
-                     "previous_cut_offset", (json_int_t)u->prev_cut, "log_first_offset",
-                     (json_int_t)u->first_offset, "app", app, "state_digest",
-                     json_object_get(r, "state_digest"), "record_digest",
-                     json_object_get(r, "record_digest"), "state_data", state, "snapshot",
-                     u->store, "storage", storage_meta(d));
+    json_t *log = json_pack(
+        "{ss ss sI ss ss sO sO ss sI sI sI sI ss sO sO so sO so}", "format",
+        "br2k.state-backup-log.v1", "service", d->o->service, "version",
+        (json_int_t)u->version, "start", start, "end", end, "members", u->members,
+        "alive_members", u->alive, "subject", u->leader, "epoch", (json_int_t)u->epoch,
+        "cut_offset", (json_int_t)u->cut, "previous_cut_offset", (json_int_t)u->prev_cut,
+        "log_first_offset", (json_int_t)u->first_offset, "app", app, "state_digest",
+        json_object_get(r, "state_digest"), "record_digest",
+        json_object_get(r, "record_digest"), "state_data", state, "snapshot", u->store,
+        "storage", storage_meta(d));
+    if (log != NULL && u->external != NULL)
+        json_object_set(log, "external_state", u->external);
+    return log;
 }
 
 /* Whether the chain holds `version` with digest sha (hex); another digest

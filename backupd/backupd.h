@@ -2,15 +2,23 @@
  * Table 1), fenced with the leader's token at every step.
  *
  * Steps (names used by the log, the backup-run key and the test hook):
- *   1 cut       phase "hold E -1"; the leader commits what it applied and
- *               answers "held E C" with C = SSI = its LPI; it then holds
- *   2 wait      every alive follower reaches LPI >= C; the store snapshot
- *               (the service's Redis keys) is read meanwhile
+ *   1 cut       the external state's key names are listed (before the
+ *               hold: objects.c); phase "hold E -1"; the leader commits
+ *               what it applied and answers "held E C" with C = SSI = its
+ *               LPI; it then holds
+ *   2 wait      every alive follower reaches LPI >= C; then, the leader
+ *               still holding, the store snapshot (the service's Redis keys)
+ *               and the external state (the keys under br2k:{svc}:ext:,
+ *               read in one script that checks the phase is still "held E
+ *               C") are read
  *   3 phase     backup-req (storage, public key, version) and phase
  *               "snapshot E C": followers pause, the leader forks its
  *               snapshot process and resumes (the hold ends here)
- *   4 snapshot  wait for backup-report; read the object back and check its
- *               SHA-256; seal and store the store snapshot
+ *   4 snapshot  check that no external key was missed; wait for
+ *               backup-report; read the object back and check its SHA-256;
+ *               seal and store the store snapshot and the external state
+ *               (v<version>-store-<sha256>, v<version>-external-<sha256>),
+ *               each read back and checked before it counts
  *   5 log       the state-backup-log (schemas/state-backup-log.schema.json)
  *               encrypted to the service key, appendBackupLog through
  *               registryd, confirmed on chain (backupByVersion digest)

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backup/backuplog.h"
@@ -286,8 +285,7 @@ static void print_table(const json_t *rows) {
     }
 }
 
-int cmd_backups(const cli_globals *g, const char *eth_rpc, const char *registry, int argc,
-                char **argv) {
+int cmd_backups(const cli_globals *g, int argc, char **argv) {
     bk_cfg *c = &backups_cfg;
     int rc = 2;
     bk_err e;
@@ -300,9 +298,9 @@ int cmd_backups(const cli_globals *g, const char *eth_rpc, const char *registry,
     memset(&k, 0, sizeof(k));
     for (bk_cfg_opt *o = c->opts; o->name != NULL; o++) {
         if (strcmp(o->name, "eth-rpc") == 0)
-            o->def = eth_rpc != NULL ? eth_rpc : "";
+            o->def = g->eth_rpc;
         if (strcmp(o->name, "registry") == 0)
-            o->def = registry != NULL ? registry : "";
+            o->def = g->registry;
     }
     if (cli_parse(c, g, argc, argv, &rc))
         goto out_cfg;
@@ -358,16 +356,23 @@ out_cfg:
 
 /* ---- backup now ---- */
 
-static bk_cfg_opt now_opts[] = {{"wait", BK_CFG_INT, "60", 0, 86400, NULL,
-                                 "seconds to wait for the backup to finish (0: only ask)",
-                                 NULL, 0, 0},
-                                BK_CFG_COMMON_OPTS};
+static bk_cfg_opt now_opts[] = {
+    {"wait", BK_CFG_INT, "60", 0, 86400, NULL,
+     "seconds to wait for the backup to finish (0: only ask)", NULL, 0, 0},
+    {"force", BK_CFG_BOOL, "false", 0, 0, NULL,
+     "ask even when no record was processed since the last backup (a new version "
+     "with the same cut)",
+     NULL, 0, 0},
+    BK_CFG_COMMON_OPTS};
 
 static bk_cfg now_cfg = {
     "br2k backup now",
     "Ask br2k-backupd for a state backup now (the paper's state-version-up), then\n"
     "wait until the state version SV is higher than before and print the new\n"
-    "version and its cut offset. Exit 1 when none finished within --wait.",
+    "version and its cut offset. When no record was processed since the last\n"
+    "backup (SSI is at most the cut of backup-last), there is nothing new to back\n"
+    "up: it says so and exits 0 without asking, unless --force. Exit 1 when none\n"
+    "finished within --wait.",
     "[OPTIONS]",
     now_opts,
     NULL,
@@ -384,9 +389,26 @@ static int cmd_backup_now(const cli_globals *g, int argc, char **argv) {
     if (cli_parse(c, g, argc, argv, &rc))
         goto out_cfg;
     long long wait_s = bk_cfg_int(c, "wait");
+    int force = bk_cfg_bool(c, "force");
     r = bk_redis_new(g->redis, g->timeout_ms, &e);
-    if (r == NULL || bk_sv_get(r, g->service, &sv0, &e) != BK_OK ||
-        bk_backup_now_request(r, g->service, &e) != BK_OK)
+    if (r == NULL || bk_sv_get(r, g->service, &sv0, &e) != BK_OK)
+        goto fail;
+    if (!force) {
+        int64_t ssi = -1;
+        if (bk_ssi_get(r, g->service, &ssi, &e) != BK_OK ||
+            bk_backup_last_get(r, g->service, &version, &cut, &e) != BK_OK)
+            goto fail;
+        /* backup-last absent (version 1): the first backup is always new */
+        if (version > 1 && ssi <= cut) {
+            printf("nothing new: no record since backup version %" PRId64
+                   " (cut offset %" PRId64 ", SSI %" PRId64
+                   "); no backup asked (--force asks anyway)\n",
+                   version, cut, ssi);
+            rc = 0;
+            goto out;
+        }
+    }
+    if (bk_backup_now_request(r, g->service, &e) != BK_OK)
         goto fail;
     if (wait_s == 0) {
         printf("backup requested (state version now %" PRId64 ")\n", sv0);
@@ -440,7 +462,8 @@ int cmd_backup(const cli_globals *g, int argc, char **argv) {
     if (out == stderr)
         fprintf(stderr, "br2k backup: unknown command '%s'\n", sub);
     fprintf(out,
-            "Usage: br2k [--redis ADDR] [--service NAME] backup now [--wait SECONDS]\n"
+            "Usage: br2k [--redis ADDR] [--service NAME] backup now [--wait SECONDS] "
+            "[--force]\n"
             "See br2k backup now --help; `br2k backups` lists the backups.\n");
     return out == stdout ? 0 : 2;
 }

@@ -47,3 +47,12 @@ char *bk_lg_request(const bk_lg_client *cl, long seq, int update, int64_t ts_ms,
     json_decref(payload);
     return out;
 }
+
+int bk_lg_log_props(const char *props, long retry_ms, char *buf, size_t size, bk_err *e) {
+    int has = props != NULL && props[0] != '\0';
+    int n = snprintf(buf, size, "delivery.timeout.ms=%ld%s%s", retry_ms, has ? "," : "",
+                     has ? props : "");
+    if (n < 0 || (size_t)n >= size)
+        return bk_err_set(e, BK_E_INVAL, "the log properties are too long (%d bytes)", n);
+    return BK_OK;
+}

@@ -1,28 +1,29 @@
-/* ops.c - the operator commands `br2k status` and `br2k verify`.
+/* ops.c - the operator commands `br2k status` and `br2k verify`; see
+ * ops.h.
  *
  * Both read Redis only (the keys of schemas/redis-keys.md): nothing here
- * writes. ops.h shares the status object with `br2k top` and `br2k probe`
- * (top.c). `status` shows the service's versions and each member's view;
+ * writes. ops.h shares the status object with `br2k top` and `br2k probe`.
+ * `status` shows the service's versions and each member's view, its role
+ * from the lease and its heartbeat, and whether its row may be stale;
  * `verify` compares the state digests that every worker publishes in its
  * metrics hash together with the LPI they belong to. */
+#include "ops.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "cli.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "redis/keys.h"
-#include "ops.h"
 #include "redis/redis.h"
 
 /* Fields of the metrics hash br2k:{<svc>}:metrics-<id> that we read
  * (schemas/redis-keys.md). */
 #define METRIC_ROLE "role"
-#define METRIC_LAG "lag"
+#define METRIC_UPDATED_MS "updated_ms"
 #define METRIC_DIGEST_LPI "digest_lpi" /* the LPI the digest belongs to */
 #define METRIC_DIGEST "digest"         /* SHA-256 of the state at that LPI */
 
@@ -97,45 +98,144 @@ static json_t *get_members(bk_redis *r, const char *svc, bk_err *e) {
     return ids;
 }
 
-static int exists(bk_redis *r, const char *key, bk_err *e) {
-    redisReply *rep = bk_redis_command(r, e, "EXISTS %s", key);
-    int v = rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+/* PTTL of `key`: ms left, -1 without a TTL, -2 when absent (or on error). */
+static long long pttl(bk_redis *r, const char *key, bk_err *e) {
+    redisReply *rep = bk_redis_command(r, e, "PTTL %s", key);
+    long long v = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -2;
     if (rep != NULL)
         freeReplyObject(rep);
     return v;
 }
 
-/* One member: alive, role, LPI, SSV, lag and its whole metrics hash. */
-json_t *ops_member_json(bk_redis *r, const char *svc, const char *id, bk_err *e) {
+/* An integer field of an object, `def` when absent or not an integer. */
+static json_int_t int_of(const json_t *o, const char *field, json_int_t def) {
+    const json_t *v = json_object_get(o, field);
+    return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+/* ---- the members, from the lease and the heartbeats ---- */
+
+/* What every row is judged against, read once per look. */
+typedef struct view {
+    char leader[BK_ID_MAX + 1]; /* the lease holder, "" when none */
+    json_int_t epoch;           /* the lease's epoch, -1 when none */
+    json_int_t ssi;             /* SSI, -1 when unset */
+    int has_ssi;                /* SSI is set */
+} view;
+
+/* Read the lease and SSI into *v; svc must be valid. */
+static void read_view(bk_redis *r, const char *svc, view *v, bk_err *e) {
     char key[BK_KEY_MAX];
+    memset(v, 0, sizeof(*v));
+    v->epoch = -1;
+    (void)bk_key_leader(key, sizeof(key), svc, NULL);
+    char *lease = get_str(r, key, e);
+    if (lease != NULL) {
+        char *sp = strchr(lease, ' ');
+        if (sp != NULL) {
+            *sp = '\0';
+            v->epoch = strtoll(sp + 1, NULL, 10);
+        }
+        snprintf(v->leader, sizeof(v->leader), "%s", lease);
+        free(lease);
+    }
+    (void)bk_key_ssi(key, sizeof(key), svc, NULL);
+    json_t *ssi = get_json(r, key, e);
+    v->has_ssi = json_is_integer(ssi);
+    v->ssi = v->has_ssi ? json_integer_value(ssi) : -1;
+    json_decref(ssi);
+}
+
+/* One member, judged against the lease and SSI of `v` (see ops.h). */
+static json_t *member_json(bk_redis *r, const char *svc, const char *id, const view *v,
+                           bk_err *e) {
+    char key[BK_KEY_MAX], note[160] = "";
     json_t *m = json_pack("{s:s}", "id", id);
     (void)bk_key_alive(key, sizeof(key), svc, id, NULL); /* ids come from Redis */
-    json_object_set_new(m, "alive", json_boolean(exists(r, key, e)));
+    char *hb = get_str(r, key, e);
+    long long ttl = hb != NULL ? pttl(r, key, e) : -2;
+    int alive = hb != NULL && ttl != -2; /* it may expire between the two reads */
+    long long hb_ms = hb != NULL ? strtoll(hb, NULL, 10) : 0;
+    free(hb);
+    /* the heartbeat's age in Redis's own clock (no clock of another machine) */
+    long long age = ttl >= 0 && ttl < OPS_ALIVE_TTL_MS ? OPS_ALIVE_TTL_MS - ttl : 0;
+    json_object_set_new(m, "alive", json_boolean(alive));
+    json_object_set_new(m, "heartbeat_age_ms", alive ? json_integer(age) : json_null());
+
     (void)bk_key_metrics(key, sizeof(key), svc, id, NULL);
     json_t *metrics = get_hash(r, key, e);
-    json_t *role = json_object_get(metrics, METRIC_ROLE);
-    json_object_set(m, "role", role != NULL ? role : json_null());
+    const char *reported = json_string_value(json_object_get(metrics, METRIC_ROLE));
+    json_int_t updated = int_of(metrics, METRIC_UPDATED_MS, -1);
+    int holder = v->leader[0] != '\0' && strcmp(v->leader, id) == 0;
+    if (!alive)
+        snprintf(note, sizeof(note), "no heartbeat");
+    else if (age > OPS_STALE_MS)
+        snprintf(note, sizeof(note), "no heartbeat for %.1f s", (double)age / 1000.0);
+    else if (updated < 0)
+        snprintf(note, sizeof(note), "no metrics");
+    else if (hb_ms - (long long)updated > OPS_STALE_MS)
+        snprintf(note, sizeof(note), "metrics %.1f s older than its heartbeat",
+                 (double)(hb_ms - (long long)updated) / 1000.0);
+    else if (!holder && reported != NULL && strcmp(reported, "leader") == 0) {
+        if (v->leader[0] != '\0')
+            snprintf(note, sizeof(note), "its metrics say leader, the lease names '%s'",
+                     v->leader);
+        else
+            snprintf(note, sizeof(note), "its metrics say leader, no lease is held");
+    }
+    int stale = note[0] != '\0';
+    const char *role;
+    if (holder)
+        role = "leader";
+    else if (!alive)
+        role = reported != NULL && (strcmp(reported, "stopped") == 0 ||
+                                    strcmp(reported, "failed") == 0)
+                   ? reported
+                   : "down";
+    else if (stale || reported == NULL)
+        role = "unknown";
+    else
+        role = reported;
+    json_object_set_new(m, "stale", json_boolean(stale));
+    if (stale)
+        json_object_set_new(m, "note", json_string(note));
+    json_object_set_new(m, "role", json_string(role));
+    json_object_set_new(m, "reported_role",
+                        reported != NULL ? json_string(reported) : json_null());
+
     (void)bk_key_lpi(key, sizeof(key), svc, id, NULL);
-    json_object_set_new(m, "lpi", get_json(r, key, e));
+    json_t *lpi = get_json(r, key, e);
+    json_object_set_new(m, "lpi", lpi);
     (void)bk_key_ssv(key, sizeof(key), svc, id, NULL);
     json_object_set_new(m, "ssv", get_json(r, key, e));
-    json_t *lag = json_object_get(metrics, METRIC_LAG);
-    json_object_set(m, "lag", lag != NULL ? lag : json_null());
+    /* the lag of the very numbers shown: SSI - LPI */
+    json_object_set_new(m, "lag",
+                        json_is_integer(lpi)
+                            ? json_integer(v->ssi > json_integer_value(lpi)
+                                               ? v->ssi - json_integer_value(lpi)
+                                               : 0)
+                            : json_null());
     json_object_set_new(m, "metrics", metrics);
     return m;
 }
 
-static void print_value(const json_t *v) {
+json_t *ops_member_json(bk_redis *r, const char *svc, const char *id, bk_err *e) {
+    view v;
+    read_view(r, svc, &v, e);
+    return member_json(r, svc, id, &v, e);
+}
+
+/* A JSON value as short text: integers, strings, yes/no, "-" for null. */
+static const char *print_text(const json_t *v, char *buf, size_t size) {
     if (json_is_integer(v))
-        printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     else if (json_is_string(v))
-        printf("%s", json_string_value(v));
-    else if (json_is_true(v))
-        printf("yes");
-    else if (json_is_false(v))
-        printf("no");
+        snprintf(buf, size, "%s", json_string_value(v));
+    else if (json_is_boolean(v))
+        snprintf(buf, size, "%s", json_is_true(v) ? "yes" : "no");
     else
-        printf("-");
+        snprintf(buf, size, "-");
+    return buf;
 }
 
 bk_redis *ops_connect(const cli_globals *g, const char *cmd) {
@@ -156,9 +256,15 @@ static bk_cfg_opt opts[] = {
 /* ---- status ---- */
 
 static const char status_epilog[] =
-    "Reads Redis only. JSON fields: service, leader {id, epoch} or null, epoch, ssi,\n"
-    "sv, backup (the backup phase, null when none), members [{id, alive, role, lpi,\n"
-    "ssv, lag, metrics}]. Exit 0, or 2 when Redis cannot be read.";
+    "Reads Redis only. A member's role comes from the lease (leader) and its\n"
+    "heartbeat alive-<id> (down: none), not from its metrics alone; a row that may be\n"
+    "old (no heartbeat, a heartbeat older than 2 s, metrics older than the\n"
+    "heartbeat, or metrics saying leader while the lease names another) is marked\n"
+    "STALE, with its role 'unknown' unless it holds the lease. LAG is SSI - LPI.\n"
+    "JSON fields: service, leader {id, epoch} or null, epoch, ssi, sv, backup (the\n"
+    "backup phase, null when none), backup_last {version, cut} or null, members\n"
+    "[{id, alive, heartbeat_age_ms, stale, note, role, reported_role, lpi, ssv, lag,\n"
+    "metrics}]. Exit 0, or 2 when Redis cannot be read.";
 
 static bk_cfg status_cfg = {"br2k status",
                             "Show the service's leader, versions and members.",
@@ -194,30 +300,31 @@ static const struct {
 
 json_t *ops_status_json(bk_redis *r, const char *svc, bk_err *e) {
     char key[BK_KEY_MAX];
-    if (bk_key_leader(key, sizeof(key), svc, e) != BK_OK)
+    if (bk_keys_check_service(svc, e) != BK_OK)
         return NULL;
+    view v;
+    read_view(r, svc, &v, e);
     json_t *st = json_pack("{s:s}", "service", svc);
-    char *leader = get_str(r, key, e);
-    json_t *lj = json_null();
-    if (leader != NULL) {
-        char *sp = strchr(leader, ' ');
-        if (sp != NULL)
-            *sp = '\0';
-        lj = json_pack("{s:s, s:I}", "id", leader, "epoch",
-                       (json_int_t)(sp != NULL ? strtoll(sp + 1, NULL, 10) : -1));
-        free(leader);
-    }
-    json_object_set_new(st, "leader", lj);
+    json_object_set_new(st, "leader",
+                        v.leader[0] != '\0'
+                            ? json_pack("{s:s, s:I}", "id", v.leader, "epoch", v.epoch)
+                            : json_null());
     for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++) {
-        (void)scalars[i].key(key, sizeof(key), svc, NULL); /* svc checked above */
-        json_object_set_new(st, scalars[i].field, get_json(r, key, e));
+        json_t *val;
+        if (strcmp(scalars[i].field, "ssi") == 0) { /* the SSI the lags are from */
+            val = v.has_ssi ? json_integer(v.ssi) : json_null();
+        } else {
+            (void)scalars[i].key(key, sizeof(key), svc, NULL); /* svc checked above */
+            val = get_json(r, key, e);
+        }
+        json_object_set_new(st, scalars[i].field, val);
     }
     json_object_set_new(st, "backup_last", backup_last_json(r, svc, e));
     json_t *ids = get_members(r, svc, e), *members = json_array();
     for (size_t i = 0; i < json_array_size(ids); i++)
         json_array_append_new(
             members,
-            ops_member_json(r, svc, json_string_value(json_array_get(ids, i)), e));
+            member_json(r, svc, json_string_value(json_array_get(ids, i)), &v, e));
     json_decref(ids);
     json_object_set_new(st, "members", members);
     if (e->code != 0) {
@@ -262,9 +369,9 @@ int cmd_status(const cli_globals *g, int argc, char **argv) {
         else
             printf("none\n");
         for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++) {
-            printf("%-8s ", scalars[i].field);
-            print_value(json_object_get(st, scalars[i].field));
-            putchar('\n');
+            char buf[64];
+            printf("%-8s %s\n", scalars[i].field,
+                   print_text(json_object_get(st, scalars[i].field), buf, sizeof(buf)));
         }
         const json_t *bl = json_object_get(st, "backup_last");
         if (json_is_object(bl))
@@ -275,28 +382,27 @@ int cmd_status(const cli_globals *g, int argc, char **argv) {
         else
             printf("last     none\n");
         printf("members  %zu\n", json_array_size(members));
-        printf("  %-16s %-9s %-6s %-10s %-5s %s\n", "ID", "ROLE", "ALIVE", "LPI", "SSV",
-               "LAG");
+        printf("  %-16s %-9s %-6s %-10s %-5s %-8s %s\n", "ID", "ROLE", "ALIVE", "LPI",
+               "SSV", "LAG", "HEARTBEAT");
         size_t i;
         const json_t *m;
         json_array_foreach(members, i, m) {
             printf("  %-16s ", json_string_value(json_object_get(m, "id")));
             static const char *cols[] = {"role", "alive", "lpi", "ssv", "lag"};
-            static const int widths[] = {9, 6, 10, 5, 0};
+            static const int widths[] = {9, 6, 10, 5, 8};
             for (size_t c = 0; c < 5; c++) {
                 char buf[64];
-                const json_t *v = json_object_get(m, cols[c]);
-                if (json_is_integer(v))
-                    snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
-                             json_integer_value(v));
-                else if (json_is_string(v))
-                    snprintf(buf, sizeof(buf), "%s", json_string_value(v));
-                else if (json_is_boolean(v))
-                    snprintf(buf, sizeof(buf), "%s", json_is_true(v) ? "yes" : "no");
-                else
-                    snprintf(buf, sizeof(buf), "-");
-                printf("%-*s%s", widths[c], buf, c < 4 ? " " : "\n");
+                print_text(json_object_get(m, cols[c]), buf, sizeof(buf));
+                printf("%-*s ", widths[c], buf);
             }
+            const json_t *age = json_object_get(m, "heartbeat_age_ms");
+            if (json_is_integer(age))
+                printf("%.1fs ago", (double)json_integer_value(age) / 1000.0);
+            else
+                printf("none");
+            if (json_is_true(json_object_get(m, "stale")))
+                printf("  STALE: %s", json_string_value(json_object_get(m, "note")));
+            putchar('\n');
         }
     }
     json_decref(st);
@@ -311,7 +417,9 @@ static const char verify_epilog[] =
     "members to report the same LPI, then compares. \"consistent\": true (exit 0)\n"
     "only when every live member reported a digest, all at the same LPI, and all\n"
     "digests are equal; otherwise exit 1 with a reason (members whose heartbeat\n"
-    "expired are listed but not compared). Exit 2 when Redis cannot be read.";
+    "expired are listed but not compared; a live member whose row is stale, see\n"
+    "br2k status --help, is compared and shown 'stale'). Exit 2 when Redis cannot\n"
+    "be read.";
 
 static bk_cfg verify_cfg = {"br2k verify",
                             "Check that the replicas of the service hold the same state.",
@@ -321,56 +429,49 @@ static bk_cfg verify_cfg = {"br2k verify",
                             0,
                             0};
 
-/* One look at the replicas: fills `reps` (array of {id, alive, lpi,
- * digest}) and returns 1 when every live member has a digest at one LPI. */
+/* One look at the replicas: fills `reps` (array of {id, alive, stale, lpi,
+ * digest}) and returns 1 when every live member has a digest at one LPI,
+ * at least SSI. */
 static int look_replicas(bk_redis *r, const char *svc, json_t **reps, bk_err *e) {
     json_t *ids = get_members(r, svc, e);
     if (ids == NULL)
         return 0;
+    view v;
+    read_view(r, svc, &v, e);
     *reps = json_array();
     int64_t lpi = -2;
     int same = 1, live = 0;
     for (size_t i = 0; i < json_array_size(ids); i++) {
         const char *id = json_string_value(json_array_get(ids, i));
-        char key[BK_KEY_MAX];
-        (void)bk_key_alive(key, sizeof(key), svc, id, NULL);
-        int alive = exists(r, key, e);
-        (void)bk_key_metrics(key, sizeof(key), svc, id, NULL);
-        redisReply *rep = bk_redis_command(r, e, "HMGET %s %s %s", key, METRIC_DIGEST_LPI,
-                                           METRIC_DIGEST);
-        json_t *one =
-            json_pack("{s:s, s:b, s:n, s:n}", "id", id, "alive", alive, "lpi", "digest");
-        if (rep != NULL && rep->elements == 2) {
-            if (rep->element[0]->type == REDIS_REPLY_STRING)
-                json_object_set_new(
-                    one, "lpi", json_integer(strtoll(rep->element[0]->str, NULL, 10)));
-            if (rep->element[1]->type == REDIS_REPLY_STRING)
-                json_object_set_new(one, "digest", json_string(rep->element[1]->str));
-        }
-        if (rep != NULL)
-            freeReplyObject(rep);
+        json_t *m = member_json(r, svc, id, &v, e);
+        const json_t *metrics = json_object_get(m, "metrics");
+        int alive = json_is_true(json_object_get(m, "alive"));
+        json_int_t dl = int_of(metrics, METRIC_DIGEST_LPI, INT64_MIN);
+        const json_t *dg = json_object_get(metrics, METRIC_DIGEST);
+        json_t *one = json_pack("{s:s, s:b, s:O, s:n, s:n}", "id", id, "alive", alive,
+                                "stale", json_object_get(m, "stale"), "lpi", "digest");
+        if (dl != INT64_MIN)
+            json_object_set_new(one, "lpi", json_integer(dl));
+        if (json_is_string(dg))
+            json_object_set(one, "digest", (json_t *)dg);
+        json_decref(m);
         json_array_append_new(*reps, one);
         if (!alive)
             continue;
         live++;
-        json_t *l = json_object_get(one, "lpi");
-        if (!json_is_integer(l) || !json_is_string(json_object_get(one, "digest"))) {
+        if (dl == INT64_MIN || !json_is_string(dg)) {
             same = 0;
             continue;
         }
         if (lpi == -2)
-            lpi = json_integer_value(l);
-        else if (lpi != json_integer_value(l))
+            lpi = dl;
+        else if (lpi != dl)
             same = 0;
     }
     json_decref(ids);
     /* the replicas must also have caught up with the service: a digest
      * reported before the last records were applied is not the answer */
-    char skey[BK_KEY_MAX];
-    (void)bk_key_ssi(skey, sizeof(skey), svc, NULL);
-    json_t *ssi = get_json(r, skey, e);
-    int behind = json_is_integer(ssi) && lpi < json_integer_value(ssi);
-    json_decref(ssi);
+    int behind = v.has_ssi && lpi < v.ssi;
     return same && live > 0 && !behind;
 }
 
@@ -389,8 +490,7 @@ int cmd_verify(const cli_globals *g, int argc, char **argv) {
         return 2;
     bk_err e;
     bk_err_clear(&e);
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = bk_mono_ms();
     json_t *reps = NULL;
     int converged = 0;
     for (;;) {
@@ -403,12 +503,9 @@ int cmd_verify(const cli_globals *g, int argc, char **argv) {
             bk_redis_free(r);
             return 2;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long ms =
-            (now.tv_sec - t0.tv_sec) * 1000LL + (now.tv_nsec - t0.tv_nsec) / 1000000LL;
-        if (converged || ms >= timeout)
+        if (converged || bk_mono_ms() - t0 >= timeout)
             break;
-        usleep(200 * 1000);
+        bk_sleep_ms(200);
     }
     bk_redis_free(r);
     /* compare digests within each LPI among live members */
@@ -470,8 +567,10 @@ int cmd_verify(const cli_globals *g, int argc, char **argv) {
                          json_integer_value(l));
             printf("%-16s %-5s lpi %-10s digest %s\n",
                    json_string_value(json_object_get(m, "id")),
-                   json_is_true(json_object_get(m, "alive")) ? "alive" : "down", lpi,
-                   dg != NULL ? dg : "-");
+                   !json_is_true(json_object_get(m, "alive"))  ? "down"
+                   : json_is_true(json_object_get(m, "stale")) ? "stale"
+                                                               : "alive",
+                   lpi, dg != NULL ? dg : "-");
         }
         if (consistent)
             printf("consistent\n");

@@ -403,3 +403,7 @@ int bk_registry_cli(int argc, char **argv, const char *eth_rpc, int json) {
         "See br2k registry COMMAND --help.\n");
     return out == stdout ? 0 : 2;
 }
+
+int cmd_registry(const cli_globals *g, int argc, char **argv) {
+    return bk_registry_cli(argc, argv, g->eth_rpc, g->json);
+}

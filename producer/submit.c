@@ -8,7 +8,14 @@
  * Load generator (--clients K --count N): K clients, each with its own
  * deterministic key, send N signed InfoDID requests each (see the help
  * text below for exactly which), wait for every result, and print sent,
- * succeeded, rejected, failed and latency percentiles. */
+ * succeeded, rejected, failed and latency percentiles.
+ *
+ * Either way, an append that may not have reached the log (the log's
+ * server restarting, a broker failing over) is sent again with the same
+ * request id until --retry-ms: by the log itself (rlog.h,
+ * delivery.timeout.ms), and here when the library refuses it at once. What
+ * still failed is reported: lost (the append failed for good), no result,
+ * or unconfirmed (neither its append nor its result came in time). */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -18,14 +25,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "br2k.h"
-#include "cli.h"
 #include "base/clock.h"
 #include "base/err.h"
-#include "chain/ethkey.h"
-#include "loadgen.h"
 #include "base/log.h"
+#include "br2k.h"
+#include "chain/ethkey.h"
 #include "chain/request.h"
+#include "loadgen.h"
+#include "submit.h"
+
+#define LOST_IDS_MAX 20 /* request ids of lost appends named in the summary */
 
 static bk_cfg_opt opts[] = {
     {"op", BK_CFG_STR, "", 0, 0, NULL,
@@ -56,6 +65,11 @@ static bk_cfg_opt opts[] = {
      NULL, 0, 0},
     {"wait-ms", BK_CFG_INT, "30000", 1, 3600000, NULL,
      "how long to wait for a result (each request of the load generator)", NULL, 0, 0},
+    {"retry-ms", BK_CFG_INT, "120000", 1000, 3600000, NULL,
+     "how long an append that may not have reached the log is sent again, with the "
+     "same request id, before it counts as lost (both log back ends: "
+     "delivery.timeout.ms)",
+     NULL, 0, 0},
     {"clients", BK_CFG_INT, "0", 0, 100000, NULL,
      "load generator: number of clients K (0: send one request)", NULL, 0, 0},
     {"count", BK_CFG_INT, "100", 1, 100000000, NULL,
@@ -89,9 +103,11 @@ static const char epilog[] =
     "(1..N) registers did:br2k:A:s with attributes {name, n}; with --updates, every\n"
     "even s instead updates attribute n of did:br2k:A:(s-1). Requests are\n"
     "interleaved across the clients in one ordered stream. The summary gives sent,\n"
-    "succeeded (status ok), rejected (with the count per reason), failed (append\n"
-    "error or no result within --wait-ms) and the submit-to-result latency\n"
-    "p50/p90/p99/max in ms.\n"
+    "succeeded (status ok), rejected (with the count per reason), failed and the\n"
+    "submit-to-result latency p50/p90/p99/max in ms. Failed is lost (the append\n"
+    "still failed after --retry-ms of sending it again; the first request ids are\n"
+    "named), no result (appended, no result within --wait-ms) and unconfirmed\n"
+    "(neither the append nor a result came within --wait-ms).\n"
     "Exit 0 when every request succeeded, 1 when some were rejected, 2 when some\n"
     "failed.";
 
@@ -140,6 +156,20 @@ static int load_key(bk_eth_key *key, bk_err *e) {
                           "no signing key: set --key-file or BR2K_CLIENT_KEY");
     if (bk_eth_key_from_hex(hex, key, e) != BK_OK)
         return bk_err_prefix(e, "BR2K_CLIENT_KEY (or --client-key)");
+    return BK_OK;
+}
+
+/* The library settings from the global options, with the results' wait
+ * (--wait-ms) and the log's append deadline (--retry-ms) in its
+ * properties (held in props). */
+static int settings(const cli_globals *g, br2k_settings *s, char *props, size_t size,
+                    bk_err *e) {
+    cli_settings(g, s);
+    s->result_timeout_ms = (int)bk_cfg_int(&sub, "wait-ms");
+    if (bk_lg_log_props(g->kafka_props, (long)bk_cfg_int(&sub, "retry-ms"), props, size,
+                        e) != BK_OK)
+        return BK_ERR;
+    s->kafka_props = props;
     return BK_OK;
 }
 
@@ -211,8 +241,12 @@ static int submit_one(const cli_globals *g) {
     }
     br2k_settings s;
     br2k_error err;
-    cli_settings(g, &s);
-    s.result_timeout_ms = (int)bk_cfg_int(&sub, "wait-ms");
+    char props[2048];
+    if (settings(g, &s, props, sizeof(props), &e) != BK_OK) {
+        fprintf(stderr, "br2k submit: %s\n", e.msg);
+        free(value);
+        return 2;
+    }
     br2k_client *c = br2k_connect(&s, &err);
     if (c == NULL) {
         fprintf(stderr, "br2k submit: %s\n", err.msg);
@@ -257,10 +291,15 @@ static int submit_one(const cli_globals *g) {
 typedef bk_lg_client lg_client;
 
 typedef struct lg_stats {
-    long sent, ok, rejected, failed;
-    double *lat; /* submit-to-result latencies of ok and rejected */
+    long sent, ok, rejected;
+    long failed;      /* lost + no_result + unconfirmed */
+    long lost;        /* the append failed for good (after --retry-ms) */
+    long no_result;   /* appended, no result within --wait-ms */
+    long unconfirmed; /* neither the append nor a result came in time */
+    double *lat;      /* submit-to-result latencies of ok and rejected */
     size_t nlat;
-    json_t *reasons; /* reason code -> count */
+    json_t *reasons;  /* reason code -> count */
+    json_t *lost_ids; /* the request ids of the first LOST_IDS_MAX lost */
     char first_failure[256];
     long appended;
     int want_result;
@@ -269,23 +308,48 @@ typedef struct lg_stats {
 typedef struct lg_slot { /* one request */
     lg_stats *st;
     int64_t offset;
+    int appended, done; /* its APPENDED event; its final event */
 } lg_slot;
+
+static void lg_failed(lg_stats *st, const char *msg) {
+    if (st->failed++ == 0)
+        snprintf(st->first_failure, sizeof(st->first_failure), "%s", msg);
+}
+
+static void lg_lost(lg_stats *st, const char *id, const char *msg) {
+    st->lost++;
+    if (json_array_size(st->lost_ids) < LOST_IDS_MAX)
+        json_array_append_new(st->lost_ids, json_string(id));
+    lg_failed(st, msg);
+}
 
 static void lg_event(const br2k_event *ev) {
     lg_slot *slot = ev->opaque;
     lg_stats *st = slot->st;
     if (ev->type == BR2K_EV_APPENDED) {
         slot->offset = ev->offset;
+        slot->appended = 1;
         st->appended++;
         if (!st->want_result) {
             st->lat[st->nlat++] = ev->latency_ms;
             st->ok++;
+            slot->done = 1;
         }
         return;
     }
+    slot->done = 1;
     if (ev->type == BR2K_EV_FAILED) {
-        if (st->failed++ == 0)
-            snprintf(st->first_failure, sizeof(st->first_failure), "%s", ev->error->msg);
+        /* the append failed, after the log sent it again until --retry-ms;
+         * or, waiting for results, none came in time */
+        if (slot->appended)
+            st->no_result++;
+        else if (st->want_result && ev->error->code == BR2K_E_TIMEOUT)
+            st->unconfirmed++;
+        else {
+            lg_lost(st, ev->request_id, ev->error->msg);
+            return;
+        }
+        lg_failed(st, ev->error->msg);
         return;
     }
     st->lat[st->nlat++] = ev->latency_ms;
@@ -334,16 +398,11 @@ static int loadgen(const cli_globals *g) {
         snprintf(prefix, sizeof(prefix), "%s", bk_cfg_str(&sub, "prefix"));
     else
         snprintf(prefix, sizeof(prefix), "load%" PRId64, bk_wall_ms());
-    lg_stats st = {0,
-                   0,
-                   0,
-                   0,
-                   calloc((size_t)total, sizeof(double)),
-                   0,
-                   json_object(),
-                   "",
-                   0,
-                   !bk_cfg_bool(&sub, "no-wait")};
+    double retry_ms = (double)bk_cfg_int(&sub, "retry-ms");
+    lg_stats st = {.lat = calloc((size_t)total, sizeof(double)),
+                   .reasons = json_object(),
+                   .lost_ids = json_array(),
+                   .want_result = !bk_cfg_bool(&sub, "no-wait")};
     lg_client *cl = calloc((size_t)k, sizeof(*cl));
     lg_slot *slots = calloc((size_t)total, sizeof(*slots));
     br2k_client *c = NULL;
@@ -361,8 +420,11 @@ static int loadgen(const cli_globals *g) {
             goto out;
         }
     br2k_settings s;
-    cli_settings(g, &s);
-    s.result_timeout_ms = (int)bk_cfg_int(&sub, "wait-ms");
+    char props[2048];
+    if (settings(g, &s, props, sizeof(props), &e) != BK_OK) {
+        fprintf(stderr, "br2k submit: %s\n", e.msg);
+        goto out;
+    }
     c = br2k_connect(&s, &err);
     if (c == NULL) {
         fprintf(stderr, "br2k submit: %s\n", err.msg);
@@ -385,7 +447,7 @@ static int loadgen(const cli_globals *g) {
             free(pre);
             goto out;
         }
-    double t0 = bk_mono_msf();
+    double t0 = bk_mono_msf(), warned_at = 0;
     for (long r = 0; r < total; r++) {
         long ci = r % k, j = r / k;
         if (rate > 0) { /* pace: request r is due at t0 + r / rate */
@@ -407,20 +469,44 @@ static int loadgen(const cli_globals *g) {
         }
         slots[r].st = &st;
         slots[r].offset = -1;
-        if (br2k_submit(c, cl[ci].id, (uint64_t)(j + 1), req, strlen(req),
-                        st.want_result ? BR2K_WANT_RESULT : 0, lg_event, &slots[r],
-                        &err) == BR2K_OK) {
-            st.sent++;
-        } else if (st.failed++ == 0) {
-            snprintf(st.first_failure, sizeof(st.first_failure), "%s", err.msg);
+        /* refused at once (the log's queue stayed full): again until
+         * --retry-ms, serving deliveries meanwhile */
+        double give_up = bk_mono_msf() + retry_ms;
+        for (;;) {
+            if (br2k_submit(c, cl[ci].id, (uint64_t)(j + 1), req, strlen(req),
+                            st.want_result ? BR2K_WANT_RESULT : 0, lg_event, &slots[r],
+                            &err) == BR2K_OK) {
+                st.sent++;
+                break;
+            }
+            if (bk_mono_msf() >= give_up) {
+                char id[160];
+                snprintf(id, sizeof(id), "%s:%ld", cl[ci].id, j + 1);
+                lg_lost(&st, id, err.msg);
+                slots[r].done = 1;
+                break;
+            }
+            if (bk_mono_msf() - warned_at >= 1000) {
+                BK_WARN("request %s:%ld: %s; sending it again", cl[ci].id, j + 1,
+                        err.msg);
+                warned_at = bk_mono_msf();
+            }
+            (void)br2k_poll(c, 100, NULL);
         }
         free(req);
         (void)br2k_poll(c, 0, NULL);
     }
     free(pre); /* every entry was taken */
     double sent_ms = bk_mono_msf() - t0;
-    (void)br2k_flush(c, (int)bk_cfg_int(&sub, "wait-ms") + 10000, &err);
+    /* an append may be sent again for up to --retry-ms, then its result
+     * waited for up to --wait-ms */
+    (void)br2k_flush(c, (int)bk_cfg_int(&sub, "wait-ms") + (int)retry_ms + 10000, &err);
     double elapsed = bk_mono_msf() - t0;
+    for (long r = 0; r < total; r++)
+        if (!slots[r].done) { /* no final event in time */
+            st.unconfirmed++;
+            lg_failed(&st, err.msg[0] ? err.msg : "no final event before exit");
+        }
     qsort(st.lat, st.nlat, sizeof(double), cmp_double);
     /* one producer, one partition: offsets follow the order of submission */
     int increasing = 1;
@@ -442,6 +528,10 @@ static int loadgen(const cli_globals *g) {
     json_object_set_new(sum, "first_offset", json_integer(total ? slots[0].offset : -1));
     json_object_set_new(sum, "last_offset",
                         json_integer(total ? slots[total - 1].offset : -1));
+    json_object_set_new(sum, "lost", json_integer(st.lost));
+    json_object_set_new(sum, "lost_ids", json_incref(st.lost_ids));
+    json_object_set_new(sum, "no_result", json_integer(st.no_result));
+    json_object_set_new(sum, "unconfirmed", json_integer(st.unconfirmed));
     if (st.first_failure[0] != '\0')
         json_object_set_new(sum, "first_failure", json_string(st.first_failure));
     if (bk_cfg_bool(&sub, "json")) {
@@ -453,8 +543,18 @@ static int loadgen(const cli_globals *g) {
                st.sent, st.appended, total ? slots[0].offset : -1,
                total ? slots[total - 1].offset : -1,
                increasing ? "increasing" : "NOT increasing");
-        printf("succeeded %ld\nrejected  %ld\nfailed    %ld\n", st.ok, st.rejected,
-               st.failed);
+        printf("succeeded %ld\nrejected  %ld\nfailed    %ld (lost %ld, no result %ld, "
+               "unconfirmed %ld)\n",
+               st.ok, st.rejected, st.failed, st.lost, st.no_result, st.unconfirmed);
+        if (st.lost > 0) {
+            printf("lost      ");
+            size_t i;
+            json_t *id;
+            json_array_foreach(st.lost_ids, i, id) {
+                printf("%s%s", i ? ", " : "", json_string_value(id));
+            }
+            printf("%s\n", st.lost > (long)json_array_size(st.lost_ids) ? ", ..." : "");
+        }
         printf("elapsed   %.3f s (%.0f results/s)\n", elapsed / 1e3,
                json_real_value(json_object_get(sum, "throughput_rps")));
         printf("latency   p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
@@ -478,6 +578,7 @@ out:
     free(slots);
     free(st.lat);
     json_decref(st.reasons);
+    json_decref(st.lost_ids);
     return rc;
 }
 

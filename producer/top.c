@@ -1,7 +1,6 @@
-/* top.c - `br2k top`, a live view of the service, and `br2k probe
- * ready|live`, the Kubernetes probes of one worker.
+/* top.c - `br2k top`, a live view of the service.
  *
- * Both read Redis only, through the status object of ops.c (ops.h): top
+ * It reads Redis only, through the status object of ops.c (ops.h): top
  * shows exactly what `br2k status --json` prints (and `top --once --json`
  * prints it), redrawn every --interval ms with plain ANSI (clear screen,
  * home cursor), no curses. On a terminal, stdin is put in non-canonical
@@ -19,20 +18,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "top.h"
+
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/err.h"
-#include "redis/keys.h"
 #include "ops.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
-#include "top.h"
 
 /* Fields of the metrics hash (schemas/redis-keys.md) shown here. */
-#define METRIC_LPI "lpi"
-#define METRIC_SSI "ssi"
 #define METRIC_RPS "rps"
-#define METRIC_UPDATED_MS "updated_ms"
 #define METRIC_CAUGHT_UP "caught_up"
 #define METRIC_JOINING "joining"
 #define METRIC_JOIN_REMAINING "join_remaining"
@@ -63,8 +59,14 @@ static json_int_t int_of(const json_t *o, const char *field, json_int_t def) {
 
 /* ---- the frame ---- */
 
-/* Catching up: "caught up", "joining, N to go[, eta Ss]" or "behind". */
-static void state_text(const json_t *metrics, char *buf, size_t size) {
+/* Catching up: "caught up", "joining, N to go[, eta Ss]" or "behind"; or
+ * "stale" when the row's metrics may be old (ops.h). */
+static void state_text(const json_t *m, char *buf, size_t size) {
+    const json_t *metrics = json_object_get(m, "metrics");
+    if (json_is_true(json_object_get(m, "stale"))) {
+        snprintf(buf, size, "stale");
+        return;
+    }
     json_int_t joining = int_of(metrics, METRIC_JOINING, -1);
     json_int_t caught = int_of(metrics, METRIC_CAUGHT_UP, -1);
     if (joining == 1) {
@@ -88,21 +90,15 @@ static void state_text(const json_t *metrics, char *buf, size_t size) {
     }
 }
 
-/* Last heartbeat age: now - updated_ms, or "dead" when alive-<id> is gone. */
-static void heartbeat_text(const json_t *m, int64_t now, char *buf, size_t size) {
-    if (!json_is_true(json_object_get(m, "alive"))) {
+/* Last heartbeat's age ("1.2s ago"), "dead" when alive-<id> is gone. */
+static void heartbeat_text(const json_t *m, char *buf, size_t size) {
+    const json_t *age = json_object_get(m, "heartbeat_age_ms");
+    if (!json_is_true(json_object_get(m, "alive")) || !json_is_integer(age)) {
         snprintf(buf, size, "dead");
         return;
     }
-    json_int_t up = int_of(json_object_get(m, "metrics"), METRIC_UPDATED_MS, -1);
-    if (up < 0) {
-        snprintf(buf, size, "-");
-        return;
-    }
-    int64_t age = now - (int64_t)up;
-    if (age < 0)
-        age = 0; /* another machine's clock */
-    snprintf(buf, size, "%" PRId64 ".%" PRId64 "s ago", age / 1000, (age % 1000) / 100);
+    int64_t a = (int64_t)json_integer_value(age);
+    snprintf(buf, size, "%" PRId64 ".%" PRId64 "s ago", a / 1000, (a % 1000) / 100);
 }
 
 /* One frame from the status object `st` (NULL: `err` says why). */
@@ -158,8 +154,8 @@ static void render(FILE *out, const cli_globals *g, const json_t *st, const char
                 text(json_object_get(m, "lag"), lag, sizeof(lag)),
                 text(json_object_get(m, "ssv"), ssv, sizeof(ssv)),
                 text(json_object_get(metrics, METRIC_RPS), rps, sizeof(rps)),
-                (state_text(metrics, state, sizeof(state)), state),
-                (heartbeat_text(m, now, hb, sizeof(hb)), hb));
+                (state_text(m, state, sizeof(state)), state),
+                (heartbeat_text(m, hb, sizeof(hb)), hb));
     }
     if (json_array_size(members) == 0)
         fprintf(out, "(no members)\n");
@@ -238,8 +234,10 @@ static bk_cfg_opt top_opts[] = {
 static const char top_epilog[] =
     "Reads Redis only. Shows the leader, epoch, SSI, SV, the backup phase ('none'\n"
     "when no backup runs) and the last backup (version, cut), then per member: role,\n"
-    "LPI, lag, SSV, records/s, caught up / joining (records to go) and the age of\n"
-    "its last metrics ('dead' once its heartbeat key alive-<id> has expired).\n"
+    "LPI, lag (SSI - LPI), SSV, records/s, caught up / joining (records to go), or\n"
+    "'stale' when its metrics may be old (see br2k status --help), and the age of its\n"
+    "last heartbeat ('dead' once its heartbeat key alive-<id> has expired). The role\n"
+    "comes from the lease and the heartbeat, as in br2k status.\n"
     "Quit with q or Ctrl-C. Exit 0; 2 on bad usage, or with --once when Redis\n"
     "cannot be read (the live view shows the error and keeps trying).";
 
@@ -337,115 +335,4 @@ int cmd_top(const cli_globals *g, int argc, char **argv) {
     for (int i = 0; i < 3; i++)
         sigaction(sigs[i], &old[i], NULL);
     return 0;
-}
-
-/* ---- br2k probe ready|live ---- */
-
-static bk_cfg_opt probe_opts[] = {
-    {"id", BK_CFG_STR, "", 0, 0, NULL, "the worker id (as br2k-worker --id)", NULL, 0, 0},
-    {"timeout-ms", BK_CFG_INT, "800", 100, 600000, NULL,
-     "Redis connect and command timeout (below the probe's timeoutSeconds)", NULL, 0, 0},
-    {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0}};
-
-static const char probe_epilog[] =
-    "ready: exit 0 when the worker's heartbeat (alive-<ID>) is present and its\n"
-    "metrics say caught_up=1; else exit 1 with one line saying why (\"no heartbeat\",\n"
-    "\"joining: N records to go\", \"not caught up: lpi L < ssi S\", \"cannot reach\n"
-    "Redis: ...\").\n"
-    "live: exit 0 when the heartbeat is present, 1 (\"no heartbeat\") when it is not;\n"
-    "also 0, with a note on stderr, when Redis cannot be reached at all: restarting\n"
-    "the worker would not help.\n"
-    "Exit 2 on bad usage. Reads Redis only.";
-
-static bk_cfg probe_cfg = {"br2k probe",
-                           "Kubernetes readiness and liveness of one worker.",
-                           "ready|live --id ID [--timeout-ms MS]",
-                           probe_opts,
-                           probe_epilog,
-                           0,
-                           0};
-
-int cmd_probe(const cli_globals *g, int argc, char **argv) {
-    int rc;
-    int ready = argc >= 2 && strcmp(argv[1], "ready") == 0;
-    int live = argc >= 2 && strcmp(argv[1], "live") == 0;
-    if (!ready && !live) {
-        /* `br2k probe --help` shows the help; anything else is bad usage */
-        if (cli_parse(&probe_cfg, g, argc, argv, &rc)) {
-            bk_cfg_release(&probe_cfg);
-            return rc;
-        }
-        bk_cfg_release(&probe_cfg);
-        fprintf(stderr,
-                "br2k probe: expected 'ready' or 'live' (see br2k probe --help)\n");
-        return 2;
-    }
-    probe_cfg.prog = ready ? "br2k probe ready" : "br2k probe live";
-    probe_cfg.usage = "--id ID [--timeout-ms MS]";
-    if (cli_parse(&probe_cfg, g, argc - 1, argv + 1, &rc)) {
-        bk_cfg_release(&probe_cfg);
-        return rc;
-    }
-    char id[BK_ID_MAX + 1];
-    snprintf(id, sizeof(id), "%s", bk_cfg_str(&probe_cfg, "id"));
-    int id_ok = strlen(bk_cfg_str(&probe_cfg, "id")) <= BK_ID_MAX;
-    int timeout = (int)bk_cfg_int(&probe_cfg, "timeout-ms");
-    bk_cfg_release(&probe_cfg);
-    const char *what = ready ? "ready" : "live";
-    bk_err e;
-    bk_err_clear(&e);
-    if (id[0] == '\0') {
-        fprintf(stderr, "br2k probe %s: --id is required\n", what);
-        return 2;
-    }
-    if (!id_ok || bk_keys_check_id(id, &e) != BK_OK ||
-        bk_keys_check_service(g->service, &e) != BK_OK) {
-        fprintf(stderr, "br2k probe %s: %s\n", what, id_ok ? e.msg : "--id is too long");
-        return 2;
-    }
-    bk_redis *r = bk_redis_new(g->redis, timeout, &e);
-    int reached = r != NULL;
-    json_t *m = reached ? ops_member_json(r, g->service, id, &e) : NULL;
-    bk_redis_free(r);
-    if (!reached || e.code != 0) {
-        json_decref(m);
-        if (live) {
-            fprintf(stderr,
-                    "br2k probe live: cannot reach Redis (%s); answering live, since "
-                    "restarting the worker would not help\n",
-                    e.msg);
-            return 0;
-        }
-        printf("cannot reach Redis: %s\n", e.msg);
-        return 1;
-    }
-    const json_t *metrics = json_object_get(m, "metrics");
-    if (!json_is_true(json_object_get(m, "alive"))) {
-        rc = 1;
-        printf("no heartbeat\n");
-    } else if (live) {
-        rc = 0;
-        printf("live\n");
-    } else if (int_of(metrics, METRIC_JOINING, 0) == 1) {
-        rc = 1;
-        json_int_t rem = int_of(metrics, METRIC_JOIN_REMAINING, -1);
-        if (rem >= 0)
-            printf("joining: %" JSON_INTEGER_FORMAT " records to go\n", rem);
-        else
-            printf("joining: records to go not known yet\n");
-    } else if (int_of(metrics, METRIC_CAUGHT_UP, 0) == 1) {
-        rc = 0;
-        printf("ready: caught up at lpi %" JSON_INTEGER_FORMAT "\n",
-               int_of(metrics, METRIC_LPI, -1));
-    } else if (json_object_get(metrics, METRIC_CAUGHT_UP) == NULL) {
-        rc = 1;
-        printf("not caught up: no metrics yet\n");
-    } else {
-        rc = 1;
-        printf("not caught up: lpi %" JSON_INTEGER_FORMAT " < ssi %" JSON_INTEGER_FORMAT
-               "\n",
-               int_of(metrics, METRIC_LPI, -1), int_of(metrics, METRIC_SSI, -1));
-    }
-    json_decref(m);
-    return rc;
 }

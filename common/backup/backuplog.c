@@ -199,7 +199,7 @@ static int in_array(const json_t *arr, const json_t *x) {
     return 0;
 }
 
-/* A sealed object's part: state_data or snapshot. */
+/* A sealed object's part: state_data, snapshot or external_state. */
 static int check_obj(const json_t *log, const char *name, bk_err *e) {
     const json_t *o;
     const char *s;
@@ -226,6 +226,27 @@ static int check_obj(const json_t *log, const char *name, bk_err *e) {
         need_time(o, pre, "created", &t, e) != BK_OK ||
         need_str(o, pre, "form", 200, &s, e) != BK_OK ||
         need_hex(o, pre, "data_key", BK_BLOG_WRAPPED_KEY_HEX, 0, e) != BK_OK)
+        return BK_ERR;
+    return BK_OK;
+}
+
+/* external_state: optional (logs written before it was added have none);
+ * when present, a sealed object's part plus the cut it was taken at (the
+ * log's), the offset the external state records as applied and its number
+ * of keys. */
+static int check_external(const json_t *log, json_int_t cut, bk_err *e) {
+    static const char pre[] = "external_state.";
+    const json_t *o = json_object_get(log, "external_state");
+    json_int_t n;
+    if (o == NULL)
+        return BK_OK;
+    if (check_obj(log, "external_state", e) != BK_OK ||
+        need_int(o, pre, "cut_offset", -1, &n, e) != BK_OK)
+        return BK_ERR;
+    if (n != cut)
+        return bad(e, pre, "cut_offset", "is not the log's 'cut_offset'");
+    if (need_int(o, pre, "applied_offset", -1, &n, e) != BK_OK ||
+        need_int(o, pre, "key_count", 0, &n, e) != BK_OK)
         return BK_ERR;
     return BK_OK;
 }
@@ -304,7 +325,8 @@ int bk_blog_check(const json_t *log, bk_err *e) {
         need_hex(log, "", "state_digest", 64, 0, e) != BK_OK ||
         need_hex(log, "", "record_digest", 64, cut < 0, e) != BK_OK ||
         check_obj(log, "state_data", e) != BK_OK ||
-        check_obj(log, "snapshot", e) != BK_OK || check_storage(log, e) != BK_OK)
+        check_obj(log, "snapshot", e) != BK_OK || check_external(log, cut, e) != BK_OK ||
+        check_storage(log, e) != BK_OK)
         return BK_ERR;
     return BK_OK;
 }
@@ -528,6 +550,36 @@ int bk_blog_put_sealed(bk_storage *st, int64_t version, const char *kind,
     int rc = bk_storage_put(st, name, sealed, *size, e);
     if (rc == BK_OK)
         rc = bk_blog_wrap_key(key, pub, wrapped, e);
+    OPENSSL_cleanse(key, sizeof(key));
+    free(sealed);
+    return rc;
+}
+
+int bk_blog_get_sealed(bk_storage *st, const json_t *meta, const bk_eth_key *k,
+                       void **plain, size_t *len, bk_err *e) {
+    *plain = NULL;
+    *len = 0;
+    const char *obj = json_string_value(json_object_get(meta, "object"));
+    const char *sha = json_string_value(json_object_get(meta, "sha256"));
+    const char *wrapped = json_string_value(json_object_get(meta, "data_key"));
+    json_int_t size = json_integer_value(json_object_get(meta, "size"));
+    if (obj == NULL || sha == NULL || wrapped == NULL)
+        return bk_err_set(e, BK_E_INVAL,
+                          "sealed object: the log names no object, sha256 or data key");
+    void *sealed = NULL;
+    size_t slen = 0;
+    uint8_t key[BK_SEAL_KEY_LEN];
+    if (bk_storage_get(st, obj, &sealed, &slen, e) != BK_OK)
+        return bk_err_prefix(e, "object '%s'", obj);
+    int rc = BK_OK;
+    if ((json_int_t)slen != size)
+        rc = bk_err_set(e, BK_E_INVAL,
+                        "object '%s': %zu bytes, the log says %" JSON_INTEGER_FORMAT, obj,
+                        slen, size);
+    if (rc == BK_OK)
+        rc = bk_blog_unwrap_key(wrapped, k, key, e);
+    if (rc == BK_OK && bk_unseal(key, sealed, slen, sha, plain, len, e) != BK_OK)
+        rc = bk_err_prefix(e, "object '%s'", obj);
     OPENSSL_cleanse(key, sizeof(key));
     free(sealed);
     return rc;

@@ -4,11 +4,31 @@
  * A state-backup-log is a JSON object (format "br2k.state-backup-log.v1")
  * that says what a backup version holds and where: start and end time,
  * members and alive members, the subject (the leader) and its epoch, the cut
- * offset, the application's state digest, the two sealed objects (the
- * application state and the store snapshot: name, SHA-256, sizes, type,
- * owner, creation time, and the data key that opens it, itself encrypted to
- * the service key) and the off-chain storage (location, authentication and
- * stored form; never a credential).
+ * offset, the application's state digest, the sealed objects (the
+ * application state, the store snapshot and, since it was added, the
+ * external state: name, SHA-256, sizes, type, owner, creation time, and the
+ * data key that opens it, itself encrypted to the service key) and the
+ * off-chain storage (location, authentication and stored form; never a
+ * credential).
+ *
+ * The external state (external_state, optional: logs written before it was
+ * added have none and still decode) is the application's state outside the
+ * replicas: every Redis key of the service under br2k:{svc}:ext: (written
+ * by the leader's external effect, fenced, idempotent per offset: I5),
+ * read atomically while the leader holds at the cut. Its meta adds
+ * cut_offset (the log's), applied_offset (what <prefix>applied records, -1
+ * when absent; it may exceed the cut only by records whose effect an
+ * earlier leader made before it was fenced, which replaying changes
+ * nothing of) and key_count. The sealed plaintext is JSON, format
+ * BK_EXTERNAL_FORMAT:
+ *   {"format": "br2k.external-state.v1", "service", "taken" (time),
+ *    "epoch", "cut_offset", "applied_offset", "prefix": "br2k:{svc}:ext:",
+ *    "keys": {"<full key name>": {"type": "string"|"hash"|"set"|"list"|
+ *             "zset", "encoding": "utf-8"|"hex", "value": ...}}}
+ * value: a string (string), an object field -> value (hash), an array
+ * (list, in order; set, sorted), an object member -> score as text (zset);
+ * with encoding "hex" every name and value of the key is lowercase hex
+ * (used when one of them is not UTF-8).
  *
  * On chain it is encrypted to the service's public key with ECIES in the
  * format of the npm package eth-crypto (common/backup/ecies.h): the plaintext is
@@ -33,6 +53,7 @@
 #include "chain/ethkey.h"
 
 #define BK_BLOG_FORMAT "br2k.state-backup-log.v1"
+#define BK_EXTERNAL_FORMAT "br2k.external-state.v1"
 /* The environment variables that hold the service's private key (hex), or
  * the name of a file holding it (what `deploy/local/stack env` exports). */
 #define BK_SERVICE_KEY_ENV "BR2K_SERVICE_KEY"
@@ -46,7 +67,9 @@
  * not before start, alive_members a subset of members, digests of 64
  * lowercase hex digits, data keys of BK_BLOG_WRAPPED_KEY_HEX hex digits, and
  * no credential in storage.url ("secret", "@", "X-Amz-Credential" or
- * "AccessKey" in any case). Unknown fields are allowed (a later minor
+ * "AccessKey" in any case); external_state, when present, checked like
+ * the other objects plus cut_offset equal to the log's, applied_offset >=
+ * -1 and key_count >= 0. Unknown fields are allowed (a later minor
  * addition). Returns BK_OK, or BK_ERR (BK_E_INVAL) with a one-line message
  * naming the field: "backup log: 'state_data.sha256' is not 64 lowercase
  * hex digits", "backup log: 'members' is missing". */
@@ -92,6 +115,17 @@ int bk_blog_wrap_key(const uint8_t key[32], const uint8_t pub[65], char **hex, b
 int bk_blog_put_sealed(bk_storage *st, int64_t version, const char *kind,
                        const void *plain, size_t len, const uint8_t pub[65], char *name,
                        char sha[65], size_t *size, char **wrapped, bk_err *e);
+
+/* The reverse, for any object part of a log (state_data, snapshot,
+ * external_state): read meta.object from st, check its size and SHA-256
+ * against meta, unwrap meta.data_key with the service's private key k and
+ * open it (seal.h). On success *plain (malloc'd, NUL-terminated, *len
+ * bytes not counting the NUL; the caller frees). Returns BK_OK, or BK_ERR
+ * naming the object: "object 'v...': storage: object ... not found",
+ * "object 'v...': seal: digest mismatch: ...", "data key: cannot
+ * decrypt: bad mac ..."; then *plain is NULL. */
+int bk_blog_get_sealed(bk_storage *st, const json_t *meta, const bk_eth_key *k,
+                       void **plain, size_t *len, bk_err *e);
 
 /* Unwrap a data key wrapped by bk_blog_wrap_key (or by eth-crypto's
  * encryptWithPublicKey of the 64 hex digits). Returns BK_OK, or BK_ERR

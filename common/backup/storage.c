@@ -1,23 +1,26 @@
 /* storage.c - off-chain object storage; see storage.h.
  *
- * One table of operations per back end (storage_int.h); bk_storage_open
- * picks it by URL scheme: file_ops here, the S3 one in storage_s3.c. */
+ * The dispatcher: bk_storage_open picks a back end by URL scheme from the
+ * table below (its open function, declared in storage_int.h, sets the
+ * handle's operations); every other call goes through those operations.
+ * Also the helpers the back ends share (storage_int.h). The back ends,
+ * storage_file.c and storage_s3.c, know nothing of each other. */
 #include "backup/storage.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
 
-#include <openssl/rand.h>
-
-#include "base/hex.h"
 #include "backup/storage_int.h"
+
+static int bad_name(const bk_storage *s, const char *name, bk_err *e) {
+    return bk_err_set(e, BK_E_INVAL,
+                      "storage: bad object name '%.*s' for '%s': want 1 to %d characters "
+                      "of [A-Za-z0-9._-], not starting with '.'",
+                      64, name != NULL ? name : "(null)", s->label, BK_STORAGE_NAME_MAX);
+}
+
+/* ---- shared by the back ends (storage_int.h) ---- */
 
 int bk_storage_valid_name(const char *name) {
     if (name == NULL || name[0] == '\0' || name[0] == '.')
@@ -33,241 +36,11 @@ int bk_storage_valid_name(const char *name) {
     return 1;
 }
 
-static int bad_name(const bk_storage *s, const char *name, bk_err *e) {
-    return bk_err_set(e, BK_E_INVAL,
-                      "storage: bad object name '%.*s' for '%s': want 1 to %d characters "
-                      "of [A-Za-z0-9._-], not starting with '.'",
-                      64, name != NULL ? name : "(null)", s->label, BK_STORAGE_NAME_MAX);
-}
-
-/* ---- file:// ---- */
-
-/* Read all of fd into a malloc'd buffer (plus a NUL). 0, or an errno. */
-static int read_fd(int fd, uint8_t **data, size_t *len) {
-    struct stat st;
-    *data = NULL;
-    *len = 0;
-    if (fstat(fd, &st) != 0)
-        return errno;
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    uint8_t *buf = malloc(cap);
-    if (buf == NULL)
-        return ENOMEM;
-    for (;;) {
-        if (n + 1 == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                return ENOMEM;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + n, cap - n - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int err = errno;
-            free(buf);
-            return err;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return 0;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Read name into *data; 0, ENOENT or another errno. */
-static int file_read(bk_storage *s, const char *name, uint8_t **data, size_t *len) {
-    *data = NULL;
-    *len = 0;
-    int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return errno;
-    int err = read_fd(fd, data, len);
-    close(fd);
-    return err;
-}
-
-/* Compare the stored object name with data: 1 same bytes, 0 different,
- * -1 error (e set; ENOENT is an error here). */
-static int file_same(bk_storage *s, const char *name, const void *data, size_t len,
-                     bk_err *e) {
-    uint8_t *have = NULL;
-    size_t hlen = 0;
-    int err = file_read(s, name, &have, &hlen);
-    if (err != 0) {
-        bk_err_set(e, err == ENOENT ? BK_E_NOTFOUND : BK_E_IO,
-                   "storage: cannot read back '%s' in '%s': %s", name, s->url,
-                   strerror(err));
-        return -1;
-    }
-    int same = hlen == len && (len == 0 || memcmp(have, data, len) == 0);
-    free(have);
-    return same;
-}
-
-/* An identical object is already there (a retried put, or a put that
- * crashed after its rename): make sure it is durable before it counts. */
-static int sync_existing(bk_storage *s, const char *name, bk_err *e) {
-    int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    int ok = fd >= 0 && fsync(fd) == 0;
-    int err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (ok && fsync(s->dirfd) != 0) {
-        ok = 0;
-        err = errno;
-    }
-    if (!ok)
-        return bk_err_set(e, BK_E_IO, "storage: cannot fsync '%s' in '%s': %s", name,
-                          s->url, strerror(err));
-    return BK_OK;
-}
-
 int bk_storage_exists_different(const bk_storage *s, const char *name, bk_err *e) {
     return bk_err_set(
         e, BK_E_STATE,
         "storage: object '%s' already exists in '%s' with different content", name,
         s->label);
-}
-
-/* Move tmp to name without replacing an existing name. 0 or an errno
- * (EEXIST when name exists). */
-static int place_noreplace(int dirfd, const char *tmp, const char *name) {
-    if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == 0)
-        return 0;
-    int err = errno;
-    if (err != EINVAL && err != ENOSYS && err != ENOTSUP)
-        return err;
-    /* no RENAME_NOREPLACE on this file system: a hard link never replaces */
-    if (linkat(dirfd, tmp, dirfd, name, 0) != 0)
-        return errno;
-    unlinkat(dirfd, tmp, 0);
-    return 0;
-}
-
-static int file_put(bk_storage *s, const char *name, const void *data, size_t len,
-                    bk_err *e) {
-    struct stat st;
-    if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        int same = file_same(s, name, data, len, e);
-        if (same < 0)
-            return BK_ERR;
-        return same ? sync_existing(s, name, e) : bk_storage_exists_different(s, name, e);
-    }
-    if (errno != ENOENT)
-        return bk_err_set(e, BK_E_IO, "storage: cannot stat '%s' in '%s': %s", name,
-                          s->url, strerror(errno));
-
-    uint8_t rnd[6];
-    char rhex[13], tmp[BK_STORAGE_NAME_MAX + 64];
-    if (RAND_bytes(rnd, sizeof rnd) != 1)
-        memset(rnd, 0, sizeof rnd);
-    bk_hex_encode(rnd, sizeof rnd, 0, rhex);
-    snprintf(tmp, sizeof tmp, ".tmp-%s.%ld.%s", name, (long)getpid(), rhex);
-
-    int fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return bk_err_set(e, BK_E_IO,
-                          "storage: cannot create a temporary file in '%s': %s", s->url,
-                          strerror(errno));
-    const char *step = "write";
-    int err = write_all(fd, data, len);
-    if (err == 0 && fsync(fd) != 0) {
-        err = errno;
-        step = "fsync";
-    }
-    if (close(fd) != 0 && err == 0) {
-        err = errno;
-        step = "close";
-    }
-    if (err == 0) {
-        step = "rename";
-        err = place_noreplace(s->dirfd, tmp, name);
-    }
-    if (err != 0) {
-        unlinkat(s->dirfd, tmp, 0);
-        if (err == EEXIST) { /* a concurrent put of the same name won */
-            int same = file_same(s, name, data, len, e);
-            if (same < 0)
-                return BK_ERR;
-            return same ? sync_existing(s, name, e)
-                        : bk_storage_exists_different(s, name, e);
-        }
-        return bk_err_set(e, BK_E_IO, "storage: cannot %s '%s' in '%s': %s", step, name,
-                          s->url, strerror(err));
-    }
-    if (fsync(s->dirfd) != 0) {
-        err = errno;
-        unlinkat(s->dirfd, name, 0);
-        return bk_err_set(e, BK_E_IO, "storage: cannot fsync the directory of '%s': %s",
-                          s->url, strerror(err));
-    }
-    /* read back before it counts */
-    int same = file_same(s, name, data, len, e);
-    if (same == 1)
-        return BK_OK;
-    unlinkat(s->dirfd, name, 0);
-    fsync(s->dirfd);
-    if (same == 0)
-        return bk_err_set(
-            e, BK_E_IO,
-            "storage: object '%s' in '%s' reads back different bytes; removed", name,
-            s->url);
-    return BK_ERR;
-}
-
-static int file_get(bk_storage *s, const char *name, void **data, size_t *len,
-                    bk_err *e) {
-    uint8_t *d = NULL;
-    int err = file_read(s, name, &d, len);
-    if (err == ENOENT)
-        return bk_err_set(e, BK_E_NOTFOUND, "storage: object '%s' not found in '%s'",
-                          name, s->url);
-    if (err == ENOMEM)
-        return bk_err_set(e, BK_E_NOMEM, "storage: out of memory reading '%s' in '%s'",
-                          name, s->url);
-    if (err != 0)
-        return bk_err_set(e, BK_E_IO, "storage: cannot read '%s' in '%s': %s", name,
-                          s->url, strerror(err));
-    *data = d;
-    return BK_OK;
-}
-
-static int file_head(bk_storage *s, const char *name, int *exists, uint64_t *size,
-                     bk_err *e) {
-    struct stat st;
-    if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (!S_ISREG(st.st_mode))
-            return bk_err_set(e, BK_E_IO, "storage: '%s' in '%s' is not a regular file",
-                              name, s->url);
-        *exists = 1;
-        if (size != NULL)
-            *size = (uint64_t)st.st_size;
-        return BK_OK;
-    }
-    if (errno == ENOENT)
-        return BK_OK;
-    return bk_err_set(e, BK_E_IO, "storage: cannot stat '%s' in '%s': %s", name, s->url,
-                      strerror(errno));
 }
 
 static int cmp_names(const void *a, const void *b) {
@@ -290,124 +63,16 @@ int bk_storage_list_done(char **v, size_t n, int rc, char ***names, size_t *coun
     return BK_OK;
 }
 
-static int file_list(bk_storage *s, const char *prefix, char ***names, size_t *count,
-                     bk_err *e) {
-    int fd = dup(s->dirfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        int err = errno;
-        if (fd >= 0)
-            close(fd);
-        return bk_err_set(e, BK_E_IO, "storage: cannot list '%s': %s", s->url,
-                          strerror(err));
-    }
-    rewinddir(d);
-    size_t plen = strlen(prefix), n = 0, cap = 0;
-    char **v = NULL;
-    int rc = BK_OK;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (de == NULL) {
-            if (errno != 0)
-                rc = bk_err_set(e, BK_E_IO, "storage: cannot list '%s': %s", s->url,
-                                strerror(errno));
-            break;
-        }
-        /* dot names are ours (temporary files) or not objects */
-        if (!bk_storage_valid_name(de->d_name) || strncmp(de->d_name, prefix, plen) != 0)
-            continue;
-        int reg = de->d_type == DT_REG;
-        if (de->d_type == DT_UNKNOWN) {
-            struct stat st;
-            reg = fstatat(s->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                  S_ISREG(st.st_mode);
-        }
-        if (!reg)
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nv = realloc(v, ncap * sizeof *nv);
-            if (nv == NULL) {
-                rc = bk_err_set(e, BK_E_NOMEM, "storage: out of memory listing '%s'",
-                                s->url);
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        v[n] = strdup(de->d_name);
-        if (v[n] == NULL) {
-            rc = bk_err_set(e, BK_E_NOMEM, "storage: out of memory listing '%s'", s->url);
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    return bk_storage_list_done(v, n, rc, names, count);
-}
-
-static int file_del(bk_storage *s, const char *name, bk_err *e) {
-    if (unlinkat(s->dirfd, name, 0) != 0) {
-        if (errno == ENOENT)
-            return BK_OK;
-        return bk_err_set(e, BK_E_IO, "storage: cannot delete '%s' in '%s': %s", name,
-                          s->url, strerror(errno));
-    }
-    if (fsync(s->dirfd) != 0)
-        return bk_err_set(e, BK_E_IO, "storage: cannot fsync the directory of '%s': %s",
-                          s->url, strerror(errno));
-    return BK_OK;
-}
-
-static void file_close(bk_storage *s) {
-    if (s->dirfd >= 0)
-        close(s->dirfd);
-}
-
-static const storage_ops file_ops = {file_put,  file_get, file_head,
-                                     file_list, file_del, file_close};
-
-/* mkdir -p dir (mode 0750 for what it creates). 0 or an errno. */
-static int mkdir_p(const char *dir) {
-    char *p = strdup(dir);
-    if (p == NULL)
-        return ENOMEM;
-    int err = 0;
-    for (char *c = p + 1; err == 0; c++) {
-        int end = *c == '\0';
-        if (*c != '/' && !end)
-            continue;
-        char save = *c;
-        *c = '\0';
-        if (mkdir(p, 0750) != 0 && errno != EEXIST)
-            err = errno;
-        *c = save;
-        if (end)
-            break;
-    }
-    free(p);
-    return err;
-}
-
-static int open_file(bk_storage *s, const char *dir, bk_err *e) {
-    s->dir = strdup(dir);
-    if (s->dir == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "storage: out of memory");
-    int err = mkdir_p(dir);
-    if (err != 0)
-        return bk_err_set(e, BK_E_IO,
-                          "storage: cannot create directory '%s' for '%s': %s", dir,
-                          s->url, strerror(err));
-    s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->dirfd < 0)
-        return bk_err_set(e, BK_E_IO, "storage: cannot open directory '%s' for '%s': %s",
-                          dir, s->url, strerror(errno));
-    s->ops = &file_ops;
-    return BK_OK;
-}
-
 /* ---- the interface ---- */
+
+/* The back ends, by URL scheme. */
+static const struct {
+    const char *scheme;
+    int (*open)(bk_storage *s, const char *url, bk_err *e);
+} backends[] = {
+    {"file://", bk_storage_open_file},
+    {"s3://", bk_storage_open_s3},
+};
 
 int bk_storage_open(const char *url, bk_storage **out, bk_err *e) {
     *out = NULL;
@@ -418,28 +83,23 @@ int bk_storage_open(const char *url, bk_storage **out, bk_err *e) {
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             return bk_err_set(e, BK_E_INVAL,
                               "storage: bad url '%.100s': control character", url);
+    size_t b = 0, nb = sizeof(backends) / sizeof(backends[0]);
+    while (b < nb && strncmp(url, backends[b].scheme, strlen(backends[b].scheme)) != 0)
+        b++;
+    if (b == nb)
+        return bk_err_set(
+            e, BK_E_INVAL,
+            "storage: bad url '%.100s': want file://DIR or s3://BUCKET/PREFIX", url);
     bk_storage *s = calloc(1, sizeof *s);
     if (s == NULL)
         return bk_err_set(e, BK_E_NOMEM, "storage: out of memory");
-    s->dirfd = -1;
     s->url = strdup(url);
     s->label = s->url != NULL ? strdup(url) : NULL;
     int rc = BK_ERR;
-    if (s->url == NULL || s->label == NULL) {
+    if (s->url == NULL || s->label == NULL)
         bk_err_set(e, BK_E_NOMEM, "storage: out of memory");
-    } else if (strncmp(url, "file://", 7) == 0) {
-        const char *dir = url + 7;
-        if (dir[0] == '\0')
-            bk_err_set(e, BK_E_INVAL, "storage: bad url '%.100s': no directory", url);
-        else
-            rc = open_file(s, dir, e);
-    } else if (strncmp(url, "s3://", 5) == 0) {
-        rc = bk_storage_open_s3(s, url, e);
-    } else {
-        bk_err_set(e, BK_E_INVAL,
-                   "storage: bad url '%.100s': want file://DIR or s3://BUCKET/PREFIX",
-                   url);
-    }
+    else
+        rc = backends[b].open(s, url, e);
     if (rc != BK_OK) {
         bk_storage_close(s);
         return BK_ERR;
@@ -453,9 +113,6 @@ void bk_storage_close(bk_storage *s) {
         return;
     if (s->ops != NULL)
         s->ops->close(s);
-    else if (s->dirfd >= 0)
-        close(s->dirfd);
-    free(s->dir);
     free(s->label);
     free(s->url);
     free(s);

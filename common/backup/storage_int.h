@@ -1,6 +1,9 @@
 /* storage_int.h - internals of the storage module (storage.h), shared by
- * storage.c (the interface and file://), storage_s3.c (s3://) and the unit
- * tests of the pure parts of the S3 back end. Not for other modules. */
+ * storage.c (the dispatcher and the helpers below), the back ends
+ * storage_file.c (file://) and storage_s3.c + storage_s3_pure.c (s3://),
+ * and the unit tests of the pure parts of the S3 back end. Not for other
+ * modules. A back end includes only this header (and storage.h); storage.c
+ * knows a back end only by its open function, declared here. */
 #ifndef BK_STORAGE_INT_H
 #define BK_STORAGE_INT_H
 
@@ -20,20 +23,24 @@ typedef struct storage_ops {
     void (*close)(bk_storage *s);
 } storage_ops;
 
-struct bk_s3;
-
 struct bk_storage {
-    const storage_ops *ops;
+    const storage_ops *ops; /* set by the back end's open */
     char *url;
     /* how messages name the storage: the URL for file://, "s3://BUCKET/PREFIX"
      * (no query) for s3:// */
     char *label;
-    /* file:// */
-    char *dir;
-    int dirfd;
-    /* s3:// */
-    struct bk_s3 *s3;
+    void *be; /* the back end's own state, freed by ops->close */
 };
+
+/* ---- the back ends ---- */
+
+/* Set up s (url and label already set; a back end may replace label) as
+ * a storage of its kind: on success s->ops and s->be are set. On failure
+ * e is set; whatever was set in s is released by bk_storage_close. */
+int bk_storage_open_file(bk_storage *s, const char *url, bk_err *e);
+int bk_storage_open_s3(bk_storage *s, const char *url, bk_err *e);
+
+/* ---- helpers shared by the back ends (storage.c) ---- */
 
 /* End of a back end's list: with rc BK_OK, sort v[0..n) and hand it over
  * in *names / *count (NULL when empty); otherwise free it. Returns rc. */
@@ -46,10 +53,7 @@ int bk_storage_valid_name(const char *name);
  * (BK_E_STATE); returns BK_ERR. */
 int bk_storage_exists_different(const bk_storage *s, const char *name, bk_err *e);
 
-/* Set up s (url and label already set) as an s3:// storage. */
-int bk_storage_open_s3(bk_storage *s, const char *url, bk_err *e);
-
-/* ---- pure parts of the S3 back end (unit-tested) ---- */
+/* ---- pure parts of the S3 back end (storage_s3_pure.c, unit-tested) ---- */
 
 #define BK_S3_BUCKET_MAX 63
 #define BK_S3_PREFIX_MAX 256

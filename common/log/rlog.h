@@ -2,44 +2,32 @@
  *
  * One ordered log per service. Records have an offset (0, 1, 2, ... in log
  * order), a key (the client id), a value (the JSON request) and headers.
- * Callers never see librdkafka or hiredis. Two back ends, chosen by the
- * settings' `bootstrap` (every public function dispatches at its top):
+ * Callers never see librdkafka or hiredis. The back end is chosen by the
+ * settings' `bootstrap` (common/log/README.md; rlog_int.h is the interface
+ * every back end implements):
  *
- * Kafka (rlog.c): "host:port,..." or "kafka://host:port,...": partition 0
- *   of the topic br2k.<svc>.requests; idempotent producer, assign() reader.
+ * Kafka (rlog_kafka.c): "host:port,..." or "kafka://host:port,...":
+ *   partition 0 of the topic br2k.<svc>.requests; idempotent producer,
+ *   assign() reader.
  *
  * Redis Streams (rlog_redis.c): "redis://HOST:PORT" or
  *   "redis://HOST:PORT/STREAM" (the stream defaults to the topic name).
- *   - offset N is the entry id "1-N" (ms part fixed at 1, seq = offset):
- *     dense, ordered, and XTRIM MINID 1-<n> deletes exactly offsets < n.
- *     The counter {<stream>}:next holds the next offset (absent: 0); the
- *     hash tag keeps it, the ids hash and the stream in one Redis Cluster
- *     slot (a stream name with braces or spaces is refused).
- *   - append: one Lua script (EVALSHA; SCRIPT LOAD, again on NOSCRIPT),
- *     idempotent per request id: when the record has the header
- *     br2k-request-id and the hash {<stream>}:ids maps it, it returns that
- *     offset and adds nothing; else off = INCR(next) - 1, XADD stream
- *     1-<off> k <key> v <value> h:<name> <value>..., HSET ids rid off.
- *     bk_rlog_append formats the EVALSHA (binary-safe) and sends up to 256
- *     in one pipeline on a connection of their own (when 256 are queued,
- *     or from bk_rlog_serve()/bk_rlog_flush()/bk_rlog_append_sync()); the
- *     delivery callbacks come from serve/flush, in order, with the offset
- *     or the error (Redis down: BK_E_IO). bk_rlog_append_sync runs the
- *     script at once. Durability is the server's (appendonly yes,
- *     appendfsync always).
- *   - read: XREAD [BLOCK t] COUNT 500 STREAMS stream <1-(next-1) or 0-0>,
- *     buffered; ts_ms is -1. I1: a first entry past the expected offset,
- *     or nothing while the counter (read before a second look) is past
- *     it, is BK_E_RLOG_RANGE "deleted"; an offset past the counter is
- *     BK_E_RLOG_RANGE "not yet there", as Kafka says out of range.
- *   - offsets: first = seq of the first entry (end when empty), end = the
- *     counter, read together by a script. delete_below: a script deletes
- *     up to 2000 entries below the offset (XTRIM MINID) with their request
- *     ids (HDEL), called until none is left, so the ids hash holds only the
- *     records still in the log; a late retry of a deleted record is
- *     appended again, as on Kafka (the application sees a repeat).
- *   - a Redis that is down gives BK_E_IO (never RANGE); messages name the
- *     stream and URL.
+ *   Offset N is the entry id "1-N"; the counter {<stream>}:next holds the
+ *   next offset and the hash {<stream>}:ids the offset of each request id
+ *   (a repeated request id is not appended again: its first offset is
+ *   returned). An entry that BR2K did not append (a foreign XADD) becomes,
+ *   before anything after it is read or appended, an empty record with the
+ *   header br2k-foreign at the next offset (README.md: foreign entries).
+ *   Reads that find an offset deleted, or not yet appended, say
+ *   BK_E_RLOG_RANGE as Kafka says out of range; a Redis that is down or
+ *   loading gives BK_E_IO (never RANGE); messages name the stream and URL.
+ *
+ * Appends that may not have reached the log are sent again by the back end
+ * until delivery.timeout.ms (a property in the settings' props, as
+ * librdkafka names it; default 300000): librdkafka with its idempotent
+ * producer, the Redis back end with the record's request id (a record
+ * without one is sent again only when it surely did not run). The delivery
+ * callback then reports the offset, or the last error.
  *
  * A handle is used by one thread at a time, except bk_rlog_cached_end()
  * which any thread may call. Errors follow err.h, with two codes of this
@@ -59,6 +47,9 @@
 /* Standard header names of a BR2K request record. */
 #define BK_RLOG_H_REQUEST_ID "br2k-request-id" /* "<client>:<seq>" */
 #define BK_RLOG_H_SCHEMA "br2k-schema"         /* schema version, "1" */
+/* Set by the Redis back end on a record made from an entry BR2K did not
+ * append: its value is the foreign entry's id; key and value are empty. */
+#define BK_RLOG_H_FOREIGN "br2k-foreign"
 
 typedef struct bk_rlog bk_rlog;
 
@@ -66,7 +57,8 @@ typedef struct bk_rlog_settings {
     const char
         *bootstrap; /* "host:port,...", "kafka://..." or "redis://H:P[/S]" (BR2K_KAFKA) */
     const char *topic; /* e.g. from bk_kafka_topic_name(); required */
-    const char *props; /* extra "k=v,k=v" client properties; may be NULL */
+    const char *props; /* extra "k=v,k=v" client properties; may be NULL
+                          (Redis: delivery.timeout.ms, alias message.timeout.ms) */
     int timeout_ms;    /* bound of synchronous calls; <= 0: 10000 */
 } bk_rlog_settings;
 
@@ -84,7 +76,7 @@ typedef struct bk_rlog_rec {
     const void *value;
     size_t len;
     int64_t ts_ms; /* the log's timestamp, -1 if none (never used by apply, I4) */
-    void *priv_;   /* the back end's message */
+    void *priv_;   /* the back end's (Kafka: its message) */
 } bk_rlog_rec;
 
 /* 1 when `bootstrap` names the Redis Streams back end ("redis://..."). */

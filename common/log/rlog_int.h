@@ -1,41 +1,67 @@
-/* rlog_int.h - the back ends of rlog.h behind its dispatch (rlog.c). Not
- * for callers outside common/rlog*.c. */
+/* rlog_int.h - the back-end interface of the request log (rlog.h): an ops
+ * table per back end, and the first members every back end's handle and
+ * records share. rlog.c picks the back end and dispatches through the
+ * table; rlog_kafka.c and rlog_redis.c each define one. Not for callers
+ * outside common/log/ (see common/log/README.md: adding a back end). */
 #ifndef BK_RLOG_INT_H
 #define BK_RLOG_INT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
 #include "log/rlog.h"
 
-/* ---- the Redis Streams back end (rlog_redis.c) ---- */
-typedef struct bk_rlog_redis bk_rlog_redis;
+/* One back end. Every function has the meaning of the public function of
+ * the same name in rlog.h; settings were checked by rlog.c (bootstrap and
+ * topic set, timeout_ms > 0). */
+typedef struct bk_rlog_ops {
+    const char *name; /* "kafka", "redis": for messages */
+    /* 1 when this back end serves `bootstrap` (the last one serves any) */
+    int (*accepts)(const char *bootstrap);
+    /* a handle whose first member is a struct bk_rlog with ops set */
+    bk_rlog *(*open)(const bk_rlog_settings *s, bk_err *e);
+    void (*close)(bk_rlog *l);
+    int (*append)(bk_rlog *l, const void *key, size_t key_len, const void *value,
+                  size_t len, const bk_rlog_header *headers, size_t nheaders,
+                  bk_rlog_delivery_cb cb, void *opaque, bk_err *e);
+    int (*append_sync)(bk_rlog *l, const void *key, size_t key_len, const void *value,
+                       size_t len, const bk_rlog_header *headers, size_t nheaders,
+                       int64_t *offset, bk_err *e);
+    int (*serve)(bk_rlog *l, int timeout_ms);
+    int (*flush)(bk_rlog *l, int timeout_ms, bk_err *e);
+    int (*pending)(bk_rlog *l);
+    int (*seek)(bk_rlog *l, int64_t offset, bk_err *e);
+    int (*poll)(bk_rlog *l, int timeout_ms, bk_rlog_rec **rec, bk_err *e);
+    void (*rec_free)(bk_rlog_rec *rec);
+    int (*rec_header)(const bk_rlog_rec *rec, const char *name, const void **value,
+                      size_t *len, bk_err *e);
+    int (*offsets)(bk_rlog *l, int64_t *first, int64_t *end, bk_err *e);
+    int64_t (*cached_end)(bk_rlog *l);
+    int (*delete_below)(bk_rlog *l, int64_t offset, bk_err *e);
+} bk_rlog_ops;
 
-/* 1 when `bootstrap` names a Redis Streams log ("redis://..."). */
-int bk_rlog_redis_url(const char *bootstrap);
+/* The first member of every back end's handle. */
+struct bk_rlog {
+    const bk_rlog_ops *ops;
+};
 
-/* "redis://HOST:PORT[/STREAM]"; the stream defaults to `topic`. Does not
- * connect (the first call does). */
-bk_rlog_redis *bk_rlog_redis_open(const char *url, const char *topic, int timeout_ms,
-                                  bk_err *e);
-void bk_rlog_redis_close(bk_rlog_redis *r);
-int bk_rlog_redis_append(bk_rlog_redis *r, const void *key, size_t key_len,
-                         const void *value, size_t len, const bk_rlog_header *headers,
-                         size_t nheaders, bk_rlog_delivery_cb cb, void *opaque,
-                         bk_err *e);
-int bk_rlog_redis_append_sync(bk_rlog_redis *r, const void *key, size_t key_len,
-                              const void *value, size_t len,
-                              const bk_rlog_header *headers, size_t nheaders,
-                              int64_t *offset, bk_err *e);
-int bk_rlog_redis_serve(bk_rlog_redis *r, int timeout_ms);
-int bk_rlog_redis_flush(bk_rlog_redis *r, int timeout_ms, bk_err *e);
-int bk_rlog_redis_pending(bk_rlog_redis *r);
-int bk_rlog_redis_seek(bk_rlog_redis *r, int64_t offset, bk_err *e);
-int bk_rlog_redis_poll(bk_rlog_redis *r, int timeout_ms, bk_rlog_rec **rec, bk_err *e);
-/* 1 when `rec` came from this back end. */
-int bk_rlog_redis_is_rec(const bk_rlog_rec *rec);
-void bk_rlog_redis_rec_free(bk_rlog_rec *rec);
-int bk_rlog_redis_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
-                             size_t *len, bk_err *e);
-int bk_rlog_redis_offsets(bk_rlog_redis *r, int64_t *first, int64_t *end, bk_err *e);
-int64_t bk_rlog_redis_cached_end(bk_rlog_redis *r);
-int bk_rlog_redis_delete_below(bk_rlog_redis *r, int64_t offset, bk_err *e);
+/* The first member of every back end's record: rec_free and rec_header
+ * find the back end from the record alone. */
+typedef struct bk_rlog_irec {
+    bk_rlog_rec pub;
+    const bk_rlog_ops *ops;
+} bk_rlog_irec;
+
+/* The back ends (rlog_kafka.c, rlog_redis.c). */
+extern const bk_rlog_ops bk_rlog_kafka_ops;
+extern const bk_rlog_ops bk_rlog_redis_ops;
+
+/* ---- helpers shared by the back ends (rlog.c) ---- */
+
+/* The value of property `name` in "k=v,k=v" (the last one given), as a
+ * positive int: BK_OK with *out set, or BK_OK with *out unchanged when
+ * absent; BK_E_INVAL when present and not a positive integer. */
+int bk_rlog_prop_int(const char *props, const char *name, int *out, bk_err *e);
 
 #endif

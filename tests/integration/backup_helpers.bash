@@ -38,7 +38,63 @@ versions_are() {
     [ "$(sv)" = "$v" ] && [ "$(chain_sv)" = "$v" ] || return 1
     for id in "$@"; do [ "$(ssv "$id")" = "$v" ] || return 1; done
 }
-# restore_check [VERSION]: the backup restores; prints the JSON of itest_backup
+# restore_json [VERSION]: the backup restores; prints the JSON of itest_backup
 restore_json() {
     "$BUILD/tests/itest_backup" restore "$ETH_RPC" "$REG" "$T/service.key" "${APP:-noop}" "$@"
+}
+# external_json [VERSION]: the backup's external state read back (the log
+# from the chain, the object from the storage, checked and opened; with
+# APP infodid, compared with the backup's restored state): the JSON of
+# `itest_backup external`
+external_json() {
+    "$BUILD/tests/itest_backup" external "$ETH_RPC" "$REG" "$T/service.key" "${APP:-noop}" "$@"
+}
+# redis_hash KEY: a Redis hash as one sorted JSON object
+redis_hash() {
+    rc_ HGETALL "$1" | jq -Rn '[inputs] | [range(0; length; 2) as $i | {(.[$i]): .[$i + 1]}] | add // {}' | jq -S .
+}
+# check_external VERSION CUT: backup VERSION holds the external state at its
+# cut CUT: the log names a br2k-external-state object of the cut, stored
+# under its sha256 in $T/backups, which opens to exactly Redis's
+# br2k:{svc}:ext:* keys now (call it while nothing runs after the cut:
+# SSI still at CUT), and the log is valid against the schema. Prints a
+# summary.
+check_external() {
+    local v=$1 cut=$2 out p k n obj sha did_o did_r
+    [ "$(rc_ GET "br2k:{$SVC}:SSI")" = "$cut" ] || fail "check_external $v: SSI $(rc_ GET "br2k:{$SVC}:SSI") is past the cut $cut"
+    out=$(external_json "$v" 2>&1) || fail "external state of version $v: $out"
+    echo "$out" >"$T/external$v.json"
+    p="br2k:{$SVC}:ext:"
+    [ "$(jq -r .cut <<<"$out")" = "$cut" ] && [ "$(jq -r .meta.cut_offset <<<"$out")" = "$cut" ] ||
+        fail "external state of version $v: cut $(jq -c '[.cut, .meta.cut_offset]' <<<"$out"), want $cut"
+    [ "$(jq -r .meta.type <<<"$out")" = br2k-external-state ] || fail "external_state.type: $(jq -c .meta <<<"$out")"
+    obj=$(jq -r .meta.object <<<"$out"); sha=$(jq -r .meta.sha256 <<<"$out")
+    [[ $obj == "$(printf 'v%08d' "$v")-external-$sha" ]] || fail "external object named '$obj' (sha256 $sha)"
+    [ "$(sha256sum "$T/backups/$obj" | cut -d' ' -f1)" = "$sha" ] || fail "external object $obj is not in storage under its sha256"
+    [ "$(stat -c %s "$T/backups/$obj")" = "$(jq -r .meta.size <<<"$out")" ] || fail "external object $obj: size differs from the log's"
+    # exactly the keys Redis holds, with the same content
+    k=$(rc_ --scan --pattern "${p}*" | LC_ALL=C sort -u | jq -Rn '[inputs]')
+    [ "$(jq -c '.content.keys | keys' <<<"$out")" = "$(jq -c . <<<"$k")" ] ||
+        fail "external keys: backup $(jq -c '.content.keys | keys' <<<"$out"), Redis $(jq -c . <<<"$k")"
+    [ "$(jq -r '.meta.key_count' <<<"$out")" = "$(jq length <<<"$k")" ] || fail "external_state.key_count: $(jq -c .meta <<<"$out")"
+    for n in active applied; do
+        [ "$(jq -r --arg k "$p$n" '.content.keys[$k].value' <<<"$out")" = "$(rc_ GET "$p$n")" ] ||
+            fail "$p$n: backup $(jq -c --arg k "$p$n" '.content.keys[$k]' <<<"$out"), Redis $(rc_ GET "$p$n")"
+    done
+    [ "$(jq -r .meta.applied_offset <<<"$out")" = "$(rc_ GET "${p}applied")" ] && [ "$(rc_ GET "${p}applied")" -le "$cut" ] ||
+        fail "external_state.applied_offset $(jq -r .meta.applied_offset <<<"$out"), Redis ${p}applied $(rc_ GET "${p}applied"), cut $cut"
+    [ "$(jq -r .state.match <<<"$out")" = true ] || fail "version $v: the external index is not the restored state's: $(jq -c .state <<<"$out")"
+    did_o=$(jq -S --arg k "${p}did" '.content.keys[$k].value' <<<"$out")
+    did_r=$(redis_hash "${p}did") || fail "cannot read ${p}did"
+    [ "$did_o" = "$did_r" ] || fail "${p}did: backup holds $(jq length <<<"$did_o") DIDs, Redis $(jq length <<<"$did_r"), or other controllers"
+    [ "$(jq length <<<"$did_r")" = "$(rc_ HLEN "${p}did")" ] && [ "$(rc_ HLEN "${p}did")" -gt 0 ] || fail "${p}did: HLEN $(rc_ HLEN "${p}did")"
+    # the log itself against schemas/state-backup-log.schema.json
+    jq .log <<<"$out" >"$T/log$v.json"
+    (cd "$SRC" && node -e '
+        const Ajv = require("ajv/dist/2020"), fs = require("fs");
+        const v = new Ajv({strict: false}).compile(JSON.parse(fs.readFileSync(process.argv[1])));
+        if (!v(JSON.parse(fs.readFileSync(process.argv[2])))) { console.error(JSON.stringify(v.errors)); process.exit(1); }' \
+        schemas/state-backup-log.schema.json "$T/log$v.json") >"$T/schema$v.out" 2>&1 ||
+        fail "the log of version $v is not valid against the schema: $(cat "$T/schema$v.out")"
+    echo "external state of version $v at cut $cut: $obj, $(jq length <<<"$k") keys, $(jq length <<<"$did_r") DIDs, ${p}active $(rc_ GET "${p}active"), applied $(rc_ GET "${p}applied")"
 }

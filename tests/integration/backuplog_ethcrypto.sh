@@ -170,6 +170,6 @@ rcli MSET 'br2k:{default}:backup-last' '5 4999' 'br2k:{default}:Service-State' 5
 wait "$NOW_PID" || fail "backup now: exit $?: $(cat "$T/now2.log")"
 [ "$(cat "$T/now2.out")" = "backup done: version 5 (cut offset 4999)" ] ||
     fail "backup now printed '$(cat "$T/now2.out")'"
-"$BR2K" --redis "$REDIS" backup now --wait 0 >"$T/now3.out" || fail "backup now --wait 0"
+"$BR2K" --redis "$REDIS" backup now --force --wait 0 >"$T/now3.out" || fail "backup now --force --wait 0"
 grep -q "backup requested (state version now 5)" "$T/now3.out" || fail "$(cat "$T/now3.out")"
 pass "br2k backup now: done when SV rises (version 5, cut 4999); --wait 0 only asks"

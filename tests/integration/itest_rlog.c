@@ -14,7 +14,8 @@
  *   itest_rlog append URL TOPIC    append that record.
  *   itest_rlog noscript URL TOPIC REDIS   async appends (pipelined) go on
  *       after SCRIPT FLUSH: offsets 0..609 in order, all delivered.
- *   itest_rlog down URL TOPIC      every call fails with BK_E_IO (no server).
+ *   itest_rlog down URL TOPIC      every call fails with BK_E_IO (no server;
+ *       an append after delivery.timeout.ms=1000 of sending it again).
  *   itest_rlog offsets URL TOPIC   prints "FIRST END" (END: the next offset).
  *   itest_rlog delete URL TOPIC N  bk_rlog_delete_below(N).
  *   itest_rlog dump URL TOPIC      every record from FIRST to END - 1, one a
@@ -367,7 +368,10 @@ int main(int argc, char **argv) {
                         "URL TOPIC ...\n");
         return 2;
     }
-    bk_rlog_settings s = {argv[2], argv[3], NULL,
+    /* down: an append is sent again until delivery.timeout.ms, then fails */
+    bk_rlog_settings s = {argv[2], argv[3],
+                          strcmp(argv[1], "down") == 0 ? "delivery.timeout.ms=1000"
+                                                       : NULL,
                           strcmp(argv[1], "bench") == 0 ? 10000 : 3000};
     bk_err e;
     bk_err_clear(&e);

@@ -20,10 +20,14 @@
 //     missing only if it is a placeholder of the base that the overlay removes
 //     (made out of band), and prod ships no placeholder;
 //   - probes are real `br2k probe ready|live` commands (run here against an
-//     unreachable Redis: live must answer 0, ready 1, never 2 = bad usage);
+//     unreachable Redis: live must answer 0, ready 1, never 2 = bad usage;
+//     a `--process NAME` probe must name the container's program and is run
+//     beside a process of that name); every Deployment and StatefulSet has
+//     a liveness and a readiness probe;
 //   - selectors match their pod templates, Services and PDBs select pods;
 //   - the BR2K rules: workers one per node, id from the pod name, state dir on
-//     a claim template, PDB keeps a majority, registryd single and Recreate,
+//     a claim template, the PDB keeps exactly a majority for 1..9 replicas
+//     (Kubernetes' rounding of percentages), registryd single and Recreate,
 //     Redis with appendonly/appendfsync always, the topic settings of
 //     shared/DESIGN.md, endpoints that name Services of the rendering;
 //   - the Grafana dashboard and schemas/metrics.md cover every metrics field.
@@ -267,11 +271,14 @@ const GETENV = {
 
 function cSources() {
     let all = '';
-    for (const d of ['common', 'worker', 'backupd', 'registryd', 'producer']) {
-        const dir = path.join(SRC, d);
-        for (const f of fs.readdirSync(dir))
-            if (/\.[ch]$/.test(f)) all += fs.readFileSync(path.join(dir, f), 'utf8');
-    }
+    const walk = (dir) => {
+        for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
+            const p = path.join(dir, f.name);
+            if (f.isDirectory()) walk(p); // common/ is in rooms (base/, log/, ...)
+            else if (/\.[ch]$/.test(f.name)) all += fs.readFileSync(p, 'utf8');
+        }
+    };
+    for (const d of ['common', 'worker', 'backupd', 'registryd', 'producer']) walk(path.join(SRC, d));
     return all;
 }
 
@@ -454,14 +461,31 @@ function checkOverlay(overlay, docs, progs, placeholders) {
                 W(d, `container ${c.name}: ${kind}: br2k --help lists no 'probe ready|live' command`);
                 continue;
             }
-            // run it as the kubelet would, against a port where no Redis listens
+            // a daemon with no heartbeat is probed by its process: the name
+            // must be the container's program
+            const pi = cmd.indexOf('--process');
+            const proc = pi >= 0 ? cmd[pi + 1] : null;
+            if (pi >= 0 && proc !== prog) {
+                W(d, `container ${c.name}: ${kind} probes --process ${proc}, but the container runs ${prog}`);
+                continue;
+            }
+            // run it as the kubelet would, against a port where no Redis
+            // listens (and, for --process, beside a process of that name)
             const port = cp.execFileSync(path.join(BIN, 'br2k'), ['util', 'free-port'], { encoding: 'utf8' }).trim();
             const penv = { ...env, BR2K_REDIS: `127.0.0.1:${port}` };
-            const pr2 = cp.spawnSync(path.join(BIN, 'br2k'), cmd.slice(1), { encoding: 'utf8', env: penv, timeout: 20000 });
+            const fake = proc ? fakeProcess(proc) : null;
+            let pr2;
+            try {
+                pr2 = cp.spawnSync(path.join(BIN, 'br2k'), cmd.slice(1), { encoding: 'utf8', env: penv, timeout: 20000 });
+            } finally {
+                if (fake) fake.stop();
+            }
             const expect = want === 'live' ? 0 : 1;
             if (pr2.status !== expect)
                 W(d, `container ${c.name}: '${cmd.join(' ')}' with Redis unreachable exited ${pr2.status} ` +
                     `(expected ${expect}): ${(pr2.stderr || pr2.stdout || '').trim()}`);
+            else if (proc && !/^(live|cannot reach Redis)/.test((pr2.stdout || '').trim()))
+                W(d, `container ${c.name}: '${cmd.join(' ')}' answered '${(pr2.stdout || '').trim()}'`);
             if (pr.timeoutSeconds === undefined || pr.timeoutSeconds < 2)
                 W(d, `container ${c.name}: ${kind} needs timeoutSeconds >= 2 (br2k probe waits up to 0.8 s per Redis step)`);
         }
@@ -493,6 +517,51 @@ function checkOverlay(overlay, docs, progs, placeholders) {
     if (failures.length === nErr)
         ok(`${overlay}: references, env names, options, probes, selectors` +
             (outOfBand.size ? `; Secrets expected out of band: ${[...outOfBand].sort().join(', ')}` : ''));
+}
+
+// How many of n pods a PodDisruptionBudget keeps available, as the
+// disruption controller computes it: an integer as is, a percentage of n
+// rounded up (minAvailable: ceil(p n); maxUnavailable: n - ceil(p n));
+// null when the value is neither.
+function pdbKeeps(spec, n) {
+    const scaled = (v) => {
+        if (typeof v === 'number' && Number.isInteger(v)) return v;
+        const m = typeof v === 'string' && v.match(/^(\d+)%$/);
+        return m ? Math.ceil((Number(m[1]) * n) / 100) : null;
+    };
+    if (spec.minAvailable !== undefined) {
+        const k = scaled(spec.minAvailable);
+        return k === null ? null : Math.min(k, n);
+    }
+    if (spec.maxUnavailable !== undefined) {
+        const k = scaled(spec.maxUnavailable);
+        return k === null ? null : Math.max(n - k, 0);
+    }
+    return null;
+}
+
+// A process named `name` (a copy of sleep(1) under that name) for the
+// --process probes; stop() ends it.
+function fakeProcess(name) {
+    const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'br2k-k8s-'));
+    const exe = path.join(dir, name);
+    fs.copyFileSync(which('sleep') || '/bin/sleep', exe);
+    fs.chmodSync(exe, 0o755);
+    const child = cp.spawn(exe, ['60'], { stdio: 'ignore' });
+    // wait until the kernel names it (the exec has happened)
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+        try {
+            if (fs.readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() === name.slice(0, 15)) break;
+        } catch (e) { /* not yet */ }
+        cp.spawnSync('sleep', ['0.05']);
+    }
+    return {
+        stop() {
+            child.kill('SIGKILL');
+            fs.rmSync(dir, { recursive: true, force: true });
+        },
+    };
 }
 
 function envValue(docs, c, name) {
@@ -537,11 +606,25 @@ function checkBr2k(overlay, docs, find, W) {
         if (!v || !v.secret) W(worker, `BR2K_SERVICE_KEY_FILE ${f} is not on a Secret volume`);
     }
     if (!wc.readinessProbe || !wc.livenessProbe) W(worker, 'needs readiness and liveness probes');
-    const replicas = worker.spec.replicas === undefined ? 1 : worker.spec.replicas;
     const pdb = docs.find((d) => d.kind === 'PodDisruptionBudget' && labelsMatch(d.spec.selector, worker.spec.template.metadata.labels));
     if (!pdb) W(worker, 'no PodDisruptionBudget selects the workers');
-    else if (pdb.spec.minAvailable !== Math.floor(replicas / 2) + 1)
-        W(pdb, `minAvailable ${pdb.spec.minAvailable}: a majority of ${replicas} is ${Math.floor(replicas / 2) + 1}`);
+    else {
+        // the budget must keep a majority at any scale, not only at the
+        // rendered replica count (kubectl scale does not edit the PDB)
+        const wrong = [];
+        for (let n = 1; n <= 9; n++) {
+            const keep = pdbKeeps(pdb.spec, n);
+            if (keep !== Math.floor(n / 2) + 1) wrong.push(`${keep === null ? 'invalid' : keep} of ${n}`);
+        }
+        if (wrong.length)
+            W(pdb, `${JSON.stringify({ minAvailable: pdb.spec.minAvailable, maxUnavailable: pdb.spec.maxUnavailable })} ` +
+                `keeps ${wrong.join(', ')}: not exactly a majority (floor(N/2) + 1) for N in 1..9`);
+    }
+    // every long-running BR2K workload has both probes
+    for (const d of docs.filter((x) => x.kind === 'Deployment' || x.kind === 'StatefulSet'))
+        for (const c of d.spec.template.spec.containers || [])
+            for (const kind of ['livenessProbe', 'readinessProbe'])
+                if (!c[kind]) W(d, `container ${c.name} has no ${kind}`);
 
     const [reg] = byCmd('br2k-registryd');
     if (!reg) fail(`${overlay}: no br2k-registryd`);

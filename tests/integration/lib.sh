@@ -50,6 +50,9 @@ wait_for() {
 
 free_port() { "$BIN/br2k" util free-port; }
 
+# redis_pong PORT: the Redis on PORT answers PING with PONG (it has loaded)
+redis_pong() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
+
 # redis_server PORT NAME: a redis-server on 127.0.0.1:PORT with AOF
 # (appendfsync always), data in $T/NAME, log appended to $T/NAME.log (so a
 # restart on the same PORT and NAME finds its data); sets REDIS_SPAWNED
@@ -59,7 +62,8 @@ redis_server() {
     redis-server --bind 127.0.0.1 --port "$1" --dir "$T/$2" --appendonly yes \
         --appendfsync always --save "" --daemonize no >>"$T/$2.log" 2>&1 &
     REDIS_SPAWNED=$!; PIDS+=("$REDIS_SPAWNED")
-    wait_for 20 redis-cli -p "$1" ping || fail "redis-server '$2' did not start on port $1"
+    # PONG, not only exit 0: redis-cli exits 0 on a LOADING error too
+    wait_for 20 redis_pong "$1" || fail "redis-server '$2' did not start on port $1"
 }
 
 # start_redis: sets REDIS_PORT, REDIS (HOST:PORT), REDIS_PID.

@@ -9,7 +9,13 @@
 #    the latest cut (counted) and converges;
 #  - an unreadable latest snapshot: the previous version is used (the log
 #    still covers it); none readable: the worker stops with one clear error;
-#  - a worker leaving on SIGTERM removes itself from the members.
+#  - a worker leaving on SIGTERM removes itself from the members;
+#  - every backup holds the external state at its cut (InfoDID's index,
+#    br2k:{svc}:ext:*): read back from the storage with the service key,
+#    under its sha256, equal to Redis's keys while nothing runs after the
+#    cut, and to the backup's own restored state (the same DIDs and
+#    controllers, the same number active), also for a backup taken while
+#    records arrive; and its log is valid against the schema.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/core_helpers.bash"
 source "$(dirname "$0")/backup_helpers.bash"
@@ -48,6 +54,8 @@ inflight() { # the in-flight mark of worker.pos is set
 
 load 100
 backup_now
+check_external 2 "$(last_cut)" >"$T/external2.out"
+pass "backup 2 holds the external state at its cut: $(tail -1 "$T/external2.out")"
 load 100
 wait_for 30 all_at w1 w2 w3 || { show w1 w2 w3; fail "replicas did not converge"; }
 
@@ -69,8 +77,10 @@ grep -q "get-the-latest-state: stopped in the middle of records" "$T/$F.log" || 
 grep -q "restored backup version 2" "$T/$F.log" || fail "$F did not restore version 2"
 pass "$F killed mid-request: restored backup 2, replayed, same digest as the others at $(ssi)"
 
-# 2. wiped state directory
+# 2. wiped state directory (its metrics hash too: the old one already says
+# it is at SSI, and all_at must wait for the new worker's)
 stop_worker "$F"
+rc_ DEL "br2k:{$SVC}:metrics-$F" >/dev/null
 rm -rf "${T:?}/$F"
 : >"$T/$F.log"
 start_worker "$F" "${RARGS[@]}"
@@ -81,7 +91,10 @@ grep -q "no local state\|records were deleted" "$T/$F.log" && grep -q "restored 
 pass "$F with a wiped state directory: restored backup 2 and rejoined"
 
 # 3. a new worker after three backups reads only the records after the cut
-backup_now; load 50; backup_now; load 60
+backup_now; load 50; backup_now
+check_external 4 "$(last_cut)" >"$T/external4.out"
+pass "backup 4 holds the external state at its cut: $(tail -1 "$T/external4.out")"
+load 60
 cut=$(last_cut); last=$(ssi)
 start_worker w4 "${RARGS[@]}"
 wait_for 60 all_at w1 w2 w3 w4 || { show w1 w2 w3 w4; fail "w4 did not converge"; }
@@ -97,7 +110,7 @@ pass "new worker w4 after three backups: restored version 4 (cut $cut), applied 
 # backup: no version can be used, and the worker must stop, never skip (I1).
 latest=$(ls "$T/backups" | grep '^v00000004-state-')
 printf 'XX' | dd of="$T/backups/$latest" bs=1 seek=80 conv=notrunc 2>/dev/null
-stop_worker w4; rm -rf "${T:?}/w4"; : >"$T/w4.log"
+stop_worker w4; rc_ DEL "br2k:{$SVC}:metrics-w4" >/dev/null; rm -rf "${T:?}/w4"; : >"$T/w4.log"
 start_worker w4 "${RARGS[@]}"
 if [ "$LOG_BACKEND" = redis ]; then
     rc=0; wait "${WPID[w4]}" || rc=$?
@@ -113,7 +126,7 @@ else
 
     # ... and none readable: one clear error, exit 3, nothing guessed
     for f in "$T"/backups/v*-state-*; do printf 'XX' | dd of="$f" bs=1 seek=80 conv=notrunc 2>/dev/null; done
-    stop_worker w4; rm -rf "${T:?}/w4"; : >"$T/w4.log"
+    stop_worker w4; rc_ DEL "br2k:{$SVC}:metrics-w4" >/dev/null; rm -rf "${T:?}/w4"; : >"$T/w4.log"
     start_worker w4 "${RARGS[@]}"
     rc=0; wait "${WPID[w4]}" || rc=$?
     [ "$rc" = 3 ] || fail "w4 exited $rc with every snapshot corrupted, expected 3"
@@ -121,6 +134,24 @@ else
         fail "unclear error: $(grep -i error "$T/w4.log" | tail -2)"
     pass "every snapshot corrupted: w4 stops with exit 3: $(grep -o 'cannot restore any backup: backup version 4[^;]*' "$T/w4.log" | head -1 | cut -c1-90)..."
 fi
+
+# 5. a backup while records arrive: its external state is the one at its
+# cut (not Redis's now): the backup's restored state has the same DIDs
+s0=$(ssi)
+load 1500 &
+lp=$!
+ssi_above() { [ "$(ssi)" -gt "$1" ]; }
+wait_for 30 ssi_above $((s0 + 100)) || fail "the load did not start"
+backup_now
+wait "$lp" || fail "load during the backup failed"
+v=$(sv); cut=$(last_cut)
+[ "$cut" -lt "$(ssi)" ] || fail "the backup under load cut at $cut, the load ended at $(ssi): not taken under load"
+out=$(external_json "$v" 2>&1) || fail "external state of version $v: $out"
+[ "$(jq -r .state.match <<<"$out")" = true ] || fail "version $v: the external index is not the restored state's: $(jq -c .state <<<"$out")"
+[ "$(jq -r .meta.applied_offset <<<"$out")" -le "$cut" ] || fail "version $v: applied $(jq -r .meta.applied_offset <<<"$out") beyond the cut $cut"
+[ "$(jq -r --arg k "br2k:{$SVC}:ext:did" '.content.keys[$k].value | length' <<<"$out")" -lt "$(rc_ HLEN "br2k:{$SVC}:ext:did")" ] ||
+    fail "version $v: the external state holds as many DIDs as Redis after the load"
+pass "backup $v under load (cut $cut, SSI $(ssi) after): its external state is its state's: $(jq -c .state <<<"$out")"
 
 grep -q "Sanitizer\|runtime error" "$T"/*.log && fail "sanitizer report in a log"
 echo "recover: all checks passed"

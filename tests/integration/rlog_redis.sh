@@ -19,7 +19,13 @@ IT=$BUILD/tests/itest_rlog
 
 # a Redis of the log's own, restarted below on the same port and dir
 LPORT=$(free_port)
-start_log_redis() { redis_server "$LPORT" logredis; LPID=$REDIS_SPAWNED; }
+# (redis-cli exits 0 on the LOADING error too: wait for PONG, the data loaded)
+pong() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
+start_log_redis() {
+    redis_server "$LPORT" logredis
+    LPID=$REDIS_SPAWNED
+    wait_for 20 pong "$LPORT" || fail "log redis-server still loading"
+}
 start_log_redis
 URL=redis://127.0.0.1:$LPORT
 LT=br2k.rl.requests

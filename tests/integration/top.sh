@@ -5,11 +5,15 @@
 #     captures while records are produced; q and Ctrl-C quit with exit 0 and
 #     the terminal back in canonical mode;
 #   - `br2k top --once --json` prints the same JSON as `br2k status --json`
-#     (both taken while idle; only updated_ms may differ);
+#     (both taken while idle; only updated_ms and heartbeat_age_ms may
+#     differ);
 #   - probes: a caught-up worker is ready and live; a SIGKILLed worker is
 #     neither once its heartbeat expired (TTL 3 s), and top calls it dead;
 #     an unknown id is neither; "not caught up" / "joining" give their
-#     reason; Redis unreachable: live 0 (with a note), ready 1; bad usage 2.
+#     reason; Redis unreachable: live 0 (with a note), ready 1; bad usage 2;
+#   - `--process NAME` (br2k-backupd, br2k-registryd: no heartbeat): live
+#     while a process of that name runs, not when it is stopped or gone;
+#     ready when Redis (and Ethereum, when given) answer too.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/core_helpers.bash"
 
@@ -85,8 +89,9 @@ pass "q and Ctrl-C quit top, terminal restored"
 wait "$PRODUCER" || fail "producer: $(cat "$T/produce.out")"
 wait_for 60 all_at 4049 || fail "workers not at LPI 4049: $("${BR2K[@]}" status 2>&1)"
 
-# 2. top --once --json is status --json (idle: only updated_ms moves)
-norm() { jq -S 'del(.members[].metrics.updated_ms)' "$1"; }
+# 2. top --once --json is status --json (idle: only updated_ms and the
+# heartbeat's age move)
+norm() { jq -S 'del(.members[].metrics.updated_ms, .members[].heartbeat_age_ms)' "$1"; }
 same_json() {
     "${BR2K[@]}" status --json >"$T/status.json" &&
         "${BR2K[@]}" top --once --json >"$T/top.json" &&
@@ -177,6 +182,34 @@ set -e
 [ "$rc" -eq 1 ] || fail "ready with Redis unreachable: exit $rc"
 [[ "$out" == "cannot reach Redis: "* ]] || fail "ready with Redis unreachable: '$out'"
 pass "Redis unreachable: live 0 with a note, ready 1 ($out)"
+
+# a daemon without a heartbeat (--process): a process of a name no other
+# test uses, a copy of sleep
+P=br2kprobe$$
+cp "$(command -v sleep)" "$T/$P"
+"$T/$P" 600 &
+FAKE=$!; PIDS+=("$FAKE")
+named() { [ "$(cat "/proc/$FAKE/comm")" = "$P" ]; }
+wait_for 5 named || fail "the fake daemon $P did not start"
+expect 0 live --process "$P"
+[[ "$pout" == "live: $P (pid $FAKE) runs" ]] || fail "live --process: '$pout'"
+expect 0 ready --process "$P"
+[[ "$pout" == "ready: $P (pid $FAKE) runs; Redis answers" ]] || fail "ready --process: '$pout'"
+set +e
+pout=$("${BR2K[@]}" --eth-rpc "http://127.0.0.1:$(free_port)" probe ready --process "$P" 2>/dev/null)
+prc=$?
+set -e
+[ "$prc" = 1 ] && [[ "$pout" == "cannot reach Ethereum: "* ]] || fail "ready, Ethereum down: $prc '$pout'"
+kill -STOP "$FAKE"
+expect 1 live --process "$P"
+[ "$pout" = "$P (pid $FAKE) is stopped" ] || fail "live --process of a stopped one: '$pout'"
+expect 1 ready --process "$P"
+kill -KILL "$FAKE"
+wait "$FAKE" 2>/dev/null || true
+expect 1 live --process "$P"
+[ "$pout" = "no process $P" ] || fail "live --process of none: '$pout'"
+expect 2 live --process "$P" --id w1
+pass "probes of a daemon by its process: live, ready, stopped, gone"
 
 expect 2 ready
 expect 2 live --id 'bad id!'

@@ -2,7 +2,9 @@
  * check names every missing or bad field, encrypt/decrypt round trip, a
  * wrong key and a tampered ciphertext are refused, data keys wrap and
  * unwrap, the service key loaders, the time format, and a log that
- * eth-crypto itself encrypted (fixtures/backuplog/README.md). */
+ * eth-crypto itself encrypted (fixtures/backuplog/README.md); the optional
+ * external_state (a log without it, as written before, still decodes), and
+ * a sealed object stored and read back through its part of the log. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "backup/ecies.h"
 #include "chain/ethkey.h"
 #include "base/hex.h"
+#include "backup/storage.h"
 
 #define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define KEY1 "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -102,6 +105,27 @@ static json_t *sample_log(const uint8_t pub[65]) {
         "url", "file:///var/lib/br2k/backups", "kind", "file", "auth", "none", "form",
         "immutable objects, sealed (zlib + AES-256-GCM), named "
         "v<version>-<kind>-<sha256>");
+}
+
+static const char *const required_external[] = {
+    "external_state.object",         "external_state.sha256",
+    "external_state.size",           "external_state.plain_size",
+    "external_state.type",           "external_state.owner",
+    "external_state.created",        "external_state.form",
+    "external_state.data_key",       "external_state.cut_offset",
+    "external_state.applied_offset", "external_state.key_count",
+};
+
+/* The sample log with an external_state (what backupd writes now). */
+static json_t *sample_log_external(const json_t *good, const uint8_t pub[65]) {
+    const char *sha3 = "3333333333333333333333333333333333333333333333333333333333333333";
+    json_t *log = json_deep_copy(good);
+    json_t *x = sealed_obj("external", sha3, "br2k-external-state", "br2k-backupd", pub);
+    json_object_set_new(x, "cut_offset", json_integer(1999));
+    json_object_set_new(x, "applied_offset", json_integer(1990));
+    json_object_set_new(x, "key_count", json_integer(3));
+    json_object_set_new(log, "external_state", x);
+    return log;
 }
 
 /* Remove the field at "a" or "a.b" from log. */
@@ -280,6 +304,119 @@ static void test_check(const json_t *good) {
     set(s3, "record_digest", json_string(""));
     CHECK(bk_blog_check(s3, &e) == BK_OK, "empty log: %s", e.msg);
     json_decref(s3);
+}
+
+/* external_state: optional; when present, every field checked. */
+static void test_external(const json_t *good, const uint8_t pub1[65],
+                          const bk_eth_key *k1) {
+    bk_err e;
+    bk_err_clear(&e);
+    CHECK(json_object_get(good, "external_state") == NULL, "the sample has one");
+    CHECK(bk_blog_check(good, &e) == BK_OK, "a log without external_state: %s", e.msg);
+    json_t *x = sample_log_external(good, pub1);
+    CHECK(bk_blog_check(x, &e) == BK_OK, "a log with external_state: %s", e.msg);
+    for (size_t i = 0; i < sizeof(required_external) / sizeof(required_external[0]);
+         i++) {
+        json_t *log = json_deep_copy(x);
+        char want[128];
+        del(log, required_external[i]);
+        CHECK(bk_blog_check(log, &e) == BK_ERR, "without '%s': accepted",
+              required_external[i]);
+        snprintf(want, sizeof(want), "backup log: '%s' is missing", required_external[i]);
+        CHECK_STR(e.msg, want);
+        json_decref(log);
+    }
+    expect_bad(x, "external_state", json_string("v00000002-external-33"),
+               "backup log: 'external_state' is not an object");
+    expect_bad(x, "external_state.cut_offset", json_integer(1998),
+               "backup log: 'external_state.cut_offset' is not the log's 'cut_offset'");
+    expect_bad(x, "external_state.applied_offset", json_integer(-2),
+               "backup log: 'external_state.applied_offset' must be at least -1");
+    expect_bad(x, "external_state.key_count", json_integer(-1),
+               "backup log: 'external_state.key_count' must be at least 0");
+    expect_bad(x, "external_state.key_count", json_string("3"),
+               "backup log: 'external_state.key_count' is not an integer");
+    expect_bad(x, "external_state.object", json_string("v00000002-external-other"),
+               "backup log: 'external_state.object' does not end with its sha256");
+    expect_bad(x, "external_state.data_key", json_string("00"),
+               "backup log: 'external_state.data_key' is not 322 lowercase hex digits");
+    /* no keys, nothing applied yet: fine */
+    json_t *empty = json_deep_copy(x);
+    set(empty, "external_state.key_count", json_integer(0));
+    set(empty, "external_state.applied_offset", json_integer(-1));
+    CHECK(bk_blog_check(empty, &e) == BK_OK, "empty external state: %s", e.msg);
+    json_decref(empty);
+    /* through encryption and back, unchanged */
+    char *hex = NULL;
+    json_t *back = NULL;
+    CHECK(bk_blog_encrypt(x, pub1, &hex, &e) == BK_OK, "encrypt: %s", e.msg);
+    CHECK(hex != NULL && bk_blog_decrypt(hex, k1, &back, &e) == BK_OK, "decrypt: %s",
+          e.msg);
+    CHECK(back != NULL && json_equal(back, x), "round trip differs");
+    json_decref(back);
+    free(hex);
+    json_decref(x);
+}
+
+/* bk_blog_put_sealed, then bk_blog_get_sealed from the log's part. */
+static void test_sealed_object(const uint8_t pub1[65], const bk_eth_key *k1,
+                               const bk_eth_key *k0) {
+    bk_err e;
+    bk_err_clear(&e);
+    char dir[] = "/tmp/test_backuplog_st.XXXXXX", url[64], path[300];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(url, sizeof(url), "file://%s", dir);
+    bk_storage *st = NULL;
+    CHECK(bk_storage_open(url, &st, &e) == BK_OK, "open: %s", e.msg);
+    if (st == NULL)
+        return;
+    const char *plain = "{\"format\":\"br2k.external-state.v1\",\"keys\":{}}";
+    char name[BK_STORAGE_NAME_MAX + 1], sha[65], *wrapped = NULL;
+    size_t size = 0;
+    CHECK(bk_blog_put_sealed(st, 2, "external", plain, strlen(plain), pub1, name, sha,
+                             &size, &wrapped, &e) == BK_OK,
+          "put: %s", e.msg);
+    CHECK(strncmp(name, "v00000002-external-", 19) == 0 && strstr(name, sha) != NULL,
+          "name %s", name);
+    json_t *meta = json_pack("{ss ss sI ss}", "object", name, "sha256", sha, "size",
+                             (json_int_t)size, "data_key", wrapped ? wrapped : "");
+    void *got = NULL;
+    size_t len = 0;
+    CHECK(bk_blog_get_sealed(st, meta, k1, &got, &len, &e) == BK_OK, "get: %s", e.msg);
+    CHECK(got != NULL && len == strlen(plain) && memcmp(got, plain, len) == 0,
+          "read back other bytes");
+    free(got);
+    /* the wrong service key */
+    CHECK(bk_blog_get_sealed(st, meta, k0, &got, &len, &e) == BK_ERR, "wrong key");
+    CHECK(got == NULL && strstr(e.msg, "bad mac") != NULL, "%s", e.msg);
+    /* one byte changed: the digest no longer matches */
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL, "open %s", path);
+    if (f != NULL) {
+        fseek(f, 70, SEEK_SET);
+        int ch = fgetc(f);
+        fseek(f, 70, SEEK_SET);
+        fputc(ch ^ 1, f);
+        fclose(f);
+    }
+    CHECK(bk_blog_get_sealed(st, meta, k1, &got, &len, &e) == BK_ERR, "tampered");
+    CHECK(strstr(e.msg, "seal: digest mismatch") != NULL && strstr(e.msg, name) != NULL,
+          "%s", e.msg);
+    /* another size in the log, and a missing object */
+    json_object_set_new(meta, "size", json_integer((json_int_t)size + 1));
+    CHECK(bk_blog_get_sealed(st, meta, k1, &got, &len, &e) == BK_ERR, "wrong size");
+    CHECK(strstr(e.msg, "the log says") != NULL, "%s", e.msg);
+    unlink(path);
+    CHECK(bk_blog_get_sealed(st, meta, k1, &got, &len, &e) == BK_ERR, "missing object");
+    CHECK_INT(e.code, BK_E_NOTFOUND);
+    json_object_del(meta, "data_key");
+    CHECK(bk_blog_get_sealed(st, meta, k1, &got, &len, &e) == BK_ERR, "no data key");
+    CHECK_STR(e.msg, "sealed object: the log names no object, sha256 or data key");
+    json_decref(meta);
+    free(wrapped);
+    bk_storage_close(st);
+    rmdir(dir);
 }
 
 static void test_crypto(const json_t *good, const bk_eth_key *k1, const bk_eth_key *k0,
@@ -511,6 +648,9 @@ static void test_ethcrypto_fixture(const bk_eth_key *k1) {
     CHECK(bk_blog_decrypt(hex, k1, &got, &e) == BK_OK, "eth-crypto's log: %s", e.msg);
     CHECK(got != NULL && want != NULL && json_equal(got, want),
           "eth-crypto's log decrypts to other JSON");
+    /* written before external_state existed: still a valid log */
+    CHECK(want != NULL && json_object_get(want, "external_state") == NULL,
+          "the fixture has an external_state");
     free(hex);
     /* its state data key, wrapped by eth-crypto too */
     uint8_t key[32];
@@ -542,9 +682,11 @@ int main(void) {
     if (good != NULL) {
         test_check(good);
         test_crypto(good, &k1, &k0, pub1);
+        test_external(good, pub1, &k1);
     }
     json_decref(good);
     test_keys(pub1);
     test_ethcrypto_fixture(&k1);
+    test_sealed_object(pub1, &k1, &k0);
     return check_done();
 }
