@@ -17,266 +17,9 @@
  * stays queued and is sent again, with its request id (the script returns
  * the first offset of a request id it holds), until delivery.timeout.ms.
  * Reads use XREAD on the bk_redis connection, buffering up to 500 entries. */
-#include <inttypes.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "base/clock.h"
-#include "base/log.h"
-#include "log/rlog_int.h"
-#include "redis/redis.h"
-#include "redis/script.h"
-
-#define READ_COUNT 500
-#define END_REFRESH_MS 200
-#define PIPE_MAX 256           /* appends sent together */
-#define QUEUE_MAX 100000       /* appends queued and not delivered (as librdkafka's) */
-#define LINGER_MS 2            /* bk_rlog_serve(l, 0) sends queued appends this old */
-#define DELIVERY_MS 300000     /* delivery.timeout.ms by default (as librdkafka's) */
-#define RETRY_MIN_MS 50        /* the first wait before sending again */
-#define RETRY_MAX_MS 1000      /* ... doubling up to this */
-#define ADOPT_RETRY_MS 1000    /* a reader that could not adopt tries again after */
-#define DELETE_CHUNK 2000      /* entries deleted by one script */
-#define ADOPT_MAX_S "10000"    /* foreign entries adopted by one script at most */
-#define FOREIGN_FIELDS_S "500" /* fields of a foreign entry kept (x:<name>) */
-
-/* ---- the scripts ---- */
-
-/* ours(f): the fields of an entry are as BR2K appends or adopts them: k,
- * v, then h:<name> (headers) or x:<name> (an adopted entry's own) pairs. adopt(stream,
- * counter, ids): make every entry after 1-<counter - 1> ours. The dense run that is
- * already of our form (an XADD of exactly what the append script would add) is kept as
- * is, its request id noted; every other entry is deleted and added again, in stream
- * order, at the next offsets as an empty record {k "", v "", h:br2k-foreign <its id>,
- * x:<field> <value>...}; the stream's last id is set back to our last entry (XSETID: a
- * foreign XADD leaves it beyond, even once deleted) and the counter follows. Returns the
- * new counter, or an error reply. Runs read-only when there is nothing to adopt. */
-#define LUA_ADOPT                                                                        \
-    "local function num(n) return string.format('%d', n) end\n"                          \
-    "local function ours(f)\n"                                                           \
-    "  if #f < 4 or #f % 2 ~= 0 or f[1] ~= 'k' or f[3] ~= 'v' then return false end\n"   \
-    "  for j = 5, #f, 2 do\n"                                                            \
-    "    local p = string.sub(f[j], 1, 2)\n"                                             \
-    "    if p ~= 'h:' and p ~= 'x:' then return false end\n"                             \
-    "  end\n"                                                                            \
-    "  return true\n"                                                                    \
-    "end\n"                                                                              \
-    "local function adopt(s, cn, ids)\n"                                                 \
-    "  local cv = redis.call('GET', cn)\n"                                               \
-    "  local c = tonumber(cv or '0')\n"                                                  \
-    "  local t = redis.call('TYPE', s)['ok']\n"                                          \
-    "  if t == 'none' then return c end\n"                                               \
-    "  if t ~= 'stream' then\n"                                                          \
-    "    return redis.error_reply('BR2K-NOTSTREAM the key ' .. s .. ' is a ' .. t ..\n"  \
-    "      ', not the log stream: something else than BR2K wrote it')\n"                 \
-    "  end\n"                                                                            \
-    "  if not cv then\n"                                                                 \
-    "    local h = redis.call('XRANGE', s, '-', '+', 'COUNT', 1)\n"                      \
-    "    local q = #h > 0 and string.match(h[1][1], '^1%-(%d+)$')\n"                     \
-    "    if q and tonumber(q) > 0 and ours(h[1][2]) then\n"                              \
-    "      return redis.error_reply('BR2K-NOCOUNTER the counter ' .. cn .. ' is ' ..\n"  \
-    "        'missing but ' .. s .. ' holds records from offset ' .. q .. ': set ' ..\n" \
-    "        'it to the last offset + 1')\n"                                             \
-    "    end\n"                                                                          \
-    "  end\n"                                                                            \
-    "  local after = '-'\n"                                                              \
-    "  if c > 0 then after = '(1-' .. num(c - 1) end\n"                                  \
-    "  local e = redis.call('XRANGE', s, after, '+', 'COUNT', " ADOPT_MAX_S " + 1)\n"    \
-    "  if #e > " ADOPT_MAX_S " then\n"                                                   \
-    "    return redis.error_reply('BR2K-FOREIGN more than " ADOPT_MAX_S                  \
-    " entries after offset ' ..\n"                                                       \
-    "      num(c - 1) .. ' of ' .. s .. ' were not appended by BR2K; too many to ' ..\n" \
-    "      'adopt: delete the entries after 1-' .. num(c - 1) .. ' (XDEL)')\n"           \
-    "  end\n"                                                                            \
-    "  local o, i = c, 1\n"                                                              \
-    "  while i <= #e and e[i][1] == '1-' .. num(o) and ours(e[i][2]) do\n"               \
-    "    local f, rid = e[i][2], nil\n"                                                  \
-    "    for j = 5, #f, 2 do\n"                                                          \
-    "      if f[j] == 'h:br2k-request-id' then rid = f[j + 1] end\n"                     \
-    "    end\n"                                                                          \
-    "    if rid then redis.call('HSETNX', ids, rid, num(o)) end\n"                       \
-    "    o, i = o + 1, i + 1\n"                                                          \
-    "  end\n"                                                                            \
-    "  for j = i, #e do redis.call('XDEL', s, e[j][1]) end\n"                            \
-    "  local last = '0-0'\n"                                                             \
-    "  if o > 0 then last = '1-' .. num(o - 1) end\n"                                    \
-    "  local info, lg = redis.call('XINFO', 'STREAM', s), nil\n"                         \
-    "  for j = 1, #info, 2 do\n"                                                         \
-    "    if info[j] == 'last-generated-id' then lg = info[j + 1] end\n"                  \
-    "  end\n"                                                                            \
-    "  if lg ~= last then\n"                                                             \
-    "    local r = redis.pcall('XSETID', s, last, 'MAXDELETEDID', last)\n"               \
-    "    if type(r) == 'table' and r.err then redis.call('XSETID', s, last) end\n"       \
-    "  end\n"                                                                            \
-    "  for j = i, #e do\n"                                                               \
-    "    local f = e[j][2]\n"                                                            \
-    "    local a = {'XADD', s, '1-' .. num(o), 'k', '', 'v', '', 'h:br2k-foreign', "     \
-    "e[j][1]}\n"                                                                         \
-    "    for q = 1, math.min(#f, 2 * " FOREIGN_FIELDS_S "), 2 do\n"                      \
-    "      a[#a + 1] = 'x:' .. f[q]\n"                                                   \
-    "      a[#a + 1] = f[q + 1] or ''\n"                                                 \
-    "    end\n"                                                                          \
-    "    redis.call(unpack(a))\n"                                                        \
-    "    o = o + 1\n"                                                                    \
-    "  end\n"                                                                            \
-    "  if o ~= c then redis.call('SET', cn, num(o)) end\n"                               \
-    "  return o\n"                                                                       \
-    "end\n"
-
-/* KEYS: stream, counter, ids. ARGV: has-id ("1"/"0"), request id, then the
- * field/value pairs of the entry. Returns the offset: the one the request id
- * already has, or the next one, with entry 1-<offset> added and the counter
- * advanced; an XADD that fails (a foreign entry beyond ours) adopts first and
- * adds after it; any other failure is an error reply and changes nothing. */
-static const char APPEND_LUA[] = LUA_ADOPT
-    "if ARGV[1] == '1' then\n"
-    "  local o = redis.call('HGET', KEYS[3], ARGV[2])\n"
-    "  if o then return tonumber(o) end\n"
-    "end\n"
-    "local off = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-    "local a = {'XADD', KEYS[1], '1-' .. num(off)}\n"
-    "for i = 3, #ARGV do a[#a + 1] = ARGV[i] end\n"
-    "local r = redis.pcall(unpack(a))\n"
-    "if type(r) == 'table' and r.err then\n"
-    "  local o = adopt(KEYS[1], KEYS[2], KEYS[3])\n"
-    "  if type(o) == 'table' then return o end\n"
-    "  if ARGV[1] == '1' then\n"
-    "    local p = redis.call('HGET', KEYS[3], ARGV[2])\n"
-    "    if p then return tonumber(p) end\n"
-    "  end\n"
-    "  off = o\n"
-    "  a[3] = '1-' .. num(off)\n"
-    "  r = redis.pcall(unpack(a))\n"
-    "  if type(r) == 'table' and r.err then\n"
-    "    return redis.error_reply('BR2K-APPEND cannot add entry ' .. a[3] .. ' to ' ..\n"
-    "      KEYS[1] .. ': ' .. r.err)\n"
-    "  end\n"
-    "end\n"
-    "redis.call('SET', KEYS[2], num(off + 1))\n"
-    "if ARGV[1] == '1' then redis.call('HSET', KEYS[3], ARGV[2], num(off)) end\n"
-    "return off\n";
-
-/* KEYS: stream, counter, ids. Adopts (above); returns the new counter. */
-static const char ADOPT_LUA[] = LUA_ADOPT "return adopt(KEYS[1], KEYS[2], KEYS[3])\n";
-
-/* KEYS: stream, counter. Returns {first, end}, atomically: end is the
- * counter plus the foreign entries waiting to be adopted (the offset the
- * next append gets), first the seq of the first entry when it is ours
- * (below the counter), else the counter. */
-static const char OFFSETS_LUA[] =
-    "local c = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-    "local t = redis.call('TYPE', KEYS[1])['ok']\n"
-    "if t == 'none' then return {c, c} end\n"
-    "if t ~= 'stream' then\n"
-    "  return redis.error_reply('BR2K-NOTSTREAM the key ' .. KEYS[1] .. ' is a ' ..\n"
-    "    t .. ', not the log stream: something else than BR2K wrote it')\n"
-    "end\n"
-    "local n = redis.call('XLEN', KEYS[1])\n"
-    "local r = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
-    "local first, ours = c, 0\n"
-    "if #r > 0 then\n"
-    "  local seq = string.match(r[1][1], '^1%-(%d+)$')\n"
-    "  if seq and tonumber(seq) < c then first = tonumber(seq); ours = c - first end\n"
-    "end\n"
-    "local pend = n - ours\n"
-    "if pend < 0 then pend = 0 end\n"
-    "return {first, c + pend}\n";
-
-/* KEYS: stream, ids. ARGV: offset n, count. Deletes up to `count` entries
- * below offset n (XRANGE's exclusive end), the oldest first, with the
- * request ids they hold (HDEL); returns how many. One chunk at a time keeps
- * each call short. */
-static const char DELETE_LUA[] =
-    "local r = redis.call('XRANGE', KEYS[1], '-', '(1-' .. ARGV[1], 'COUNT', ARGV[2])\n"
-    "if #r == 0 then return 0 end\n"
-    "for _, e in ipairs(r) do\n"
-    "  local f = e[2]\n"
-    "  for j = 1, #f, 2 do\n"
-    "    if f[j] == 'h:br2k-request-id' then redis.call('HDEL', KEYS[2], f[j + 1]) end\n"
-    "  end\n"
-    "end\n"
-    "local last = r[#r][1]\n"
-    "local seq = tonumber(string.sub(last, string.find(last, '-') + 1))\n"
-    "redis.call('XTRIM', KEYS[1], 'MINID', '1-' .. string.format('%d', seq + 1))\n"
-    "return #r\n";
-
-static bk_script append_script = BK_SCRIPT_INIT(APPEND_LUA);
-static bk_script adopt_script = BK_SCRIPT_INIT(ADOPT_LUA);
-static bk_script offsets_script = BK_SCRIPT_INIT(OFFSETS_LUA);
-static bk_script delete_script = BK_SCRIPT_INIT(DELETE_LUA);
+#include "log/rlog_redis_int.h"
 
 /* ---- the handle ---- */
-
-typedef struct done {
-    bk_rlog_delivery_cb cb;
-    void *opaque;
-    int64_t offset; /* -1 with err set: failed */
-    bk_err *err;
-} done;
-
-typedef struct sent {
-    char *cmd; /* the formatted EVALSHA */
-    size_t len;
-    bk_rlog_delivery_cb cb;
-    void *opaque;
-    int has_rid;         /* sent again only with a request id, when it may have run */
-    int64_t deadline_ms; /* failed when not delivered by then */
-} sent;
-
-typedef struct rlog_redis {
-    struct bk_rlog base; /* first: the ops */
-    char addr[300];      /* redis://HOST:PORT */
-    char stream[256];    /* and the keys derived from it */
-    char counter[270];
-    char ids[270];
-    char where[600]; /* "'stream' at redis://HOST:PORT", for messages */
-    int timeout_ms;
-    int delivery_ms; /* delivery.timeout.ms */
-    bk_redis *rc;    /* connected on first use */
-    done *q;         /* delivery callbacks to call, in order */
-    size_t nq, capq;
-    redisContext *pc; /* the pipelined appends' own connection */
-    sent *out;        /* appends formatted, not delivered yet, in order */
-    size_t nout, capout;
-    int64_t out_since_ms; /* when the oldest of out was queued */
-    int64_t retry_at_ms;  /* after a failed send: not before then */
-    int backoff_ms;
-    bk_err send_err; /* why the last send failed */
-    int seeked;
-    int64_t next;      /* the offset the next poll returns */
-    bk_rlog_rec **buf; /* records read, not yet returned */
-    size_t nbuf, ibuf;
-    char head[64];       /* the id of the entry at which fill stopped, "" none */
-    int64_t last_end_ms; /* when the counter was last read by poll */
-    int64_t adopt_fail_ms, adopt_warn_ms;
-    atomic_llong cached_end;
-} rlog_redis;
-
-typedef struct rrec {
-    bk_rlog_irec base; /* first: the public record and the ops */
-    size_t nh;
-    bk_rlog_header *h;
-} rrec;
-
-static rlog_redis *R(bk_rlog *l) {
-    return (rlog_redis *)l;
-}
-
-static void sleep_ms(int64_t ms) {
-    if (ms <= 0)
-        return;
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void note_end(rlog_redis *r, int64_t end) {
-    int64_t cur = atomic_load(&r->cached_end);
-    while (end > cur && !atomic_compare_exchange_weak(&r->cached_end, &cur, end))
-        ;
-}
 
 static int redis_accepts(const char *bootstrap) {
     return strncmp(bootstrap, "redis://", 8) == 0;
@@ -333,13 +76,13 @@ static bk_rlog *redis_open(const bk_rlog_settings *s, bk_err *e) {
     return &r->base;
 }
 
-static void drop_buf(rlog_redis *r) {
+void rr_drop_buf(rlog_redis *r) {
     for (size_t i = r->ibuf; i < r->nbuf; i++)
         free(r->buf[i]); /* an rrec: one allocation */
     r->nbuf = r->ibuf = 0;
 }
 
-static bk_redis *conn(rlog_redis *r, bk_err *e) {
+bk_redis *rr_conn(rlog_redis *r, bk_err *e) {
     if (r->rc == NULL) {
         r->rc = bk_redis_new(r->addr, r->timeout_ms, e);
         if (r->rc == NULL)
@@ -349,9 +92,9 @@ static bk_redis *conn(rlog_redis *r, bk_err *e) {
 }
 
 /* A command; an error names the log. */
-static redisReply *cmdv(rlog_redis *r, bk_err *e, int argc, const char **argv,
-                        const size_t *lens) {
-    bk_redis *rc = conn(r, e);
+redisReply *rr_cmdv(rlog_redis *r, bk_err *e, int argc, const char **argv,
+                    const size_t *lens) {
+    bk_redis *rc = rr_conn(r, e);
     if (rc == NULL)
         return NULL;
     redisReply *rep = bk_redis_commandv(rc, e, argc, argv, lens);
@@ -361,9 +104,9 @@ static redisReply *cmdv(rlog_redis *r, bk_err *e, int argc, const char **argv,
 }
 
 /* A script (keys first in argv); an error names the log. */
-static redisReply *eval(rlog_redis *r, bk_script *s, int nkeys, int argc,
-                        const char **argv, const size_t *lens, bk_err *e) {
-    bk_redis *rc = conn(r, e);
+redisReply *rr_eval(rlog_redis *r, bk_script *s, int nkeys, int argc, const char **argv,
+                    const size_t *lens, bk_err *e) {
+    bk_redis *rc = rr_conn(r, e);
     if (rc == NULL)
         return NULL;
     redisReply *rep = bk_script_eval(rc, s, nkeys, argc, argv, lens, e);
@@ -428,7 +171,7 @@ static int format_append(rlog_redis *r, const void *key, size_t key_len,
         argv[n] = headers[i].value ? headers[i].value : "";
         lens[n++] = headers[i].value ? headers[i].len : 0;
     }
-    rc = bk_script_format(&append_script, 3, (int)n, argv, lens, cmd, cmdlen, e);
+    rc = bk_script_format(&rr_append_script, 3, (int)n, argv, lens, cmd, cmdlen, e);
 out:
     if (names != NULL)
         for (size_t i = 0; i < nheaders; i++)
@@ -455,7 +198,7 @@ static int push_done(rlog_redis *r, bk_rlog_delivery_cb cb, void *opaque, int64_
 
 /* An append delivered at `off`: its callback comes from serve/flush. */
 static void deliver_sent(rlog_redis *r, sent *x, int64_t off) {
-    note_end(r, off + 1);
+    rr_note_end(r, off + 1);
     if (push_done(r, x->cb, x->opaque, off, NULL) != BK_OK && x->cb != NULL)
         x->cb(x->opaque, off, NULL);
     redisFreeCommand(x->cmd);
@@ -612,8 +355,8 @@ static void send_out(rlog_redis *r) {
         if (!transient && noscript) {
             /* flushed, or a restarted server: they did not run; load it
              * and send them again now */
-            bk_redis *rc = conn(r, &e);
-            if (rc != NULL && bk_script_reload(rc, &append_script, &e) == BK_OK)
+            bk_redis *rc = rr_conn(r, &e);
+            if (rc != NULL && bk_script_reload(rc, &rr_append_script, &e) == BK_OK)
                 continue;
         }
         r->send_err = e;
@@ -702,7 +445,7 @@ static int redis_serve(bk_rlog *l, int timeout_ms) {
         int64_t left = end - bk_mono_ms();
         if (left <= 0)
             return 0;
-        sleep_ms(wait_for_send(r, left)); /* nothing will come before */
+        bk_sleep_ms(wait_for_send(r, left)); /* nothing will come before */
     }
 }
 
@@ -719,7 +462,7 @@ static int redis_flush(bk_rlog *l, int timeout_ms, bk_err *e) {
             return bk_err_set(e, BK_E_TIMEOUT, "%zu appends to log %s not delivered: %s",
                               r->nout + r->nq, r->where,
                               r->send_err.msg[0] ? r->send_err.msg : "still sending");
-        sleep_ms(wait_for_send(r, left));
+        bk_sleep_ms(wait_for_send(r, left));
     }
 }
 
@@ -755,7 +498,7 @@ static int redis_append_sync(bk_rlog *l, const void *key, size_t key_len,
         send_out(r);
         (void)run_callbacks(r);
         if (!w.done)
-            sleep_ms(wait_for_send(r, 100));
+            bk_sleep_ms(wait_for_send(r, 100));
     }
     if (w.offset < 0) {
         if (e != NULL)
@@ -784,7 +527,7 @@ static void redis_close(bk_rlog *l) {
             (void)run_callbacks(r);
         }
     }
-    drop_buf(r);
+    rr_drop_buf(r);
     free(r->buf);
     free(r->q);
     free(r->out);
@@ -794,334 +537,13 @@ static void redis_close(bk_rlog *l) {
     free(r);
 }
 
-/* ---- reading ---- */
-
-static int redis_seek(bk_rlog *l, int64_t offset, bk_err *e) {
-    rlog_redis *r = R(l);
-    drop_buf(r);
-    r->next = offset;
-    r->seeked = 1;
-    return conn(r, e) != NULL ? BK_OK : BK_ERR;
-}
-
-static int parse_seq(const redisReply *id, int64_t *seq) {
-    if (id->type != REDIS_REPLY_STRING || id->len < 3 || memcmp(id->str, "1-", 2) != 0)
-        return BK_ERR;
-    int64_t v = 0;
-    for (size_t i = 2; i < id->len; i++) {
-        if (id->str[i] < '0' || id->str[i] > '9' || v > INT64_MAX / 10 - 10)
-            return BK_ERR;
-        v = v * 10 + (id->str[i] - '0');
-    }
-    *seq = v;
-    return BK_OK;
-}
-
-/* The fields of an entry are as the scripts write them: k, v, then h:<name>
- * or x:<name> pairs (ours() of the scripts). */
-static int our_form(const redisReply *kv) {
-    if (kv->type != REDIS_REPLY_ARRAY || kv->elements < 4 || kv->elements % 2 != 0)
-        return 0;
-    for (size_t i = 0; i < kv->elements; i++)
-        if (kv->element[i]->type != REDIS_REPLY_STRING)
-            return 0;
-    const redisReply *k = kv->element[0], *v = kv->element[2];
-    if (k->len != 1 || k->str[0] != 'k' || v->len != 1 || v->str[0] != 'v')
-        return 0;
-    for (size_t i = 4; i < kv->elements; i += 2)
-        if (kv->element[i]->len < 2 || (memcmp(kv->element[i]->str, "h:", 2) != 0 &&
-                                        memcmp(kv->element[i]->str, "x:", 2) != 0))
-            return 0;
-    return 1;
-}
-
-/* One stream entry [id, [f, v, ...]] of our form as a record (one
- * allocation); NULL when out of memory. */
-static bk_rlog_rec *make_rec(const redisReply *ent, int64_t seq) {
-    const redisReply *kv = ent->element[1];
-    size_t nh = 0, bytes = 0;
-    for (size_t i = 0; i < kv->elements; i += 2) {
-        const redisReply *f = kv->element[i], *v = kv->element[i + 1];
-        if (f->len > 2 && memcmp(f->str, "h:", 2) == 0)
-            nh++;
-        bytes += f->len + 1 + v->len + 1;
-    }
-    rrec *x = malloc(sizeof(*x) + nh * sizeof(bk_rlog_header) + bytes);
-    if (x == NULL)
-        return NULL;
-    x->h = (bk_rlog_header *)(x + 1);
-    x->nh = 0;
-    char *p = (char *)(x->h + nh);
-    bk_rlog_rec *pub = &x->base.pub;
-    x->base.ops = &bk_rlog_redis_ops;
-    pub->offset = seq;
-    pub->key = "";
-    pub->key_len = 0;
-    pub->value = "";
-    pub->len = 0;
-    pub->ts_ms = -1;
-    pub->priv_ = NULL;
-    for (size_t i = 0; i < kv->elements; i += 2) {
-        const redisReply *f = kv->element[i], *v = kv->element[i + 1];
-        char *fv = p;
-        memcpy(p, f->str, f->len);
-        p[f->len] = '\0';
-        p += f->len + 1;
-        char *vv = p;
-        memcpy(p, v->str, v->len);
-        p[v->len] = '\0';
-        p += v->len + 1;
-        if (f->len == 1 && fv[0] == 'k') {
-            pub->key = vv;
-            pub->key_len = v->len;
-        } else if (f->len == 1 && fv[0] == 'v') {
-            pub->value = vv;
-            pub->len = v->len;
-        } else if (f->len > 2 && memcmp(fv, "h:", 2) == 0) {
-            x->h[x->nh++] = (bk_rlog_header){fv + 2, vv, v->len};
-        }
-    }
-    return pub;
-}
-
-static int get_counter(rlog_redis *r, int64_t *end, bk_err *e) {
-    const char *argv[] = {"GET", r->counter};
-    size_t lens[] = {3, strlen(r->counter)};
-    redisReply *rep = cmdv(r, e, 2, argv, lens);
-    if (rep == NULL)
-        return BK_ERR;
-    *end = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : 0;
-    freeReplyObject(rep);
-    note_end(r, *end);
-    r->last_end_ms = bk_mono_ms();
-    return BK_OK;
-}
-
-/* XREAD after r->next - 1 into the buffer: the records r->next, r->next +
- * 1, ... that follow one another. Returns how many were buffered; r->head
- * is the id of the entry it stopped at when that was the first one (not
- * record r->next: a gap, or an entry that BR2K did not append), else "". */
-static int fill(rlog_redis *r, int block_ms, bk_err *e) {
-    char last[32], blk[16], cnt[16];
-    r->head[0] = '\0';
-    if (r->next == 0)
-        snprintf(last, sizeof(last), "0-0");
-    else
-        snprintf(last, sizeof(last), "1-%" PRId64, r->next - 1);
-    snprintf(cnt, sizeof(cnt), "%d", READ_COUNT);
-    const char *argv[8];
-    size_t lens[8];
-    int n = 0;
-    argv[n] = "XREAD", lens[n++] = 5;
-    if (block_ms > 0) {
-        snprintf(blk, sizeof(blk), "%d", block_ms);
-        argv[n] = "BLOCK", lens[n++] = 5;
-        argv[n] = blk, lens[n++] = strlen(blk);
-    }
-    argv[n] = "COUNT", lens[n++] = 5;
-    argv[n] = cnt, lens[n++] = strlen(cnt);
-    argv[n] = "STREAMS", lens[n++] = 7;
-    argv[n] = r->stream, lens[n++] = strlen(r->stream);
-    argv[n] = last, lens[n++] = strlen(last);
-    redisReply *rep = cmdv(r, e, n, argv, lens);
-    if (rep == NULL)
-        return BK_ERR;
-    const redisReply *ents = NULL;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
-        rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
-        ents = rep->element[0]->element[1];
-    else if (rep->type != REDIS_REPLY_NIL) {
-        freeReplyObject(rep);
-        return bk_err_set(e, BK_E_PROTO, "log %s: unexpected XREAD reply", r->where);
-    }
-    size_t k = ents ? ents->elements : 0;
-    if (k > 0) {
-        bk_rlog_rec **b = realloc(r->buf, k * sizeof(*b));
-        if (b == NULL) {
-            freeReplyObject(rep);
-            return bk_err_set(e, BK_E_NOMEM, "out of memory");
-        }
-        r->buf = b;
-    }
-    r->nbuf = r->ibuf = 0;
-    int rc = 0;
-    int64_t want = r->next;
-    for (size_t i = 0; i < k; i++) {
-        const redisReply *ent = ents->element[i];
-        int64_t seq = -1;
-        if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
-            parse_seq(ent->element[0], &seq) != BK_OK || seq != want ||
-            !our_form(ent->element[1])) {
-            /* a gap, or a foreign entry (not adopted yet): only the first
-             * is looked into (poll); further on, the next fill starts there */
-            if (i == 0) {
-                const redisReply *id =
-                    ent->type == REDIS_REPLY_ARRAY && ent->elements >= 1 ? ent->element[0]
-                                                                         : NULL;
-                snprintf(r->head, sizeof(r->head), "%.*s",
-                         id && id->type == REDIS_REPLY_STRING ? (int)id->len : 1,
-                         id && id->type == REDIS_REPLY_STRING ? id->str : "?");
-            }
-            break;
-        }
-        bk_rlog_rec *x = make_rec(ent, seq);
-        if (x == NULL) {
-            rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
-            break;
-        }
-        r->buf[r->nbuf++] = x;
-        want++;
-    }
-    freeReplyObject(rep);
-    if (rc != 0) {
-        drop_buf(r);
-        return BK_ERR;
-    }
-    if (r->nbuf > 0)
-        note_end(r, want);
-    return (int)r->nbuf;
-}
-
-/* Run the adopt script: BK_OK, or BK_ERR with e. */
-static int adopt(rlog_redis *r, bk_err *e) {
-    const char *argv[] = {r->stream, r->counter, r->ids};
-    size_t lens[] = {strlen(r->stream), strlen(r->counter), strlen(r->ids)};
-    redisReply *rep = eval(r, &adopt_script, 3, 3, argv, lens, e);
-    if (rep == NULL)
-        return BK_ERR;
-    int ok = rep->type == REDIS_REPLY_INTEGER;
-    freeReplyObject(rep);
-    if (!ok)
-        return bk_err_set(e, BK_E_PROTO, "log %s: unexpected reply to the adopt script",
-                          r->where);
-    return BK_OK;
-}
-
-static int out_of_range(rlog_redis *r, int64_t end, bk_err *e) {
-    if (end < r->next)
-        return bk_err_set(e, BK_E_RLOG_RANGE,
-                          "log %s: offset %" PRId64
-                          " out of range: not yet there (end is %" PRId64 ")",
-                          r->where, r->next, end);
-    if (r->head[0] != '\0')
-        return bk_err_set(e, BK_E_RLOG_RANGE,
-                          "log %s: offset %" PRId64
-                          " out of range: deleted (first is %s)",
-                          r->where, r->next, r->head);
-    return bk_err_set(e, BK_E_RLOG_RANGE,
-                      "log %s: offset %" PRId64
-                      " out of range: deleted (the log is empty, end is %" PRId64 ")",
-                      r->where, r->next, end);
-}
-
-/* fill found nothing to return at r->next (r->head: an entry that is not
- * it). Decide with the counter, read before a second look (no race with
- * appends): records below the counter were appended, so one missing is
- * deleted (I1); at or past the counter, an entry there was not appended by
- * BR2K (or the counter lags a copy of our form): it is adopted, then read.
- * Returns what poll returns: > 0 records buffered, 0 nothing yet, BK_ERR. */
-static int look_again(rlog_redis *r, int timeout_ms, bk_err *e) {
-    for (int tries = 0;; tries++) {
-        int head = r->head[0] != '\0';
-        int64_t end = 0;
-        if (get_counter(r, &end, e) != BK_OK)
-            return BK_ERR;
-        if (!head && end == r->next)
-            return 0; /* at the end */
-        int got = fill(r, 0, e);
-        if (got != 0)
-            return got;
-        head = r->head[0] != '\0';
-        if (end > r->next)
-            return out_of_range(r, end, e);
-        if (!head && end == r->next)
-            return 0;
-        if (tries > 0) /* adopted, and still: past the end, or a new foreign entry */
-            return end < r->next ? out_of_range(r, end, e) : 0;
-        int64_t now = bk_mono_ms();
-        bk_err ae;
-        bk_err_clear(&ae);
-        if (now - r->adopt_fail_ms >= ADOPT_RETRY_MS && adopt(r, &ae) == BK_OK)
-            continue;
-        if (ae.code == BK_E_IO || ae.code == BK_E_TIMEOUT) {
-            if (e != NULL)
-                *e = ae;
-            return BK_ERR;
-        }
-        if (ae.code != 0)
-            r->adopt_fail_ms = now;
-        if (end < r->next && !head)
-            return out_of_range(r, end, e);
-        /* a foreign entry this reader cannot adopt (no write permission,
-         * too many): wait, without spinning, until an append adopts it or
-         * an operator removes it */
-        if (ae.code != 0 && now - r->adopt_warn_ms >= 10000) {
-            BK_WARN("log %s: entry %s at offset %" PRId64
-                    " was not appended by BR2K and cannot be adopted here (%s); waiting "
-                    "until it is adopted (by an append) or removed",
-                    r->where, r->head, r->next, ae.msg);
-            r->adopt_warn_ms = now;
-        }
-        sleep_ms(timeout_ms < ADOPT_RETRY_MS ? timeout_ms : ADOPT_RETRY_MS);
-        return 0;
-    }
-}
-
-static int redis_poll(bk_rlog *l, int timeout_ms, bk_rlog_rec **rec, bk_err *e) {
-    rlog_redis *r = R(l);
-    if (!r->seeked)
-        return bk_err_set(e, BK_E_STATE, "log %s is read before a seek", r->where);
-    if (r->ibuf == r->nbuf) {
-        /* keep the block below the connection's command timeout */
-        int block = timeout_ms;
-        if (block > r->timeout_ms - 500)
-            block = r->timeout_ms > 1000 ? r->timeout_ms - 500 : r->timeout_ms / 2;
-        int got = fill(r, block, e);
-        if (got < 0)
-            return BK_ERR;
-        if (got > 0 && bk_mono_ms() - r->last_end_ms >= END_REFRESH_MS) {
-            int64_t end = 0; /* for the lag seen by bk_rlog_cached_end */
-            if (get_counter(r, &end, e) != BK_OK)
-                return BK_ERR;
-        }
-        if (got == 0) {
-            got = look_again(r, timeout_ms, e);
-            if (got <= 0)
-                return got;
-        }
-    }
-    *rec = r->buf[r->ibuf++];
-    r->next = (*rec)->offset + 1;
-    if (r->ibuf == r->nbuf)
-        r->ibuf = r->nbuf = 0;
-    return 1;
-}
-
-static void redis_rec_free(bk_rlog_rec *rec) {
-    free(rec); /* the rrec: one allocation, pub first */
-}
-
-static int redis_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
-                            size_t *len, bk_err *e) {
-    const rrec *x = (const rrec *)rec;
-    for (size_t i = x->nh; i-- > 0;)
-        if (strcmp(x->h[i].name, name) == 0) {
-            *value = x->h[i].value;
-            *len = x->h[i].len;
-            return BK_OK;
-        }
-    return bk_err_set(e, BK_E_NOTFOUND, "record %lld has no header '%s'",
-                      (long long)rec->offset, name);
-}
-
 /* ---- offsets and deletion ---- */
 
 static int redis_offsets(bk_rlog *l, int64_t *first, int64_t *end, bk_err *e) {
     rlog_redis *r = R(l);
     const char *argv[] = {r->stream, r->counter};
     size_t lens[] = {strlen(r->stream), strlen(r->counter)};
-    redisReply *rep = eval(r, &offsets_script, 2, 2, argv, lens, e);
+    redisReply *rep = rr_eval(r, &rr_offsets_script, 2, 2, argv, lens, e);
     if (rep == NULL)
         return bk_err_prefix(e, "cannot read the offsets");
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -1159,7 +581,7 @@ static int redis_delete_below(bk_rlog *l, int64_t offset, bk_err *e) {
     for (;;) {
         const char *argv[] = {r->stream, r->ids, below, count};
         size_t lens[] = {strlen(r->stream), strlen(r->ids), strlen(below), strlen(count)};
-        redisReply *rep = eval(r, &delete_script, 2, 4, argv, lens, e);
+        redisReply *rep = rr_eval(r, &rr_delete_script, 2, 4, argv, lens, e);
         if (rep == NULL)
             return bk_err_prefix(e, "cannot delete below %lld", (long long)offset);
         long long n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
@@ -1183,10 +605,10 @@ const bk_rlog_ops bk_rlog_redis_ops = {
     .serve = redis_serve,
     .flush = redis_flush,
     .pending = redis_pending,
-    .seek = redis_seek,
-    .poll = redis_poll,
-    .rec_free = redis_rec_free,
-    .rec_header = redis_rec_header,
+    .seek = rr_seek,
+    .poll = rr_poll,
+    .rec_free = rr_rec_free,
+    .rec_header = rr_rec_header,
     .offsets = redis_offsets,
     .cached_end = redis_cached_end,
     .delete_below = redis_delete_below,
