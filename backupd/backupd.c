@@ -30,7 +30,7 @@
 #define FAIL_BACKOFF_MS 2000 /* after a failed attempt, wait this long */
 #define STEP_POLL_MS 2       /* polling of the phase and LPIs while held */
 
-static void run_free(run *u) {
+static void run_free(bd_run *u) {
     json_decref(u->members);
     json_decref(u->alive);
     json_decref(u->report);
@@ -53,13 +53,13 @@ static void hook(const char *step) {
     raise(SIGSTOP);
 }
 
-static void set_step(run *u, const char *step) {
+static void set_step(bd_run *u, const char *step) {
     snprintf(u->step, sizeof(u->step), "%s", step);
 }
 
 /* ---- backup-run ---- */
 
-static int run_save(bd *d, run *u, bk_err *e) {
+static int run_save(bd *d, bd_run *u, bk_err *e) {
     char k[BK_KEY_MAX];
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", e) != BK_OK)
         return BK_ERR;
@@ -108,7 +108,7 @@ static void run_drop(bd *d) {
 }
 
 /* *found = 0 when there is no backup-run. */
-static int run_load(bd *d, run *u, int *found, bk_err *e) {
+static int run_load(bd *d, bd_run *u, int *found, bk_err *e) {
     char k[BK_KEY_MAX];
     *found = 0;
     memset(u, 0, sizeof(*u));
@@ -189,7 +189,7 @@ static int read_members(bd *d, json_t **members, json_t **alive, bk_err *e) {
 
 /* ---- the steps ---- */
 
-static int fenced_phase(bd *d, run *u, const char *expect_phase, const char *to_phase,
+static int fenced_phase(bd *d, bd_run *u, const char *expect_phase, const char *to_phase,
                         int ttl_ms, const char *aux, const char *aux_val, bk_err *e) {
     char expect[96], to[96];
     if (expect_phase)
@@ -209,7 +209,7 @@ static int fenced_phase(bd *d, run *u, const char *expect_phase, const char *to_
 }
 
 /* Step 1: the leader holds and names C. */
-static int step_cut(bd *d, run *u, bk_err *e) {
+static int step_cut(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "cut");
     hook("cut");
     /* the external state's key names, found before the hold (objects.c) */
@@ -245,7 +245,7 @@ static int step_cut(bd *d, run *u, bk_err *e) {
 }
 
 /* Step 2: every alive follower reaches C. */
-static int step_wait(bd *d, run *u, bk_err *e) {
+static int step_wait(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "wait");
     hook("wait");
     int64_t deadline = u->held_ms + d->o->hold_timeout_ms;
@@ -288,7 +288,7 @@ static int step_wait(bd *d, run *u, bk_err *e) {
 }
 
 /* Step 3: the snapshot request; the leader forks and resumes. */
-static int step_phase(bd *d, run *u, bk_err *e) {
+static int step_phase(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "phase");
     hook("phase");
     char k[BK_KEY_MAX];
@@ -314,7 +314,7 @@ static int step_phase(bd *d, run *u, bk_err *e) {
 
 /* Step 4: the leader's report; its object read back and checked; the
  * store snapshot and the external state sealed, stored, read back. */
-static int step_snapshot(bd *d, run *u, bk_err *e) {
+static int step_snapshot(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "snapshot");
     hook("snapshot");
     /* no external key missed (objects.c), while the leader snapshots */
@@ -413,7 +413,7 @@ static json_t *storage_meta(bd *d) {
 }
 
 /* The state-backup-log (schemas/state-backup-log.schema.json). */
-static json_t *build_log(bd *d, const run *u) {
+static json_t *build_log(bd *d, const bd_run *u) {
     char start[32], end[32], app[64] = "app";
     bk_blog_time(u->start_ms, start);
     bk_blog_time(bk_wall_ms(), end);
@@ -469,7 +469,7 @@ static int on_chain(bd *d, int64_t version, const char *sha, int *yes, bk_err *e
 }
 
 /* Step 5: the log, encrypted, on chain. */
-static int step_log(bd *d, run *u, bk_err *e) {
+static int step_log(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "log");
     hook("log");
     json_t *log = build_log(d, u);
@@ -531,7 +531,7 @@ static int step_log(bd *d, run *u, bk_err *e) {
 
 /* Steps 6-8, also when resuming after a restart (then with the epoch of
  * whoever leads now). */
-static int step_finish(bd *d, run *u, int resumed, bk_err *e) {
+static int step_finish(bd *d, bd_run *u, int resumed, bk_err *e) {
     set_step(u, "delete");
     if (!resumed &&
         fenced_phase(d, u, "log", "delete", d->o->phase_ttl_ms, NULL, NULL, e) != BK_OK)
@@ -594,7 +594,7 @@ static void prune(bd *d, int64_t latest) {
 }
 
 /* Give a backup up: clear its phase if it is still ours. */
-static void abandon(bd *d, run *u, const bk_err *why) {
+static void abandon(bd *d, bd_run *u, const bk_err *why) {
     BK_ERROR("backup version %" PRId64 " failed at step '%s': %s", u->version, u->step,
              why->msg);
     bk_err e;
@@ -611,11 +611,11 @@ static void abandon(bd *d, run *u, const bk_err *why) {
 }
 
 /* The leader's id and epoch; *epoch 0 when there is none. */
-static int current_leader(bd *d, run *u, bk_err *e) {
+static int current_leader(bd *d, bd_run *u, bk_err *e) {
     return bk_lease_get(d->r, d->o->service, u->leader, &u->epoch, e);
 }
 
-static void done_line(bd *d, const run *u) {
+static void done_line(bd *d, const bd_run *u) {
     BK_INFO("backup version %" PRId64 " done (%s): cut %" PRId64 ", %" PRId64
             " records since the previous cut, leader '%s' held %" PRId64
             " ms, took %" PRId64 " ms; stored '%s'",
@@ -627,7 +627,7 @@ static void done_line(bd *d, const run *u) {
 
 /* One backup from step 1. */
 static int backup_once(bd *d, const char *reason, bk_err *e) {
-    run u;
+    bd_run u;
     memset(&u, 0, sizeof(u));
     u.start_ms = bk_wall_ms();
     u.cut = -1;
@@ -660,8 +660,8 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
             u.version, reason, u.leader, u.epoch);
     /* backup-run is saved before each step, so that a backupd that stops
      * anywhere is followed by one that knows what to finish or undo */
-    int (*const steps[])(bd *, run *, bk_err *) = {step_cut, step_wait, step_phase,
-                                                   step_snapshot, step_log};
+    int (*const steps[])(bd *, bd_run *, bk_err *) = {step_cut, step_wait, step_phase,
+                                                      step_snapshot, step_log};
     int rc = BK_OK;
     for (size_t i = 0; rc == BK_OK && i < sizeof(steps) / sizeof(steps[0]); i++) {
         rc = run_save(d, &u, e);
@@ -700,7 +700,7 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
 
 /* A backup-run left by a backupd that stopped: finish it when its log is
  * on chain (I7 holds: nothing was deleted before), else abandon it. */
-static int resume(bd *d, run *u, bk_err *e) {
+static int resume(bd *d, bd_run *u, bk_err *e) {
     const char *sha = json_string_value(json_object_get(u->report, "sha256"));
     int logged = strcmp(u->step, "log") == 0 || strcmp(u->step, "delete") == 0 ||
                  strcmp(u->step, "raise") == 0 || strcmp(u->step, "clear") == 0;
@@ -861,7 +861,7 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
             bk_sleep_ms(o->poll_ms);
             continue;
         }
-        run u;
+        bd_run u;
         int found = 0;
         if (run_load(&d, &u, &found, &le) != BK_OK) {
             BK_WARN("%s", le.msg);

@@ -46,20 +46,20 @@ typedef struct bd_ext {
  * store snapshot read at the cut (step 2) until step 4 stores it, then its
  * meta in the log; ext_data the same for the external state, but it is
  * never saved in backup-run (it may be large): external, its meta, is. */
-typedef struct run {
+typedef struct bd_run {
     int64_t version, epoch, cut, prev_cut, start_ms, first_offset, held_ms;
     char leader[BK_ID_MAX + 1], step[16], reason[32];
     json_t *members, *alive, *report, *store; /* owned */
     json_t *ext_data, *external;              /* owned */
     bd_ext ext;                               /* owned */
-} run;
+} bd_run;
 
 /* ---- objects.c ---- */
 
 /* The store snapshot: the service's Redis keys (versions, LPIs, members,
  * epoch, SSI, leader), read while the leader holds at the cut. NULL with e
  * set on failure. */
-json_t *bd_store_snapshot(bd *d, const run *u, bk_err *e);
+json_t *bd_store_snapshot(bd *d, const bd_run *u, bk_err *e);
 
 /* The external state (backuplog.h, format BK_EXTERNAL_FORMAT): every key
  * under br2k:{svc}:ext:, in three calls, so that the keyspace is never
@@ -81,16 +81,16 @@ json_t *bd_store_snapshot(bd *d, const run *u, bk_err *e);
  *     one finds the new key before its hold). A key created and deleted
  *     again between the listing and this check, while the offsets moved,
  *     goes unseen: InfoDID never deletes one. */
-int bd_external_discover(bd *d, run *u, bk_err *e);
-json_t *bd_external_snapshot(bd *d, run *u, bk_err *e);
-int bd_external_confirm(bd *d, run *u, bk_err *e);
+int bd_external_discover(bd *d, bd_run *u, bk_err *e);
+json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e);
+int bd_external_confirm(bd *d, bd_run *u, bk_err *e);
 void bd_ext_free(bd_ext *x);
 
 /* Seal content (compact JSON, sorted keys), store it as
  * v<version>-<kind>-<sha256>, read it back and check its size and
  * SHA-256 (bd_read_back): *meta gets the object's part of the log, with
  * type, owner and form. what names the object in messages. */
-int bd_put_object(bd *d, const run *u, const char *kind, const char *what,
+int bd_put_object(bd *d, const bd_run *u, const char *kind, const char *what,
                   const char *type, const json_t *content, json_t **meta, bk_err *e);
 
 /* Read obj back whole: BK_OK when it is size bytes with SHA-256 sha;

@@ -14,14 +14,8 @@
 #include "base/log.h"
 
 /* The application's external state lives under br2k:{svc}:ext: (InfoDID:
- * ext:applied, ext:active, ext:did; worker/apps/infodid/INFODID.md). The
- * prefix is made here from the service's key prefix ("br2k:{svc}:", taken
- * from bk_key_epoch) and this name, so that backupd does not depend on
- * keys.c's rewrite in progress; to be replaced by keys.h's
- * bk_key_ext_prefix and bk_key_ext_applied once they are in. */
-#define EXT_NAME "ext:"
-/* ... and the key, under it, recording the last offset applied (I5). */
-#define EXT_APPLIED "applied"
+ * ext:applied, ext:active, ext:did; worker/apps/infodid/INFODID.md); the
+ * names come from redis/keys.h (bk_key_ext_prefix, bk_key_ext_applied). */
 
 /* ---- the store snapshot ---- */
 
@@ -36,7 +30,7 @@ static int snap_key(bd *d, json_t *obj, const char *k, bk_err *e) {
     return BK_OK;
 }
 
-json_t *bd_store_snapshot(bd *d, const run *u, bk_err *e) {
+json_t *bd_store_snapshot(bd *d, const bd_run *u, bk_err *e) {
     const char *svc = d->o->service;
     json_t *keys = json_object();
     char k[BK_KEY_MAX], km[BK_KEY_MAX], when[32];
@@ -90,19 +84,6 @@ static const char ext_lua[] =
     "end\n"
     "return out\n";
 #define EXT_HEAD 4 /* elements of the reply before the keys */
-
-/* "br2k:{svc}:" EXT_NAME into buf. */
-static int ext_prefix(const char *svc, char *buf, size_t size, bk_err *e) {
-    char k[BK_KEY_MAX];
-    if (bk_key_epoch(k, sizeof(k), svc, e) != BK_OK)
-        return BK_ERR;
-    const char *end = strstr(k, "}:");
-    int n =
-        end == NULL ? -1 : snprintf(buf, size, "%.*s" EXT_NAME, (int)(end + 2 - k), k);
-    if (n < 0 || (size_t)n >= size)
-        return bk_err_set(e, BK_E_INVAL, "no external key prefix for the key '%s'", k);
-    return BK_OK;
-}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -230,7 +211,7 @@ fail:
 
 /* Check that the phase read with the keys still says the leader of
  * u->epoch holds at u->cut. */
-static int still_held(const run *u, const redisReply *ep, const redisReply *ph,
+static int still_held(const bd_run *u, const redisReply *ep, const redisReply *ph,
                       bk_err *e) {
     bk_backup_phase p;
     memset(&p, 0, sizeof(p));
@@ -252,7 +233,7 @@ static int still_held(const run *u, const redisReply *ep, const redisReply *ph,
 }
 
 /* Build the external state from the script's reply. */
-static json_t *ext_build(bd *d, const run *u, redisReply *rep, bk_err *e) {
+static json_t *ext_build(bd *d, const bd_run *u, redisReply *rep, bk_err *e) {
     const bd_ext *x = &u->ext;
     json_t *kv = json_object();
     int64_t applied = -1;
@@ -338,13 +319,13 @@ void bd_ext_free(bd_ext *x) {
     memset(x, 0, sizeof(*x));
 }
 
-int bd_external_discover(bd *d, run *u, bk_err *e) {
+int bd_external_discover(bd *d, bd_run *u, bk_err *e) {
     bd_ext *x = &u->ext;
     char ka[BK_KEY_MAX + 16];
     bd_ext_free(x);
-    if (ext_prefix(d->o->service, x->prefix, sizeof(x->prefix), e) != BK_OK)
+    if (bk_key_ext_prefix(x->prefix, sizeof(x->prefix), d->o->service, e) != BK_OK ||
+        bk_key_ext_applied(ka, sizeof(ka), d->o->service, e) != BK_OK)
         return BK_ERR;
-    snprintf(ka, sizeof(ka), "%s" EXT_APPLIED, x->prefix);
     /* applied first: unchanged at the cut, nothing was written meanwhile */
     if (get_raw(d, ka, &x->has_found, x->applied_found, sizeof(x->applied_found), e) !=
         BK_OK)
@@ -352,14 +333,14 @@ int bd_external_discover(bd *d, run *u, bk_err *e) {
     return scan_keys(d, x->prefix, &x->names, &x->n, e);
 }
 
-json_t *bd_external_snapshot(bd *d, run *u, bk_err *e) {
+json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e) {
     bd_ext *x = &u->ext;
     const char *svc = d->o->service;
     char kep[BK_KEY_MAX], kph[BK_KEY_MAX], ka[BK_KEY_MAX + 16], nk[24];
     if (bk_key_epoch(kep, sizeof(kep), svc, e) != BK_OK ||
-        bk_key_backup(kph, sizeof(kph), svc, e) != BK_OK)
+        bk_key_backup(kph, sizeof(kph), svc, e) != BK_OK ||
+        bk_key_ext_applied(ka, sizeof(ka), svc, e) != BK_OK)
         return NULL;
-    snprintf(ka, sizeof(ka), "%s" EXT_APPLIED, x->prefix);
     const char **argv = calloc(x->n + 6, sizeof(*argv));
     if (argv == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
@@ -393,7 +374,7 @@ json_t *bd_external_snapshot(bd *d, run *u, bk_err *e) {
     return j;
 }
 
-int bd_external_confirm(bd *d, run *u, bk_err *e) {
+int bd_external_confirm(bd *d, bd_run *u, bk_err *e) {
     const bd_ext *x = &u->ext;
     /* every external write records its offset in <prefix>applied in the
      * same atomic step (I5): unchanged from before the key names were
@@ -441,7 +422,7 @@ int bd_read_back(bd *d, const char *what, const char *obj, const char *sha, int6
     return rc;
 }
 
-int bd_put_object(bd *d, const run *u, const char *kind, const char *what,
+int bd_put_object(bd *d, const bd_run *u, const char *kind, const char *what,
                   const char *type, const json_t *content, json_t **meta, bk_err *e) {
     char sha[65], name[BK_STORAGE_NAME_MAX + 1], *wrapped = NULL, when[32];
     size_t slen = 0;
