@@ -15,7 +15,7 @@
 
 /* The application's external state lives under br2k:{svc}:ext: (InfoDID:
  * ext:applied, ext:active, ext:did; worker/apps/infodid/INFODID.md); the
- * names come from redis/keys.h (bk_key_ext_prefix, bk_key_ext_applied). */
+ * names come from redis/keys.h (bk_key_ext_applied and its prefix). */
 
 /* ---- the store snapshot ---- */
 
@@ -84,6 +84,20 @@ static const char ext_lua[] =
     "end\n"
     "return out\n";
 #define EXT_HEAD 4 /* elements of the reply before the keys */
+
+/* The external state's prefix "br2k:{svc}:ext:" into prefix, and the key
+ * ext:applied into ka: the prefix is ext:applied's key without its name. */
+static int ext_prefix(const char *svc, char *prefix, size_t psize, char *ka, size_t asize,
+                      bk_err *e) {
+    if (bk_key_ext_applied(ka, asize, svc, e) != BK_OK)
+        return BK_ERR;
+    size_t n = strlen(ka), tail = strlen("applied");
+    if (n <= tail || n - tail >= psize)
+        return bk_err_set(e, BK_E_INVAL, "no external key prefix for the key '%s'", ka);
+    memcpy(prefix, ka, n - tail);
+    prefix[n - tail] = '\0';
+    return BK_OK;
+}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -323,8 +337,8 @@ int bd_external_discover(bd *d, bd_run *u, bk_err *e) {
     bd_ext *x = &u->ext;
     char ka[BK_KEY_MAX + 16];
     bd_ext_free(x);
-    if (bk_key_ext_prefix(x->prefix, sizeof(x->prefix), d->o->service, e) != BK_OK ||
-        bk_key_ext_applied(ka, sizeof(ka), d->o->service, e) != BK_OK)
+    if (ext_prefix(d->o->service, x->prefix, sizeof(x->prefix), ka, sizeof(ka), e) !=
+        BK_OK)
         return BK_ERR;
     /* applied first: unchanged at the cut, nothing was written meanwhile */
     if (get_raw(d, ka, &x->has_found, x->applied_found, sizeof(x->applied_found), e) !=
