@@ -124,7 +124,7 @@ ids=()
 for i in $(seq 1 "$W"); do ids+=("w$i"); done
 RARGS=()
 # every worker holds a register mid-change while $T/hold-ID exists, so that
-# a kill lands in the middle of a request (worker/infodid.c test hook)
+# a kill lands in the middle of a request (worker/apps/infodid/infodid.c test hook)
 launch() { BR2K_TEST_HOLD_APPLY_FILE=$T/hold-$1 start_worker "$1" "${RARGS[@]}"; }
 
 start_redis
