@@ -1,4 +1,12 @@
-/* app.h - the application interface a BR2K worker hosts.
+/* app.h - the application interface the worker's runtime calls (internal).
+ *
+ * Applications are NOT written against this header: they use the public,
+ * versioned one, worker/include/br2k/app.h (installed as <br2k/app.h>,
+ * worker/apps/GUIDE.md), and worker/appload.c adapts a plug-in to the
+ * table below (the state pointer passes through unchanged; the external
+ * effect gets a br2k_host over the bk_redis connection). worker/proto.c
+ * implements the same table for applications over the protocol. The
+ * contract below is the public header's.
  *
  * The worker owns the log, the in-flight mark (I6), leadership and results;
  * the application owns its local state and stores it durably TOGETHER with

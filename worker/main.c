@@ -7,8 +7,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "base/sig.h"
-#include "infodid.h"
-#include "noop.h"
+#include "appload.h"
 #include "worker.h"
 
 static bk_cfg_opt opts[] = {
@@ -26,8 +25,7 @@ static bk_cfg_opt opts[] = {
      "extra librdkafka properties k=v,k=v (TLS, SASL, ...)", NULL, 0, 0},
     {"state-dir", BK_CFG_STR, "", 0, 0, NULL,
      "directory of the local state (default ./br2k-state/<id>)", NULL, 0, 0},
-    {"app", BK_CFG_ENUM, "infodid", 0, 0, "infodid|noop",
-     "the application: infodid (the reference) or noop (tests, benchmark)", NULL, 0, 0},
+    {"app", BK_CFG_STR, "infodid", 0, 0, NULL, bk_app_spec_help, NULL, 0, 0},
     {"lease-ms", BK_CFG_INT, "1000", 30, 60000, NULL,
      "leader lease TTL in ms; renewed every lease-ms/3; a leader silent this long is "
      "replaced",
@@ -55,6 +53,14 @@ static const char summary[] =
     "leaves the membership, releases the lease and exits 0.";
 
 static const char epilog[] =
+    "Applications (--app): infodid and noop are built in; a plug-in of your own is\n"
+    "a shared library built against br2k/app.h (`pkg-config --cflags br2k-app`)\n"
+    "exporting br2k_app_entry, run with --app /path/to/libyourapp.so; an\n"
+    "application in another language speaks the application protocol over a pipe\n"
+    "(--app 'exec:COMMAND ARGS...', started and restarted by the worker) or a Unix\n"
+    "socket (--app unix:PATH). A plug-in that cannot be loaded (no file, no\n"
+    "br2k_app_entry, another ABI version) is a bad option: one line, exit 2.\n"
+    "worker/apps/GUIDE.md: putting your service on BR2K.\n"
     "Get-the-latest-state: with --eth-rpc and --registry (and the service key), a\n"
     "worker that finds an in-flight mark (stopped mid-request), no local state, a\n"
     "damaged state, or a log that no longer holds the records after its LPI\n"
@@ -83,8 +89,14 @@ int main(int argc, char **argv) {
         bk_cfg_release(&cfg);
         return BK_EXIT_CONFIG;
     }
-    const char *app = bk_cfg_str(&cfg, "app");
-    const br2k_app_ops *ops = strcmp(app, "noop") == 0 ? &bk_noop_ops : &bk_infodid_ops;
+    const br2k_app_ops *ops = NULL;
+    bk_err e;
+    bk_err_clear(&e);
+    if (bk_app_resolve(bk_cfg_str(&cfg, "app"), &ops, &e) != BK_OK) {
+        fprintf(stderr, "br2k-worker: %s\n", e.msg);
+        bk_cfg_release(&cfg);
+        return BK_EXIT_CONFIG;
+    }
     char dir[4096];
     const char *sd = bk_cfg_str(&cfg, "state-dir");
     if (*sd == '\0') {
@@ -108,8 +120,6 @@ int main(int argc, char **argv) {
                         bk_cfg_str(&cfg, "service-key-file")};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     bk_sig_install();
-    bk_err e;
-    bk_err_clear(&e);
     rc = bk_worker_run(&o, &e); /* logs its error itself */
     curl_global_cleanup();
     bk_cfg_release(&cfg);

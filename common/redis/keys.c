@@ -120,8 +120,31 @@ int bk_key_registry_endpoint(char *buf, size_t size, const char *svc, const char
     return key_id(buf, size, svc, "registry:endpoint:", id, e);
 }
 
-/* ---- InfoDID's external index ---- */
+/* ---- the applications' external state (and InfoDID's index) ---- */
 
+int bk_ext_name_ok(const char *name) {
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > BK_EXT_NAME_MAX || strcmp(name, "applied") == 0)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+              *p == ':'))
+            return 0;
+    return 1;
+}
+
+int bk_key_ext_prefix(char *buf, size_t size, const char *svc, bk_err *e) {
+    return key(buf, size, svc, "ext:", NULL, e);
+}
+int bk_key_ext(char *buf, size_t size, const char *svc, const char *name, bk_err *e) {
+    if (!bk_ext_name_ok(name))
+        return bk_err_set(e, BK_E_INVAL,
+                          "invalid external key name '%.140s': expected 1 to %d bytes of "
+                          "A-Z a-z 0-9 . _ - : and not 'applied'",
+                          name ? name : "", BK_EXT_NAME_MAX);
+    return key(buf, size, svc, "ext:", name, e);
+}
 int bk_key_ext_applied(char *buf, size_t size, const char *svc, bk_err *e) {
     return key(buf, size, svc, "ext:applied", NULL, e);
 }
@@ -266,36 +289,12 @@ bk_script bk_lua_backup_finish = BK_SCRIPT_INIT(
                 "redis.call('PUBLISH', ARGV[4], 'backup-clear')\n"
                 "return tonumber(redis.call('GET', KEYS[2]))\n");
 
-/* InfoDID's external index, one record (worker/apps/infodid/INFODID.md). */
-bk_script bk_lua_ext_one = BK_SCRIPT_INIT(
-    "-- infodid external index; KEYS: epoch, ext:applied, ext:active, ext:did\n"
-    "-- ARGV: epoch, offset, action (register|revoke), did, controller\n"
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur ~= ARGV[1] then\n"
-    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is not the current epoch "
-    "'"
-    " .. tostring(cur))\n"
-    "end\n"
-    "local applied = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"
-    "if tonumber(ARGV[2]) <= applied then return 0 end\n"
-    "if ARGV[3] == 'register' then\n"
-    "  if redis.call('HSETNX', KEYS[4], ARGV[4], ARGV[5]) == 1 then\n"
-    "    redis.call('INCR', KEYS[3])\n"
-    "  end\n"
-    "elseif ARGV[3] == 'revoke' then\n"
-    "  if redis.call('HEXISTS', KEYS[4], ARGV[4]) == 1 then\n"
-    "    redis.call('DECR', KEYS[3])\n"
-    "  end\n"
-    "end\n"
-    "redis.call('SET', KEYS[2], ARGV[2])\n"
-    "return 1\n");
-
-/* The same effect for each record in turn, in one call: one round trip and
- * one Redis fsync per batch. The state it leaves is the same (ext:applied
- * ends at the last acting offset above it). */
-bk_script bk_lua_ext_many = BK_SCRIPT_INIT(
-    "-- infodid external index, many records; KEYS: epoch, ext:applied, ext:active,\n"
-    "-- ext:did; ARGV: epoch, then (offset, action, did, controller) per record\n"
+/* The applications' external write (keys.h): every record in turn, each
+ * skipped when its offset is <= ext:applied, in one call: all or nothing,
+ * one round trip and one Redis fsync per batch. */
+bk_script bk_lua_ext_write = BK_SCRIPT_INIT(
+    "-- external write; KEYS: epoch, ext:applied, then one key per op\n"
+    "-- ARGV: token, then per record: offset, nops, then per op: kind, arg1, arg2\n"
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur ~= ARGV[1] then\n"
     "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is not the current epoch "
@@ -305,20 +304,29 @@ bk_script bk_lua_ext_many = BK_SCRIPT_INIT(
     "local applied = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"
     "local last = nil\n"
     "local done = 0\n"
-    "for i = 2, #ARGV, 4 do\n"
-    "  if tonumber(ARGV[i]) > applied then\n"
-    "    if ARGV[i + 1] == 'register' then\n"
-    "      if redis.call('HSETNX', KEYS[4], ARGV[i + 2], ARGV[i + 3]) == 1 then\n"
-    "        redis.call('INCR', KEYS[3])\n"
-    "      end\n"
-    "    elseif ARGV[i + 1] == 'revoke' then\n"
-    "      if redis.call('HEXISTS', KEYS[4], ARGV[i + 2]) == 1 then\n"
-    "        redis.call('DECR', KEYS[3])\n"
-    "      end\n"
-    "    end\n"
-    "    applied = tonumber(ARGV[i])\n"
+    "local i, k = 2, 3\n"
+    "while i <= #ARGV do\n"
+    "  local off = tonumber(ARGV[i])\n"
+    "  local n = tonumber(ARGV[i + 1])\n"
+    "  local run = off > applied\n"
+    "  if run then\n"
+    "    applied = off\n"
     "    last = ARGV[i]\n"
     "    done = done + 1\n"
+    "  end\n"
+    "  i = i + 2\n"
+    "  for j = 1, n do\n"
+    "    if run then\n"
+    "      local op, key = ARGV[i], KEYS[k]\n"
+    "      if op == 'SET' then redis.call('SET', key, ARGV[i + 1])\n"
+    "      elseif op == 'DEL' then redis.call('DEL', key)\n"
+    "      elseif op == 'HSET' then redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2])\n"
+    "      elseif op == 'HDEL' then redis.call('HDEL', key, ARGV[i + 1])\n"
+    "      elseif op == 'INCRBY' then redis.call('INCRBY', key, ARGV[i + 1])\n"
+    "      end\n"
+    "    end\n"
+    "    i = i + 3\n"
+    "    k = k + 1\n"
     "  end\n"
     "end\n"
     "if last then redis.call('SET', KEYS[2], last) end\n"

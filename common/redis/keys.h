@@ -79,12 +79,21 @@ int bk_key_registry_inflight(char *buf, size_t size, const char *svc, bk_err *e)
 int bk_key_registry_endpoint(char *buf, size_t size, const char *svc, const char *id,
                              bk_err *e);
 
-/* InfoDID's external index (worker/apps/infodid/INFODID.md): ext:applied
- * (the last offset whose effect ran), ext:active (the active DIDs),
- * ext:did (hash DID -> controller). */
+/* The applications' external state (worker/include/br2k/app.h, the host's
+ * ext_write): br2k:{svc}:ext:<name>, and ext:applied, the last offset
+ * whose external effect ran (I5). InfoDID's index (INFODID.md) is
+ * ext:applied, ext:active (the active DIDs) and ext:did (hash DID ->
+ * controller). bk_key_ext checks `name` (bk_ext_name_ok) and refuses
+ * "applied", which only the script writes. */
+int bk_key_ext_prefix(char *buf, size_t size, const char *svc, bk_err *e); /* ...:ext: */
+int bk_key_ext(char *buf, size_t size, const char *svc, const char *name, bk_err *e);
 int bk_key_ext_applied(char *buf, size_t size, const char *svc, bk_err *e);
 int bk_key_ext_active(char *buf, size_t size, const char *svc, bk_err *e);
 int bk_key_ext_did(char *buf, size_t size, const char *svc, bk_err *e);
+/* 1 when `name` is 1 to BK_EXT_NAME_MAX bytes of A-Z a-z 0-9 . _ - : and
+ * not "applied". */
+#define BK_EXT_NAME_MAX 128
+int bk_ext_name_ok(const char *name);
 
 /* ---- the scripts (keys.c; run with bk_script_eval, script.h) ----
  * KEYS and ARGV of each, in order. A fenced script starts with the check
@@ -110,13 +119,12 @@ extern bk_script bk_lua_heartbeat;
 /* KEYS epoch sv ssv backup-last backup; ARGV token version cut channel.
  * Fenced. */
 extern bk_script bk_lua_backup_finish;
-/* InfoDID's external index, one record. KEYS epoch ext:applied ext:active
- * ext:did; ARGV epoch offset action (register|revoke) did controller.
- * Fenced; nothing when offset <= ext:applied. */
-extern bk_script bk_lua_ext_one;
-/* The same for many records: ARGV epoch, then (offset, action, did,
- * controller) per record; returns how many ran. */
-extern bk_script bk_lua_ext_many;
+/* The external write of the applications (bk_ext_write). KEYS epoch
+ * ext:applied, then one key per op in order; ARGV token, then per record:
+ * offset nops, then per op: kind (SET|DEL|HSET|HDEL|INCRBY) arg1 arg2.
+ * Fenced; a record whose offset is <= ext:applied is skipped; ext:applied
+ * ends at the last offset run. Returns how many records ran. */
+extern bk_script bk_lua_ext_write;
 
 /* ---- the lease and the fencing token (I2) (ops.c, as all below) ---- */
 
@@ -175,20 +183,42 @@ int bk_fenced_ssv_raise(bk_redis *r, const char *svc, int64_t epoch, const char 
 int bk_fenced_backup(bk_redis *r, const char *svc, int64_t epoch, const char *phase,
                      bk_err *e);
 
-/* InfoDID's external effect (worker/apps/infodid/INFODID.md): for each
- * item in turn with token `epoch`, fenced and idempotent per offset (an
- * offset <= ext:applied changes nothing): "register" adds the DID to
- * ext:did (HSETNX) and, if new, increments ext:active; "revoke" decrements
- * ext:active if the DID is in ext:did; ext:applied = the offset. One
- * script call (bk_lua_ext_one for one item, bk_lua_ext_many for more). */
-typedef struct bk_ext_item {
-    int64_t offset;
-    const char *action; /* "register" or "revoke" */
-    const char *did, *controller;
-} bk_ext_item;
+/* The external effect of the applications (the host's ext_write of
+ * worker/include/br2k/app.h): with token `epoch`, for each record in turn
+ * (offsets strictly increasing), fenced and idempotent per offset: a
+ * record whose offset is <= ext:applied changes nothing; else its ops run
+ * on br2k:{svc}:ext:<name> and ext:applied = its offset. One script call
+ * (bk_lua_ext_write), so all or nothing. The ops are checked first (a bad
+ * kind, name, or a missing field or value: BK_E_INVAL, nothing written);
+ * a stale token is BK_E_FENCED. *ran (may be NULL) gets the number of
+ * records that ran. n = 0 does nothing. */
+typedef enum bk_ext_kind {
+    BK_EXT_SET = 1,
+    BK_EXT_DEL = 2,
+    BK_EXT_HSET = 3,
+    BK_EXT_HDEL = 4,
+    BK_EXT_INCRBY = 5
+} bk_ext_kind;
 
-int bk_ext_index_apply(bk_redis *r, const char *svc, int64_t epoch,
-                       const bk_ext_item *items, size_t n, bk_err *e);
+typedef struct bk_ext_op {
+    int kind;          /* bk_ext_kind */
+    const char *name;  /* the key under ext: (bk_ext_name_ok) */
+    const char *field; /* HSET, HDEL */
+    const char *value; /* SET, HSET */
+    int64_t by;        /* INCRBY */
+} bk_ext_op;
+
+typedef struct bk_ext_rec {
+    int64_t offset;
+    const bk_ext_op *ops;
+    size_t n;
+} bk_ext_rec;
+
+int bk_ext_write(bk_redis *r, const char *svc, int64_t epoch, const bk_ext_rec *recs,
+                 size_t n, int64_t *ran, bk_err *e);
+
+/* ext:applied (-1 when unset). */
+int bk_ext_applied_get(bk_redis *r, const char *svc, int64_t *offset, bk_err *e);
 
 /* ---- state-version-up (backupd and the leader; schemas/redis-keys.md) ----
  *

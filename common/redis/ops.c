@@ -327,52 +327,131 @@ int bk_fenced_backup_finish(bk_redis *r, const char *svc, int64_t epoch,
 
 /* ---- InfoDID's external index ---- */
 
-int bk_ext_index_apply(bk_redis *r, const char *svc, int64_t epoch,
-                       const bk_ext_item *items, size_t n, bk_err *e) {
-    KEYBUF(ke);
-    KEYBUF(kapp);
-    KEYBUF(kact);
-    KEYBUF(kdid);
+static const char *ext_kind_word(int kind) {
+    switch (kind) {
+    case BK_EXT_SET:
+        return "SET";
+    case BK_EXT_DEL:
+        return "DEL";
+    case BK_EXT_HSET:
+        return "HSET";
+    case BK_EXT_HDEL:
+        return "HDEL";
+    case BK_EXT_INCRBY:
+        return "INCRBY";
+    }
+    return NULL;
+}
+
+/* Check one op of the record at `offset` (nothing is written when any is
+ * bad: a script stopped halfway would keep its first writes). */
+static int ext_op_check(const bk_ext_op *op, int64_t offset, bk_err *e) {
+    const char *w = ext_kind_word(op->kind);
+    if (w == NULL)
+        return bk_err_set(e, BK_E_INVAL,
+                          "external write of offset %" PRId64 ": unknown op kind %d",
+                          offset, op->kind);
+    if (!bk_ext_name_ok(op->name))
+        return bk_err_set(e, BK_E_INVAL,
+                          "external write of offset %" PRId64
+                          ": invalid key name '%.140s' "
+                          "(1 to %d bytes of A-Z a-z 0-9 . _ - :, not 'applied')",
+                          offset, op->name ? op->name : "", BK_EXT_NAME_MAX);
+    int need_field = op->kind == BK_EXT_HSET || op->kind == BK_EXT_HDEL;
+    int need_value = op->kind == BK_EXT_SET || op->kind == BK_EXT_HSET;
+    if ((need_field && op->field == NULL) || (need_value && op->value == NULL))
+        return bk_err_set(
+            e, BK_E_INVAL, "external write of offset %" PRId64 ": %s '%s' without its %s",
+            offset, w, op->name, need_field && !op->field ? "field" : "value");
+    return BK_OK;
+}
+
+int bk_ext_write(bk_redis *r, const char *svc, int64_t epoch, const bk_ext_rec *recs,
+                 size_t n, int64_t *ran, bk_err *e) {
+    if (ran != NULL)
+        *ran = 0;
     if (n == 0)
         return BK_OK;
-    if (bk_key_epoch(ke, sizeof(ke), svc, e) ||
-        bk_key_ext_applied(kapp, sizeof(kapp), svc, e) ||
-        bk_key_ext_active(kact, sizeof(kact), svc, e) ||
-        bk_key_ext_did(kdid, sizeof(kdid), svc, e))
-        return BK_ERR;
-    size_t argc = 5 + 4 * n;
+    size_t nops = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && recs[i].offset <= recs[i - 1].offset)
+            return bk_err_set(e, BK_E_INVAL,
+                              "external write: offset %" PRId64 " after %" PRId64
+                              " (offsets must increase)",
+                              recs[i].offset, recs[i - 1].offset);
+        if (recs[i].n > 0 && recs[i].ops == NULL)
+            return bk_err_set(e, BK_E_INVAL,
+                              "external write of offset %" PRId64 ": no ops array",
+                              recs[i].offset);
+        for (size_t j = 0; j < recs[i].n; j++)
+            if (ext_op_check(&recs[i].ops[j], recs[i].offset, e) != BK_OK)
+                return BK_ERR;
+        nops += recs[i].n;
+    }
+    /* argv: epoch, ext:applied, a key per op, then the token, 2 per record
+     * and 3 per op; the strings made here live in `nums` and `keys` */
+    size_t nkeys = 2 + nops, argc = nkeys + 1 + 2 * n + 3 * nops;
     const char **argv = calloc(argc, sizeof(*argv));
-    char(*offs)[24] = calloc(n, 24);
+    char(*nums)[24] = calloc(1 + 2 * n + nops, 24);
+    char(*keys)[BK_KEY_MAX] = calloc(nkeys, BK_KEY_MAX);
     int rc = BK_ERR;
-    if (argv == NULL || offs == NULL) {
+    if (argv == NULL || nums == NULL || keys == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         goto out;
     }
-    char token[24];
-    snprintf(token, sizeof(token), "%" PRId64, epoch);
-    size_t k = 0;
-    argv[k++] = ke;
-    argv[k++] = kapp;
-    argv[k++] = kact;
-    argv[k++] = kdid;
-    argv[k++] = token;
+    if (bk_key_epoch(keys[0], BK_KEY_MAX, svc, e) ||
+        bk_key_ext_applied(keys[1], BK_KEY_MAX, svc, e))
+        goto out;
+    size_t k = 2, a = nkeys, m = 0;
+    argv[0] = keys[0];
+    argv[1] = keys[1];
+    snprintf(nums[m], 24, "%" PRId64, epoch);
+    argv[a++] = nums[m++];
     for (size_t i = 0; i < n; i++) {
-        snprintf(offs[i], 24, "%" PRId64, items[i].offset);
-        argv[k++] = offs[i];
-        argv[k++] = items[i].action;
-        argv[k++] = items[i].did;
-        argv[k++] = items[i].controller;
+        snprintf(nums[m], 24, "%" PRId64, recs[i].offset);
+        argv[a++] = nums[m++];
+        snprintf(nums[m], 24, "%zu", recs[i].n);
+        argv[a++] = nums[m++];
+        for (size_t j = 0; j < recs[i].n; j++) {
+            const bk_ext_op *op = &recs[i].ops[j];
+            if (bk_key_ext(keys[k], BK_KEY_MAX, svc, op->name, e) != BK_OK)
+                goto out;
+            argv[k] = keys[k];
+            k++;
+            argv[a++] = ext_kind_word(op->kind);
+            if (op->kind == BK_EXT_INCRBY) {
+                snprintf(nums[m], 24, "%" PRId64, op->by);
+                argv[a++] = nums[m++];
+                argv[a++] = "";
+            } else if (op->kind == BK_EXT_SET) {
+                argv[a++] = op->value;
+                argv[a++] = "";
+            } else {
+                argv[a++] = op->field ? op->field : "";
+                argv[a++] = op->value ? op->value : "";
+            }
+        }
     }
-    redisReply *rep = bk_script_eval(r, n == 1 ? &bk_lua_ext_one : &bk_lua_ext_many, 4,
-                                     (int)k, argv, NULL, e);
+    redisReply *rep =
+        bk_script_eval(r, &bk_lua_ext_write, (int)nkeys, (int)argc, argv, NULL, e);
     if (rep != NULL) {
+        if (ran != NULL && rep->type == REDIS_REPLY_INTEGER)
+            *ran = rep->integer;
         freeReplyObject(rep);
         rc = BK_OK;
     }
 out:
     free(argv);
-    free(offs);
+    free(nums);
+    free(keys);
     return rc;
+}
+
+int bk_ext_applied_get(bk_redis *r, const char *svc, int64_t *offset, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_ext_applied(k, sizeof(k), svc, e))
+        return BK_ERR;
+    return bk_keys_get_i64(r, k, -1, offset, e);
 }
 
 int bk_backup_phase_parse(const char *s, bk_backup_phase *p) {

@@ -644,6 +644,73 @@ static void test_ext_keys(void) {
     CHECK(bk_key_ext_did(k, sizeof(k), "svc", &e) == BK_OK, "%s", e.msg);
     CHECK_STR(k, "br2k:{svc}:ext:did");
     CHECK(bk_key_ext_did(k, sizeof(k), "bad{svc}", &e) == BK_ERR, "bad service refused");
+    /* the applications' ext: namespace (the host's ext_write) */
+    CHECK(bk_key_ext_prefix(k, sizeof(k), "svc", &e) == BK_OK, "%s", e.msg);
+    CHECK_STR(k, "br2k:{svc}:ext:");
+    CHECK(bk_key_ext(k, sizeof(k), "svc", "counts:by-client.v1", &e) == BK_OK, "%s",
+          e.msg);
+    CHECK_STR(k, "br2k:{svc}:ext:counts:by-client.v1");
+    static const char *const bad[] = {"applied", "", "a b", "x{y}", "a/b", "\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(!bk_ext_name_ok(bad[i]), "'%s' refused", bad[i]);
+        CHECK(bk_key_ext(k, sizeof(k), "svc", bad[i], &e) == BK_ERR &&
+                  e.code == BK_E_INVAL,
+              "'%s' refused by bk_key_ext", bad[i]);
+    }
+    char longname[BK_EXT_NAME_MAX + 2];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    CHECK(!bk_ext_name_ok(longname), "a name of %d bytes refused", BK_EXT_NAME_MAX + 1);
+    longname[BK_EXT_NAME_MAX] = '\0';
+    CHECK(bk_ext_name_ok(longname), "a name of %d bytes taken", BK_EXT_NAME_MAX);
+    CHECK(bk_ext_write(NULL, "svc", 1, NULL, 0, NULL, &e) == BK_OK,
+          "an empty write is nothing");
+}
+
+/* InfoDID is a plug-in (br2k/app.h) like any other: its entry table, and
+ * the runtime's adapted table (appload.h) that the tests call. */
+static void test_plugin(void) {
+    const br2k_app_plugin *p = br2k_infodid_entry();
+    CHECK(p != NULL, "entry");
+    if (p == NULL)
+        return;
+    CHECK_INT(p->abi_version, BR2K_APP_ABI_VERSION);
+    CHECK_STR(p->name, "infodid");
+    CHECK(p->open && p->apply && p->sync && p->external && p->external_many &&
+              p->snapshot && p->restore && p->digest && p->close,
+          "every operation");
+    const br2k_app_ops *o = NULL;
+    bk_err e;
+    CHECK(bk_app_resolve("infodid", &o, &e) == BK_OK && o == &bk_infodid_ops, "%s",
+          e.msg);
+    CHECK(bk_app_resolve("", &o, &e) == BK_OK && o == &bk_infodid_ops, "the default");
+    CHECK(bk_app_resolve("noop", &o, &e) == BK_OK && o == &bk_noop_ops, "%s", e.msg);
+    CHECK(bk_app_resolve("infodidx", &o, &e) == BK_ERR &&
+              strstr(e.msg, "unknown application 'infodidx'") != NULL,
+          "%s", e.msg);
+    CHECK(bk_app_resolve("./missing.so", &o, &e) == BK_ERR &&
+              strstr(e.msg, "cannot load application './missing.so'") != NULL,
+          "%s", e.msg);
+    br2k_app *a = NULL;
+    int64_t lpi = 0;
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/plugin", root);
+    br2k_app_error pe = {0, ""};
+    CHECK(p->open(dir, &a, &lpi, &pe) == BR2K_APP_OK, "%s", pe.msg);
+    if (a != NULL) {
+        /* an error of the plug-in keeps its code and its line */
+        void *buf = NULL;
+        size_t len = 0;
+        CHECK(p->restore(a, "garbage", 7, &pe) == BR2K_APP_ERR, "restore of garbage");
+        CHECK(pe.code != 0 && pe.msg[0] != '\0', "code %d msg '%s'", pe.code, pe.msg);
+        bk_err be;
+        CHECK(bk_infodid_ops.restore(a, "garbage", 7, &be) == BK_ERR, "adapted restore");
+        CHECK_INT(be.code, pe.code);
+        CHECK_STR(be.msg, pe.msg);
+        CHECK(p->snapshot(a, &buf, &len, &lpi, &pe) == BR2K_APP_OK, "%s", pe.msg);
+        free(buf);
+        p->close(a);
+    }
 }
 
 int main(void) {
@@ -677,6 +744,7 @@ int main(void) {
     ops->close(NULL);
     test_table();
     test_ext_keys();
+    test_plugin();
     for (int i = 0; i < nrec; i++)
         free(recs[i]);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);

@@ -1,14 +1,24 @@
 /* external.c - InfoDID's external effect (INFODID.md): a shared index in
  * Redis of the registered DIDs and the count of active ones, written by
- * the leader with its fencing token (I2), idempotent per offset (I5). The
- * keys and the scripts are common/redis's (keys.h, bk_ext_index_apply). */
+ * the leader through the host's ext_write (br2k/app.h): fenced with its
+ * token (I2), idempotent per offset (I5), one atomic script per call.
+ *
+ * An accepted register is { HSET ext:did <did> <controller>, INCRBY
+ * ext:active 1 }, an accepted revoke { INCRBY ext:active -1 } (the DID
+ * stays in ext:did); other records write nothing and are not passed to
+ * ext_write, so ext:applied is the last offset that acted. InfoDID's
+ * state decides both (a register is accepted only for a new DID, a revoke
+ * only for a registered one), so this leaves what the former HSETNX and
+ * the conditional INCR/DECR left. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "infodid_int.h"
-#include "redis/keys.h"
+
+#define EXT_DID "did"
+#define EXT_ACTIVE "active"
 
 /* The external action of a result: 1 with *op, *did, *ctrl (pointing
  * into *o, which the caller releases) when it registers or revokes, 0
@@ -28,60 +38,73 @@ static int ext_action(const char *result, json_t **o, const char **op, const cha
            *ctrl != NULL && (strcmp(*op, "register") == 0 || strcmp(*op, "revoke") == 0);
 }
 
-int idd_external(br2k_app *a, bk_redis *r, const char *svc, int64_t epoch, int64_t offset,
-                 const char *result, bk_err *e) {
-    (void)a;
-    json_t *o = NULL;
-    bk_ext_item it = {offset, NULL, NULL, NULL};
-    int act = ext_action(result, &o, &it.action, &it.did, &it.controller);
-    if (act < 0)
-        return bk_err_set(e, BK_E_INVAL,
-                          "infodid: result of offset %" PRId64 " is not json", offset);
-    int rc = act ? bk_ext_index_apply(r, svc, epoch, &it, 1, e) : BK_OK;
-    json_decref(o);
-    if (rc != BK_OK)
-        return bk_err_prefix(e, "infodid: external effect of offset %" PRId64, offset);
-    return BK_OK;
+/* The ops of one acting record into ops[2]; returns how many. */
+static size_t ext_ops(const char *op, const char *did, const char *ctrl,
+                      br2k_ext_op *ops) {
+    if (strcmp(op, "register") == 0) {
+        ops[0] = (br2k_ext_op){BR2K_EXT_HSET, EXT_DID, did, ctrl, 0};
+        ops[1] = (br2k_ext_op){BR2K_EXT_INCRBY, EXT_ACTIVE, NULL, NULL, 1};
+        return 2;
+    }
+    ops[0] = (br2k_ext_op){BR2K_EXT_INCRBY, EXT_ACTIVE, NULL, NULL, -1};
+    return 1;
 }
 
-/* The same effect as idd_external for each record in turn, in one script
- * call: one round trip and one Redis fsync per batch. It leaves the same
- * state (ext:applied ends at the last acting offset above it). */
-int idd_external_many(br2k_app *a, bk_redis *r, const char *svc, int64_t epoch,
-                      const int64_t *offsets, const char *const *results, size_t n,
-                      bk_err *e) {
-    (void)a;
+int idd_external(br2k_app *a, const br2k_host *h, int64_t offset, const char *result,
+                 br2k_app_error *e) {
+    return idd_external_many(a, h, &offset, &result, 1, e);
+}
+
+/* The same effect as idd_external for each record in turn, in one
+ * ext_write: one round trip and one Redis fsync per batch. */
+int idd_external_many(br2k_app *a, const br2k_host *h, const int64_t *offsets,
+                      const char *const *results, size_t n, br2k_app_error *e) {
+    (void)a; /* runs beside apply: reads only its arguments */
     json_t **objs = calloc(n ? n : 1, sizeof(*objs));
-    bk_ext_item *items = calloc(n ? n : 1, sizeof(*items));
-    size_t k = 0;
-    int rc = BK_OK;
-    if (objs == NULL || items == NULL) {
-        rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
+    br2k_ext_record *recs = calloc(n ? n : 1, sizeof(*recs));
+    br2k_ext_op *ops = calloc(n ? 2 * n : 1, sizeof(*ops));
+    size_t k = 0, m = 0;
+    int rc = BR2K_APP_OK;
+    if (objs == NULL || recs == NULL || ops == NULL) {
+        rc = br2k_app_error_set(e, BR2K_APP_E_NOMEM, "infodid: out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        bk_ext_item *it = &items[k];
-        int act =
-            ext_action(results[i], &objs[i], &it->action, &it->did, &it->controller);
+        const char *op, *did, *ctrl;
+        int act = ext_action(results[i], &objs[i], &op, &did, &ctrl);
         if (act < 0) {
-            rc = bk_err_set(e, BK_E_INVAL,
-                            "infodid: result of offset %" PRId64 " is not json",
-                            offsets[i]);
+            rc = br2k_app_error_set(e, BR2K_APP_E_INVAL,
+                                    "infodid: result of offset %" PRId64 " is not json",
+                                    offsets[i]);
             goto out;
         }
         if (act) {
-            it->offset = offsets[i];
+            recs[k].offset = offsets[i];
+            recs[k].ops = ops + m;
+            recs[k].n = ext_ops(op, did, ctrl, ops + m);
+            m += recs[k].n;
             k++;
         }
     }
-    if (k > 0 && bk_ext_index_apply(r, svc, epoch, items, k, e) != BK_OK)
-        rc =
-            bk_err_prefix(e, "infodid: external effects of offsets %" PRId64 "..%" PRId64,
-                          offsets[0], offsets[n - 1]);
+    if (k > 0 && h->ext_write(h, recs, k, e) != BR2K_APP_OK) {
+        char why[sizeof(e->msg)];
+        memcpy(why, e->msg, sizeof(why));
+        if (n == 1)
+            br2k_app_error_set(e, e->code,
+                               "infodid: external effect of offset %" PRId64 ": %s",
+                               offsets[0], why);
+        else
+            br2k_app_error_set(e, e->code,
+                               "infodid: external effects of offsets %" PRId64
+                               "..%" PRId64 ": %s",
+                               offsets[0], offsets[n - 1], why);
+        rc = BR2K_APP_ERR;
+    }
 out:
     for (size_t i = 0; objs != NULL && i < n; i++)
         json_decref(objs[i]);
     free(objs);
-    free(items);
+    free(recs);
+    free(ops);
     return rc;
 }

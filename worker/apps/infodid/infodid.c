@@ -595,15 +595,61 @@ static int app_digest(br2k_app *a, char hex[65], bk_err *e) {
     return BK_OK;
 }
 
-const br2k_app_ops bk_infodid_ops = {
+/* ---- the plug-in (br2k/app.h): the functions above, their bk_err
+ * (common/base/err.h, same codes) turned into the public br2k_app_error ---- */
+
+static int pub(int rc, const bk_err *be, br2k_app_error *e) {
+    if (rc == BK_OK)
+        return BR2K_APP_OK;
+    return br2k_app_error_set(e, be->code, "%s", be->msg);
+}
+
+static int p_open(const char *dir, br2k_app **app, int64_t *lpi, br2k_app_error *e) {
+    bk_err be;
+    return pub(app_open(dir, app, lpi, &be), &be, e);
+}
+
+static int p_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
+                   char **result, int *applied, br2k_app_error *e) {
+    bk_err be;
+    return pub(idd_apply(a, offset, rec, len, result, applied, &be), &be, e);
+}
+
+static int p_sync(br2k_app *a, br2k_app_error *e) {
+    bk_err be;
+    return pub(app_sync(a, &be), &be, e);
+}
+
+static int p_snapshot(br2k_app *a, void **out, size_t *len, int64_t *lpi,
+                      br2k_app_error *e) {
+    bk_err be;
+    return pub(app_snapshot(a, out, len, lpi, &be), &be, e);
+}
+
+static int p_restore(br2k_app *a, const void *snap, size_t len, br2k_app_error *e) {
+    bk_err be;
+    return pub(app_restore(a, snap, len, &be), &be, e);
+}
+
+static int p_digest(br2k_app *a, char hex[65], br2k_app_error *e) {
+    bk_err be;
+    return pub(app_digest(a, hex, &be), &be, e);
+}
+
+static const br2k_app_plugin plugin = {
+    .abi_version = BR2K_APP_ABI_VERSION,
     .name = "infodid",
-    .open = app_open,
-    .apply = idd_apply,
-    .sync = app_sync,
+    .open = p_open,
+    .apply = p_apply,
+    .sync = p_sync,
     .external = idd_external,
-    .snapshot = app_snapshot,
-    .restore = app_restore,
-    .digest = app_digest,
-    .close = app_close,
     .external_many = idd_external_many,
+    .snapshot = p_snapshot,
+    .restore = p_restore,
+    .digest = p_digest,
+    .close = app_close,
 };
+
+const br2k_app_plugin *br2k_infodid_entry(void) {
+    return &plugin;
+}

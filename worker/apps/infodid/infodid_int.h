@@ -3,9 +3,9 @@
  *   table.c     byte buffers and the hash table (table.h)
  *   state.c     the records, the state in memory, its canonical encoding
  *   infodid.c   the durable store (journal, checkpoint), open/close/sync,
- *               snapshot/restore/digest, and the operations table
+ *               snapshot/restore/digest, and the plug-in table (br2k/app.h)
  *   apply.c     apply: the request's checks, the operations, the results
- *   external.c  the external effect (common/redis/keys.h's index)
+ *   external.c  the external effect (the host's ext_write, br2k/app.h)
  *
  * State: two hash tables in memory (DID -> record, request id -> first
  * result), a journal of redo entries (one per state change, CRC-framed,
@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "infodid.h"
+#include "infodid_plugin.h"
 #include "table.h"
 
 typedef struct did_attr {
@@ -96,14 +96,13 @@ int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lp
 int idd_record_change(br2k_app *a, int64_t offset, id_rec *ir, did_rec *dr,
                       int is_register, bk_err *e);
 
-/* ---- apply.c, external.c: the operations table's entries ---- */
+/* ---- apply.c, external.c: the plug-in table's entries ---- */
 
 int idd_apply(br2k_app *a, int64_t offset, const void *rec, size_t len, char **result,
               int *applied, bk_err *e);
-int idd_external(br2k_app *a, bk_redis *r, const char *svc, int64_t epoch, int64_t offset,
-                 const char *result, bk_err *e);
-int idd_external_many(br2k_app *a, bk_redis *r, const char *svc, int64_t epoch,
-                      const int64_t *offsets, const char *const *results, size_t n,
-                      bk_err *e);
+int idd_external(br2k_app *a, const br2k_host *h, int64_t offset, const char *result,
+                 br2k_app_error *e);
+int idd_external_many(br2k_app *a, const br2k_host *h, const int64_t *offsets,
+                      const char *const *results, size_t n, br2k_app_error *e);
 
 #endif

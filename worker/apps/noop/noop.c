@@ -6,9 +6,10 @@
  * "br2k-noop 1 <lpi> <count> <chain hex> c<check>" padded to a fixed
  * NOOP_WIDTH bytes: created atomically, then overwritten in place with one
  * fdatasync by each sync (file_overwrite; the check field, optional
- * when read, refuses a damaged line). Built against the application
- * interface only (app.h): the small file helpers below are its own. */
-#include "noop.h"
+ * when read, refuses a damaged line). A plug-in like any other, built
+ * against the public interface only (br2k/app.h; common/ for its files):
+ * the small file helpers below are its own. */
+#include "noop_plugin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -330,6 +331,61 @@ static void noop_close(br2k_app *a) {
     free(a);
 }
 
-const br2k_app_ops bk_noop_ops = {"noop",     noop_open,     noop_apply,   noop_sync,
-                                  NULL,       noop_snapshot, noop_restore, noop_digest,
-                                  noop_close, NULL};
+/* ---- the plug-in (br2k/app.h): the functions above, their bk_err
+ * (common/base/err.h, same codes) turned into the public br2k_app_error ---- */
+
+static int pub(int rc, const bk_err *be, br2k_app_error *e) {
+    if (rc == BK_OK)
+        return BR2K_APP_OK;
+    return br2k_app_error_set(e, be->code, "%s", be->msg);
+}
+
+static int p_open(const char *dir, br2k_app **app, int64_t *lpi, br2k_app_error *e) {
+    bk_err be;
+    return pub(noop_open(dir, app, lpi, &be), &be, e);
+}
+
+static int p_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
+                   char **result, int *applied, br2k_app_error *e) {
+    bk_err be;
+    return pub(noop_apply(a, offset, rec, len, result, applied, &be), &be, e);
+}
+
+static int p_sync(br2k_app *a, br2k_app_error *e) {
+    bk_err be;
+    return pub(noop_sync(a, &be), &be, e);
+}
+
+static int p_snapshot(br2k_app *a, void **buf, size_t *len, int64_t *lpi,
+                      br2k_app_error *e) {
+    bk_err be;
+    return pub(noop_snapshot(a, buf, len, lpi, &be), &be, e);
+}
+
+static int p_restore(br2k_app *a, const void *buf, size_t len, br2k_app_error *e) {
+    bk_err be;
+    return pub(noop_restore(a, buf, len, &be), &be, e);
+}
+
+static int p_digest(br2k_app *a, char hex[65], br2k_app_error *e) {
+    bk_err be;
+    return pub(noop_digest(a, hex, &be), &be, e);
+}
+
+static const br2k_app_plugin plugin = {
+    .abi_version = BR2K_APP_ABI_VERSION,
+    .name = "noop",
+    .open = p_open,
+    .apply = p_apply,
+    .sync = p_sync,
+    .external = NULL,
+    .external_many = NULL,
+    .snapshot = p_snapshot,
+    .restore = p_restore,
+    .digest = p_digest,
+    .close = noop_close,
+};
+
+const br2k_app_plugin *br2k_noop_entry(void) {
+    return &plugin;
+}

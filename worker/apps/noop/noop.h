@@ -1,12 +1,11 @@
-/* noop.h - the no-op application: counts records and chains their
- * SHA-256 (its digest); results carry the request id when the record has
- * one. It rejects nothing and has no external effect. Used by the worker
- * tests and the benchmark. */
+/* noop.h - the no-op application as the runtime and the tests see it: its
+ * plug-in (noop_plugin.h) and its operations adapted to the runtime's
+ * interface, bk_noop_ops (worker/appload.h). noop.c never includes this
+ * header. */
 #ifndef BK_NOOP_H
 #define BK_NOOP_H
 
-#include "app.h"
-
-extern const br2k_app_ops bk_noop_ops;
+#include "appload.h"
+#include "noop_plugin.h"
 
 #endif
