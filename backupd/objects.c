@@ -15,7 +15,7 @@
 
 /* The application's external state lives under br2k:{svc}:ext: (InfoDID:
  * ext:applied, ext:active, ext:did; worker/apps/infodid/INFODID.md); the
- * names come from redis/keys.h (bk_key_ext_applied and its prefix). */
+ * names come from redis/keys.h (bk_key_ext_prefix, bk_key_ext_applied). */
 
 /* ---- the store snapshot ---- */
 
@@ -61,43 +61,9 @@ json_t *bd_store_snapshot(bd *d, const bd_run *u, bk_err *e) {
 
 /* ---- the external state ---- */
 
-/* Read at once: the epoch, the backup phase, whether <prefix>applied
- * exists and its value, then each external key's type and content.
- * Read-only. */
-static const char ext_lua[] =
-    "-- br2k-backupd: the external state at the cut\n"
-    "-- KEYS: epoch, backup phase, <prefix>applied, then the external keys\n"
-    "local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '',\n"
-    "  redis.call('EXISTS', KEYS[3]), redis.call('GET', KEYS[3]) or ''}\n"
-    "for i = 4, #KEYS do\n"
-    "  local k = KEYS[i]\n"
-    "  local t = redis.call('TYPE', k)['ok']\n"
-    "  local v = {}\n"
-    "  if t == 'string' then v = {redis.call('GET', k)}\n"
-    "  elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
-    "  elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
-    "  elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"
-    "  elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')\n"
-    "  end\n"
-    "  out[#out + 1] = t\n"
-    "  out[#out + 1] = v\n"
-    "end\n"
-    "return out\n";
+/* The reply of bk_lua_external_read (redis/keys.h): these, then a type and
+ * a value per key. */
 #define EXT_HEAD 4 /* elements of the reply before the keys */
-
-/* The external state's prefix "br2k:{svc}:ext:" into prefix, and the key
- * ext:applied into ka: the prefix is ext:applied's key without its name. */
-static int ext_prefix(const char *svc, char *prefix, size_t psize, char *ka, size_t asize,
-                      bk_err *e) {
-    if (bk_key_ext_applied(ka, asize, svc, e) != BK_OK)
-        return BK_ERR;
-    size_t n = strlen(ka), tail = strlen("applied");
-    if (n <= tail || n - tail >= psize)
-        return bk_err_set(e, BK_E_INVAL, "no external key prefix for the key '%s'", ka);
-    memcpy(prefix, ka, n - tail);
-    prefix[n - tail] = '\0';
-    return BK_OK;
-}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -337,8 +303,8 @@ int bd_external_discover(bd *d, bd_run *u, bk_err *e) {
     bd_ext *x = &u->ext;
     char ka[BK_KEY_MAX + 16];
     bd_ext_free(x);
-    if (ext_prefix(d->o->service, x->prefix, sizeof(x->prefix), ka, sizeof(ka), e) !=
-        BK_OK)
+    if (bk_key_ext_prefix(x->prefix, sizeof(x->prefix), d->o->service, e) != BK_OK ||
+        bk_key_ext_applied(ka, sizeof(ka), d->o->service, e) != BK_OK)
         return BK_ERR;
     /* applied first: unchanged at the cut, nothing was written meanwhile */
     if (get_raw(d, ka, &x->has_found, x->applied_found, sizeof(x->applied_found), e) !=
@@ -350,26 +316,23 @@ int bd_external_discover(bd *d, bd_run *u, bk_err *e) {
 json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e) {
     bd_ext *x = &u->ext;
     const char *svc = d->o->service;
-    char kep[BK_KEY_MAX], kph[BK_KEY_MAX], ka[BK_KEY_MAX + 16], nk[24];
+    char kep[BK_KEY_MAX], kph[BK_KEY_MAX], ka[BK_KEY_MAX + 16];
     if (bk_key_epoch(kep, sizeof(kep), svc, e) != BK_OK ||
         bk_key_backup(kph, sizeof(kph), svc, e) != BK_OK ||
         bk_key_ext_applied(ka, sizeof(ka), svc, e) != BK_OK)
         return NULL;
-    const char **argv = calloc(x->n + 6, sizeof(*argv));
+    const char **argv = calloc(x->n + 3, sizeof(*argv));
     if (argv == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         return NULL;
     }
-    snprintf(nk, sizeof(nk), "%zu", x->n + 3);
-    argv[0] = "EVAL";
-    argv[1] = ext_lua;
-    argv[2] = nk;
-    argv[3] = kep;
-    argv[4] = kph;
-    argv[5] = ka;
+    argv[0] = kep;
+    argv[1] = kph;
+    argv[2] = ka;
     for (size_t i = 0; i < x->n; i++)
-        argv[6 + i] = x->names[i];
-    redisReply *rep = bk_redis_commandv(d->r, e, (int)(x->n + 6), argv, NULL);
+        argv[3 + i] = x->names[i];
+    redisReply *rep = bk_script_eval(d->r, &bk_lua_external_read, (int)(x->n + 3),
+                                     (int)(x->n + 3), argv, NULL, e);
     free(argv);
     json_t *j = NULL;
     if (rep == NULL) {

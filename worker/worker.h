@@ -66,7 +66,6 @@ int bk_worker_run(const bk_worker_opts *o, bk_err *e);
 
 /* The no-op application: counts records and chains their SHA-256 (its
  * digest), results carry the request id when the record has one. */
-extern const br2k_app_ops bk_noop_ops;
 
 /* ---- the position file (pure file I/O, unit-testable) ---- */
 
@@ -94,19 +93,6 @@ int bk_pos_store(int *fd, const char *path, const bk_pos *p, bk_err *e);
  * big endian), the key and the value. */
 void bk_record_digest(const void *key, size_t key_len, const void *value, size_t len,
                       char hex[65]);
-
-/* Overwrite the first `len` bytes of `path` in place and fdatasync: for
- * small files of a fixed size (a one-sector write is atomic on the disks
- * we support; readers also check bk_text_check). *fd as for bk_pos_store. */
-int bk_file_overwrite(int *fd, const char *path, const void *buf, size_t len, bk_err *e);
-
-/* The check of the fixed-size text files: FNV-1a (32 bits). */
-uint32_t bk_text_check(const char *s, size_t n);
-
-/* Finish the line of n bytes in buf: append " c<8 hex>" (bk_text_check of
- * the n bytes), pad with spaces to width - 1 and end with a newline.
- * Returns width, or -1 when it does not fit. */
-int bk_fixed_line(char *buf, size_t size, size_t width, int n);
 
 /* ---- the held-results file ---- */
 

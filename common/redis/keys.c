@@ -331,3 +331,25 @@ bk_script bk_lua_ext_write = BK_SCRIPT_INIT(
     "end\n"
     "if last then redis.call('SET', KEYS[2], last) end\n"
     "return done\n");
+
+/* br2k-backupd's read of the external state at the cut (backupd/objects.c):
+ * KEYS epoch, backup phase, ext:applied, then the external keys; returns
+ * the epoch, the phase, whether ext:applied exists and its value, then each
+ * key's type and content. Read-only. */
+bk_script bk_lua_external_read = BK_SCRIPT_INIT(
+    "local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '',\n"
+    "  redis.call('EXISTS', KEYS[3]), redis.call('GET', KEYS[3]) or ''}\n"
+    "for i = 4, #KEYS do\n"
+    "  local k = KEYS[i]\n"
+    "  local t = redis.call('TYPE', k)['ok']\n"
+    "  local v = {}\n"
+    "  if t == 'string' then v = {redis.call('GET', k)}\n"
+    "  elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
+    "  elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
+    "  elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"
+    "  elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')\n"
+    "  end\n"
+    "  out[#out + 1] = t\n"
+    "  out[#out + 1] = v\n"
+    "end\n"
+    "return out\n");

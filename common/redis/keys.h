@@ -125,6 +125,12 @@ extern bk_script bk_lua_backup_finish;
  * Fenced; a record whose offset is <= ext:applied is skipped; ext:applied
  * ends at the last offset run. Returns how many records ran. */
 extern bk_script bk_lua_ext_write;
+/* br2k-backupd's read of the external state at the cut. KEYS epoch,
+ * backup, ext:applied, then the external keys. Read-only: returns the
+ * epoch, the phase, EXISTS and GET of ext:applied, then (type, value) per
+ * key (string: {value}; hash: HGETALL; set: SMEMBERS; list: LRANGE; zset:
+ * ZRANGE WITHSCORES; other types: {}). */
+extern bk_script bk_lua_external_read;
 
 /* ---- the lease and the fencing token (I2) (ops.c, as all below) ---- */
 

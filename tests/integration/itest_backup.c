@@ -35,6 +35,7 @@
 #include "chain/ethkey.h"
 #include "infodid.h"
 #include "chain/jsonrpc.h"
+#include "noop.h"
 #include "restore.h"
 #include "worker.h"
 

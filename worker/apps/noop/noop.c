@@ -5,7 +5,7 @@
  * and the benchmark (a). State file: <dir>/noop.state, one line
  * "br2k-noop 1 <lpi> <count> <chain hex> c<check>" padded to a fixed
  * NOOP_WIDTH bytes: created atomically, then overwritten in place with one
- * fdatasync by each sync (file_overwrite; the check field, optional
+ * fdatasync by each sync (bk_file_overwrite; the check field, optional
  * when read, refuses a damaged line). A plug-in like any other, built
  * against the public interface only (br2k/app.h; common/ for its files):
  * the small file helpers below are its own. */
@@ -27,69 +27,9 @@
 
 #define NOOP_WIDTH 192
 
-/* ---- the fixed-size state line (the same format as the worker's own
- * fixed-size files: " c<8 hex>" of FNV-1a, padded, overwritten in place) */
-
-static uint32_t text_check(const char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
-/* Append " c<check>" to the n bytes of buf, pad with spaces to width - 1
- * and end with a newline; width, or -1 when it does not fit. */
-static int fixed_line(char *buf, size_t size, size_t width, int n) {
-    if (n < 0 || (size_t)n + 11 + 1 > width || width > size)
-        return -1;
-    uint32_t c = text_check(buf, (size_t)n);
-    int m = snprintf(buf + n, size - (size_t)n, " c%08x", c);
-    if (m < 0)
-        return -1;
-    size_t len = (size_t)n + (size_t)m;
-    memset(buf + len, ' ', width - 1 - len);
-    buf[width - 1] = '\n';
-    return (int)width;
-}
-
-/* Overwrite the first len bytes of path in place and fdatasync (*fd: -1
- * the first time; a missing file or one of another size is replaced once
- * atomically, so later overwrites never change its size). */
-static int file_overwrite(int *fd, const char *path, const void *buf, size_t len,
-                          bk_err *e) {
-    if (*fd < 0) {
-        int f = open(path, O_WRONLY | O_CLOEXEC);
-        off_t size = f >= 0 ? lseek(f, 0, SEEK_END) : -1;
-        if (f < 0 || size != (off_t)len) {
-            if (f >= 0)
-                close(f);
-            if (bk_file_replace(path, buf, len, e) != BK_OK)
-                return BK_ERR;
-            f = open(path, O_WRONLY | O_CLOEXEC);
-            if (f < 0)
-                return bk_err_set(e, BK_E_IO, "cannot open '%s': %s", path,
-                                  strerror(errno));
-            *fd = f;
-            return BK_OK;
-        }
-        *fd = f;
-    }
-    const char *p = buf;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = pwrite(*fd, p + off, len - off, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return bk_err_set(e, BK_E_IO, "cannot write '%s': %s", path, strerror(errno));
-        off += (size_t)n;
-    }
-    if (fdatasync(*fd) != 0)
-        return bk_err_set(e, BK_E_IO, "cannot sync '%s': %s", path, strerror(errno));
-    return BK_OK;
-}
+/* The fixed-size state line: the same format as the worker's own
+ * fixed-size files (base/fileio.h: bk_fixed_line, bk_text_check), written
+ * in place by bk_file_overwrite. */
 
 struct br2k_app {
     char path[4096];
@@ -130,7 +70,7 @@ static int state_text(const br2k_app *a, char *buf, size_t size) {
     hex32(a->chain, hex);
     int n = snprintf(buf, size, "br2k-noop 1 %" PRId64 " %" PRId64 " %s", a->lpi,
                      a->count, hex);
-    return fixed_line(buf, size, NOOP_WIDTH, n);
+    return bk_fixed_line(buf, size, NOOP_WIDTH, n);
 }
 
 static int parse_state(br2k_app *a, const char *text, bk_err *e) {
@@ -143,7 +83,7 @@ static int parse_state(br2k_app *a, const char *text, bk_err *e) {
     const char *rest = text + end;
     if (rest[0] == ' ' && rest[1] == 'c') { /* the check field (fixed_line) */
         char want[16];
-        snprintf(want, sizeof(want), "c%08x", text_check(text, (size_t)end));
+        snprintf(want, sizeof(want), "c%08x", bk_text_check(text, (size_t)end));
         if (strncmp(rest + 1, want, 9) != 0)
             return bk_err_set(e, BK_E_INVAL, "damaged no-op state '%s': bad check",
                               a->path);
@@ -286,7 +226,7 @@ static int noop_sync(br2k_app *a, bk_err *e) {
     int n = state_text(a, buf, sizeof(buf));
     if (n < 0)
         return bk_err_set(e, BK_E_INVAL, "no-op state too long");
-    if (file_overwrite(&a->fd, a->path, buf, (size_t)n, e) != BK_OK)
+    if (bk_file_overwrite(&a->fd, a->path, buf, (size_t)n, e) != BK_OK)
         return BK_ERR;
     a->dirty = 0;
     return BK_OK;
