@@ -241,10 +241,46 @@ void wk_join_progress(worker *w, int64_t ssi) {
  * LPI are gone (I1) and this worker is a follower that can restore, it
  * restores the latest backup in place and reads on from its cut: never
  * skipping them. Returns BK_EXIT_OK to go on, or the exit code. */
+/* A read that fails at the same LPI as the one before the last recovery in
+ * place means that recovery made no progress (the log stays broken after
+ * the backup's cut): the next one waits, from RF_BACKOFF_MIN_MS doubling
+ * to RF_BACKOFF_MAX_MS, so that it costs a restore a minute, not several
+ * a second. One worker per process: the state is the file's. */
+#define RF_BACKOFF_MIN_MS 1000
+#define RF_BACKOFF_MAX_MS 60000
+static int64_t rf_fail_lpi = INT64_MIN; /* LPI when the last one was needed */
+static int64_t rf_backoff_ms;
+
+/* Wait ms, or less when asked to stop; 0 when the wait ran out. */
+static int wait_or_stop(int64_t ms) {
+    int64_t end = bk_mono_ms() + ms;
+    while (!bk_sig_stop && bk_mono_ms() < end)
+        bk_sleep_ms(end - bk_mono_ms() < 100 ? end - bk_mono_ms() : 100);
+    return bk_sig_stop;
+}
+
 int wk_read_failed(worker *w, bk_err *e) {
     if (w->q_rc != BK_EXIT_INTEGRITY || e->code != BK_E_RLOG_RANGE ||
         !wk_recovery_on(w) || w->role == R_LEADER)
         return w->q_rc;
+    if (w->pos.lpi == rf_fail_lpi) {
+        rf_backoff_ms = rf_backoff_ms ? rf_backoff_ms * 2 : RF_BACKOFF_MIN_MS;
+        if (rf_backoff_ms > RF_BACKOFF_MAX_MS)
+            rf_backoff_ms = RF_BACKOFF_MAX_MS;
+        BK_WARN(
+            "get-the-latest-state made no progress: the log fails again at LPI %" PRId64
+            " (%s); waiting %" PRId64 " ms before the next try",
+            w->pos.lpi, e->msg, rf_backoff_ms);
+        if (wait_or_stop(rf_backoff_ms)) {
+            wk_q_drop(w, w->nq);
+            w->q_rc = BK_EXIT_OK;
+            bk_err_clear(e);
+            return BK_EXIT_OK; /* the main loop sees the stop */
+        }
+    } else {
+        rf_backoff_ms = 0;
+    }
+    rf_fail_lpi = w->pos.lpi;
     snprintf(w->recover_why, sizeof(w->recover_why), "%s", e->msg);
     BK_WARN("get-the-latest-state: %s", w->recover_why);
     wk_q_drop(w, w->nq);
