@@ -12,6 +12,7 @@
 #include "base/jscan.h"
 #include "base/log.h"
 #include "base/sig.h"
+#include "proto.h"
 #include "redis/keys.h"
 #include "worker_int.h"
 
@@ -74,6 +75,10 @@ void wk_update_digest(worker *w, int force) {
     bk_err_clear(&e);
     if (w->o->app->digest(w->app, hex, &e) != BK_OK) {
         BK_WARN("cannot compute the state digest: %s", e.msg);
+        /* an application process that is gone or hung (proto.c) is a
+         * crashed worker: the main loop stops and restarts (worker.c) */
+        w->app_failed = e.code == BK_E_IO || e.code == BK_E_TIMEOUT ||
+                        e.code == BK_E_PROTO || e.code == BK_E_REMOTE;
         return;
     }
     w->last_digest_ms = bk_mono_ms();
@@ -101,6 +106,52 @@ void wk_mirror_lpi(worker *w, int now) {
     w->mirror_ms = t;
 }
 
+/* The results of a batched apply (proto.h: bk_app_apply_many). */
+typedef struct batch_out {
+    char **results;
+    int *applied;
+} batch_out;
+
+static void batch_out_free(batch_out *b, size_t n) {
+    for (size_t i = 0; b->results != NULL && i < n; i++)
+        free(b->results[i]);
+    free(b->results);
+    b->results = NULL;
+    b->applied = NULL; /* in the same block */
+}
+
+/* Apply recs[0..n-1] with one apply_many call: b gets the results. */
+static int apply_all(worker *w, bk_rlog_rec **recs, size_t n, batch_out *b, int64_t *ns,
+                     bk_err *e) {
+    size_t each =
+        sizeof(char *) + sizeof(int) + sizeof(int64_t) + sizeof(void *) + sizeof(size_t);
+    char *block = calloc(n, each);
+    if (block == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    b->results = (char **)block; /* pointers first: aligned */
+    int64_t *offs = (int64_t *)(block + n * sizeof(char *));
+    const void **vals = (const void **)(block + n * (sizeof(char *) + sizeof(int64_t)));
+    size_t *lens =
+        (size_t *)(block + n * (sizeof(char *) + sizeof(int64_t) + sizeof(void *)));
+    b->applied = (int *)(block + n * (each - sizeof(int)));
+    for (size_t i = 0; i < n; i++) {
+        offs[i] = recs[i]->offset;
+        vals[i] = recs[i]->value;
+        lens[i] = recs[i]->len;
+    }
+    int64_t t0 = bk_mono_ns();
+    if (bk_app_apply_many(w->o->app)(w->app, offs, vals, lens, n, b->results, b->applied,
+                                     e) != BK_OK) {
+        free(block);
+        b->results = NULL;
+        w->app_failed = 1;
+        return bk_err_prefix(e, "cannot apply records %" PRId64 "..%" PRId64,
+                             recs[0]->offset, recs[n - 1]->offset);
+    }
+    *ns = bk_mono_ns() - t0;
+    return BK_OK;
+}
+
 /* Apply recs[0..n-1] (contiguous offsets). BK_ERR: fatal. */
 int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     const br2k_app_ops *ops = w->o->app;
@@ -118,14 +169,26 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     int64_t applied = 0, rejected = 0, changed = 0, ns = 0;
     size_t k = 0;
     char digest[65] = "";
+    batch_out b = {NULL, NULL};
+    if (bk_app_apply_many(ops) != NULL && apply_all(w, recs, n, &b, &ns, e) != BK_OK)
+        return BK_ERR;
     for (; k < n; k++) {
         bk_rlog_rec *r = recs[k];
         char *result = NULL;
         int did = 0;
-        int64_t t0 = bk_mono_ns();
-        if (ops->apply(w->app, r->offset, r->value, r->len, &result, &did, e) != BK_OK)
-            return bk_err_prefix(e, "cannot apply record %" PRId64, r->offset);
-        ns += bk_mono_ns() - t0;
+        if (b.results != NULL) {
+            result = b.results[k];
+            b.results[k] = NULL;
+            did = b.applied[k];
+        } else {
+            int64_t t0 = bk_mono_ns();
+            if (ops->apply(w->app, r->offset, r->value, r->len, &result, &did, e) !=
+                BK_OK) {
+                w->app_failed = 1;
+                return bk_err_prefix(e, "cannot apply record %" PRId64, r->offset);
+            }
+            ns += bk_mono_ns() - t0;
+        }
         char *rid = NULL;
         int rej = 0, lead = w->role == R_LEADER && r->offset > w->lead_from;
         if (result != NULL && lead) {
@@ -141,21 +204,27 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             if (wk_held_push(w, r->offset, rid, result, e) != BK_OK) {
                 free(rid);
                 free(result);
+                batch_out_free(&b, n);
                 return BK_ERR;
             }
         } else {
             free(rid);
             free(result);
         }
-        if (k == n - 1 || bk_sig_stop) {
+        /* SIGTERM: finish the current record only (a batched call has
+         * applied them all) */
+        if (k == n - 1 || (b.results == NULL && bk_sig_stop)) {
             bk_record_digest(r->key, r->key_len, r->value, r->len, digest);
             k++;
-            break; /* SIGTERM: finish the current record only */
+            break;
         }
     }
+    batch_out_free(&b, n);
     int64_t t_applied = bk_mono_ns();
-    if (ops->sync(w->app, e) != BK_OK)
+    if (ops->sync(w->app, e) != BK_OK) {
+        w->app_failed = 1;
         return bk_err_prefix(e, "cannot sync the application state");
+    }
     int64_t lpi = recs[k - 1]->offset;
     wk_q_drop(w, k); /* recs[] points into w->q: not used below */
     /* Look ahead: the records that are already here and may be applied

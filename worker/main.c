@@ -1,6 +1,7 @@
 /* main.c - br2k-worker: configuration, then bk_worker_run (worker.h). */
 #include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -26,6 +27,10 @@ static bk_cfg_opt opts[] = {
     {"state-dir", BK_CFG_STR, "", 0, 0, NULL,
      "directory of the local state (default ./br2k-state/<id>)", NULL, 0, 0},
     {"app", BK_CFG_STR, "infodid", 0, 0, NULL, bk_app_spec_help, NULL, 0, 0},
+    {"app-timeout-ms", BK_CFG_INT, "30000", 10, 3600000, NULL,
+     "an application over the protocol (exec:, unix:) that does not answer a call in "
+     "this time is killed and restarted like a crashed worker",
+     NULL, 0, 0},
     {"lease-ms", BK_CFG_INT, "1000", 30, 60000, NULL,
      "leader lease TTL in ms; renewed every lease-ms/3; a leader silent this long is "
      "replaced",
@@ -92,6 +97,9 @@ int main(int argc, char **argv) {
     const br2k_app_ops *ops = NULL;
     bk_err e;
     bk_err_clear(&e);
+    char tmo[24]; /* read by worker/proto.c when it starts the application */
+    snprintf(tmo, sizeof(tmo), "%lld", (long long)bk_cfg_int(&cfg, "app-timeout-ms"));
+    setenv("BR2K_APP_TIMEOUT_MS", tmo, 1);
     if (bk_app_resolve(bk_cfg_str(&cfg, "app"), &ops, &e) != BK_OK) {
         fprintf(stderr, "br2k-worker: %s\n", e.msg);
         bk_cfg_release(&cfg);

@@ -224,6 +224,12 @@ static int run_loop(worker *w, bk_err *e) {
             }
             wk_mirror_lpi(w, 1);
             wk_update_digest(w, 0);
+            if (w->app_failed) { /* the application died while idle */
+                bk_err_set(e, BK_E_IO,
+                           "the application failed: its state digest cannot be read");
+                rc = BK_EXIT_ERROR;
+                goto out;
+            }
             if (w->nq > 0)
                 wait_change(w, 100); /* a follower waiting for SSI */
             continue;
@@ -339,9 +345,7 @@ static void shutdown_worker(worker *w, int rc) {
     pthread_mutex_destroy(&w->s.mu);
 }
 
-int bk_worker_run(const bk_worker_opts *o, bk_err *err) {
-    bk_err local, *e = err != NULL ? err : &local;
-    bk_err_clear(e);
+static int run_once(const bk_worker_opts *o, bk_err *e, int *app_failed) {
     if (bk_keys_check_id(o->id, e) != BK_OK ||
         bk_keys_check_service(o->service, e) != BK_OK)
         return BK_EXIT_CONFIG;
@@ -437,6 +441,44 @@ out:
     shutdown_worker(w, rc);
     if (rc == BK_EXIT_OK)
         BK_INFO("stopped at LPI %" PRId64, w->pos.lpi);
+    *app_failed = w->app_failed;
     free(w);
     return rc;
+}
+
+/* An application that crashed, hung or answered garbage in the middle of a
+ * batch is a crashed worker (I6): the batch's in-flight mark stays, and
+ * the worker runs its start-up again in this process (get-the-latest-state
+ * from the mark, or refusing with exit 3 when it cannot restore), as a
+ * process supervisor would restart it. At most APP_RESTARTS times in a row
+ * within APP_RESTART_WINDOW_MS, then it exits with the error. */
+#define APP_RESTARTS 5
+#define APP_RESTART_WINDOW_MS 60000
+
+int bk_worker_run(const bk_worker_opts *o, bk_err *err) {
+    bk_err local, *e = err != NULL ? err : &local;
+    int restarts = 0;
+    int64_t first_ms = 0;
+    for (;;) {
+        bk_err_clear(e);
+        int app_failed = 0;
+        int rc = run_once(o, e, &app_failed);
+        if (rc != BK_EXIT_ERROR || !app_failed || bk_sig_stop)
+            return rc;
+        int64_t now = bk_mono_ms();
+        if (restarts == 0 || now - first_ms > APP_RESTART_WINDOW_MS) {
+            restarts = 0;
+            first_ms = now;
+        }
+        if (++restarts > APP_RESTARTS) {
+            BK_ERROR("application '%s' failed %d times within %d s: giving up",
+                     o->app->name, APP_RESTARTS, APP_RESTART_WINDOW_MS / 1000);
+            return rc;
+        }
+        BK_WARN("application '%s' failed (%s): restarting the worker (%d of %d): "
+                "start-up again (an in-flight mark leads to get-the-latest-state)",
+                o->app->name, e->msg, restarts, APP_RESTARTS);
+        for (int i = 0; i < 10 * restarts && !bk_sig_stop; i++)
+            usleep(50000);
+    }
 }

@@ -84,6 +84,8 @@ typedef struct worker {
     char held_path[4096];        /* worker.held (worker.h) */
     int held_fd;                 /* ... open for overwrites (-1: not yet) */
     int crash_hook;              /* BR2K_TEST_CRASH_BEFORE_COMMIT=1 (tests only) */
+    int app_failed;              /* an apply or sync failed: the application crashed,
+                                    hung or answered garbage (worker.c restarts) */
     int stall_logged;            /* the "cannot lead" warning was logged */
     bk_rlog_rec **q;             /* records read and not applied yet, in order */
     size_t nq;                   /* ... how many (at most batch_max) */

@@ -1,0 +1,208 @@
+'use strict';
+// br2k-app - serve a BR2K application over the application protocol
+// (schemas/app-protocol.md): the framing and nothing else. No dependencies.
+//
+//   const { serve } = require('br2k-app');
+//   serve({
+//     name: 'ledger',
+//     open(dir) { return lpi; },                 // open or create the state
+//     apply(offset, record) { return { applied, result }; }, // record: Buffer,
+//                                                // result: JSON text or null
+//     sync() {},                                 // state and LPI durable together
+//     digest() { return hex64; },
+//     snapshot() { return { lpi, chunks }; },    // chunks: iterable of Buffers
+//     restore(chunks) { return lpi; },           // chunks: async iterable
+//     close() {},                                // optional
+//   });
+//
+// Any method may return a Promise. A thrown error answers the engine with an
+// Error frame: the worker treats the application as crashed and recovers (I6).
+const net = require('net');
+const fs = require('fs');
+
+const PROTOCOL = 1;
+const T = { OPEN: 1, APPLY: 2, SYNC: 3, DIGEST: 4, SNAPSHOT: 5, RESTORE: 6, CLOSE: 7 };
+const REPLY = 0x80, CHUNK = 0x10, END = 0x11, ERROR = 0x7f;
+const FRAME_MAX = 256 << 20;
+const CHUNK_SIZE = 1 << 20;
+
+// Frames in, from a stream: `await next()` gives {type, payload} or null at EOF.
+class FrameReader {
+  constructor(stream) {
+    this.bufs = [];
+    this.have = 0;
+    this.ended = false;
+    this.waiter = null;
+    stream.on('data', (b) => { this.bufs.push(b); this.have += b.length; this.wake(); });
+    stream.on('end', () => { this.ended = true; this.wake(); });
+    stream.on('error', () => { this.ended = true; this.wake(); });
+  }
+  wake() { const w = this.waiter; this.waiter = null; if (w) w(); }
+  take(n) {
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const b = this.bufs[0];
+      const k = Math.min(b.length, n - off);
+      b.copy(out, off, 0, k);
+      off += k;
+      if (k === b.length) this.bufs.shift(); else this.bufs[0] = b.subarray(k);
+    }
+    this.have -= n;
+    return out;
+  }
+  peek4() {
+    if (this.bufs[0].length < 4) { const b = Buffer.concat(this.bufs); this.bufs = [b]; }
+    return this.bufs[0].readUInt32BE(0);
+  }
+  async next() {
+    for (;;) {
+      if (this.have >= 5) {
+        const n = this.peek4();
+        if (n < 1 || n > FRAME_MAX) throw new Error(`bad frame length ${n}`);
+        if (this.have >= 4 + n) {
+          const f = this.take(4 + n);
+          return { type: f[4], payload: f.subarray(5) };
+        }
+      }
+      if (this.ended) return null;
+      await new Promise((r) => { this.waiter = r; });
+    }
+  }
+}
+
+function frame(type, ...parts) {
+  const n = 1 + parts.reduce((a, p) => a + p.length, 0);
+  const h = Buffer.allocUnsafe(5);
+  h.writeUInt32BE(n, 0);
+  h[4] = type;
+  return Buffer.concat([h, ...parts]);
+}
+
+function i64(v) { const b = Buffer.allocUnsafe(8); b.writeBigInt64BE(BigInt(v)); return b; }
+
+// An Apply payload in, the whole Apply-reply frame out (one buffer, grown
+// as needed: no per-result allocation).
+async function applyBatch(app, p) {
+  const count = p.readUInt32BE(0);
+  let out = Buffer.allocUnsafe(9 + count * 256), o = 9;
+  out.writeUInt32BE(count, 5);
+  let pos = 4;
+  for (let i = 0; i < count; i++) {
+    const off = p.readUInt32BE(pos) * 4294967296 + p.readUInt32BE(pos + 4);
+    const len = p.readUInt32BE(pos + 8);
+    pos += 12;
+    const rec = p.subarray(pos, pos + len);
+    pos += len;
+    let r = app.apply(off, rec);
+    if (r && typeof r.then === 'function') r = await r;
+    const res = r.result == null ? '' : r.result;
+    const max = 5 + (typeof res === 'string' ? res.length * 3 : res.length);
+    if (o + max > out.length) {
+      const n = Buffer.allocUnsafe(Math.max(out.length * 2, o + max));
+      out.copy(n, 0, 0, o);
+      out = n;
+    }
+    out[o] = r.applied ? 1 : 0;
+    const k = typeof res === 'string' ? out.write(res, o + 5, 'utf8') : Buffer.from(res).copy(out, o + 5);
+    out.writeUInt32BE(k, o + 1);
+    o += 5 + k;
+  }
+  out.writeUInt32BE(o - 4, 0);
+  out[4] = T.APPLY | REPLY;
+  return out.subarray(0, o);
+}
+
+async function* restoreChunks(reader) {
+  for (;;) {
+    const f = await reader.next();
+    if (f === null) throw new Error('the engine closed the connection during restore');
+    if (f.type === END) return;
+    if (f.type !== CHUNK) throw new Error(`frame 0x${f.type.toString(16)} in a restore stream`);
+    yield f.payload;
+  }
+}
+
+// Serve one connection until Close or EOF; resolves true after a Close.
+async function handle(app, sock) {
+  const reader = new FrameReader(sock);
+  const send = (buf) => new Promise((res, rej) => sock.write(buf, (e) => (e ? rej(e) : res())));
+  for (;;) {
+    const f = await reader.next();
+    if (f === null) return false;
+    try {
+      switch (f.type) {
+        case T.OPEN: {
+          const req = JSON.parse(f.payload.toString());
+          if (req.protocol !== PROTOCOL) throw new Error(`protocol ${req.protocol}, not ${PROTOCOL}`);
+          const lpi = await app.open(req.dir);
+          const rep = { protocol: PROTOCOL, name: app.name || 'app', lpi: Number(lpi) };
+          await send(frame(T.OPEN | REPLY, Buffer.from(JSON.stringify(rep))));
+          break;
+        }
+        case T.APPLY:
+          await send(await applyBatch(app, f.payload));
+          break;
+        case T.SYNC:
+          await app.sync();
+          await send(frame(T.SYNC | REPLY));
+          break;
+        case T.DIGEST:
+          await send(frame(T.DIGEST | REPLY, Buffer.from(await app.digest())));
+          break;
+        case T.SNAPSHOT: {
+          const { lpi, chunks } = await app.snapshot();
+          await send(frame(T.SNAPSHOT | REPLY, i64(lpi)));
+          for await (const c of chunks) {
+            for (let i = 0; i < c.length; i += CHUNK_SIZE)
+              await send(frame(CHUNK, Buffer.from(c.subarray(i, i + CHUNK_SIZE))));
+          }
+          await send(frame(END));
+          break;
+        }
+        case T.RESTORE: {
+          const it = restoreChunks(reader);
+          const lpi = await app.restore(it);
+          for await (const _ of it); // eslint-disable-line no-unused-vars
+          await send(frame(T.RESTORE | REPLY, i64(lpi)));
+          break;
+        }
+        case T.CLOSE:
+          if (app.close) await app.close();
+          await send(frame(T.CLOSE | REPLY));
+          return true;
+        default:
+          throw new Error(`unknown request type 0x${f.type.toString(16)}`);
+      }
+    } catch (e) {
+      const msg = String(e && e.stack ? e.message : e).replace(/\n/g, ' ');
+      console.error(`br2k-app: ${msg}`);
+      try { await send(frame(ERROR, Buffer.from(msg.slice(0, 1000)))); } catch (_) { /* gone */ }
+      return false;
+    }
+  }
+}
+
+// Serve `app`: on the fd of --app exec:... ($BR2K_APP_FD), or else listening
+// on the Unix socket opts.listen / $BR2K_APP_LISTEN (--app unix:PATH), one
+// connection at a time. Resolves when an fd connection ends.
+function serve(app, opts = {}) {
+  const fd = opts.fd != null ? opts.fd : process.env.BR2K_APP_FD;
+  if (fd != null && fd !== '') {
+    const sock = new net.Socket({ fd: Number(fd), readable: true, writable: true });
+    return handle(app, sock).then(
+      () => { sock.destroy(); },
+      (e) => { console.error(`br2k-app: ${e.message}`); sock.destroy(); process.exitCode = 1; });
+  }
+  const path = opts.listen || process.env.BR2K_APP_LISTEN;
+  if (!path) throw new Error('br2k-app: no BR2K_APP_FD (run me with br2k-worker --app exec:...) and no socket to listen on (BR2K_APP_LISTEN)');
+  try { fs.unlinkSync(path); } catch (_) { /* none */ }
+  let busy = Promise.resolve();
+  const server = net.createServer((sock) => {
+    busy = busy.then(() => handle(app, sock)).catch(() => {}).then(() => sock.destroy());
+  });
+  server.listen(path);
+  return server;
+}
+
+module.exports = { serve, handle, FrameReader, frame, PROTOCOL };

@@ -1,0 +1,143 @@
+'use strict';
+// Tests of the Node SDK and its example (node-ledger): the test plays the
+// engine on one end of a socket pair (a Unix socket), the SDK serves the
+// other. Run: node --test test/ (from worker/apps/sdk/node).
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const net = require('net');
+const { handle, FrameReader, frame } = require('..');
+const { Ledger } = require('../../../examples/node-ledger/ledger.js');
+
+const req = (client, seq, op, payload) =>
+  Buffer.from(JSON.stringify({ v: 1, id: { client, seq }, op, payload, ts: 0, sig: '0x' }));
+
+// Connect an engine to `app` over a fresh Unix socket.
+async function engine(app, dir) {
+  const sockPath = path.join(dir, `s${Math.random().toString(16).slice(2)}.sock`);
+  let served;
+  const server = net.createServer((s) => { served = handle(app, s).finally(() => s.destroy()); });
+  await new Promise((r) => server.listen(sockPath, r));
+  const c = net.connect(sockPath);
+  await new Promise((r) => c.on('connect', r));
+  const rd = new FrameReader(c);
+  const e = {
+    send: (t, ...p) => c.write(frame(t, ...p)),
+    next: () => rd.next(),
+    async call(t, ...p) { this.send(t, ...p); return rd.next(); },
+    async open(d) {
+      const f = await this.call(1, Buffer.from(JSON.stringify({ protocol: 1, dir: d })));
+      assert.strictEqual(f.type, 0x81);
+      return JSON.parse(f.payload);
+    },
+    async apply(first, recs) {
+      const parts = [Buffer.alloc(4)];
+      parts[0].writeUInt32BE(recs.length);
+      recs.forEach((r, i) => {
+        const h = Buffer.alloc(12);
+        h.writeBigInt64BE(BigInt(first + i));
+        h.writeUInt32BE(r.length, 8);
+        parts.push(h, r);
+      });
+      const f = await this.call(2, Buffer.concat(parts));
+      assert.strictEqual(f.type, 0x82, f.payload.toString());
+      const p = f.payload, out = [];
+      let pos = 4;
+      for (let i = 0; i < p.readUInt32BE(0); i++) {
+        const len = p.readUInt32BE(pos + 1);
+        out.push([p[pos], JSON.parse(p.subarray(pos + 5, pos + 5 + len))]);
+        pos += 5 + len;
+      }
+      return out;
+    },
+    async digest() { return (await this.call(4)).payload.toString(); },
+    async end() { c.destroy(); server.close(); await served; },
+    async close() {
+      const f = await this.call(7);
+      c.destroy();
+      server.close();
+      await served;
+      return f.type;
+    },
+  };
+  return e;
+}
+
+function tmpdir() { return fs.mkdtempSync(path.join(os.tmpdir(), 'br2k-node-')); }
+
+test('apply, sync, reopen, repeats', async () => {
+  const dir = tmpdir();
+  const e = await engine(new Ledger(), dir);
+  assert.deepStrictEqual(await e.open(dir), { protocol: 1, name: 'node-ledger', lpi: -1 });
+  const out = await e.apply(0, [
+    req('alice', 1, 'mint', { amount: 100 }),
+    req('alice', 2, 'transfer', { to: 'bob', amount: 30 }),
+    req('bob', 1, 'transfer', { to: 'carol', amount: 31 }),
+    req('alice', 1, 'mint', { amount: 100 }),
+    Buffer.from('garbage'),
+  ]);
+  assert.deepStrictEqual(out.map((x) => x[0]), [1, 1, 0, 0, 0]);
+  assert.strictEqual(out[2][1].reason.code, 'insufficient_funds');
+  assert.strictEqual(out[3][1].repeat, true);
+  assert.strictEqual(out[3][1].repeat_offset, 3);
+  assert.strictEqual(out[4][1].id, null);
+  assert.strictEqual((await e.call(3)).type, 0x83);
+  const d = await e.digest();
+  assert.match(d, /^[0-9a-f]{64}$/);
+  assert.strictEqual(await e.close(), 0x87);
+  const e2 = await engine(new Ledger(), dir);
+  assert.strictEqual((await e2.open(dir)).lpi, 4);
+  assert.strictEqual(await e2.digest(), d);
+  await e2.close();
+});
+
+test('snapshot streams in chunks; restore gives the same digest', async () => {
+  const a = tmpdir(), b = tmpdir();
+  const e = await engine(new Ledger(), a);
+  await e.open(a);
+  const recs = [];
+  for (let i = 0; i < 3000; i++) recs.push(req(`client-${i}`, i, 'mint', { amount: 1 + (i % 9) }));
+  await e.apply(0, recs);
+  const h = await e.call(5);
+  assert.strictEqual(h.type, 0x85);
+  assert.strictEqual(Number(h.payload.readBigInt64BE(0)), 2999);
+  const chunks = [];
+  for (;;) {
+    const f = await e.next();
+    if (f.type === 0x11) break;
+    assert.strictEqual(f.type, 0x10);
+    chunks.push(f.payload);
+  }
+  assert.ok(chunks.length > 1);
+  const d = await e.digest();
+  await e.close();
+  const f = await engine(new Ledger(), b);
+  await f.open(b);
+  const data = Buffer.concat(chunks);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64BE(BigInt(data.length));
+  f.send(6, size);
+  for (let i = 0; i < data.length; i += 5000) f.send(0x10, data.subarray(i, i + 5000));
+  const r = await f.call(0x11);
+  assert.strictEqual(r.type, 0x86);
+  assert.strictEqual(Number(r.payload.readBigInt64BE(0)), 2999);
+  assert.strictEqual(await f.digest(), d);
+  await f.close();
+});
+
+test('an application error is an Error frame', async () => {
+  const dir = tmpdir();
+  const e = await engine(new Ledger(), dir);
+  await e.open(dir);
+  const body = Buffer.alloc(4 + 12 + 2);
+  body.writeUInt32BE(1);
+  body.writeBigInt64BE(7n, 4); // not LPI + 1
+  body.writeUInt32BE(2, 12);
+  body.write('{}', 16);
+  const f = await e.call(2, body);
+  assert.strictEqual(f.type, 0x7f);
+  assert.match(f.payload.toString(), /record 7 after LPI -1/);
+  await e.end();
+});

@@ -1,0 +1,179 @@
+"""br2k_app - serve a BR2K application over the application protocol.
+
+The framing of schemas/app-protocol.md and nothing else. Write a class with
+these methods and call serve(app):
+
+    open(dir) -> lpi                  open or create the state in dir
+    apply(offset, record) -> (applied, result)
+                                      record: bytes; applied: bool; result:
+                                      str (JSON text) or None
+    sync()                            make state and LPI durable together
+    digest() -> str                   64 lowercase hex
+    snapshot() -> (lpi, chunks)       chunks: an iterable of bytes
+    restore(chunks) -> lpi            chunks: an iterator of bytes; replace
+                                      the state durably
+    close()                           optional
+    name                              attribute, "app" if absent
+
+An exception in a method answers the engine with an Error frame (the worker
+then treats the application as crashed and recovers, I6). Standard library
+only; Python 3.8 or later.
+"""
+import os
+import socket
+import struct
+import sys
+
+__all__ = ["serve", "Conn", "PROTOCOL"]
+
+PROTOCOL = 1
+OPEN, APPLY, SYNC, DIGEST, SNAPSHOT, RESTORE, CLOSE = 1, 2, 3, 4, 5, 6, 7
+REPLY, CHUNK, END, ERROR = 0x80, 0x10, 0x11, 0x7F
+FRAME_MAX = 256 << 20
+CHUNK_SIZE = 1 << 20
+
+
+class Conn:
+    """One connection to the engine: whole frames in and out."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.rbuf = bytearray()
+
+    def _fill(self, n):
+        while len(self.rbuf) < n:
+            b = self.sock.recv(max(1 << 16, n - len(self.rbuf)))
+            if not b:
+                return False
+            self.rbuf += b
+        return True
+
+    def recv(self):
+        """(type, payload) of the next frame, or None at the end."""
+        if not self._fill(5):
+            return None
+        (n,) = struct.unpack_from(">I", self.rbuf, 0)
+        if n < 1 or n > FRAME_MAX:
+            raise ValueError("bad frame length %d" % n)
+        if not self._fill(4 + n):
+            return None
+        t = self.rbuf[4]
+        payload = bytes(self.rbuf[5 : 4 + n])
+        del self.rbuf[: 4 + n]
+        return t, payload
+
+    def send(self, t, *parts):
+        n = 1 + sum(len(p) for p in parts)
+        self.sock.sendall(b"".join((struct.pack(">IB", n, t),) + parts))
+
+
+def _apply(app, payload):
+    (count,) = struct.unpack_from(">I", payload, 0)
+    pos, out = 4, [struct.pack(">I", count)]
+    mv = memoryview(payload)
+    for _ in range(count):
+        off, ln = struct.unpack_from(">qI", payload, pos)
+        pos += 12
+        applied, result = app.apply(off, bytes(mv[pos : pos + ln]))
+        pos += ln
+        r = b"" if result is None else (result.encode() if isinstance(result, str) else result)
+        out.append(struct.pack(">BI", 1 if applied else 0, len(r)))
+        out.append(r)
+    return b"".join(out)
+
+
+def _chunks_in(conn):
+    while True:
+        f = conn.recv()
+        if f is None:
+            raise EOFError("the engine closed the connection during restore")
+        if f[0] == END:
+            return
+        if f[0] != CHUNK:
+            raise ValueError("frame 0x%02x in a restore stream" % f[0])
+        yield f[1]
+
+
+def handle(app, conn):
+    """Serve one connection until Close or EOF. True after a Close."""
+    import json
+
+    while True:
+        f = conn.recv()
+        if f is None:
+            return False
+        t, payload = f
+        try:
+            if t == OPEN:
+                req = json.loads(payload)
+                if req.get("protocol") != PROTOCOL:
+                    raise ValueError("protocol %r, not %d" % (req.get("protocol"), PROTOCOL))
+                lpi = app.open(req["dir"])
+                rep = {"protocol": PROTOCOL, "name": getattr(app, "name", "app"), "lpi": int(lpi)}
+                conn.send(OPEN | REPLY, json.dumps(rep).encode())
+            elif t == APPLY:
+                conn.send(APPLY | REPLY, _apply(app, payload))
+            elif t == SYNC:
+                app.sync()
+                conn.send(SYNC | REPLY)
+            elif t == DIGEST:
+                conn.send(DIGEST | REPLY, app.digest().encode())
+            elif t == SNAPSHOT:
+                lpi, chunks = app.snapshot()
+                conn.send(SNAPSHOT | REPLY, struct.pack(">q", lpi))
+                for c in chunks:
+                    for i in range(0, len(c), CHUNK_SIZE):
+                        conn.send(CHUNK, c[i : i + CHUNK_SIZE])
+                conn.send(END)
+            elif t == RESTORE:
+                it = _chunks_in(conn)
+                lpi = app.restore(it)
+                for _ in it:  # what the application did not read
+                    pass
+                conn.send(RESTORE | REPLY, struct.pack(">q", lpi))
+            elif t == CLOSE:
+                if hasattr(app, "close"):
+                    app.close()
+                conn.send(CLOSE | REPLY)
+                return True
+            else:
+                raise ValueError("unknown request type 0x%02x" % t)
+        except (EOFError, BrokenPipeError, ConnectionError):
+            raise
+        except Exception as e:  # the application cannot go on: say why
+            msg = ("%s: %s" % (type(e).__name__, e)).replace("\n", " ")
+            print("br2k_app: %s" % msg, file=sys.stderr)
+            conn.send(ERROR, msg.encode()[:1000])
+            return False
+
+
+def serve(app, fd=None, listen=None):
+    """Serve `app`: on fd (default $BR2K_APP_FD, set by --app exec:...) or,
+    when there is none, listening on the Unix socket `listen` (default
+    $BR2K_APP_LISTEN; --app unix:PATH), one connection at a time."""
+    if fd is None and os.environ.get("BR2K_APP_FD"):
+        fd = int(os.environ["BR2K_APP_FD"])
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+        try:
+            handle(app, Conn(sock))
+        except (EOFError, ConnectionError):
+            pass
+        return
+    path = listen or os.environ.get("BR2K_APP_LISTEN")
+    if not path:
+        raise SystemExit("br2k_app: no BR2K_APP_FD (run me with br2k-worker --app exec:...) "
+                         "and no socket to listen on (BR2K_APP_LISTEN)")
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    while True:
+        c, _ = srv.accept()
+        try:
+            handle(app, Conn(c))
+        except (EOFError, ConnectionError):
+            pass
+        finally:
+            c.close()

@@ -1,0 +1,158 @@
+"""Tests of the Python SDK (br2k_app) and its example (python-kv): the test
+plays the engine on one end of a socketpair, the SDK serves the other end
+in a thread. Run: python3 -m unittest test_br2k_app (from this folder)."""
+import json
+import os
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "../../examples/python-kv"))
+import br2k_app  # noqa: E402
+import kv  # noqa: E402
+
+
+def req(client, seq, op, payload):
+    return json.dumps({"v": 1, "id": {"client": client, "seq": seq}, "op": op,
+                       "payload": payload, "ts": 0, "sig": "0x"}).encode()
+
+
+class Engine:
+    """The engine's side of one connection to an application object."""
+
+    def __init__(self, app):
+        a, b = socket.socketpair()
+        self.conn = br2k_app.Conn(a)
+        self.done = []
+        self.t = threading.Thread(target=lambda: self.done.append(br2k_app.handle(app, br2k_app.Conn(b))))
+        self.t.start()
+
+    def call(self, t, payload=b""):
+        self.conn.send(t, payload)
+        return self.conn.recv()
+
+    def open(self, d):
+        t, p = self.call(br2k_app.OPEN, json.dumps({"protocol": 1, "dir": d}).encode())
+        assert t == 0x81, t
+        return json.loads(p)
+
+    def apply(self, first, records):
+        body = [struct.pack(">I", len(records))]
+        for i, r in enumerate(records):
+            body.append(struct.pack(">qI", first + i, len(r)) + r)
+        t, p = self.call(br2k_app.APPLY, b"".join(body))
+        assert t == 0x82, (t, p)
+        (n,), pos, out = struct.unpack_from(">I", p, 0), 4, []
+        for _ in range(n):
+            applied, ln = struct.unpack_from(">BI", p, pos)
+            out.append((applied, json.loads(p[pos + 5 : pos + 5 + ln])))
+            pos += 5 + ln
+        return out
+
+    def snapshot(self):
+        t, p = self.call(br2k_app.SNAPSHOT)
+        assert t == 0x85
+        (lpi,) = struct.unpack(">q", p)
+        data = b""
+        while True:
+            t, p = self.conn.recv()
+            if t == br2k_app.END:
+                return lpi, data
+            assert t == br2k_app.CHUNK
+            data += p
+
+    def restore(self, data):
+        self.conn.send(br2k_app.RESTORE, struct.pack(">Q", len(data)))
+        for i in range(0, len(data), 1000):
+            self.conn.send(br2k_app.CHUNK, data[i : i + 1000])
+        self.conn.send(br2k_app.END)
+        t, p = self.conn.recv()
+        assert t == 0x86, (t, p)
+        return struct.unpack(">q", p)[0]
+
+    def close(self):
+        t, _ = self.call(br2k_app.CLOSE)
+        self.t.join(5)
+        return t
+
+
+class TestKV(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def d(self, name):
+        p = os.path.join(self.tmp.name, name)
+        os.makedirs(p, exist_ok=True)
+        return p
+
+    def test_apply_sync_reopen_repeat(self):
+        e = Engine(kv.KV())
+        self.assertEqual(e.open(self.d("a")), {"protocol": 1, "name": "python-kv", "lpi": -1})
+        out = e.apply(0, [req("alice", 1, "put", {"key": "k", "value": "v1"}),
+                          req("bob", 1, "put", {"key": "k", "value": "x"}),
+                          req("alice", 2, "put", {"key": "k", "value": "v2"}),
+                          req("alice", 1, "put", {"key": "k", "value": "v1"}),
+                          b"not json"])
+        self.assertEqual([a for a, _ in out], [1, 0, 1, 0, 0])
+        self.assertEqual(out[1][1]["reason"]["code"], "not_owner")
+        self.assertEqual(out[2][1]["data"], {"key": "k", "version": 2})
+        self.assertTrue(out[3][1]["repeat"])
+        self.assertEqual(out[3][1]["offset"], 0)
+        self.assertEqual(out[3][1]["repeat_offset"], 3)
+        self.assertIsNone(out[4][1]["id"])
+        self.assertEqual(e.call(br2k_app.SYNC), (0x83, b""))
+        t, dg = e.call(br2k_app.DIGEST)
+        self.assertEqual((t, len(dg)), (0x84, 64))
+        self.assertEqual(e.close(), 0x87)
+        e2 = Engine(kv.KV())
+        self.assertEqual(e2.open(self.d("a"))["lpi"], 4)
+        self.assertEqual(e2.call(br2k_app.DIGEST)[1], dg)
+        e2.close()
+
+    def test_snapshot_restore_same_digest(self):
+        e = Engine(kv.KV())
+        e.open(self.d("a"))
+        e.apply(0, [req("c%d" % (i % 7), i, "put", {"key": "key%d" % i, "value": "v" * 200})
+                    for i in range(500)])
+        lpi, data = e.snapshot()
+        self.assertEqual(lpi, 499)
+        self.assertGreater(len(data), 65536)  # more than one chunk
+        dg = e.call(br2k_app.DIGEST)[1]
+        e.close()
+        f = Engine(kv.KV())
+        f.open(self.d("b"))
+        self.assertEqual(f.restore(data), 499)
+        self.assertEqual(f.call(br2k_app.DIGEST)[1], dg)
+        f.close()
+        g = Engine(kv.KV())  # restore is durable
+        self.assertEqual(g.open(self.d("b"))["lpi"], 499)
+        g.close()
+
+    def test_error_frame_ends_the_connection(self):
+        e = Engine(kv.KV())
+        e.open(self.d("a"))
+        body = struct.pack(">I", 1) + struct.pack(">qI", 7, 2) + b"{}"  # not LPI + 1
+        t, p = e.call(br2k_app.APPLY, body)
+        self.assertEqual(t, br2k_app.ERROR)
+        self.assertIn("record 7 after LPI -1", p.decode())
+        e.t.join(5)
+        self.assertEqual(e.done, [False])
+
+    def test_bad_protocol_version(self):
+        e = Engine(kv.KV())
+        t, p = e.call(br2k_app.OPEN, json.dumps({"protocol": 2, "dir": self.d("a")}).encode())
+        self.assertEqual(t, br2k_app.ERROR)
+        self.assertIn("protocol 2", p.decode())
+
+
+if __name__ == "__main__":
+    unittest.main()

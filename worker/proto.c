@@ -1,0 +1,949 @@
+/* proto.c - the worker's side of the BR2K application protocol
+ * (schemas/app-protocol.md): the internal interface (app.h) implemented by
+ * framed messages to an application process.
+ *
+ * One connection per open application: a Unix stream socket, either one
+ * end of a socketpair whose other end is the child's fd 3 (exec:) or a
+ * connection to the operator's listening socket (unix:). Strictly one
+ * request at a time, answered in order; every read of a frame has the
+ * timeout (BR2K_APP_TIMEOUT_MS). Any failure (EOF, timeout, a malformed or
+ * error reply) kills an exec'd child and leaves the handle dead: every
+ * later call fails at once, so the worker stops with its in-flight mark
+ * (I6) and recovers on its restart.
+ *
+ * Snapshots: the worker takes its backup snapshot in a process forked at
+ * the cut (svu.c, snapshot.c); that process cannot talk to the application
+ * (the parent goes on applying on the same connection). So a fork handler
+ * (pthread_atfork) asks the application, in the parent and at the cut,
+ * for its snapshot and digest and spools the chunks to an unlinked file
+ * in the worker's state directory (O_TMPFILE); the child's `snapshot`
+ * reads that file into the one buffer snapshot.c wants, its `digest`
+ * returns the spooled one. The leader holds for the transfer (not only
+ * for the fork). The worker's own spawn of the application (fork + exec)
+ * is told apart by g_spawning. */
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+
+#define PROTO_VERSION 1
+#define FRAME_MAX (256u << 20) /* the largest frame either side accepts */
+#define CHUNK_MAX (1u << 20)   /* restore chunks the engine sends */
+
+enum {
+    T_OPEN = 0x01,
+    T_APPLY = 0x02,
+    T_SYNC = 0x03,
+    T_DIGEST = 0x04,
+    T_SNAPSHOT = 0x05,
+    T_RESTORE = 0x06,
+    T_CLOSE = 0x07,
+    T_REPLY = 0x80, /* a reply's type: the request's | 0x80 */
+    T_CHUNK = 0x10,
+    T_END = 0x11,
+    T_ERROR = 0x7f
+};
+
+struct br2k_app {
+    int fd;      /* the connection, -1: closed */
+    pid_t pid;   /* exec: the child, 0: none */
+    pid_t owner; /* the process that opened it */
+    int timeout_ms;
+    int dead;      /* a call failed: no more calls */
+    char why[256]; /* ... why */
+    char name[64]; /* the application's name (OPEN reply) */
+    uint8_t *buf;  /* the last frame read (payload) */
+    size_t cap, len;
+    uint8_t *out; /* the frame being written */
+    size_t ocap;
+    /* the snapshot spooled by the fork handler */
+    int spool_fd;
+    int spool_ok;
+    int64_t spool_lpi;
+    size_t spool_len;
+    char spool_digest[65];
+    char spool_err[256];
+    char spool_dir[4096]; /* where the spool file lives: the state's parent */
+};
+
+/* ---- the spec (one per process: the worker hosts one application) ---- */
+
+static char g_spec[4096];
+static char g_name[80] = "proto";
+static br2k_app *g_open; /* the open application, for the fork handler */
+static int g_forked;     /* this process is a child forked with g_open */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static const char *call_name(int t) {
+    switch (t) {
+    case T_OPEN:
+        return "open";
+    case T_APPLY:
+        return "apply";
+    case T_SYNC:
+        return "sync";
+    case T_DIGEST:
+        return "digest";
+    case T_SNAPSHOT:
+        return "snapshot";
+    case T_RESTORE:
+        return "restore";
+    case T_CLOSE:
+        return "close";
+    default:
+        return "?";
+    }
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put64(uint8_t *p, uint64_t v) {
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get64(const uint8_t *p) {
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+/* ---- failure: the handle is dead, an exec'd child killed ---- */
+
+static void reap(br2k_app *a, int kill_it) {
+    if (a->pid <= 0 || a->owner != getpid())
+        return;
+    if (kill_it)
+        kill(a->pid, SIGKILL);
+    int st = 0;
+    int64_t until = bk_mono_ms() + 3000;
+    pid_t p;
+    while ((p = waitpid(a->pid, &st, WNOHANG)) == 0 && bk_mono_ms() < until)
+        usleep(5000);
+    if (p == 0) {
+        kill(a->pid, SIGKILL);
+        waitpid(a->pid, &st, 0);
+    }
+    if (WIFSIGNALED(st))
+        BK_WARN("application '%s' (process %d) ended by signal %d", a->name, (int)a->pid,
+                WTERMSIG(st));
+    else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        BK_WARN("application '%s' (process %d) exited with status %d", a->name,
+                (int)a->pid, WEXITSTATUS(st));
+    a->pid = 0;
+}
+
+/* Mark the handle dead with e's message, kill the child, return BK_ERR. */
+static int fail(br2k_app *a, bk_err *e) {
+    if (!a->dead) {
+        a->dead = 1;
+        snprintf(a->why, sizeof(a->why), "%.250s", e->msg);
+    }
+    if (a->fd >= 0)
+        close(a->fd);
+    a->fd = -1;
+    reap(a, 1);
+    return BK_ERR;
+}
+
+static int check_alive(br2k_app *a, int t, bk_err *e) {
+    if (g_forked && t != T_SNAPSHOT && t != T_DIGEST)
+        return bk_err_set(e, BK_E_STATE,
+                          "application '%s': %s is not possible in a forked process",
+                          a->name, call_name(t));
+    if (a->dead)
+        return bk_err_set(e, BK_E_STATE, "application '%s' is not running (%s)", a->name,
+                          a->why);
+    return BK_OK;
+}
+
+/* ---- frames ---- */
+
+static int wait_fd(br2k_app *a, short ev, int64_t deadline, int t, bk_err *e) {
+    for (;;) {
+        int64_t left = deadline - bk_mono_ms();
+        if (left <= 0) {
+            bk_err_set(e, BK_E_TIMEOUT, "application '%s' did not answer %s within %d ms",
+                       a->name, call_name(t), a->timeout_ms);
+            return fail(a, e);
+        }
+        struct pollfd p = {a->fd, ev, 0};
+        int r = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+        if (r > 0)
+            return BK_OK;
+        if (r < 0 && errno != EINTR) {
+            bk_err_set(e, BK_E_IO, "application '%s': poll: %s", a->name,
+                       strerror(errno));
+            return fail(a, e);
+        }
+    }
+}
+
+/* How an exec'd child that closed its connection ended ("" if it runs on
+ * or is not ours): it is given 200 ms to finish exiting. */
+static void child_end(br2k_app *a, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (a->pid <= 0 || a->owner != getpid())
+        return;
+    int st = 0;
+    pid_t p = 0;
+    for (int i = 0; i < 40 && (p = waitpid(a->pid, &st, WNOHANG)) == 0; i++)
+        usleep(5000);
+    if (p != a->pid)
+        return;
+    a->pid = 0;
+    if (WIFEXITED(st))
+        snprintf(buf, size, " (it exited with status %d)", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, size, " (it was killed by signal %d)", WTERMSIG(st));
+}
+
+static int closed_err(br2k_app *a, int t, const char *how, bk_err *e) {
+    char end[64];
+    child_end(a, end, sizeof(end));
+    bk_err_set(e, BK_E_IO, "application '%s' closed the connection during %s%s%s%s",
+               a->name, call_name(t), how ? ": " : "", how ? how : "", end);
+    return fail(a, e);
+}
+
+static int send_all(br2k_app *a, const void *p, size_t n, int t, bk_err *e) {
+    const uint8_t *b = p;
+    int64_t deadline = bk_mono_ms() + a->timeout_ms;
+    while (n > 0) {
+        ssize_t k = send(a->fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            b += k;
+            n -= (size_t)k;
+            deadline = bk_mono_ms() + a->timeout_ms; /* progress */
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (wait_fd(a, POLLOUT, deadline, t, e) != BK_OK)
+                return BK_ERR;
+            continue;
+        }
+        return closed_err(a, t, strerror(errno), e);
+    }
+    return BK_OK;
+}
+
+static int recv_all(br2k_app *a, void *p, size_t n, int64_t deadline, int t, bk_err *e) {
+    uint8_t *b = p;
+    while (n > 0) {
+        ssize_t k = recv(a->fd, b, n, MSG_DONTWAIT);
+        if (k > 0) {
+            b += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k == 0)
+            return closed_err(a, t, NULL, e);
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (wait_fd(a, POLLIN, deadline, t, e) != BK_OK)
+                return BK_ERR;
+            continue;
+        }
+        return closed_err(a, t, strerror(errno), e);
+    }
+    return BK_OK;
+}
+
+/* Room for a frame of `payload` bytes in a->out; its payload at a->out + 5. */
+static int out_room(br2k_app *a, size_t payload, bk_err *e) {
+    if (payload + 1 > FRAME_MAX)
+        return bk_err_set(e, BK_E_INVAL, "a frame of %zu bytes is too large", payload);
+    if (a->ocap < payload + 5) {
+        size_t c = payload + 5 < 4096 ? 4096 : payload + 5;
+        uint8_t *n = realloc(a->out, c);
+        if (n == NULL)
+            return bk_err_set(e, BK_E_NOMEM, "out of memory");
+        a->out = n;
+        a->ocap = c;
+    }
+    return BK_OK;
+}
+
+/* Write the frame in a->out whose payload (at a->out + 5) has n bytes. */
+static int send_frame(br2k_app *a, int type, size_t n, int call, bk_err *e) {
+    put32(a->out, (uint32_t)(n + 1));
+    a->out[4] = (uint8_t)type;
+    return send_all(a, a->out, n + 5, call, e);
+}
+
+/* Read one frame into a->buf/a->len; *type gets its type. An ERROR frame
+ * is the application's refusal of `call`: BK_E_REMOTE. */
+static int recv_frame(br2k_app *a, int call, int *type, bk_err *e) {
+    uint8_t h[5];
+    int64_t deadline = bk_mono_ms() + a->timeout_ms;
+    if (recv_all(a, h, 5, deadline, call, e) != BK_OK)
+        return BK_ERR;
+    uint32_t n = get32(h);
+    if (n < 1 || n > FRAME_MAX) {
+        bk_err_set(e, BK_E_PROTO,
+                   "application '%s': malformed reply to %s: frame length %" PRIu32
+                   " (1 to %u expected)",
+                   a->name, call_name(call), n, FRAME_MAX);
+        return fail(a, e);
+    }
+    if (a->cap < n) {
+        uint8_t *b = realloc(a->buf, n);
+        if (b == NULL) {
+            bk_err_set(e, BK_E_NOMEM, "out of memory");
+            return fail(a, e);
+        }
+        a->buf = b;
+        a->cap = n;
+    }
+    a->len = n - 1;
+    if (recv_all(a, a->buf, a->len, deadline, call, e) != BK_OK)
+        return BK_ERR;
+    *type = h[4];
+    if (*type == T_ERROR) {
+        bk_err_set(e, BK_E_REMOTE, "application '%s' failed in %s: %.*s", a->name,
+                   call_name(call), (int)(a->len > 300 ? 300 : a->len), (char *)a->buf);
+        return fail(a, e);
+    }
+    return BK_OK;
+}
+
+static int malformed(br2k_app *a, int call, const char *what, bk_err *e) {
+    bk_err_set(e, BK_E_PROTO, "application '%s': malformed reply to %s: %s", a->name,
+               call_name(call), what);
+    return fail(a, e);
+}
+
+/* Read the reply of `call`: a frame of type call | T_REPLY. */
+static int recv_reply(br2k_app *a, int call, bk_err *e) {
+    int t = 0;
+    if (recv_frame(a, call, &t, e) != BK_OK)
+        return BK_ERR;
+    if (t != (call | T_REPLY)) {
+        char what[64];
+        snprintf(what, sizeof(what), "frame type 0x%02x, 0x%02x expected", t,
+                 call | T_REPLY);
+        return malformed(a, call, what, e);
+    }
+    return BK_OK;
+}
+
+/* A request with no payload, and its reply. */
+static int call0(br2k_app *a, int call, bk_err *e) {
+    if (check_alive(a, call, e) != BK_OK || out_room(a, 0, e) != BK_OK ||
+        send_frame(a, call, 0, call, e) != BK_OK)
+        return BK_ERR;
+    return recv_reply(a, call, e);
+}
+
+/* ---- connecting ---- */
+
+/* Split "COMMAND ARGS..." at blanks ('...' and "..." group, no escapes). */
+static char **split_args(const char *s, bk_err *e) {
+    size_t n = strlen(s), argc = 0;
+    char **argv = calloc(n / 2 + 2, sizeof(char *));
+    char *tok = malloc(n + 1);
+    if (argv == NULL || tok == NULL) {
+        free(argv);
+        free(tok);
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        size_t k = 0;
+        while (*p && *p != ' ' && *p != '\t') {
+            if (*p == '\'' || *p == '"') {
+                char q = *p++;
+                while (*p && *p != q)
+                    tok[k++] = *p++;
+                if (*p == q)
+                    p++;
+            } else {
+                tok[k++] = *p++;
+            }
+        }
+        tok[k] = '\0';
+        argv[argc++] = strdup(tok);
+    }
+    free(tok);
+    if (argc == 0) {
+        free(argv);
+        bk_err_set(e, BK_E_INVAL, "application spec 'exec:' names no command");
+        return NULL;
+    }
+    return argv;
+}
+
+static void free_args(char **argv) {
+    for (size_t i = 0; argv != NULL && argv[i] != NULL; i++)
+        free(argv[i]);
+    free(argv);
+}
+
+static int g_spawning; /* our own fork: the fork handlers do nothing */
+
+static int spawn(br2k_app *a, const char *cmd, bk_err *e) {
+    char **argv = split_args(cmd, e);
+    if (argv == NULL)
+        return BK_ERR;
+    snprintf(a->name, sizeof(a->name), "%s", argv[0]);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        free_args(argv);
+        return bk_err_set(e, BK_E_IO, "cannot create the application's socket: %s",
+                          strerror(errno));
+    }
+    pid_t parent = getpid();
+    fflush(NULL);
+    g_spawning = 1;
+    pid_t pid = fork();
+    g_spawning = 0;
+    if (pid == 0) {
+        /* the child: fd 3 is the protocol, stdin /dev/null, stdout to stderr;
+         * it dies with the worker */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(2, 1) < 0 || dup2(sv[1], 3) < 0)
+            _exit(127);
+        setenv("BR2K_APP_FD", "3", 1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "br2k-worker: cannot run application '%s': %s\n", argv[0],
+                strerror(errno));
+        _exit(127);
+    }
+    int err = errno;
+    close(sv[1]);
+    free_args(argv);
+    if (pid < 0) {
+        close(sv[0]);
+        return bk_err_set(e, BK_E_IO, "cannot start application '%s': %s", cmd,
+                          strerror(err));
+    }
+    a->fd = sv[0];
+    a->pid = pid;
+    return BK_OK;
+}
+
+static int connect_unix(br2k_app *a, const char *path, bk_err *e) {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return bk_err_set(e, BK_E_INVAL, "socket path '%s' is too long", path);
+    memcpy(sa.sun_path, path, strlen(path));
+    snprintf(a->name, sizeof(a->name), "%.63s", path);
+    int64_t until = bk_mono_ms() + a->timeout_ms;
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return bk_err_set(e, BK_E_IO, "socket: %s", strerror(errno));
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            a->fd = fd;
+            return BK_OK;
+        }
+        int err = errno;
+        close(fd);
+        if (bk_mono_ms() >= until || (err != ENOENT && err != ECONNREFUSED))
+            return bk_err_set(e, BK_E_IO, "cannot connect to application socket '%s': %s",
+                              path, strerror(err));
+        usleep(100000);
+    }
+}
+
+/* ---- the fork handlers: the snapshot at the cut ---- */
+
+static int spool_snapshot(br2k_app *a, bk_err *e);
+
+static void at_prepare(void) {
+    br2k_app *a = g_open;
+    if (g_spawning || g_forked || a == NULL || a->owner != getpid())
+        return;
+    a->spool_ok = 0;
+    a->spool_err[0] = '\0';
+    bk_err e;
+    bk_err_clear(&e);
+    if (spool_snapshot(a, &e) != BK_OK) {
+        snprintf(a->spool_err, sizeof(a->spool_err), "%.250s", e.msg);
+        BK_WARN("cannot take the snapshot for the backup: %s", e.msg);
+    } else {
+        a->spool_ok = 1;
+    }
+}
+
+static void at_parent(void) {
+    br2k_app *a = g_open;
+    if (g_spawning || a == NULL || a->owner != getpid())
+        return;
+    if (a->spool_fd >= 0)
+        close(a->spool_fd); /* the child has its copy */
+    a->spool_fd = -1;
+    a->spool_ok = 0;
+}
+
+static void at_child(void) {
+    br2k_app *a = g_open;
+    if (g_spawning || a == NULL)
+        return;
+    g_forked = 1;
+    if (a->fd >= 0)
+        close(a->fd); /* never ours to use: the parent goes on with it */
+    a->fd = -1;
+}
+
+static void install_handlers(void) {
+    pthread_atfork(at_prepare, at_parent, at_child);
+}
+
+/* ---- the operations ---- */
+
+/* The application's name (Open reply): 1 to 63 of A-Z a-z 0-9 . _ - */
+static int name_ok(const char *n) {
+    size_t len = n != NULL ? strlen(n) : 0;
+    if (len < 1 || len > 63)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+              (n[i] >= '0' && n[i] <= '9') || n[i] == '.' || n[i] == '_' || n[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static int p_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
+    *out = NULL;
+    br2k_app *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    a->fd = -1;
+    a->spool_fd = -1;
+    a->owner = getpid();
+    const char *t = getenv("BR2K_APP_TIMEOUT_MS");
+    char *end = NULL;
+    long ms = t != NULL ? strtol(t, &end, 10) : 30000;
+    a->timeout_ms =
+        (t != NULL && (end == t || *end != '\0' || ms < 10)) ? 30000 : (int)ms;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        bk_err_set(e, BK_E_IO, "cannot create '%s': %s", dir, strerror(errno));
+        free(a);
+        return BK_ERR;
+    }
+    char abs[4096];
+    if (realpath(dir, abs) == NULL)
+        snprintf(abs, sizeof(abs), "%s", dir);
+    snprintf(a->spool_dir, sizeof(a->spool_dir), "%s", abs);
+    char *slash = strrchr(a->spool_dir, '/');
+    if (slash != NULL && slash != a->spool_dir)
+        *slash = '\0'; /* the worker's state directory, on the same disk */
+    int rc = strncmp(g_spec, "exec:", 5) == 0 ? spawn(a, g_spec + 5, e)
+                                              : connect_unix(a, g_spec + 5, e);
+    json_t *req = NULL, *rep = NULL;
+    char *text = NULL;
+    if (rc == BK_OK) {
+        req = json_pack("{si ss ss}", "protocol", PROTO_VERSION, "dir", abs, "engine",
+                        "br2k-worker");
+        text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        if (text == NULL)
+            rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
+    }
+    if (rc == BK_OK && (out_room(a, strlen(text), e) != BK_OK ||
+                        (memcpy(a->out + 5, text, strlen(text)),
+                         send_frame(a, T_OPEN, strlen(text), T_OPEN, e)) != BK_OK ||
+                        recv_reply(a, T_OPEN, e) != BK_OK))
+        rc = BK_ERR;
+    if (rc == BK_OK) {
+        json_error_t je;
+        rep = json_loadb((const char *)a->buf, a->len, 0, &je);
+        json_t *jl = json_object_get(rep, "lpi");
+        const char *name = json_string_value(json_object_get(rep, "name"));
+        json_int_t pv = json_integer_value(json_object_get(rep, "protocol"));
+        if (rep == NULL || !json_is_integer(jl) || json_integer_value(jl) < -1 ||
+            !name_ok(name))
+            rc = malformed(a, T_OPEN,
+                           "not {\"protocol\":1,\"name\":\"[A-Za-z0-9._-]{1,63}\","
+                           "\"lpi\":N}",
+                           e);
+        else if (pv != PROTO_VERSION) {
+            bk_err_set(e, BK_E_PROTO,
+                       "application '%s' speaks protocol %" JSON_INTEGER_FORMAT
+                       ", this worker %d",
+                       a->name, pv, PROTO_VERSION);
+            rc = fail(a, e);
+        } else if (json_is_true(json_object_get(rep, "external"))) {
+            bk_err_set(e, BK_E_PROTO,
+                       "application '%s' asks for external effects, which protocol %d "
+                       "does not carry",
+                       a->name, PROTO_VERSION);
+            rc = fail(a, e);
+        } else {
+            *lpi = json_integer_value(jl);
+            snprintf(a->name, sizeof(a->name), "%s", name);
+            snprintf(g_name, sizeof(g_name), "%s", name);
+        }
+    }
+    json_decref(req);
+    json_decref(rep);
+    free(text);
+    if (rc != BK_OK) {
+        if (a->fd >= 0)
+            close(a->fd);
+        reap(a, 1);
+        free(a->buf);
+        free(a->out);
+        free(a);
+        return BK_ERR;
+    }
+    if (a->pid > 0)
+        BK_INFO("application '%s' open over the protocol (process %d): LPI %" PRId64,
+                a->name, (int)a->pid, *lpi);
+    else
+        BK_INFO("application '%s' open over the protocol (socket '%s'): LPI %" PRId64,
+                a->name, g_spec + 5, *lpi);
+    g_open = a;
+    *out = a;
+    return BK_OK;
+}
+
+/* Apply n records: one APPLY frame, one reply. */
+static int p_apply_many(br2k_app *a, const int64_t *offsets, const void *const *recs,
+                        const size_t *lens, size_t n, char **results, int *applied,
+                        bk_err *e) {
+    for (size_t i = 0; i < n; i++)
+        results[i] = NULL;
+    if (check_alive(a, T_APPLY, e) != BK_OK)
+        return BK_ERR;
+    size_t total = 4;
+    for (size_t i = 0; i < n; i++)
+        total += 12 + lens[i];
+    if (out_room(a, total, e) != BK_OK)
+        return BK_ERR;
+    uint8_t *p = a->out + 5;
+    put32(p, (uint32_t)n);
+    p += 4;
+    for (size_t i = 0; i < n; i++) {
+        put64(p, (uint64_t)offsets[i]);
+        put32(p + 8, (uint32_t)lens[i]);
+        if (lens[i] > 0)
+            memcpy(p + 12, recs[i], lens[i]);
+        p += 12 + lens[i];
+    }
+    if (send_frame(a, T_APPLY, total, T_APPLY, e) != BK_OK ||
+        recv_reply(a, T_APPLY, e) != BK_OK)
+        return BK_ERR;
+    const uint8_t *q = a->buf, *end = a->buf + a->len;
+    if (a->len < 4 || get32(q) != n) {
+        char what[96];
+        snprintf(what, sizeof(what), "%" PRIu32 " results for %zu records",
+                 a->len < 4 ? 0 : get32(q), n);
+        return malformed(a, T_APPLY, what, e);
+    }
+    q += 4;
+    for (size_t i = 0; i < n; i++) {
+        if (end - q < 5 || q[0] > 1 || (size_t)(end - q - 5) < get32(q + 1)) {
+            for (size_t j = 0; j < i; j++) {
+                free(results[j]);
+                results[j] = NULL;
+            }
+            char what[96];
+            snprintf(what, sizeof(what), "result %zu of %zu is truncated or bad", i + 1,
+                     n);
+            return malformed(a, T_APPLY, what, e);
+        }
+        uint32_t len = get32(q + 1);
+        applied[i] = q[0];
+        if (len > 0) {
+            results[i] = malloc(len + 1);
+            if (results[i] == NULL) {
+                for (size_t j = 0; j < i; j++)
+                    free(results[j]);
+                bk_err_set(e, BK_E_NOMEM, "out of memory");
+                return fail(a, e);
+            }
+            memcpy(results[i], q + 5, len);
+            results[i][len] = '\0';
+        }
+        q += 5 + len;
+    }
+    return BK_OK;
+}
+
+static int p_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
+                   char **result, int *applied, bk_err *e) {
+    const void *r[1] = {rec};
+    return p_apply_many(a, &offset, r, &len, 1, result, applied, e);
+}
+
+static int p_sync(br2k_app *a, bk_err *e) {
+    return call0(a, T_SYNC, e);
+}
+
+static int p_digest(br2k_app *a, char hex[65], bk_err *e) {
+    if (g_forked) {
+        if (!a->spool_ok)
+            return bk_err_set(e, BK_E_STATE, "no snapshot was taken at the fork (%s)",
+                              a->spool_err);
+        memcpy(hex, a->spool_digest, 65);
+        return BK_OK;
+    }
+    if (call0(a, T_DIGEST, e) != BK_OK)
+        return BK_ERR;
+    if (a->len != 64)
+        return malformed(a, T_DIGEST, "not 64 hex digits", e);
+    for (size_t i = 0; i < 64; i++) {
+        char c = (char)a->buf[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return malformed(a, T_DIGEST, "not 64 lowercase hex digits", e);
+        hex[i] = c;
+    }
+    hex[64] = '\0';
+    return BK_OK;
+}
+
+/* SNAPSHOT: the header (LPI), then CHUNK frames, then END; each chunk
+ * goes to sink(ctx, bytes, n). */
+static int stream_snapshot(br2k_app *a, int64_t *lpi,
+                           int (*sink)(void *ctx, const void *p, size_t n, bk_err *e),
+                           void *ctx, bk_err *e) {
+    if (call0(a, T_SNAPSHOT, e) != BK_OK)
+        return BK_ERR;
+    if (a->len != 8)
+        return malformed(a, T_SNAPSHOT, "header is not an 8-byte LPI", e);
+    *lpi = (int64_t)get64(a->buf);
+    for (;;) {
+        int t = 0;
+        if (recv_frame(a, T_SNAPSHOT, &t, e) != BK_OK)
+            return BK_ERR;
+        if (t == T_END)
+            return BK_OK;
+        if (t != T_CHUNK)
+            return malformed(a, T_SNAPSHOT, "a frame that is neither CHUNK nor END", e);
+        if (sink(ctx, a->buf, a->len, e) != BK_OK)
+            return fail(a, e);
+    }
+}
+
+typedef struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+} membuf;
+
+static int mem_sink(void *ctx, const void *p, size_t n, bk_err *e) {
+    membuf *m = ctx;
+    if (m->n + n > m->cap) {
+        size_t c = m->cap ? m->cap : 1 << 16;
+        while (c < m->n + n)
+            c *= 2;
+        uint8_t *q = realloc(m->p, c);
+        if (q == NULL)
+            return bk_err_set(e, BK_E_NOMEM, "out of memory for a snapshot of %zu bytes",
+                              m->n + n);
+        m->p = q;
+        m->cap = c;
+    }
+    memcpy(m->p + m->n, p, n);
+    m->n += n;
+    return BK_OK;
+}
+
+static int file_sink(void *ctx, const void *p, size_t n, bk_err *e) {
+    br2k_app *a = ctx;
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t k = write(a->spool_fd, b, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return bk_err_set(e, BK_E_IO, "cannot spool the snapshot: %s",
+                              strerror(errno));
+        b += k;
+        n -= (size_t)k;
+        a->spool_len += (size_t)k;
+    }
+    return BK_OK;
+}
+
+static int spool_snapshot(br2k_app *a, bk_err *e) {
+    if (check_alive(a, T_SNAPSHOT, e) != BK_OK)
+        return BK_ERR;
+    if (a->spool_fd >= 0)
+        close(a->spool_fd);
+    a->spool_len = 0;
+    a->spool_fd = open(a->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (a->spool_fd < 0) {
+        FILE *f = tmpfile();
+        a->spool_fd = f ? dup(fileno(f)) : -1;
+        if (f)
+            fclose(f);
+    }
+    if (a->spool_fd < 0)
+        return bk_err_set(e, BK_E_IO, "cannot create a file for the snapshot: %s",
+                          strerror(errno));
+    if (stream_snapshot(a, &a->spool_lpi, file_sink, a, e) != BK_OK ||
+        p_digest(a, a->spool_digest, e) != BK_OK)
+        return BK_ERR;
+    return BK_OK;
+}
+
+static int p_snapshot(br2k_app *a, void **buf, size_t *len, int64_t *lpi, bk_err *e) {
+    *buf = NULL;
+    *len = 0;
+    if (!g_forked) {
+        membuf m = {NULL, 0, 0};
+        if (stream_snapshot(a, lpi, mem_sink, &m, e) != BK_OK) {
+            free(m.p);
+            return BK_ERR;
+        }
+        *buf = m.p ? m.p : malloc(1);
+        *len = m.n;
+        return *buf ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
+    }
+    if (!a->spool_ok)
+        return bk_err_set(e, BK_E_STATE, "no snapshot was taken at the fork (%s)",
+                          a->spool_err);
+    uint8_t *p = malloc(a->spool_len ? a->spool_len : 1);
+    if (p == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory for a snapshot of %zu bytes",
+                          a->spool_len);
+    size_t off = 0;
+    while (off < a->spool_len) {
+        ssize_t k = pread(a->spool_fd, p + off, a->spool_len - off, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            free(p);
+            return bk_err_set(e, BK_E_IO, "cannot read the spooled snapshot: %s",
+                              k < 0 ? strerror(errno) : "short file");
+        }
+        off += (size_t)k;
+    }
+    *buf = p;
+    *len = a->spool_len;
+    *lpi = a->spool_lpi;
+    return BK_OK;
+}
+
+static int p_restore(br2k_app *a, const void *buf, size_t len, bk_err *e) {
+    if (check_alive(a, T_RESTORE, e) != BK_OK || out_room(a, CHUNK_MAX, e) != BK_OK)
+        return BK_ERR;
+    put64(a->out + 5, (uint64_t)len);
+    if (send_frame(a, T_RESTORE, 8, T_RESTORE, e) != BK_OK)
+        return BK_ERR;
+    const uint8_t *p = buf;
+    for (size_t off = 0; off < len;) {
+        size_t k = len - off < CHUNK_MAX ? len - off : CHUNK_MAX;
+        memcpy(a->out + 5, p + off, k);
+        if (send_frame(a, T_CHUNK, k, T_RESTORE, e) != BK_OK)
+            return BK_ERR;
+        off += k;
+    }
+    if (send_frame(a, T_END, 0, T_RESTORE, e) != BK_OK ||
+        recv_reply(a, T_RESTORE, e) != BK_OK)
+        return BK_ERR;
+    if (a->len != 8)
+        return malformed(a, T_RESTORE, "not an 8-byte LPI", e);
+    BK_INFO("application '%s' restored %zu bytes: LPI %" PRId64, a->name, len,
+            (int64_t)get64(a->buf));
+    return BK_OK;
+}
+
+static void p_close(br2k_app *a) {
+    if (a == NULL)
+        return;
+    if (g_open == a)
+        g_open = NULL;
+    if (!g_forked && !a->dead && a->fd >= 0) {
+        bk_err e;
+        bk_err_clear(&e);
+        int keep = a->timeout_ms;
+        a->timeout_ms = keep < 5000 ? keep : 5000;
+        if (call0(a, T_CLOSE, &e) != BK_OK)
+            BK_WARN("%s", e.msg);
+    }
+    if (a->fd >= 0)
+        close(a->fd);
+    a->fd = -1;
+    reap(a, 0); /* CLOSE answered: it exits by itself; else killed after 3 s */
+    if (a->spool_fd >= 0)
+        close(a->spool_fd);
+    free(a->buf);
+    free(a->out);
+    free(a);
+}
+
+static br2k_app_ops g_ops = {
+    .name = g_name,
+    .open = p_open,
+    .apply = p_apply,
+    .sync = p_sync,
+    .snapshot = p_snapshot,
+    .restore = p_restore,
+    .digest = p_digest,
+    .close = p_close,
+};
+
+bk_apply_many_fn bk_app_apply_many(const br2k_app_ops *ops) {
+    return ops == &g_ops ? p_apply_many : NULL;
+}
+
+int bk_proto_app_ops(const char *spec, const br2k_app_ops **ops, bk_err *e) {
+    *ops = NULL;
+    if (spec == NULL ||
+        (strncmp(spec, "exec:", 5) != 0 && strncmp(spec, "unix:", 5) != 0))
+        return bk_err_set(e, BK_E_INVAL,
+                          "application spec '%s' is neither exec:COMMAND nor unix:PATH",
+                          spec ? spec : "");
+    const char *rest = spec + 5;
+    while (*rest == ' ')
+        rest++;
+    if (*rest == '\0')
+        return bk_err_set(e, BK_E_INVAL, "application spec '%s' names no %s", spec,
+                          spec[0] == 'e' ? "command" : "socket path");
+    if (strlen(spec) >= sizeof(g_spec))
+        return bk_err_set(e, BK_E_INVAL, "application spec is too long");
+    if (g_spec[0] != '\0' && strcmp(g_spec, spec) != 0)
+        return bk_err_set(e, BK_E_STATE,
+                          "one protocol application per process: '%s' already, not '%s'",
+                          g_spec, spec);
+    snprintf(g_spec, sizeof(g_spec), "%s", spec);
+    /* the spec names the application until it names itself (Open) */
+    snprintf(g_name, sizeof(g_name), "%.79s", spec);
+    pthread_once(&g_once, install_handlers);
+    *ops = &g_ops;
+    return BK_OK;
+}
