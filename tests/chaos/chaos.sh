@@ -12,7 +12,8 @@ Usage: tests/chaos/chaos.sh [OPTIONS]
 
 Starts a whole local BR2K service on 127.0.0.1 (redis-server, br2k-devkafka,
 anvil with the registry contract, br2k-registryd, br2k-backupd, W InfoDID
-workers), sends K clients x C signed InfoDID registrations while an attacker
+workers, or workers of an example application: --app), sends K clients x C
+signed InfoDID registrations (or the example's requests) while an attacker
 pauses the leader it finds in the registry contract (SIGSTOP/SIGCONT) and
 kills workers in the middle of a request (SIGKILL, then restarts them), then
 waits for every worker to reach SSI, compares every replica record by record
@@ -21,6 +22,16 @@ Exit 0: nothing lost, nothing applied twice, replicas consistent; 1: a check
 failed; 2: a usage error.
 
 Options:
+  --app APP           the application the workers run (default: $BR2K_CHAOS_APP,
+                      else infodid): infodid (signed registrations); node (the
+                      token ledger worker/apps/examples/node-ledger, mints);
+                      python (the key-value registry worker/apps/examples/
+                      python-kv, puts); node and python run over the
+                      application protocol (--app exec:...), the attacker also
+                      SIGKILLs the application process mid-batch, and the
+                      check reads each replica's application state
+  --app-kills N       node/python: application processes SIGKILLed mid-batch,
+                      leader and follower in turn (default 2; 0 for infodid)
   --scenario NAME     main (default): pauses and kills; or one fault scenario:
                       redis-restart, broker-faults, anvil-restart,
                       storage-down, backupd-kill, slow-follower, and
@@ -55,15 +66,19 @@ Options:
                       from the last replica; the run must then FAIL
   --help              this text
 
-Environment: BR2K_BUILD_DIR (default build), BR2K_SOURCE_DIR, BR2K_TEST_LOG.
+Environment: BR2K_BUILD_DIR (default build), BR2K_SOURCE_DIR, BR2K_TEST_LOG,
+BR2K_CHAOS_APP (as --app).
 EOF
 }
 
 SCENARIO=main W=5 K=5 C=10000 RATE=20 WINDOW=20 MAXP=-1 MINP=0 IA=2 IB=6 PAUSE_S=1.5
 KILLS=3 KILL_EVERY=4 MAXREP=2000 OUTDIR= DROP=0 MINK=0 SNAP_MS=300000 RESULT_MS=1000
+CAPP=${BR2K_CHAOS_APP:-infodid} APP_KILLS=
 while [ $# -gt 0 ]; do
     case $1 in
     --scenario) SCENARIO=$2; shift ;;
+    --app) CAPP=$2; shift ;;
+    --app-kills) APP_KILLS=$2; shift ;;
     --workers) W=$2; shift ;;
     --clients) K=$2; shift ;;
     --count) C=$2; shift ;;
@@ -91,7 +106,14 @@ case $SCENARIO in
 main | redis-restart | broker-faults | anvil-restart | storage-down | backupd-kill | slow-follower | fenced-snapshot) ;;
 *) echo "chaos.sh: unknown scenario '$SCENARIO' (see --help)" >&2; exit 2 ;;
 esac
-for v in W K C WINDOW KILLS KILL_EVERY MAXREP RESULT_MS MINP MINK IA IB SNAP_MS; do
+case $CAPP in
+infodid) APP_KILLS=${APP_KILLS:-0} ;;
+node | python) APP_KILLS=${APP_KILLS:-2} ;;
+*) echo "chaos.sh: unknown application '$CAPP' (infodid, node or python)" >&2; exit 2 ;;
+esac
+[ "$CAPP" != infodid ] || [ "$APP_KILLS" = 0 ] ||
+    { echo "chaos.sh: --app-kills needs --app node or python" >&2; exit 2; }
+for v in APP_KILLS W K C WINDOW KILLS KILL_EVERY MAXREP RESULT_MS MINP MINK IA IB SNAP_MS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "chaos.sh: '${!v}' is not a whole number (${v})" >&2; exit 2; }
 done
 [ "$W" -ge 3 ] || { echo "chaos.sh: --workers must be at least 3" >&2; exit 2; }
@@ -101,7 +123,18 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../integration/lib.sh"
 source "$HERE/../integration/core_helpers.bash"
 source "$HERE/../integration/backup_helpers.bash"
-APP=infodid
+case $CAPP in
+infodid) APP=infodid ;;
+node)
+    command -v node >/dev/null || fail "--app node needs node"
+    APP="exec:node $SRC/worker/apps/examples/node-ledger/ledger.js" ;;
+python)
+    command -v python3 >/dev/null || fail "--app python needs python3"
+    APP="exec:python3 $SRC/worker/apps/examples/python-kv/kv.py" ;;
+esac
+# a hung application is restarted by its worker after this long (and
+# chaos.sh's own kills are over well before)
+[ "$CAPP" = infodid ] || export BR2K_APP_TIMEOUT_MS=${BR2K_APP_TIMEOUT_MS:-5000}
 CLIENT=$BUILD/tests/chaos_client
 [ -x "$CLIENT" ] || fail "$CLIENT is missing: build the chaos_client target first"
 now_ms() { date +%s%3N; }
@@ -124,8 +157,16 @@ ids=()
 for i in $(seq 1 "$W"); do ids+=("w$i"); done
 RARGS=()
 # every worker holds a register mid-change while $T/hold-ID exists, so that
-# a kill lands in the middle of a request (worker/apps/infodid/infodid.c test hook)
-launch() { BR2K_TEST_HOLD_APPLY_FILE=$T/hold-$1 start_worker "$1" "${RARGS[@]}"; }
+# a kill lands in the middle of a request (worker/apps/infodid/infodid.c test
+# hook); node/python: the attacker stops the application process instead
+launch() {
+    if [ "$CAPP" = infodid ]; then
+        BR2K_TEST_HOLD_APPLY_FILE=$T/hold-$1 start_worker "$1" "${RARGS[@]}"
+    else
+        start_worker "$1" "${RARGS[@]}"
+    fi
+}
+app_pid() { pgrep -P "${WPID[$1]}" 2>/dev/null | head -1; } # the worker's application child
 
 start_redis
 start_devkafka
@@ -154,11 +195,11 @@ wait_for 30 wait_chain_leader || fail "the registry contract never named a leade
 
 # ---- the load ----
 PREFIX=chaos$$
-log "scenario $SCENARIO: $W workers, $K clients x $C registrations at $RATE/s each, max-replicated $MAXREP"
+log "scenario $SCENARIO, application $CAPP ($APP): $W workers, $K clients x $C requests at $RATE/s each, max-replicated $MAXREP"
 T0=$(now_ms)
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$CLIENT" load --eth-rpc "$ETH_RPC" \
     --registry "$REG" --prefix "$PREFIX" --clients "$K" --count "$C" --rate "$RATE" \
-    --window "$WINDOW" --result-ms "$RESULT_MS" --out "$T/requests.tsv" \
+    --window "$WINDOW" --result-ms "$RESULT_MS" --out "$T/requests.tsv" --app "$CAPP" \
     >"$T/load.json" 2>"$T/load.log" &
 LOAD_PID=$!; PIDS+=("$LOAD_PID")
 loading() { kill -0 "$LOAD_PID" 2>/dev/null; }
@@ -169,7 +210,7 @@ rsleep() { # a uniform wait in [IA, IB] s, cut short when the load ends
     local end=$(($(now_ms) + IA * 1000 + (RANDOM * 32768 + RANDOM) % ((IB - IA) * 1000 + 1)))
     while loading && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
 }
-pauses=0 kills=0 attacks=0 kill_leader=1 KILLED=()
+pauses=0 kills=0 attacks=0 kill_leader=1 KILLED=() app_kills=0 app_kill_leader=1 APP_KILLED=()
 pause_leader() {
     local l pid s e n is
     l=$(chain_leader)
@@ -187,22 +228,32 @@ pause_leader() {
     log "pause $pauses: $l (leader in the registry; current lease holder: $([ $is = 1 ] && echo yes || echo no)) for ${PAUSE_S}s, $n request(s) in flight"
 }
 # kill_mid ID: hold a register of ID mid-change, SIGKILL it there, restart it
+# (node/python: the worker's application process is stopped instead, so
+# that the worker marks the next batch in flight (I6), sends it and waits)
+hold() { if [ "$CAPP" = infodid ]; then touch "$T/hold-$1"; else kill -STOP "$2" 2>/dev/null; fi; }
+unhold() { if [ "$CAPP" = infodid ]; then rm -f "$T/hold-$1"; else kill -CONT "$2" 2>/dev/null || true; fi; }
 kill_mid() {
-    local id=$1 s n is=0
+    local id=$1 s n is=0 ap=
     [ "$(leader_id)" = "$id" ] && is=1
-    touch "$T/hold-$id"
+    if [ "$CAPP" != infodid ]; then
+        ap=$(app_pid "$id")
+        [ -n "$ap" ] || { log "kill: $id has no application process now; skipped"; return 1; }
+    fi
+    hold "$id" "$ap"
     if ! wait_for 20 inflight "$id"; then
-        rm -f "$T/hold-$id"
-        log "kill: $id never held a request mid-apply (no registrations reached it); skipped"
+        unhold "$id" "$ap"
+        log "kill: $id never held a request mid-apply (no requests reached it); skipped"
         return 1
     fi
     s=$(now_ms)
     n=$(inflight_n "$id")
     # only the worker: a snapshot process it forked dies with it
-    # (PR_SET_PDEATHSIG), so the restarted worker finds its directory free
+    # (PR_SET_PDEATHSIG), so the restarted worker finds its directory free;
+    # so does its application process (node/python), stopped here
     kill -KILL "${WPID[$id]}" 2>/dev/null || true
     wait "${WPID[$id]}" 2>/dev/null || true
     rm -f "$T/hold-$id"
+    [ -z "$ap" ] || { kill -KILL "$ap" 2>/dev/null || true; }
     kills=$((kills + 1))
     KILLED+=("$id")
     log "kill $kills: $id (leader: $is) SIGKILLed with $n request(s) in flight; restarting it"
@@ -210,14 +261,49 @@ kill_mid() {
     launch "$id"
     fault kill "$s" "$(now_ms)" "$id" "$n" "$is"
 }
+# app_kill_mid ID (node/python): the worker's application process stopped
+# until the worker has a batch in flight (I6) for it, then SIGKILLed: the
+# worker must stop it, start it again and recover like a killed worker
+app_kill_mid() {
+    local id=$1 s n is=0 ap before
+    [ "$(leader_id)" = "$id" ] && is=1
+    ap=$(app_pid "$id")
+    [ -n "$ap" ] || { log "app-kill: $id has no application process now; skipped"; return 1; }
+    before=$(grep -c "restarting the worker" "$T/$id.log" || true)
+    kill -STOP "$ap" 2>/dev/null || return 1
+    if ! wait_for 4 inflight "$id"; then
+        kill -CONT "$ap" 2>/dev/null || true
+        log "app-kill: $id marked no batch in flight; skipped"
+        return 1
+    fi
+    s=$(now_ms)
+    n=$(inflight_n "$id")
+    kill -KILL "$ap" 2>/dev/null || true
+    app_kills=$((app_kills + 1))
+    APP_KILLED+=("$id")
+    restarted() { [ "$(grep -c "restarting the worker" "$T/$1.log" || true)" -gt "$2" ]; }
+    wait_for 30 restarted "$id" "$before" || fail "$id did not restart after its application was killed: $(tail -3 "$T/$id.log")"
+    fault app-kill "$s" "$(now_ms)" "$id" "$n" "$is"
+    log "app-kill $app_kills: $id's application (pid $ap, leader: $is) SIGKILLed with $n record(s) in flight; the worker restarted it"
+}
 follower_of() { local w; for w in "${ids[@]}"; do [ "$w" != "$(leader_id)" ] && { echo "$w"; return; }; done; }
 attack_main() {
     while loading; do
         rsleep
         loading || break
-        [ "$MAXP" -lt 0 ] || [ "$pauses" -lt "$MAXP" ] || [ "$kills" -lt "$KILLS" ] || break
+        [ "$MAXP" -lt 0 ] || [ "$pauses" -lt "$MAXP" ] || [ "$kills" -lt "$KILLS" ] ||
+            [ "$app_kills" -lt "$APP_KILLS" ] || break
         attacks=$((attacks + 1))
-        if [ "$kills" -lt "$KILLS" ] && [ $((attacks % KILL_EVERY)) = 0 ] && [ "$(sv)" -ge 1 ] 2>/dev/null; then
+        # (node/python: the kills alternate between the worker and its
+        # application process while both remain)
+        if [ "$app_kills" -lt "$APP_KILLS" ] && [ $((attacks % KILL_EVERY)) = 0 ] &&
+            { [ "$kills" -ge "$KILLS" ] || [ "$app_kills" -lt "$kills" ]; } && [ "$(sv)" -ge 1 ] 2>/dev/null; then
+            local target
+            if [ "$app_kill_leader" = 1 ]; then target=$(leader_id); else target=$(follower_of); fi
+            if [ -n "$target" ] && [ -n "${WPID[$target]:-}" ] && app_kill_mid "$target"; then
+                app_kill_leader=$((1 - app_kill_leader))
+            fi
+        elif [ "$kills" -lt "$KILLS" ] && [ $((attacks % KILL_EVERY)) = 0 ] && [ "$(sv)" -ge 1 ] 2>/dev/null; then
             local target
             if [ "$kill_leader" = 1 ]; then target=$(chain_leader); else target=$(follower_of); fi
             if [ -n "$target" ] && [ -n "${WPID[$target]:-}" ] && kill_mid "$target"; then
@@ -405,6 +491,22 @@ for id in $(printf '%s\n' "${KILLED[@]}" | sort -u); do
         fail "$id neither restored a backup nor rebuilt from the log after its kill"
 done
 [ "${#KILLED[@]}" = 0 ] || log "killed workers (${KILLED[*]}) each found their in-flight mark and restored a backup or rebuilt from the log"
+# every worker whose application was killed mid-batch restarted in-process
+# (counted above in app_kill_mid) and found its in-flight mark (I6) once per
+# kill, of the worker or of its application
+for id in $(printf '%s\n' "${APP_KILLED[@]}" | sort -u); do
+    want=$(( $(printf '%s\n' "${APP_KILLED[@]}" "${KILLED[@]}" | grep -cx "$id") ))
+    got=$(grep -c "get-the-latest-state: stopped in the middle of records" "$T/$id.log" || true)
+    [ "$got" -ge "$want" ] || fail "$id: $want kill(s) of the worker or its application mid-batch, but its in-flight mark seen $got time(s)"
+done
+[ "${#APP_KILLED[@]}" = 0 ] || log "workers whose application was killed mid-batch (${APP_KILLED[*]}) restarted it and recovered through their in-flight mark"
+if [ "$CAPP" != infodid ]; then
+    # br2k verify: every replica's digest at the same LPI, from the workers
+    "$BIN/br2k" --redis "$REDIS" verify --json --timeout-ms 20000 >"$T/verify.json" 2>>"$T/verify.log" ||
+        fail "br2k verify: $(cat "$T/verify.json")"
+    [ "$(jq -r .consistent "$T/verify.json")" = true ] || fail "br2k verify: $(cat "$T/verify.json")"
+    log "br2k verify: $(jq '.replicas | length' "$T/verify.json") replicas consistent at LPI $(jq .lpi "$T/verify.json")"
+fi
 if [ "${SLOW_F:-}" != "" ]; then
     grep -q "restored backup version" "$T/$SLOW_F.log" ||
         fail "$SLOW_F caught up without restoring a backup: $(grep -i 'out of range\|restor' "$T/$SLOW_F.log" | tail -2)"
@@ -414,12 +516,15 @@ sv_on_chain() { [ "$(chain_sv)" = "$(sv)" ]; }
 wait_for 120 sv_on_chain || fail "SV $(sv) in Redis but $(chain_sv) on chain"
 EXT_DIDS=$(rc_ HLEN "br2k:{$SVC}:ext:did")
 EXT_ACTIVE=$(rc_ GET "br2k:{$SVC}:ext:active")
+# (the examples make no external effect: no index to compare)
+[ "$CAPP" = infodid ] || EXT_DIDS=-1 EXT_ACTIVE=-1
 BACKUPS=$(sv)
 for id in "${ids[@]}"; do stop_worker "$id"; done
 cat >"$T/meta.json" <<EOF
 {"scenario": "$SCENARIO", "total_s": $(((T2 - T0) / 1000)).$(((T2 - T0) % 1000 / 100)), "load_s": $(((T1 - T0) / 1000)),
  "workers": $W, "clients": $K, "count": $C, "rate_per_client": $RATE, "interval_s": [$IA, $IB],
  "pause_s": $PAUSE_S, "max_replicated": $MAXREP, "backups": $BACKUPS, "log": "$LOG_BACKEND",
+ "app": "$CAPP", "app_kills": $app_kills,
  "load": $(cat "$T/load.json")}
 EOF
 dirs=(); for id in "${ids[@]}"; do dirs+=("$T/$id/app"); done
@@ -427,7 +532,7 @@ extra=(); [ "$DROP" = 1 ] && extra=(--drop-record)
 crc=0
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$CLIENT" check --requests "$T/requests.tsv" \
     --faults "$FAULTS" --json "$T/report.json" --meta "$T/meta.json" --ext-dids "$EXT_DIDS" \
-    --ext-active "${EXT_ACTIVE:-0}" "${extra[@]}" "${dirs[@]}" | tee "$T/report.txt" || crc=${PIPESTATUS[0]}
+    --ext-active "${EXT_ACTIVE:-0}" --app "$CAPP" "${extra[@]}" "${dirs[@]}" | tee "$T/report.txt" || crc=${PIPESTATUS[0]}
 if [ -n "$OUTDIR" ]; then
     mkdir -p "$OUTDIR"
     cp "$T/report.json" "$T/report.txt" "$T/faults.tsv" "$T/requests.tsv" "$T"/*.log "$OUTDIR/" 2>/dev/null || true
@@ -441,6 +546,9 @@ fi
 if [ "$SCENARIO" = main ] && [ "$kills" -lt "$MINK" ]; then
     fail "only $kills kills, --min-kills $MINK (the load ended first: lower --rate or --interval)"
 fi
-echo "chaos ($SCENARIO): all checks passed"
+if [ "$SCENARIO" = main ] && [ "$app_kills" -lt "$APP_KILLS" ]; then
+    fail "only $app_kills application kills, --app-kills $APP_KILLS (the load ended first: lower --rate or --interval)"
+fi
+echo "chaos ($SCENARIO, $CAPP): all checks passed"
 exit 0
 }

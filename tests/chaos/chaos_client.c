@@ -22,7 +22,21 @@
  *
  * Client i has the id PREFIX-i and the key keccak256("PREFIX-i"), like
  * `br2k submit`'s load generator; its request s (1..N) registers
- * did:br2k:<address>:s with attributes {name: PREFIX-i, n: s}. */
+ * did:br2k:<address>:s with attributes {name: PREFIX-i, n: s}.
+ *
+ * With --app node or --app python (both commands), the requests and the
+ * checks are those of an example application over the application protocol
+ * (worker/apps/examples/): node-ledger's request s of client C mints
+ * amount(s) = s % 7 + 1 tokens to C; python-kv's puts the key "C/s" with the
+ * value "v<s>". The checker then reads each replica's state file
+ * (ledger.json, kv.json: the application's whole state, canonical JSON) and
+ * compares the replicas byte for byte; every acknowledged request id must be
+ * in "seen" with its ok result at its offset; each ledger balance must be
+ * exactly the sum of the amounts of that client's applied requests (a
+ * request applied twice or lost shows as a difference) and the supply their
+ * total; each key must have its owner, its value and version 1 (a put
+ * applied twice makes version 2), and no key may be there without its
+ * request. */
 
 #include <errno.h>
 #include <getopt.h>
@@ -36,6 +50,7 @@
 #include <unistd.h>
 
 #include "br2k.h"
+#include "backup/seal.h"
 #include "base/err.h"
 #include "infodid.h"
 #include "loadgen.h"
@@ -51,6 +66,49 @@ static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* ---- the application (--app) ---- */
+
+enum { APP_INFODID = 0, APP_NODE, APP_PYTHON };
+static int g_app = APP_INFODID;
+
+static int parse_app(const char *v) {
+    if (strcmp(v, "infodid") == 0)
+        g_app = APP_INFODID;
+    else if (strcmp(v, "node") == 0)
+        g_app = APP_NODE;
+    else if (strcmp(v, "python") == 0)
+        g_app = APP_PYTHON;
+    else {
+        fprintf(stderr, "chaos_client: --app '%s': expected infodid, node or python\n",
+                v);
+        return -1;
+    }
+    return 0;
+}
+
+static long node_amount(long seq) {
+    return seq % 7 + 1;
+}
+
+/* request seq of client `client` for the example application (unsigned:
+ * the examples check no signature; the same bytes on every retry) */
+static char *app_request(const char *client, long seq) {
+    char *out = NULL;
+    int n;
+    if (g_app == APP_NODE)
+        n = asprintf(&out,
+                     "{\"v\":1,\"id\":{\"client\":\"%s\",\"seq\":%ld},\"op\":\"mint\","
+                     "\"payload\":{\"amount\":%ld},\"ts\":0,\"sig\":\"0x\"}",
+                     client, seq, node_amount(seq));
+    else
+        n = asprintf(&out,
+                     "{\"v\":1,\"id\":{\"client\":\"%s\",\"seq\":%ld},\"op\":\"put\","
+                     "\"payload\":{\"key\":\"%s/%ld\",\"value\":\"v%ld\"},\"ts\":0,"
+                     "\"sig\":\"0x\"}",
+                     client, seq, client, seq, seq);
+    return n < 0 ? NULL : out;
 }
 
 /* ---- clients ---- */
@@ -224,9 +282,12 @@ static void *client_thread(void *arg) {
                   (L.rate <= 0 || (double)(now - t0) >= (double)next * 1000.0 / L.rate);
         if (due && th->pending < L.window) {
             creq *r = &th->reqs[next];
-            r->json = bk_lg_request(&th->cl, next + 1, 0, wall_ms(), &e);
+            r->json = g_app == APP_INFODID
+                          ? bk_lg_request(&th->cl, next + 1, 0, wall_ms(), &e)
+                          : app_request(th->cl.id, next + 1);
             if (r->json == NULL) {
-                snprintf(th->err, sizeof(th->err), "%s", e.msg);
+                snprintf(th->err, sizeof(th->err), "%s",
+                         g_app == APP_INFODID ? e.msg : "out of memory");
                 break;
             }
             r->len = strlen(r->json);
@@ -248,11 +309,19 @@ static void *client_thread(void *arg) {
 }
 
 static int cmd_load(int argc, char **argv) {
-    static const struct option lo[] = {
-        {"eth-rpc", 1, 0, 'e'}, {"registry", 1, 0, 'g'},  {"prefix", 1, 0, 'p'},
-        {"clients", 1, 0, 'k'}, {"count", 1, 0, 'n'},     {"rate", 1, 0, 'r'},
-        {"window", 1, 0, 'w'},  {"result-ms", 1, 0, 't'}, {"attempts", 1, 0, 'a'},
-        {"out", 1, 0, 'o'},     {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+    static const struct option lo[] = {{"eth-rpc", 1, 0, 'e'},
+                                       {"registry", 1, 0, 'g'},
+                                       {"prefix", 1, 0, 'p'},
+                                       {"clients", 1, 0, 'k'},
+                                       {"count", 1, 0, 'n'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"window", 1, 0, 'w'},
+                                       {"result-ms", 1, 0, 't'},
+                                       {"attempts", 1, 0, 'a'},
+                                       {"out", 1, 0, 'o'},
+                                       {"app", 1, 0, 'A'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -286,10 +355,15 @@ static int cmd_load(int argc, char **argv) {
         case 'o':
             L.out = optarg;
             break;
+        case 'A':
+            if (parse_app(optarg) != 0)
+                return 2;
+            break;
         case 'h':
             printf("Usage: chaos_client load --eth-rpc URL --registry ADDR --out FILE "
                    "[--prefix P] [--clients K]\n  [--count N] [--rate R per client] "
-                   "[--window W] [--result-ms MS] [--attempts A]\n");
+                   "[--window W] [--result-ms MS] [--attempts A]\n"
+                   "  [--app infodid|node|python]\n");
             return 0;
         default:
             return 2;
@@ -391,11 +465,14 @@ typedef struct rec { /* a DID record or a request-id entry of a replica */
     int64_t offset; /* request id: the first result's offset */
     int ok;         /* request id: the first result's status is ok */
     int seen;
+    int64_t num, expect; /* --app node: an account's balance, and the sum
+                            of its applied requests' amounts */
 } rec;
 
 typedef struct snap { /* a replica's records, each list in key order */
-    rec *dids, *ids;
+    rec *dids, *ids;  /* --app node: accounts; python: keys */
     size_t ndid, nid, cap_did, cap_id;
+    int64_t applied, supply; /* --app node|python: the state's counters */
 } snap;
 
 static int cmp_key(const void *a, const void *b) {
@@ -441,6 +518,86 @@ static int on_id(const bk_infodid_reqid *x, void *opaque) {
             strcmp(json_string_value(json_object_get(j, "status")), "ok") == 0;
     json_decref(j);
     return 0;
+}
+
+/* --app node|python: the replica's state file (the application's whole
+ * state as canonical JSON, written atomically on sync): its bytes, LPI,
+ * digest (the applications' digest is the SHA-256 of those bytes), request
+ * ids ("seen") and accounts or keys, each list sorted by key */
+static int open_app_state(const char *dir, snap *sn, void **raw, size_t *len,
+                          int64_t *lpi, char dig[65]) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir,
+             g_app == APP_NODE ? "ledger.json" : "kv.json");
+    size_t nl = 0;
+    (void)nl;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "chaos_client check: cannot read '%s': %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&buf, &cap, '\0', f);
+    fclose(f);
+    json_error_t je;
+    json_t *st = n > 0 ? json_loadb(buf, (size_t)n, 0, &je) : NULL;
+    bk_err e;
+    bk_err_clear(&e);
+    if (st == NULL || bk_sha256_hex(buf, (size_t)n, dig, &e) != BK_OK) {
+        fprintf(stderr, "chaos_client check: '%s' is not the application's JSON state\n",
+                path);
+        free(buf);
+        json_decref(st);
+        return -1;
+    }
+    *raw = buf;
+    *len = (size_t)n;
+    *lpi = (int64_t)json_integer_value(json_object_get(st, "lpi"));
+    sn->applied = (int64_t)json_integer_value(json_object_get(st, "applied"));
+    sn->supply = (int64_t)json_integer_value(json_object_get(st, "supply"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(st, "seen"), k, v) {
+        rec *r = add_rec(&sn->ids, &sn->nid, &sn->cap_id, k);
+        if (r == NULL)
+            return -1;
+        r->offset = (int64_t)json_integer_value(json_object_get(v, "offset"));
+        const char *status = json_string_value(json_object_get(v, "status"));
+        r->ok = status != NULL && strcmp(status, "ok") == 0;
+    }
+    json_object_foreach(json_object_get(st, g_app == APP_NODE ? "balances" : "kv"), k,
+                        v) {
+        rec *r = add_rec(&sn->dids, &sn->ndid, &sn->cap_did, k);
+        if (r == NULL)
+            return -1;
+        if (g_app == APP_NODE)
+            r->num = (int64_t)json_integer_value(v);
+        else
+            r->attrs = json_incref(v); /* {owner, value, version} */
+    }
+    json_decref(st);
+    qsort(sn->ids, sn->nid, sizeof(rec), cmp_key);
+    qsort(sn->dids, sn->ndid, sizeof(rec), cmp_key);
+    return 0;
+}
+
+/* --app python: the key of request seq of client holds its put, once */
+static const char *kv_content(const rec *d, const char *client, long seq, int *twice) {
+    char want[32];
+    snprintf(want, sizeof(want), "v%ld", seq);
+    const char *owner = json_string_value(json_object_get(d->attrs, "owner"));
+    const char *value = json_string_value(json_object_get(d->attrs, "value"));
+    json_int_t ver = json_integer_value(json_object_get(d->attrs, "version"));
+    if (owner == NULL || strcmp(owner, client) != 0 || value == NULL ||
+        strcmp(value, want) != 0)
+        return "key has other content";
+    if (ver != 1) {
+        *twice = 1;
+        return "key written more than once (version is not 1)";
+    }
+    return NULL;
 }
 
 static rec *find(rec *v, size_t n, const char *key) {
@@ -490,9 +647,11 @@ static char *slurp_lines(const char *path, size_t *n) {
 
 static int cmd_check(int argc, char **argv) {
     static const struct option lo[] = {
-        {"requests", 1, 0, 'q'},    {"faults", 1, 0, 'f'},   {"json", 1, 0, 'j'},
-        {"meta", 1, 0, 'm'},        {"ext-dids", 1, 0, 'd'}, {"ext-active", 1, 0, 'a'},
-        {"drop-record", 0, 0, 'x'}, {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+        {"requests", 1, 0, 'q'},    {"faults", 1, 0, 'f'},
+        {"json", 1, 0, 'j'},        {"meta", 1, 0, 'm'},
+        {"ext-dids", 1, 0, 'd'},    {"ext-active", 1, 0, 'a'},
+        {"drop-record", 0, 0, 'x'}, {"app", 1, 0, 'A'},
+        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     const char *reqf = NULL, *faultf = NULL, *jsonf = NULL, *metaf = NULL;
     int drop = 0;
     long ext_dids = -1, ext_active = -1;
@@ -520,10 +679,14 @@ static int cmd_check(int argc, char **argv) {
         case 'x':
             drop = 1;
             break;
+        case 'A':
+            if (parse_app(optarg) != 0)
+                return 2;
+            break;
         case 'h':
             printf("Usage: chaos_client check --requests FILE --faults FILE --json OUT "
                    "[--meta JSON]\n  [--ext-dids N] [--ext-active N] [--drop-record] "
-                   "STATE_DIR...\n");
+                   "[--app infodid|node|python] STATE_DIR...\n");
             return 0;
         default:
             return 2;
@@ -550,14 +713,20 @@ static int cmd_check(int argc, char **argv) {
         size_t len = 0;
         bk_err e;
         bk_err_clear(&e);
-        if (bk_infodid_ops.open(dir, &app, &lpi, &e) != BK_OK ||
-            bk_infodid_ops.digest(app, dig[i], &e) != BK_OK ||
-            bk_infodid_ops.snapshot(app, &raw[i], &len, &lpis[i], &e) != BK_OK ||
-            bk_infodid_each(app, on_did, on_id, &sn[i], &e) != BK_OK) {
+        if (g_app != APP_INFODID) {
+            (void)app;
+            (void)lpi;
+            if (open_app_state(dir, &sn[i], &raw[i], &len, &lpis[i], dig[i]) != 0)
+                return 2;
+        } else if (bk_infodid_ops.open(dir, &app, &lpi, &e) != BK_OK ||
+                   bk_infodid_ops.digest(app, dig[i], &e) != BK_OK ||
+                   bk_infodid_ops.snapshot(app, &raw[i], &len, &lpis[i], &e) != BK_OK ||
+                   bk_infodid_each(app, on_did, on_id, &sn[i], &e) != BK_OK) {
             fprintf(stderr, "chaos_client check: %s: %s\n", dir, e.msg);
             return 2;
+        } else {
+            bk_infodid_ops.close(app);
         }
-        bk_infodid_ops.close(app);
         lens[i] = len;
         if (drop && i == ndirs - 1 && sn[i].ndid > 0) {
             /* self-check (--drop-record): this replica loses its first DID */
@@ -633,24 +802,44 @@ static int cmd_check(int argc, char **argv) {
                              1));
         }
         failed += !is_ok && strcmp(q->status, "rejected") != 0;
+        if (g_app == APP_PYTHON)
+            snprintf(did, sizeof(did), "%s/%ld", q->client, q->seq); /* its key */
+        else if (g_app == APP_NODE)
+            snprintf(did, sizeof(did), "%s", q->client); /* its account */
         for (int k = 0; k < ndirs; k++) {
             rec *x = find(sn[k].ids, sn[k].nid, rid);
             rec *d = find(sn[k].dids, sn[k].ndid, did);
+            if (g_app == APP_NODE && d != NULL && x != NULL && x->ok)
+                d->expect += node_amount(q->seq); /* applied: counts in its balance */
             if (k == 0 && q->appended && x == NULL)
                 reqnull++; /* in the log, never processed */
             if (k == 0 && !is_ok && x != NULL && x->ok)
                 unacked_applied++;
             if (x != NULL)
                 x->seen++;
-            if (d != NULL)
+            if (d != NULL && (g_app != APP_NODE || (x != NULL && x->ok)))
                 d->seen++;
+            int dup2 = 0;
+            const char *why = NULL;
+            if (g_app == APP_PYTHON && x != NULL && x->ok && d != NULL)
+                why = kv_content(d, q->client, q->seq, &dup2); /* applied, acked or not */
+            if (dup2) {
+                twice++;
+                if (json_array_size(lost_list) < 20)
+                    json_array_append_new(
+                        lost_list, json_pack("{s:s, s:s, s:s}", "request", rid, "replica",
+                                             argv[optind + k], "why", why));
+            }
             if (!is_ok)
                 continue;
-            const char *why = NULL;
             if (x == NULL)
                 why = "request id missing";
             else if (!x->ok || x->offset != q->offset)
                 why = "request id has another result";
+            else if (g_app == APP_NODE)
+                why = d == NULL ? "account missing" : NULL; /* balances: below */
+            else if (g_app == APP_PYTHON)
+                why = dup2 ? NULL : d == NULL ? "key missing" : why;
             else if (d == NULL)
                 why = "DID missing";
             else if (d->created_off != q->offset)
@@ -671,6 +860,49 @@ static int cmd_check(int argc, char **argv) {
             }
         }
         bk_eth_key_clear(&cl.key);
+    }
+    /* --app node|python: the state as a whole. node: every balance is
+     * exactly the sum of the amounts of its client's applied requests (more:
+     * something applied twice; less: something lost), the supply their
+     * total; python: no key without its applied request (a put applied
+     * again under another id would show); both: the applied counter equals
+     * the request ids with an ok result */
+    for (int k = 0; g_app != APP_INFODID && k < ndirs; k++) {
+        int64_t oks = 0, total = 0;
+        for (size_t i = 0; i < sn[k].nid; i++)
+            oks += sn[k].ids[i].ok;
+        for (size_t i = 0; i < sn[k].ndid; i++) {
+            rec *d = &sn[k].dids[i];
+            const char *why = NULL;
+            total += d->num;
+            if (g_app == APP_NODE && d->num != d->expect) {
+                why = d->num > d->expect ? "balance above its applied mints"
+                                         : "balance below its applied mints";
+                if (d->num > d->expect)
+                    twice++;
+                else
+                    lost++;
+            } else if (g_app == APP_PYTHON && d->seen == 0) {
+                why = "key with no applied request";
+                twice++;
+            }
+            if (why != NULL && json_array_size(lost_list) < 20)
+                json_array_append_new(lost_list,
+                                      json_pack("{s:s, s:s, s:s}", "request", d->key,
+                                                "replica", argv[optind + k], "why", why));
+        }
+        if (sn[k].applied != oks || (g_app == APP_NODE && sn[k].supply != total)) {
+            if (json_array_size(lost_list) < 20)
+                json_array_append_new(
+                    lost_list, json_pack("{s:s, s:s, s:s}", "request", "-", "replica",
+                                         argv[optind + k], "why",
+                                         "applied counter or supply differs from the "
+                                         "applied requests"));
+            if (sn[k].applied > oks || sn[k].supply > total)
+                twice++;
+            else
+                lost++;
+        }
     }
     /* 3. the external index in Redis (leader only, idempotent per offset):
      * one entry per registered DID; an effect applied twice shows here */
@@ -702,7 +934,7 @@ static int cmd_check(int argc, char **argv) {
      * longest gap that overlaps its window; the total counts each gap once */
     double down_total = 0, down_max = 0, down_sum = 0;
     long pauses = 0, kills = 0, reqpause = 0, other = 0, leader_hits = 0,
-         kill_leaders = 0;
+         kill_leaders = 0, app_kills = 0, app_kill_leaders = 0;
     char *counted = calloc(ntimes ? ntimes : 1, 1);
     for (size_t i = 0; i < nfault; i++) {
         fault *f = &fl[i];
@@ -713,6 +945,9 @@ static int cmd_check(int argc, char **argv) {
         } else if (strcmp(f->kind, "kill") == 0) {
             kills++;
             kill_leaders += f->leader;
+        } else if (strcmp(f->kind, "app-kill") == 0) {
+            app_kills++;
+            app_kill_leaders += f->leader;
         } else {
             other++;
         }
@@ -767,6 +1002,12 @@ static int cmd_check(int argc, char **argv) {
         replicas, "faults", faults, "lost_examples", lost_list);
     json_object_set_new(rep, "applied_not_acknowledged", json_integer(unacked_applied));
     json_object_set_new(rep, "kills_of_leader", json_integer(kill_leaders));
+    json_object_set_new(rep, "app_kills", json_integer(app_kills));
+    json_object_set_new(rep, "app_kills_of_leader", json_integer(app_kill_leaders));
+    json_object_set_new(rep, "app",
+                        json_string(g_app == APP_NODE     ? "node"
+                                    : g_app == APP_PYTHON ? "python"
+                                                          : "infodid"));
     json_object_set(rep, "run", meta);
     if (json_dump_file(rep, jsonf, JSON_INDENT(2)) != 0) {
         fprintf(stderr, "chaos_client check: cannot write '%s'\n", jsonf);
@@ -777,6 +1018,10 @@ static int cmd_check(int argc, char **argv) {
            json_string_value(json_object_get(meta, "scenario"))
                ? json_string_value(json_object_get(meta, "scenario"))
                : "-");
+    printf("  %-50s %s\n", "application",
+           g_app == APP_NODE     ? "node (node-ledger)"
+           : g_app == APP_PYTHON ? "python (python-kv)"
+                                 : "infodid");
     printf("  %-50s %.1f s\n", "total time", total_s);
     printf("  %-50s %.2f s (max %.2f s, mean %.2f s per failure)\n", "downtime",
            down_total, down_max, nfault ? down_sum / (double)nfault : 0.0);
@@ -784,6 +1029,9 @@ static int cmd_check(int argc, char **argv) {
            "leader pauses (SIGSTOP; leader read on chain)", pauses, leader_hits);
     printf("  %-50s %ld (%ld of the leader)\n", "kills mid-request (SIGKILL)", kills,
            kill_leaders);
+    if (g_app != APP_INFODID)
+        printf("  %-50s %ld (%ld of the leader)\n",
+               "application process SIGKILLed mid-batch", app_kills, app_kill_leaders);
     printf("  %-50s %ld\n", "other faults", other);
     printf("  %-50s %ld (%ld retried)\n", "requests sent", sent, retried);
     printf("  %-50s %ld\n", "processed successfully (acknowledged ok)", ok);
@@ -793,8 +1041,11 @@ static int cmd_check(int argc, char **argv) {
     printf("  %-50s %ld\n", "REQpause (in flight at a pause)", reqpause);
     printf("  %-50s %ld\n", "acknowledged but lost (must be 0)", lost);
     printf("  %-50s %ld\n", "applied twice (must be 0)", twice);
-    printf("  %-50s %s (%d replicas, %zu DIDs, LPI %" PRId64 ", digest %.12s)\n",
+    printf("  %-50s %s (%d replicas, %zu %s, LPI %" PRId64 ", digest %.12s)\n",
            "replicas consistent (SR)", consistent ? "yes" : "NO", ndirs, sn[0].ndid,
+           g_app == APP_NODE     ? "accounts"
+           : g_app == APP_PYTHON ? "keys"
+                                 : "DIDs",
            lpis[0], dig[0]);
     printf("  %-50s %s\n", "external index (Redis) consistent", ext_ok ? "yes" : "NO");
     printf("  %-50s %s\n", "result", pass ? "PASS" : "FAIL");
