@@ -1,75 +1,246 @@
 #!/usr/bin/env bash
-# bench/app_proto.sh - the application protocol's cost (issue 15): committed
-# requests/s of one worker catching up on the same N records with the
-# no-op application in-process (--app noop) and over the protocol (--app
-# exec:br2k-bench-proto-noop, bench/app_proto_noop.c: the same work in a
-# process of its own, one round trip per batch; and the same in Node with
-# the SDK, bench/app_proto_noop.js), in the same run, with their ratios
-# (target >= 0.7 at the default batch size). Figures, not assertions.
+# bench/app_proto.sh - the application protocol's cost (issue 15): requests/s
+# of one worker applying the same N signed InfoDID requests (br2k submit's
+# load generator: registrations and updates) with each application
+# in-process and over the protocol, in the same run, and their ratios
+# (target: the protocol keeps >= 0.7 of the in-process rate at the default
+# batch size). Figures, not assertions.
+#
+#   no-op    in-process (--app noop)
+#            over the protocol: the same plug-in served by br2k-app-serve
+#            (worker/apps/bridge), the same work rewritten on the wire
+#            (bench/app_proto_noop.c), and a Node no-op with the SDK
+#            (bench/app_proto_noop.js; when node is there)
+#   InfoDID  in-process (--app infodid) and over the protocol, the same
+#            plug-in served by br2k-app-serve
+#
+# What is timed: protocol version 1 does not carry the leader-only external
+# effect, which in-process InfoDID runs (its Redis index), so the figures
+# are the apply path of a FOLLOWER on both sides: a no-op leader first
+# commits the N records (SSI = the last), then each measured worker, with a
+# fresh state, replays them up to SSI (no external effect, no commit).
+# Three figures each (see measure below): requests/s from its own log (one
+# debug line per batch, ms time stamps) from the end of its first batch to
+# the last record; requests per CPU-second of the worker and its
+# application process (steadier when other processes share the CPUs); and
+# requests per second of the batches' apply and durable phases. The
+# measured workers of a run share the log, in an order that rotates from
+# run to run; the digest each reaches is shown (the in-process and bridged
+# runs of one plug-in agree).
+#
 # Usage: bench/app_proto.sh [BUILD_DIR]   (default: build; Release is best)
-# BENCH_RECORDS (default 12000: the development broker keeps ~5 MiB),
-# BENCH_RUNS (default 5), BENCH_BATCH (the
-# worker's --batch-max, default its own 1000).
+# BENCH_LOG (redis, the default: the log on Redis Streams; kafka:
+# br2k-devkafka), BENCH_RECORDS (default 40000 on redis, 12000 on kafka:
+# the development broker keeps ~5 MiB),
+# BENCH_RUNS (default 5), BENCH_BATCH (the worker's --batch-max, default its
+# own 1000), BENCH_NODE=0 skips the Node no-op.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export BR2K_SOURCE_DIR=$(cd "$here/.." && pwd)
 export BR2K_BUILD_DIR=$(cd "${1:-$BR2K_SOURCE_DIR/build}" && pwd)
+# the request log: Redis Streams (default: it keeps any length, so that
+# even the no-op's replay lasts long enough to time) or br2k-devkafka
+export BR2K_TEST_LOG=${BENCH_LOG:-redis}
 source "$BR2K_SOURCE_DIR/tests/integration/lib.sh"
 
-N=${BENCH_RECORDS:-12000}
+N=${BENCH_RECORDS:-$([ "$BR2K_TEST_LOG" = redis ] && echo 40000 || echo 12000)}
 RUNS=${BENCH_RUNS:-5}
 BATCH=()
 [ -z "${BENCH_BATCH:-}" ] || BATCH=(--batch-max "$BENCH_BATCH")
+for b in br2k-app-serve br2k-bench-proto-noop; do
+    [ -x "$BIN/$b" ] || fail "build $b first (worker/apps/bridge, bench/CMakeLists.txt)"
+done
+
+# the measured configurations: label, --app
+LABELS=(noop-in noop-bridge noop-c)
+declare -A SPEC=([noop-in]=noop [noop-bridge]="exec:$BIN/br2k-app-serve noop"
+    [noop-c]="exec:$BIN/br2k-bench-proto-noop" [infodid-in]=infodid
+    [infodid-bridge]="exec:$BIN/br2k-app-serve infodid")
+if [ "${BENCH_NODE:-1}" != 0 ] && command -v node >/dev/null; then
+    LABELS+=(noop-node)
+    SPEC[noop-node]="exec:node $here/app_proto_noop.js"
+fi
+LABELS+=(infodid-in infodid-bridge)
+declare -A RATE CPUR APPR DIGEST # [label,run]
+mkfifo "$T/sleep.fifo"
+exec {SLEEPFD}<>"$T/sleep.fifo" # read -t on it: a sleep without a fork
 
 stop_pids() {
     for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "$@"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done
 }
+rget() { redis-cli -p "$REDIS_PORT" "$@"; }
 
-# rate RUN APP: a fresh Redis and broker, N records, one worker on APP
-# catching up; prints its committed requests/s (from its first commit to
-# the last record, as bench/run.sh (a))
-rate() {
-    local run=$1 app=$2 s1="" t1 t2 last
-    rm -rf "$T/redis" "$T/devkafka.sock"
+# setup RUN: a fresh Redis and broker, N signed requests, committed by a
+# no-op leader (SSI = LAST) that then stops
+setup() {
+    local run=$1 ssi=""
+    [ -z "${KAFKA_PID:-}" ] || stop_pids "$KAFKA_PID" "$REDIS_PID"
+    rm -rf "$T/redis" "$T/logredis" "$T/devkafka.sock" "$T"/w-*
     start_redis
     start_devkafka
     export BR2K_KAFKA=$KAFKA BR2K_REDIS=$REDIS BR2K_SERVICE=default
-    "$BIN/br2k" submit --clients 10 --count $((N / 10)) --no-wait --json \
-        --prefix bench >"$T/load-$run.json"
-    last=$(jq .last_offset "$T/load-$run.json")
-    "$BIN/br2k-worker" --id w1 --state-dir "$T/w-$run" --app "$app" "${BATCH[@]}" \
-        >"$T/w-$run.log" 2>&1 &
-    local wpid=$!; PIDS+=("$wpid")
-    ssi_now() { redis-cli -p "$REDIS_PORT" get 'br2k:{default}:SSI'; }
-    until [ -n "$s1" ]; do s1=$(ssi_now); done
-    t1=$(date +%s.%N)
-    until [ "$(ssi_now)" -ge "$last" ]; do :; done
-    t2=$(date +%s.%N)
-    stop_pids "$wpid" "$KAFKA_PID" "$REDIS_PID"
-    awk -v n="$((last - s1))" -v a="$t1" -v b="$t2" 'BEGIN { printf "%.0f", n / (b - a) }'
+    "$BIN/br2k" submit --clients 10 --count $((N / 10)) --updates --no-wait --json \
+        --prefix "bench$run" >"$T/load-$run.json"
+    LAST=$(jq .last_offset "$T/load-$run.json")
+    "$BIN/br2k-worker" --id lead --state-dir "$T/w-lead" --app noop >"$T/lead-$run.log" 2>&1 &
+    local lpid=$!; PIDS+=("$lpid")
+    local end=$((SECONDS + 300))
+    until [ -n "$ssi" ] && [ "$ssi" -ge "$LAST" ]; do
+        [ "$SECONDS" -lt "$end" ] || fail "the no-op leader did not commit $LAST: $(tail -3 "$T/lead-$run.log")"
+        sleep 0.05
+        ssi=$(rget GET 'br2k:{default}:SSI')
+    done
+    stop_pids "$lpid"
 }
 
-[ -x "$BIN/br2k-bench-proto-noop" ] || fail "build br2k-bench-proto-noop first (bench/CMakeLists.txt)"
-NODE=""
-command -v node >/dev/null && NODE="exec:node $here/app_proto_noop.js"
+# cpu_ns PID...: CPU=the CPU time (ns, every thread) of the processes so far
+# (no fork: read by bash from /proc/PID/task/*/schedstat)
+cpu_ns() {
+    local p f a s=0
+    for p in "$@"; do
+        for f in /proc/"$p"/task/*/schedstat; do
+            read -r a _ <"$f" 2>/dev/null && s=$((s + a))
+        done
+    done
+    CPU=$s
+}
+
+# measure RUN LABEL: one worker with a fresh state replays the log up to
+# SSI as a follower. Its own log has one debug line per batch, with a
+# time stamp in ms: RATE[label,run] is the requests/s from the end of its
+# first batch to the last record; APPR[label,run] the same records over the
+# time of the batches' apply and durable phases (the debug line's "apply X
+# ms, durable Y ms": the application's apply and sync calls and the worker's
+# own position write), which leaves out reading the log. CPUR[label,run] is
+# requests per CPU
+# second of the worker and its application process over the same records
+# (/proc schedstat sampled when those two lines appear, within ~3 ms):
+# steadier than wall time when other processes share the CPUs.
+# DIGEST[label,run]: the digest it reaches.
+measure() {
+    local run=$1 label=$2 id=f-$2 end=$((SECONDS + 600)) log=$T/$2-$1.log
+    local line="" part="" o o1="" c1="" c2="" kids="" lfd
+    : >"$log"
+    "$BIN/br2k-worker" --id "$id" --state-dir "$T/w-$label" --app "${SPEC[$label]}" \
+        --log-level debug "${BATCH[@]}" >>"$log" 2>&1 &
+    local wpid=$!; PIDS+=("$wpid")
+    exec {lfd}<"$log"
+    while :; do
+        if IFS= read -r -u "$lfd" line; then
+            line=$part$line part=""
+            case $line in *" debug: batch .."*) ;; *) continue ;; esac
+            o=${line#* debug: batch ..} o=${o%% *}
+            if [ -z "$o1" ]; then
+                kids=$(pgrep -P "$wpid" || true)
+                cpu_ns "$wpid" $kids; c1=$CPU o1=$o
+            fi
+            if [ "$o" -ge "$LAST" ]; then cpu_ns "$wpid" $kids; c2=$CPU; break; fi
+        else
+            part=$part$line # a line not complete yet
+            [ "$SECONDS" -lt "$end" ] && kill -0 "$wpid" 2>/dev/null ||
+                fail "$label did not reach $LAST: $(tail -3 "$log")"
+            read -r -t 0.003 -u "$SLEEPFD" _ || true # 3 ms, no fork
+        fi
+    done
+    exec {lfd}<&-
+    [ "$o1" -lt "$LAST" ] || fail "$label: one batch only: raise BENCH_RECORDS"
+    CPUR[$label,$run]=$(awk -v n="$((LAST - o1))" -v c="$((c2 - c1))" 'BEGIN { printf "%.0f", n * 1e9 / c }')
+    local fig
+    fig=$(awk -v last="$LAST" '
+        / debug: batch \.\.[0-9]+ / {
+            split($1, d, "T"); split(substr(d[2], 1, 12), h, ":")
+            t = h[1] * 3600 + h[2] * 60 + h[3]
+            match($0, /batch \.\.[0-9]+/); o = substr($0, RSTART + 8, RLENGTH - 8) + 0
+            if (n++ == 0) { t1 = t; o1 = o } else {
+                match($0, /apply [0-9.]+ ms, durable [0-9.]+/); split(substr($0, RSTART, RLENGTH), f, " ")
+                ms += f[2] + f[5]
+            }
+            if (o >= last) { t2 = t; exit }
+        }
+        END {
+            if (t2 > t1 && o1 < last && ms > 0) printf "%.0f %.0f", (last - o1) / (t2 - t1), (last - o1) * 1000 / ms
+            else print "0 0"
+        }' "$log")
+    RATE[$label,$run]=${fig% *} APPR[$label,$run]=${fig#* }
+    [ "${RATE[$label,$run]}" != 0 ] || fail "$label: no rate: raise BENCH_RECORDS"
+    local d="" dl="" e2=$((SECONDS + 20))
+    until [ "$dl" = "$LAST" ] || [ "$SECONDS" -ge "$e2" ]; do
+        sleep 0.1
+        dl=$(rget HGET "br2k:{default}:metrics-$id" digest_lpi)
+        d=$(rget HGET "br2k:{default}:metrics-$id" digest)
+    done
+    DIGEST[$label,$run]=$([ "$dl" = "$LAST" ] && echo "${d:0:12}" || echo "?")
+    stop_pids "$wpid"
+    rm -rf "$T/w-$label"
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-echo "== no-op application, one worker, $N records, batch ${BENCH_BATCH:-default (1000)}: in-process vs over the protocol"
-sum_in=0 sum_c=0 sum_js=0
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "== app_proto: $N signed InfoDID requests (br2k submit --updates) on the $BR2K_TEST_LOG log, batch ${BENCH_BATCH:-default (1000)}, $RUNS runs, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   each worker replays the log as a follower (a no-op leader committed it first): the apply"
+echo "   path only, no external effect on either side (protocol v1 does not carry InfoDID's);"
+echo "   requests/s from the end of its first batch to the last record (the worker's debug log),"
+echo "   requests per CPU-second of the worker and its application process over the same records,"
+echo "   and requests per second of the batches' apply and durable phases (no log reading)"
+K=${#LABELS[@]}
 for r in $(seq "$RUNS"); do
-    in=$(rate "in$r" noop)
-    c=$(rate "c$r" "exec:$BIN/br2k-bench-proto-noop")
-    js=0
-    [ -z "$NODE" ] || js=$(rate "js$r" "$NODE")
-    printf '  run %d: in-process %s/s; over the protocol: C %s/s (ratio %s), Node %s/s (ratio %s)\n' \
-        "$r" "$in" "$c" "$(ratio "$c" "$in")" "$js" "$(ratio "$js" "$in")"
-    sum_in=$((sum_in + in)) sum_c=$((sum_c + c)) sum_js=$((sum_js + js))
+    setup "$r"
+    for ((i = 0; i < K; i++)); do
+        measure "$r" "${LABELS[$(((i + r - 1) % K))]}"
+    done
+    line="  run $r, requests/s:" cl="         per CPU-s: " al="         apply+sync:"
+    for l in "${LABELS[@]}"; do
+        line+=" $l ${RATE[$l,$r]}" cl+=" $l ${CPUR[$l,$r]}" al+=" $l ${APPR[$l,$r]}"
+    done
+    printf '%s\n' "$line" "$cl" "$al"
+    dn="same"
+    [ "${DIGEST[noop-in,$r]}" = "${DIGEST[noop-bridge,$r]}" ] || dn="DIFFERENT"
+    di="same"
+    [ "${DIGEST[infodid-in,$r]}" = "${DIGEST[infodid-bridge,$r]}" ] || di="DIFFERENT"
+    echo "         digests at $LAST: noop in-process ${DIGEST[noop-in,$r]}, bridge ${DIGEST[noop-bridge,$r]} ($dn);" \
+        "infodid in-process ${DIGEST[infodid-in,$r]}, bridge ${DIGEST[infodid-bridge,$r]} ($di)"
 done
-printf '  mean: in-process %d requests/s\n' "$((sum_in / RUNS))"
-printf '        over the protocol, the same no-op in C:  %d requests/s, ratio %s (target >= 0.7)\n' \
-    "$((sum_c / RUNS))" "$(ratio "$sum_c" "$sum_in")"
-printf '        over the protocol, a no-op in Node (SDK): %d requests/s, ratio %s\n' \
-    "$((sum_js / RUNS))" "$(ratio "$sum_js" "$sum_in")"
+[ -z "${KAFKA_PID:-}" ] || stop_pids "$KAFKA_PID" "$REDIS_PID"
+
+# med ARRAY LABEL: the median of ARRAY[LABEL,*]; medr ARRAY LABEL BASE: the
+# median of the per-run ratios LABEL / BASE (each pair from the same run,
+# on the same log)
+med() {
+    local -n a=$1
+    local v=() r
+    for r in $(seq "$RUNS"); do v+=("${a[$2,$r]}"); done
+    printf '%.0f' "$(median "${v[@]}")"
+}
+medr() {
+    local -n a=$1
+    local v=() r
+    for r in $(seq "$RUNS"); do v+=("$(ratio "${a[$2,$r]}" "${a[$3,$r]}")"); done
+    printf '%.2f' "$(median "${v[@]}")"
+}
+verdict() { awk -v x="$1" 'BEGIN { print (x >= 0.7 ? "meets" : "BELOW") }'; }
+row() { # ROW TITLE LABEL [BASE]
+    local w c a
+    if [ -z "${4:-}" ]; then
+        printf '  %-8s %-44s %7s/s %7s/CPU-s %7s/s\n' "$1" "$2" "$(med RATE "$3")" \
+            "$(med CPUR "$3")" "$(med APPR "$3")"
+        return
+    fi
+    w=$(medr RATE "$3" "$4") c=$(medr CPUR "$3" "$4") a=$(medr APPR "$3" "$4")
+    printf '  %-8s %-44s %7s/s %7s/CPU-s %7s/s  ratios %s (%s) %s (%s) %s\n' "$1" "$2" \
+        "$(med RATE "$3")" "$(med CPUR "$3")" "$(med APPR "$3")" \
+        "$w" "$(verdict "$w")" "$c" "$(verdict "$c")" "$a"
+}
+echo "== median of $RUNS runs; a ratio is the median of the per-run ratios to in-process; target >= 0.7"
+echo "   columns: requests/s (wall), requests per CPU-second, requests per second of apply+sync"
+echo "   (load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
+row no-op "in-process" noop-in
+row "" "protocol: the same plug-in, br2k-app-serve" noop-bridge noop-in
+row "" "protocol: the same work in C on the wire" noop-c noop-in
+[ -z "${SPEC[noop-node]:-}" ] || row "" "protocol: a no-op in Node (SDK)" noop-node noop-in
+row InfoDID "in-process" infodid-in
+row "" "protocol: the same plug-in, br2k-app-serve" infodid-bridge infodid-in
