@@ -16,25 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "br2k/app_wire.h"
+
 static int fd = -1, sfd = -1;
 static int64_t lpi = -1, count;
 static unsigned char chain[32];
 static unsigned char *in, *out;
 static size_t incap, outcap;
-
-static uint32_t get32(const unsigned char *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static void put32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-static void put64(unsigned char *p, uint64_t v) {
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
 
 static int readn(void *p, size_t n) {
     for (size_t k = 0; k < n;) {
@@ -63,7 +51,7 @@ static unsigned char *room(size_t n) {
     return out;
 }
 static void reply(int type, size_t n) { /* payload already at out + 5 */
-    put32(out, (uint32_t)(n + 1));
+    br2k_wire_put32(out, (uint32_t)(n + 1));
     out[4] = (unsigned char)type;
     writen(out, n + 5);
 }
@@ -99,17 +87,18 @@ static const char *find(const char *rec, size_t len, const char *key, size_t *vl
 }
 
 static void apply(const unsigned char *p, size_t len, EVP_MD_CTX *md) {
-    uint32_t n = get32(p);
+    uint32_t n = br2k_wire_get32(p);
     size_t pos = 4, o = 9; /* out: 5 header + 4 count */
     room(5 + 4 + (size_t)n * 400);
-    put32(out + 5, n);
+    br2k_wire_put32(out + 5, n);
     for (uint32_t i = 0; i < n && pos + 12 <= len; i++) {
-        int64_t off = (int64_t)((uint64_t)get32(p + pos) << 32 | get32(p + pos + 4));
-        uint32_t rl = get32(p + pos + 8);
+        int64_t off = (int64_t)((uint64_t)br2k_wire_get32(p + pos) << 32 |
+                                br2k_wire_get32(p + pos + 4));
+        uint32_t rl = br2k_wire_get32(p + pos + 8);
         const char *rec = (const char *)p + pos + 12;
         unsigned char ob[8];
         unsigned int mdlen = 0;
-        put64(ob, (uint64_t)off);
+        br2k_wire_put64(ob, (uint64_t)off);
         EVP_DigestInit_ex(md, EVP_sha256(), NULL);
         EVP_DigestUpdate(md, chain, 32);
         EVP_DigestUpdate(md, ob, 8);
@@ -132,12 +121,12 @@ static void apply(const unsigned char *p, size_t len, EVP_MD_CTX *md) {
                            ",\"op\":null,\"repeat\":false,\"status\":\"ok\",\"v\":1}",
                            off);
         out[o] = 1;
-        put32(out + o + 1, (uint32_t)m);
+        br2k_wire_put32(out + o + 1, (uint32_t)m);
         memcpy(out + o + 5, res, (size_t)m);
         o += 5 + (size_t)m;
         pos += 12 + rl;
     }
-    reply(0x82, o - 5);
+    reply(BR2K_WIRE_REPLY | BR2K_WIRE_APPLY, o - 5);
 }
 
 static void sync_state(void) {
@@ -158,7 +147,7 @@ int main(void) {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char h[5];
     while (readn(h, 5) == 0) {
-        uint32_t n = get32(h) - 1;
+        uint32_t n = br2k_wire_get32(h) - 1;
         if (incap < n + 1) {
             incap = n + 1;
             in = realloc(in, incap);
@@ -168,7 +157,8 @@ int main(void) {
         in[n] = 0;
         char buf[4352];
         switch (h[4]) {
-        case 1: { /* Open: {"protocol":1,"dir":"..."}: a new state each run */
+        case BR2K_WIRE_OPEN: { /* Open: {"protocol":1,"dir":"..."}: a new state each run
+                                */
             size_t dl = 0;
             const char *d = find((const char *)in, n, "dir", &dl);
             snprintf(buf, sizeof(buf), "%.*s/noop.state", (int)dl, d ? d : ".");
@@ -179,18 +169,18 @@ int main(void) {
             int m =
                 snprintf((char *)room(300) + 5, 290,
                          "{\"protocol\":1,\"name\":\"noop-c\",\"lpi\":%" PRId64 "}", lpi);
-            reply(0x81, (size_t)m);
+            reply(BR2K_WIRE_REPLY | BR2K_WIRE_OPEN, (size_t)m);
             break;
         }
-        case 2:
+        case BR2K_WIRE_APPLY:
             apply(in, n, md);
             break;
-        case 3:
+        case BR2K_WIRE_SYNC:
             sync_state();
             room(5);
-            reply(0x83, 0);
+            reply(BR2K_WIRE_REPLY | BR2K_WIRE_SYNC, 0);
             break;
-        case 4: {
+        case BR2K_WIRE_DIGEST: {
             unsigned char d[32];
             unsigned int dl = 0;
             int m = line(buf, sizeof(buf));
@@ -198,17 +188,17 @@ int main(void) {
             room(80);
             for (int i = 0; i < 32; i++)
                 snprintf((char *)out + 5 + 2 * i, 3, "%02x", d[i]);
-            reply(0x84, 64);
+            reply(BR2K_WIRE_REPLY | BR2K_WIRE_DIGEST, 64);
             break;
         }
-        case 7:
+        case BR2K_WIRE_CLOSE:
             room(5);
-            reply(0x87, 0);
+            reply(BR2K_WIRE_REPLY | BR2K_WIRE_CLOSE, 0);
             return 0;
         default: /* snapshots are not part of this bench */
             room(40);
             memcpy(out + 5, "not supported by the bench", 26);
-            reply(0x7f, 26);
+            reply(BR2K_WIRE_ERROR, 26);
             return 1;
         }
     }

@@ -43,24 +43,10 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "br2k/app_wire.h"
 
-#define PROTO_VERSION 1
 #define FRAME_MAX (256u << 20) /* the largest frame either side accepts */
 #define CHUNK_MAX (1u << 20)   /* restore chunks the engine sends */
-
-enum {
-    T_OPEN = 0x01,
-    T_APPLY = 0x02,
-    T_SYNC = 0x03,
-    T_DIGEST = 0x04,
-    T_SNAPSHOT = 0x05,
-    T_RESTORE = 0x06,
-    T_CLOSE = 0x07,
-    T_REPLY = 0x80, /* a reply's type: the request's | 0x80 */
-    T_CHUNK = 0x10,
-    T_END = 0x11,
-    T_ERROR = 0x7f
-};
 
 struct br2k_app {
     int fd;      /* the connection, -1: closed */
@@ -94,43 +80,23 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static const char *call_name(int t) {
     switch (t) {
-    case T_OPEN:
+    case BR2K_WIRE_OPEN:
         return "open";
-    case T_APPLY:
+    case BR2K_WIRE_APPLY:
         return "apply";
-    case T_SYNC:
+    case BR2K_WIRE_SYNC:
         return "sync";
-    case T_DIGEST:
+    case BR2K_WIRE_DIGEST:
         return "digest";
-    case T_SNAPSHOT:
+    case BR2K_WIRE_SNAPSHOT:
         return "snapshot";
-    case T_RESTORE:
+    case BR2K_WIRE_RESTORE:
         return "restore";
-    case T_CLOSE:
+    case BR2K_WIRE_CLOSE:
         return "close";
     default:
         return "?";
     }
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put64(uint8_t *p, uint64_t v) {
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const uint8_t *p) {
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
 }
 
 /* ---- failure: the handle is dead, an exec'd child killed ---- */
@@ -172,7 +138,7 @@ static int fail(br2k_app *a, bk_err *e) {
 }
 
 static int check_alive(br2k_app *a, int t, bk_err *e) {
-    if (g_forked && t != T_SNAPSHOT && t != T_DIGEST)
+    if (g_forked && t != BR2K_WIRE_SNAPSHOT && t != BR2K_WIRE_DIGEST)
         return bk_err_set(e, BK_E_STATE,
                           "application '%s': %s is not possible in a forked process",
                           a->name, call_name(t));
@@ -294,7 +260,7 @@ static int out_room(br2k_app *a, size_t payload, bk_err *e) {
 
 /* Write the frame in a->out whose payload (at a->out + 5) has n bytes. */
 static int send_frame(br2k_app *a, int type, size_t n, int call, bk_err *e) {
-    put32(a->out, (uint32_t)(n + 1));
+    br2k_wire_put32(a->out, (uint32_t)(n + 1));
     a->out[4] = (uint8_t)type;
     return send_all(a, a->out, n + 5, call, e);
 }
@@ -306,7 +272,7 @@ static int recv_frame(br2k_app *a, int call, int *type, bk_err *e) {
     int64_t deadline = bk_mono_ms() + a->timeout_ms;
     if (recv_all(a, h, 5, deadline, call, e) != BK_OK)
         return BK_ERR;
-    uint32_t n = get32(h);
+    uint32_t n = br2k_wire_get32(h);
     if (n < 1 || n > FRAME_MAX) {
         bk_err_set(e, BK_E_PROTO,
                    "application '%s': malformed reply to %s: frame length %" PRIu32
@@ -327,7 +293,7 @@ static int recv_frame(br2k_app *a, int call, int *type, bk_err *e) {
     if (recv_all(a, a->buf, a->len, deadline, call, e) != BK_OK)
         return BK_ERR;
     *type = h[4];
-    if (*type == T_ERROR) {
+    if (*type == BR2K_WIRE_ERROR) {
         bk_err_set(e, BK_E_REMOTE, "application '%s' failed in %s: %.*s", a->name,
                    call_name(call), (int)(a->len > 300 ? 300 : a->len), (char *)a->buf);
         return fail(a, e);
@@ -341,15 +307,15 @@ static int malformed(br2k_app *a, int call, const char *what, bk_err *e) {
     return fail(a, e);
 }
 
-/* Read the reply of `call`: a frame of type call | T_REPLY. */
+/* Read the reply of `call`: a frame of type call | BR2K_WIRE_REPLY. */
 static int recv_reply(br2k_app *a, int call, bk_err *e) {
     int t = 0;
     if (recv_frame(a, call, &t, e) != BK_OK)
         return BK_ERR;
-    if (t != (call | T_REPLY)) {
+    if (t != (call | BR2K_WIRE_REPLY)) {
         char what[64];
         snprintf(what, sizeof(what), "frame type 0x%02x, 0x%02x expected", t,
-                 call | T_REPLY);
+                 call | BR2K_WIRE_REPLY);
         return malformed(a, call, what, e);
     }
     return BK_OK;
@@ -576,16 +542,17 @@ static int p_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     json_t *req = NULL, *rep = NULL;
     char *text = NULL;
     if (rc == BK_OK) {
-        req = json_pack("{si ss ss}", "protocol", PROTO_VERSION, "dir", abs, "engine",
+        req = json_pack("{si ss ss}", "protocol", BR2K_WIRE_VERSION, "dir", abs, "engine",
                         "br2k-worker");
         text = req ? json_dumps(req, JSON_COMPACT) : NULL;
         if (text == NULL)
             rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
     }
-    if (rc == BK_OK && (out_room(a, strlen(text), e) != BK_OK ||
-                        (memcpy(a->out + 5, text, strlen(text)),
-                         send_frame(a, T_OPEN, strlen(text), T_OPEN, e)) != BK_OK ||
-                        recv_reply(a, T_OPEN, e) != BK_OK))
+    if (rc == BK_OK &&
+        (out_room(a, strlen(text), e) != BK_OK ||
+         (memcpy(a->out + 5, text, strlen(text)),
+          send_frame(a, BR2K_WIRE_OPEN, strlen(text), BR2K_WIRE_OPEN, e)) != BK_OK ||
+         recv_reply(a, BR2K_WIRE_OPEN, e) != BK_OK))
         rc = BK_ERR;
     if (rc == BK_OK) {
         json_error_t je;
@@ -595,21 +562,21 @@ static int p_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
         json_int_t pv = json_integer_value(json_object_get(rep, "protocol"));
         if (rep == NULL || !json_is_integer(jl) || json_integer_value(jl) < -1 ||
             !name_ok(name))
-            rc = malformed(a, T_OPEN,
+            rc = malformed(a, BR2K_WIRE_OPEN,
                            "not {\"protocol\":1,\"name\":\"[A-Za-z0-9._-]{1,63}\","
                            "\"lpi\":N}",
                            e);
-        else if (pv != PROTO_VERSION) {
+        else if (pv != BR2K_WIRE_VERSION) {
             bk_err_set(e, BK_E_PROTO,
                        "application '%s' speaks protocol %" JSON_INTEGER_FORMAT
                        ", this worker %d",
-                       a->name, pv, PROTO_VERSION);
+                       a->name, pv, BR2K_WIRE_VERSION);
             rc = fail(a, e);
         } else if (json_is_true(json_object_get(rep, "external"))) {
             bk_err_set(e, BK_E_PROTO,
                        "application '%s' asks for external effects, which protocol %d "
                        "does not carry",
-                       a->name, PROTO_VERSION);
+                       a->name, BR2K_WIRE_VERSION);
             rc = fail(a, e);
         } else {
             *lpi = json_integer_value(jl);
@@ -646,7 +613,7 @@ static int p_apply_many(br2k_app *a, const int64_t *offsets, const void *const *
                         bk_err *e) {
     for (size_t i = 0; i < n; i++)
         results[i] = NULL;
-    if (check_alive(a, T_APPLY, e) != BK_OK)
+    if (check_alive(a, BR2K_WIRE_APPLY, e) != BK_OK)
         return BK_ERR;
     size_t total = 4;
     for (size_t i = 0; i < n; i++)
@@ -654,28 +621,28 @@ static int p_apply_many(br2k_app *a, const int64_t *offsets, const void *const *
     if (out_room(a, total, e) != BK_OK)
         return BK_ERR;
     uint8_t *p = a->out + 5;
-    put32(p, (uint32_t)n);
+    br2k_wire_put32(p, (uint32_t)n);
     p += 4;
     for (size_t i = 0; i < n; i++) {
-        put64(p, (uint64_t)offsets[i]);
-        put32(p + 8, (uint32_t)lens[i]);
+        br2k_wire_put64(p, (uint64_t)offsets[i]);
+        br2k_wire_put32(p + 8, (uint32_t)lens[i]);
         if (lens[i] > 0)
             memcpy(p + 12, recs[i], lens[i]);
         p += 12 + lens[i];
     }
-    if (send_frame(a, T_APPLY, total, T_APPLY, e) != BK_OK ||
-        recv_reply(a, T_APPLY, e) != BK_OK)
+    if (send_frame(a, BR2K_WIRE_APPLY, total, BR2K_WIRE_APPLY, e) != BK_OK ||
+        recv_reply(a, BR2K_WIRE_APPLY, e) != BK_OK)
         return BK_ERR;
     const uint8_t *q = a->buf, *end = a->buf + a->len;
-    if (a->len < 4 || get32(q) != n) {
+    if (a->len < 4 || br2k_wire_get32(q) != n) {
         char what[96];
         snprintf(what, sizeof(what), "%" PRIu32 " results for %zu records",
-                 a->len < 4 ? 0 : get32(q), n);
-        return malformed(a, T_APPLY, what, e);
+                 a->len < 4 ? 0 : br2k_wire_get32(q), n);
+        return malformed(a, BR2K_WIRE_APPLY, what, e);
     }
     q += 4;
     for (size_t i = 0; i < n; i++) {
-        if (end - q < 5 || q[0] > 1 || (size_t)(end - q - 5) < get32(q + 1)) {
+        if (end - q < 5 || q[0] > 1 || (size_t)(end - q - 5) < br2k_wire_get32(q + 1)) {
             for (size_t j = 0; j < i; j++) {
                 free(results[j]);
                 results[j] = NULL;
@@ -683,9 +650,9 @@ static int p_apply_many(br2k_app *a, const int64_t *offsets, const void *const *
             char what[96];
             snprintf(what, sizeof(what), "result %zu of %zu is truncated or bad", i + 1,
                      n);
-            return malformed(a, T_APPLY, what, e);
+            return malformed(a, BR2K_WIRE_APPLY, what, e);
         }
-        uint32_t len = get32(q + 1);
+        uint32_t len = br2k_wire_get32(q + 1);
         applied[i] = q[0];
         if (len > 0) {
             results[i] = malloc(len + 1);
@@ -710,7 +677,7 @@ static int p_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
 }
 
 static int p_sync(br2k_app *a, bk_err *e) {
-    return call0(a, T_SYNC, e);
+    return call0(a, BR2K_WIRE_SYNC, e);
 }
 
 static int p_digest(br2k_app *a, char hex[65], bk_err *e) {
@@ -721,14 +688,14 @@ static int p_digest(br2k_app *a, char hex[65], bk_err *e) {
         memcpy(hex, a->spool_digest, 65);
         return BK_OK;
     }
-    if (call0(a, T_DIGEST, e) != BK_OK)
+    if (call0(a, BR2K_WIRE_DIGEST, e) != BK_OK)
         return BK_ERR;
     if (a->len != 64)
-        return malformed(a, T_DIGEST, "not 64 hex digits", e);
+        return malformed(a, BR2K_WIRE_DIGEST, "not 64 hex digits", e);
     for (size_t i = 0; i < 64; i++) {
         char c = (char)a->buf[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return malformed(a, T_DIGEST, "not 64 lowercase hex digits", e);
+            return malformed(a, BR2K_WIRE_DIGEST, "not 64 lowercase hex digits", e);
         hex[i] = c;
     }
     hex[64] = '\0';
@@ -740,19 +707,20 @@ static int p_digest(br2k_app *a, char hex[65], bk_err *e) {
 static int stream_snapshot(br2k_app *a, int64_t *lpi,
                            int (*sink)(void *ctx, const void *p, size_t n, bk_err *e),
                            void *ctx, bk_err *e) {
-    if (call0(a, T_SNAPSHOT, e) != BK_OK)
+    if (call0(a, BR2K_WIRE_SNAPSHOT, e) != BK_OK)
         return BK_ERR;
     if (a->len != 8)
-        return malformed(a, T_SNAPSHOT, "header is not an 8-byte LPI", e);
-    *lpi = (int64_t)get64(a->buf);
+        return malformed(a, BR2K_WIRE_SNAPSHOT, "header is not an 8-byte LPI", e);
+    *lpi = (int64_t)br2k_wire_get64(a->buf);
     for (;;) {
         int t = 0;
-        if (recv_frame(a, T_SNAPSHOT, &t, e) != BK_OK)
+        if (recv_frame(a, BR2K_WIRE_SNAPSHOT, &t, e) != BK_OK)
             return BK_ERR;
-        if (t == T_END)
+        if (t == BR2K_WIRE_END)
             return BK_OK;
-        if (t != T_CHUNK)
-            return malformed(a, T_SNAPSHOT, "a frame that is neither CHUNK nor END", e);
+        if (t != BR2K_WIRE_CHUNK)
+            return malformed(a, BR2K_WIRE_SNAPSHOT,
+                             "a frame that is neither CHUNK nor END", e);
         if (sink(ctx, a->buf, a->len, e) != BK_OK)
             return fail(a, e);
     }
@@ -799,7 +767,7 @@ static int file_sink(void *ctx, const void *p, size_t n, bk_err *e) {
 }
 
 static int spool_snapshot(br2k_app *a, bk_err *e) {
-    if (check_alive(a, T_SNAPSHOT, e) != BK_OK)
+    if (check_alive(a, BR2K_WIRE_SNAPSHOT, e) != BK_OK)
         return BK_ERR;
     if (a->spool_fd >= 0)
         close(a->spool_fd);
@@ -859,26 +827,27 @@ static int p_snapshot(br2k_app *a, void **buf, size_t *len, int64_t *lpi, bk_err
 }
 
 static int p_restore(br2k_app *a, const void *buf, size_t len, bk_err *e) {
-    if (check_alive(a, T_RESTORE, e) != BK_OK || out_room(a, CHUNK_MAX, e) != BK_OK)
+    if (check_alive(a, BR2K_WIRE_RESTORE, e) != BK_OK ||
+        out_room(a, CHUNK_MAX, e) != BK_OK)
         return BK_ERR;
-    put64(a->out + 5, (uint64_t)len);
-    if (send_frame(a, T_RESTORE, 8, T_RESTORE, e) != BK_OK)
+    br2k_wire_put64(a->out + 5, (uint64_t)len);
+    if (send_frame(a, BR2K_WIRE_RESTORE, 8, BR2K_WIRE_RESTORE, e) != BK_OK)
         return BK_ERR;
     const uint8_t *p = buf;
     for (size_t off = 0; off < len;) {
         size_t k = len - off < CHUNK_MAX ? len - off : CHUNK_MAX;
         memcpy(a->out + 5, p + off, k);
-        if (send_frame(a, T_CHUNK, k, T_RESTORE, e) != BK_OK)
+        if (send_frame(a, BR2K_WIRE_CHUNK, k, BR2K_WIRE_RESTORE, e) != BK_OK)
             return BK_ERR;
         off += k;
     }
-    if (send_frame(a, T_END, 0, T_RESTORE, e) != BK_OK ||
-        recv_reply(a, T_RESTORE, e) != BK_OK)
+    if (send_frame(a, BR2K_WIRE_END, 0, BR2K_WIRE_RESTORE, e) != BK_OK ||
+        recv_reply(a, BR2K_WIRE_RESTORE, e) != BK_OK)
         return BK_ERR;
     if (a->len != 8)
-        return malformed(a, T_RESTORE, "not an 8-byte LPI", e);
+        return malformed(a, BR2K_WIRE_RESTORE, "not an 8-byte LPI", e);
     BK_INFO("application '%s' restored %zu bytes: LPI %" PRId64, a->name, len,
-            (int64_t)get64(a->buf));
+            (int64_t)br2k_wire_get64(a->buf));
     return BK_OK;
 }
 
@@ -892,7 +861,7 @@ static void p_close(br2k_app *a) {
         bk_err_clear(&e);
         int keep = a->timeout_ms;
         a->timeout_ms = keep < 5000 ? keep : 5000;
-        if (call0(a, T_CLOSE, &e) != BK_OK)
+        if (call0(a, BR2K_WIRE_CLOSE, &e) != BK_OK)
             BK_WARN("%s", e.msg);
     }
     if (a->fd >= 0)

@@ -245,11 +245,9 @@ void wk_join_progress(worker *w, int64_t ssi) {
  * place means that recovery made no progress (the log stays broken after
  * the backup's cut): the next one waits, from RF_BACKOFF_MIN_MS doubling
  * to RF_BACKOFF_MAX_MS, so that it costs a restore a minute, not several
- * a second. One worker per process: the state is the file's. */
+ * a second. */
 #define RF_BACKOFF_MIN_MS 1000
 #define RF_BACKOFF_MAX_MS 60000
-static int64_t rf_fail_lpi = INT64_MIN; /* LPI when the last one was needed */
-static int64_t rf_backoff_ms;
 
 /* Wait ms, or less when asked to stop; 0 when the wait ran out. */
 static int wait_or_stop(int64_t ms) {
@@ -263,24 +261,24 @@ int wk_read_failed(worker *w, bk_err *e) {
     if (w->q_rc != BK_EXIT_INTEGRITY || e->code != BK_E_RLOG_RANGE ||
         !wk_recovery_on(w) || w->role == R_LEADER)
         return w->q_rc;
-    if (w->pos.lpi == rf_fail_lpi) {
-        rf_backoff_ms = rf_backoff_ms ? rf_backoff_ms * 2 : RF_BACKOFF_MIN_MS;
-        if (rf_backoff_ms > RF_BACKOFF_MAX_MS)
-            rf_backoff_ms = RF_BACKOFF_MAX_MS;
+    if (w->pos.lpi == w->rf_fail_lpi) {
+        w->rf_backoff_ms = w->rf_backoff_ms ? w->rf_backoff_ms * 2 : RF_BACKOFF_MIN_MS;
+        if (w->rf_backoff_ms > RF_BACKOFF_MAX_MS)
+            w->rf_backoff_ms = RF_BACKOFF_MAX_MS;
         BK_WARN(
             "get-the-latest-state made no progress: the log fails again at LPI %" PRId64
             " (%s); waiting %" PRId64 " ms before the next try",
-            w->pos.lpi, e->msg, rf_backoff_ms);
-        if (wait_or_stop(rf_backoff_ms)) {
+            w->pos.lpi, e->msg, w->rf_backoff_ms);
+        if (wait_or_stop(w->rf_backoff_ms)) {
             wk_q_drop(w, w->nq);
             w->q_rc = BK_EXIT_OK;
             bk_err_clear(e);
             return BK_EXIT_OK; /* the main loop sees the stop */
         }
     } else {
-        rf_backoff_ms = 0;
+        w->rf_backoff_ms = 0;
     }
-    rf_fail_lpi = w->pos.lpi;
+    w->rf_fail_lpi = w->pos.lpi;
     snprintf(w->recover_why, sizeof(w->recover_why), "%s", e->msg);
     BK_WARN("get-the-latest-state: %s", w->recover_why);
     wk_q_drop(w, w->nq);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "log/rlog_int.h"
 
 /* In order: the first that accepts the bootstrap serves it; Kafka takes
@@ -29,8 +31,12 @@ bk_rlog *bk_rlog_open(const bk_rlog_settings *s, bk_err *e) {
     if (set.timeout_ms <= 0)
         set.timeout_ms = 10000;
     for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-        if (backends[i]->accepts(set.bootstrap))
-            return backends[i]->open(&set, e);
+        if (backends[i]->accepts(set.bootstrap)) {
+            bk_rlog *l = backends[i]->open(&set, e);
+            if (l != NULL)
+                l->timeout_ms = set.timeout_ms;
+            return l;
+        }
     bk_err_set(e, BK_E_INVAL, "no log back end for '%s'", set.bootstrap);
     return NULL;
 }
@@ -46,10 +52,48 @@ int bk_rlog_append(bk_rlog *l, const void *key, size_t key_len, const void *valu
     return l->ops->append(l, key, key_len, value, len, headers, nheaders, cb, opaque, e);
 }
 
+typedef struct sync_wait {
+    int done;
+    int64_t offset;
+    bk_err err;
+} sync_wait;
+
+static void sync_cb(void *opaque, int64_t offset, const bk_err *e) {
+    sync_wait *w = opaque;
+    w->done = 1;
+    w->offset = offset;
+    if (e != NULL)
+        w->err = *e;
+}
+
+/* One append, then serve until its callback ran: queued behind earlier
+ * appends and delivered after them, on every back end. The callback
+ * refers to w, so the wait goes on however long (each back end fails an
+ * append by its own delivery deadline), warned once per timeout. */
 int bk_rlog_append_sync(bk_rlog *l, const void *key, size_t key_len, const void *value,
                         size_t len, const bk_rlog_header *headers, size_t nheaders,
                         int64_t *offset, bk_err *e) {
-    return l->ops->append_sync(l, key, key_len, value, len, headers, nheaders, offset, e);
+    sync_wait w = {0, -1, {0, ""}};
+    if (l->ops->append(l, key, key_len, value, len, headers, nheaders, sync_cb, &w, e) !=
+        BK_OK)
+        return BK_ERR;
+    int64_t deadline = bk_mono_ms() + l->timeout_ms;
+    while (!w.done) {
+        l->ops->serve(l, 50);
+        if (!w.done && bk_mono_ms() > deadline) {
+            BK_WARN("log %s: append not delivered within %d ms; still waiting",
+                    l->ops->name, l->timeout_ms);
+            deadline = bk_mono_ms() + l->timeout_ms;
+        }
+    }
+    if (w.offset < 0) {
+        if (e != NULL)
+            *e = w.err;
+        return BK_ERR;
+    }
+    if (offset != NULL)
+        *offset = w.offset;
+    return BK_OK;
 }
 
 int bk_rlog_serve(bk_rlog *l, int timeout_ms) {

@@ -25,9 +25,6 @@ typedef struct bk_rlog_ops {
     int (*append)(bk_rlog *l, const void *key, size_t key_len, const void *value,
                   size_t len, const bk_rlog_header *headers, size_t nheaders,
                   bk_rlog_delivery_cb cb, void *opaque, bk_err *e);
-    int (*append_sync)(bk_rlog *l, const void *key, size_t key_len, const void *value,
-                       size_t len, const bk_rlog_header *headers, size_t nheaders,
-                       int64_t *offset, bk_err *e);
     int (*serve)(bk_rlog *l, int timeout_ms);
     int (*flush)(bk_rlog *l, int timeout_ms, bk_err *e);
     int (*pending)(bk_rlog *l);
@@ -41,9 +38,12 @@ typedef struct bk_rlog_ops {
     int (*delete_below)(bk_rlog *l, int64_t offset, bk_err *e);
 } bk_rlog_ops;
 
-/* The first member of every back end's handle. */
+/* The first member of every back end's handle (rlog.c sets timeout_ms
+ * after open). bk_rlog_append_sync is append + serve for every back end,
+ * in rlog.c: a back end implements only the asynchronous append. */
 struct bk_rlog {
     const bk_rlog_ops *ops;
+    int timeout_ms;
 };
 
 /* The first member of every back end's record: rec_free and rec_header

@@ -158,48 +158,6 @@ static int kafka_append(bk_rlog *l, const void *key, size_t key_len, const void 
     return BK_OK;
 }
 
-typedef struct sync_wait {
-    int done;
-    int64_t offset;
-    bk_err err;
-} sync_wait;
-
-static void sync_cb(void *opaque, int64_t offset, const bk_err *e) {
-    sync_wait *w = opaque;
-    w->done = 1;
-    w->offset = offset;
-    if (e != NULL)
-        w->err = *e;
-}
-
-static int kafka_append_sync(bk_rlog *l, const void *key, size_t key_len,
-                             const void *value, size_t len, const bk_rlog_header *headers,
-                             size_t nheaders, int64_t *offset, bk_err *e) {
-    klog *k = K(l);
-    sync_wait w = {0, -1, {0, ""}};
-    if (kafka_append(l, key, key_len, value, len, headers, nheaders, sync_cb, &w, e) !=
-        BK_OK)
-        return BK_ERR;
-    int64_t deadline = bk_mono_ms() + k->timeout_ms;
-    while (!w.done) {
-        rd_kafka_poll(k->prod, 50);
-        if (!w.done && bk_mono_ms() > deadline) {
-            /* the callback still refers to w: wait for it, however long */
-            BK_WARN("log '%s': append not delivered within %d ms; still waiting",
-                    k->topic, k->timeout_ms);
-            deadline = bk_mono_ms() + k->timeout_ms;
-        }
-    }
-    if (w.offset < 0) {
-        if (e != NULL)
-            *e = w.err;
-        return BK_ERR;
-    }
-    if (offset != NULL)
-        *offset = w.offset;
-    return BK_OK;
-}
-
 static int kafka_serve(bk_rlog *l, int timeout_ms) {
     klog *k = K(l);
     if (k->prod == NULL)
@@ -418,7 +376,6 @@ const bk_rlog_ops bk_rlog_kafka_ops = {
     .open = kafka_open,
     .close = kafka_close,
     .append = kafka_append,
-    .append_sync = kafka_append_sync,
     .serve = kafka_serve,
     .flush = kafka_flush,
     .pending = kafka_pending,

@@ -471,45 +471,6 @@ static int redis_pending(bk_rlog *l) {
     return (int)(r->nq + r->nout);
 }
 
-typedef struct sync_wait {
-    int done;
-    int64_t offset;
-    bk_err err;
-} sync_wait;
-
-static void sync_cb(void *opaque, int64_t offset, const bk_err *e) {
-    sync_wait *w = opaque;
-    w->done = 1;
-    w->offset = offset;
-    if (e != NULL)
-        w->err = *e;
-}
-
-static int redis_append_sync(bk_rlog *l, const void *key, size_t key_len,
-                             const void *value, size_t len, const bk_rlog_header *headers,
-                             size_t nheaders, int64_t *offset, bk_err *e) {
-    rlog_redis *r = R(l);
-    /* queued behind earlier appends, delivered after them, as on Kafka */
-    sync_wait w = {0, -1, {0, ""}};
-    if (redis_append(l, key, key_len, value, len, headers, nheaders, sync_cb, &w, e) !=
-        BK_OK)
-        return BK_ERR;
-    while (!w.done) {
-        send_out(r);
-        (void)run_callbacks(r);
-        if (!w.done)
-            bk_sleep_ms(wait_for_send(r, 100));
-    }
-    if (w.offset < 0) {
-        if (e != NULL)
-            *e = w.err;
-        return BK_ERR;
-    }
-    if (offset != NULL)
-        *offset = w.offset;
-    return BK_OK;
-}
-
 static void redis_close(bk_rlog *l) {
     rlog_redis *r = R(l);
     /* deliver what can be delivered in time, then tell the rest */
@@ -601,7 +562,6 @@ const bk_rlog_ops bk_rlog_redis_ops = {
     .open = redis_open,
     .close = redis_close,
     .append = redis_append,
-    .append_sync = redis_append_sync,
     .serve = redis_serve,
     .flush = redis_flush,
     .pending = redis_pending,

@@ -10,7 +10,9 @@
 #  - the same for a local state that fails its own integrity check;
 #  - on Redis Streams (BR2K_TEST_LOG=redis), where records can really be
 #    deleted: once the log no longer starts at offset 0, the same kill
-#    ends with exit 3 and one clear line (nothing to rebuild from, I1).
+#    ends with exit 3 and one clear line (nothing to rebuild from, I1);
+#  - a log that lost its data (offsets from 0 again, other records) is
+#    never replayed as ours: exit 3, the state and its mark kept (I1).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/core_helpers.bash"
 source "$(dirname "$0")/backup_helpers.bash"
@@ -42,7 +44,7 @@ running() { kill -0 "${WPID[$1]}" 2>/dev/null; }
 kill_mid_request() {
     stop_worker "$1"
     BR2K_TEST_HOLD_APPLY_MS=5000 start_worker "$1" "${RARGS[@]}"
-    sleep 1
+    wait_for 30 role_is "$1" follower || fail "$1 did not start following"
     load 4 &
     local lp=$!
     wait_for 20 inflight "$1" || fail "$1 never held a request mid-apply"
@@ -100,6 +102,24 @@ if [ "$LOG_BACKEND" = redis ]; then
     inflight "$F" || fail "$F lost its in-flight mark"
     pass "no backup and the log starts at 5: $F stops with exit 3: $(grep -o 'the registry holds no backup yet, and[^:]*' "$T/$F.log" | head -1)"
 fi
+
+# 4. no backup, and the log is not the one the worker was reading (the
+# broker lost its data and offsets start again at 0, with other records):
+# never replayed as if it were ours (I1), exit 3, the state and its mark kept
+if [ "$LOG_BACKEND" != redis ]; then kill_mid_request "$F"; fi # (redis: stopped by 3.)
+inflight "$F" || fail "$F has no in-flight mark before the log is lost"
+read -r _ _ L _ <"$T/$F/worker.pos"
+log_lose_data
+produce $((L + 20)) 0 other >/dev/null || fail "cannot fill the new log"
+[ "$(log_offsets "$TOPIC" | cut -d' ' -f1)" = 0 ] || fail "the new log does not start at 0"
+: >"$T/$F.log"
+start_worker "$F" "${RARGS[@]}"
+rc=0; wait "${WPID[$F]}" || rc=$?
+[ "$rc" = 3 ] || fail "$F exited $rc on a log that lost its data, expected 3: $(tail -2 "$T/$F.log")"
+grep -q "get-the-latest-state failed.*record $L of log .* is not the record this worker applied" "$T/$F.log" ||
+    fail "unclear error: $(grep -i error "$T/$F.log" | tail -2)"
+inflight "$F" || fail "$F lost its in-flight mark"
+pass "no backup and a log that lost its data (offsets from 0 again, other records): $F stops with exit 3, mark kept"
 
 grep -q "Sanitizer\|runtime error" "$T"/*.log && fail "sanitizer report in a log"
 echo "core_kill_nobackup: all checks passed"

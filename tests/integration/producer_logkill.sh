@@ -40,7 +40,7 @@ wait_for 30 above 1000 || fail "the load did not start: $(cat "$T/load.log")"
 killed_at=$(counter)
 kill -KILL "$LPID"
 wait "$LPID" 2>/dev/null || true
-sleep 2
+sleep 2 # the length of the outage (the fault itself, not a wait for a condition)
 redis_server "$LPORT" logredis
 rc=0
 wait "$SUB" || rc=$?
@@ -76,9 +76,10 @@ export BR2K_KAFKA=$KAFKA
     --retry-ms 60000 >"$T/kload.json" 2>"$T/kload.log" &
 SUB=$!
 PIDS+=("$SUB")
-sleep 1
+kend() { local e; e=$(log_offsets "$TOPIC" | cut -d' ' -f2); [ -n "$e" ] && [ "$e" -ge "$1" ]; }
+wait_for 30 kend 500 || fail "the load did not start on Kafka: $(cat "$T/kload.log")"
 kill -STOP "$KAFKA_PID"
-sleep 3
+sleep 3 # the length of the outage (the fault itself, not a wait for a condition)
 kill -CONT "$KAFKA_PID"
 rc=0
 wait "$SUB" || rc=$?

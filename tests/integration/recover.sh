@@ -64,7 +64,7 @@ F=$(follower w1 w2 w3)
 stop_worker "$F"
 [ "$(rc_ SISMEMBER "br2k:{$SVC}:members" "$F")" = 0 ] || fail "$F left on SIGTERM but is still a member"
 BR2K_TEST_HOLD_APPLY_MS=5000 start_worker "$F" "${RARGS[@]}"
-sleep 1
+wait_for 30 role_is "$F" follower || fail "$F did not start following"
 load 4 &
 lp=$!
 wait_for 20 inflight "$F" || fail "$F never held a request mid-apply"
@@ -138,12 +138,17 @@ fi
 # 5. a backup while records arrive: its external state is the one at its
 # cut (not Redis's now): the backup's restored state has the same DIDs
 s0=$(ssi)
-load 1500 &
+# paced (3000 requests at 400/s, about 7.5 s), so that the backup, asked
+# for once 100 of them are in, cuts while the rest still arrive: an
+# unpaced load can be over before the cut on a busy machine
+n=$((n + 1))
+"$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count 1500 --rate 400 \
+    --prefix "c$n" >"$T/load$n.out" 2>&1 &
 lp=$!
 ssi_above() { [ "$(ssi)" -gt "$1" ]; }
 wait_for 30 ssi_above $((s0 + 100)) || fail "the load did not start"
 backup_now
-wait "$lp" || fail "load during the backup failed"
+wait "$lp" || fail "load during the backup failed: $(tail -3 "$T/load$n.out")"
 v=$(sv); cut=$(last_cut)
 [ "$cut" -lt "$(ssi)" ] || fail "the backup under load cut at $cut, the load ended at $(ssi): not taken under load"
 out=$(external_json "$v" 2>&1) || fail "external state of version $v: $out"

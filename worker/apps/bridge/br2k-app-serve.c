@@ -45,31 +45,17 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "br2k/app_wire.h"
 #include "base/sig.h"
 #include "br2k/app.h"
 #include "infodid_plugin.h"
 #include "noop_plugin.h"
 
-#define PROTO_VERSION 1
 #define FRAME_MAX (256u << 20) /* the protocol's frame limit */
 #define CHUNK (1u << 20)       /* snapshot chunks we send */
 #define EXIT_CONFIG 2          /* a bad option, as br2k-worker */
 
 extern char **environ;
-
-enum {
-    T_OPEN = 0x01,
-    T_APPLY = 0x02,
-    T_SYNC = 0x03,
-    T_DIGEST = 0x04,
-    T_SNAPSHOT = 0x05,
-    T_RESTORE = 0x06,
-    T_CLOSE = 0x07,
-    T_REPLY = 0x80,
-    T_CHUNK = 0x10,
-    T_END = 0x11,
-    T_ERROR = 0x7f
-};
 
 /* ---- the plug-in ---- */
 
@@ -197,23 +183,6 @@ typedef struct conn {
     char err[320]; /* why the connection ends, "" for a clean end */
 } conn;
 
-static void put32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static void put64(uint8_t *p, uint64_t v) {
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-static uint64_t get64(const uint8_t *p) {
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
 /* Read n bytes: 0, 1 at a clean EOF before the first byte, -1 on error. */
 static int readn(conn *c, void *p, size_t n, int eof_ok) {
     size_t k = 0;
@@ -263,7 +232,7 @@ static int read_frame(conn *c) {
     int r = readn(c, h, 5, 1);
     if (r != 0)
         return r;
-    uint32_t n = get32(h);
+    uint32_t n = br2k_wire_get32(h);
     if (n < 1 || n > FRAME_MAX) {
         snprintf(c->err, sizeof(c->err), "malformed frame: length %" PRIu32, n);
         return -1;
@@ -321,7 +290,7 @@ static int send_reply(conn *c, int type) {
         snprintf(c->err, sizeof(c->err), "a reply of %zu bytes is too large", n);
         return -1;
     }
-    put32(c->out, (uint32_t)(n + 1));
+    br2k_wire_put32(c->out, (uint32_t)(n + 1));
     c->out[4] = (uint8_t)type;
     return writen(c, c->out, c->olen);
 }
@@ -340,7 +309,7 @@ static int refuse(conn *c, const char *fmt, ...) {
     if (append(c, c->err, strlen(c->err)) == 0) {
         char keep[sizeof(c->err)];
         memcpy(keep, c->err, sizeof(keep));
-        send_reply(c, T_ERROR); /* the engine may be gone already */
+        send_reply(c, BR2K_WIRE_ERROR); /* the engine may be gone already */
         memcpy(c->err, keep, sizeof(keep));
     }
     return -1;
@@ -386,9 +355,9 @@ static int m_open(served *s, conn *c) {
     int rc = 0;
     if (dir == NULL || dir[0] == '\0' || strlen(dir) >= sizeof(s->dir))
         rc = refuse(c, "open: not {\"protocol\":1,\"dir\":\"...\"}");
-    else if (pv != PROTO_VERSION)
+    else if (pv != BR2K_WIRE_VERSION)
         rc = refuse(c, "open: protocol %" JSON_INTEGER_FORMAT ", this bridge speaks %d",
-                    pv, PROTO_VERSION);
+                    pv, BR2K_WIRE_VERSION);
     if (rc == 0) {
         close_state(s); /* a new Open on the same connection */
         snprintf(s->dir, sizeof(s->dir), "%s", dir);
@@ -400,30 +369,32 @@ static int m_open(served *s, conn *c) {
     char text[160];
     int n = snprintf(text, sizeof(text),
                      "{\"protocol\":%d,\"name\":\"%s\",\"lpi\":%" PRId64 "}",
-                     PROTO_VERSION, s->name, s->lpi);
+                     BR2K_WIRE_VERSION, s->name, s->lpi);
     BK_INFO("application '%s' (%s) open in '%s': LPI %" PRId64, P->name, P_origin, s->dir,
             s->lpi);
     begin(c);
-    return append(c, text, (size_t)n) != 0 ? -1 : send_reply(c, T_OPEN | T_REPLY);
+    return append(c, text, (size_t)n) != 0
+               ? -1
+               : send_reply(c, BR2K_WIRE_OPEN | BR2K_WIRE_REPLY);
 }
 
 static int m_apply(served *s, conn *c) {
     const uint8_t *p = c->in, *end = c->in + c->inlen;
     if (c->inlen < 4)
         return refuse(c, "apply: no record count");
-    uint32_t n = get32(p);
+    uint32_t n = br2k_wire_get32(p);
     p += 4;
     begin(c);
     uint8_t cnt[4];
-    put32(cnt, n);
+    br2k_wire_put32(cnt, n);
     if (append(c, cnt, 4) != 0)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
-        if (end - p < 12 || (size_t)(end - p - 12) < get32(p + 8))
+        if (end - p < 12 || (size_t)(end - p - 12) < br2k_wire_get32(p + 8))
             return refuse(c, "apply: record %" PRIu32 " of %" PRIu32 " is truncated",
                           i + 1, n);
-        int64_t off = (int64_t)get64(p);
-        uint32_t len = get32(p + 8);
+        int64_t off = (int64_t)br2k_wire_get64(p);
+        uint32_t len = br2k_wire_get32(p + 8);
         if (off <= s->lpi)
             return refuse(c,
                           "apply: offset %" PRId64 " after LPI %" PRId64
@@ -445,7 +416,7 @@ static int m_apply(served *s, conn *c) {
         size_t rl = strlen(res);
         uint8_t h[5];
         h[0] = applied ? 1 : 0;
-        put32(h + 1, (uint32_t)rl);
+        br2k_wire_put32(h + 1, (uint32_t)rl);
         int bad = append(c, h, 5) != 0 || append(c, res, rl) != 0;
         free(res);
         if (bad)
@@ -455,7 +426,7 @@ static int m_apply(served *s, conn *c) {
     if (p != end)
         return refuse(c, "apply: %zu bytes after the last of %" PRIu32 " records",
                       (size_t)(end - p), n);
-    return send_reply(c, T_APPLY | T_REPLY);
+    return send_reply(c, BR2K_WIRE_APPLY | BR2K_WIRE_REPLY);
 }
 
 static int m_sync(served *s, conn *c) {
@@ -463,7 +434,7 @@ static int m_sync(served *s, conn *c) {
     if (P->sync(s->app, &pe) != BR2K_APP_OK)
         return refuse(c, "sync: %s", why(&pe));
     begin(c);
-    return send_reply(c, T_SYNC | T_REPLY);
+    return send_reply(c, BR2K_WIRE_SYNC | BR2K_WIRE_REPLY);
 }
 
 static int m_digest(served *s, conn *c) {
@@ -478,7 +449,8 @@ static int m_digest(served *s, conn *c) {
     if (i != 64 || hex[64] != '\0')
         return refuse(c, "application '%s': digest is not 64 lowercase hex", P->name);
     begin(c);
-    return append(c, hex, 64) != 0 ? -1 : send_reply(c, T_DIGEST | T_REPLY);
+    return append(c, hex, 64) != 0 ? -1
+                                   : send_reply(c, BR2K_WIRE_DIGEST | BR2K_WIRE_REPLY);
 }
 
 static int m_snapshot(served *s, conn *c) {
@@ -493,14 +465,17 @@ static int m_snapshot(served *s, conn *c) {
     if (buf == NULL)
         return refuse(c, "application '%s': snapshot gave no bytes", P->name);
     uint8_t l8[8];
-    put64(l8, (uint64_t)lpi);
+    br2k_wire_put64(l8, (uint64_t)lpi);
     begin(c);
-    int rc = append(c, l8, 8) != 0 || send_reply(c, T_SNAPSHOT | T_REPLY) != 0 ? -1 : 0;
+    int rc =
+        append(c, l8, 8) != 0 || send_reply(c, BR2K_WIRE_SNAPSHOT | BR2K_WIRE_REPLY) != 0
+            ? -1
+            : 0;
     for (size_t off = 0; rc == 0 && off < len;) {
         size_t k = len - off < CHUNK ? len - off : CHUNK;
         uint8_t h[5];
-        put32(h, (uint32_t)(k + 1));
-        h[4] = T_CHUNK;
+        br2k_wire_put32(h, (uint32_t)(k + 1));
+        h[4] = BR2K_WIRE_CHUNK;
         if (writen(c, h, 5) != 0 || writen(c, (const uint8_t *)buf + off, k) != 0)
             rc = -1;
         off += k;
@@ -509,7 +484,7 @@ static int m_snapshot(served *s, conn *c) {
     if (rc != 0)
         return -1;
     begin(c);
-    if (send_reply(c, T_END) != 0)
+    if (send_reply(c, BR2K_WIRE_END) != 0)
         return -1;
     BK_INFO("snapshot of %zu bytes at LPI %" PRId64 " sent", len, lpi);
     return 0;
@@ -518,7 +493,7 @@ static int m_snapshot(served *s, conn *c) {
 static int m_restore(served *s, conn *c) {
     if (c->inlen != 8)
         return refuse(c, "restore: the header is not an 8-byte size");
-    uint64_t size = get64(c->in);
+    uint64_t size = br2k_wire_get64(c->in);
     /* the declared size, as the engine promises; the chunks are checked
      * against it */
     if (size > (uint64_t)SIZE_MAX / 2)
@@ -536,9 +511,9 @@ static int m_restore(served *s, conn *c) {
             rc = -1;
             break;
         }
-        if (c->type == T_END)
+        if (c->type == BR2K_WIRE_END)
             break;
-        if (c->type != T_CHUNK) {
+        if (c->type != BR2K_WIRE_CHUNK) {
             rc = refuse(c, "restore: frame type 0x%02x in the stream (CHUNK or END)",
                         c->type);
             break;
@@ -566,9 +541,10 @@ static int m_restore(served *s, conn *c) {
         return -1;
     BK_INFO("restored %zu bytes: LPI %" PRId64, got, s->lpi);
     uint8_t l8[8];
-    put64(l8, (uint64_t)s->lpi);
+    br2k_wire_put64(l8, (uint64_t)s->lpi);
     begin(c);
-    return append(c, l8, 8) != 0 ? -1 : send_reply(c, T_RESTORE | T_REPLY);
+    return append(c, l8, 8) != 0 ? -1
+                                 : send_reply(c, BR2K_WIRE_RESTORE | BR2K_WIRE_REPLY);
 }
 
 /* Serve one connection until Close, its end or a failure: 0 after Close
@@ -587,33 +563,33 @@ static int serve(int fd) {
             rc = r < 0 ? -1 : 0;
             break;
         }
-        if (c.type != T_OPEN && c.type != T_CLOSE && s.app == NULL) {
+        if (c.type != BR2K_WIRE_OPEN && c.type != BR2K_WIRE_CLOSE && s.app == NULL) {
             rc = refuse(&c, "request type 0x%02x before open", c.type);
             break;
         }
         switch (c.type) {
-        case T_OPEN:
+        case BR2K_WIRE_OPEN:
             rc = m_open(&s, &c);
             break;
-        case T_APPLY:
+        case BR2K_WIRE_APPLY:
             rc = m_apply(&s, &c);
             break;
-        case T_SYNC:
+        case BR2K_WIRE_SYNC:
             rc = m_sync(&s, &c);
             break;
-        case T_DIGEST:
+        case BR2K_WIRE_DIGEST:
             rc = m_digest(&s, &c);
             break;
-        case T_SNAPSHOT:
+        case BR2K_WIRE_SNAPSHOT:
             rc = m_snapshot(&s, &c);
             break;
-        case T_RESTORE:
+        case BR2K_WIRE_RESTORE:
             rc = m_restore(&s, &c);
             break;
-        case T_CLOSE:
+        case BR2K_WIRE_CLOSE:
             close_state(&s);
             begin(&c);
-            send_reply(&c, T_CLOSE | T_REPLY);
+            send_reply(&c, BR2K_WIRE_CLOSE | BR2K_WIRE_REPLY);
             goto done;
         default:
             rc = refuse(&c, "unknown request type 0x%02x", c.type);
@@ -741,7 +717,7 @@ int main(int argc, char **argv) {
     if (P->external != NULL || P->external_many != NULL)
         BK_WARN("application '%s' has an external effect, which protocol version %d "
                 "does not carry: it does not run through this bridge",
-                P->name, PROTO_VERSION);
+                P->name, BR2K_WIRE_VERSION);
     char listen_path[4096];
     snprintf(listen_path, sizeof(listen_path), "%s", bk_cfg_str(&cfg, "listen"));
     bk_cfg_release(&cfg);
