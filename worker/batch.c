@@ -77,8 +77,9 @@ void wk_update_digest(worker *w, int force) {
         BK_WARN("cannot compute the state digest: %s", e.msg);
         /* an application process that is gone or hung (proto.c) is a
          * crashed worker: the main loop stops and restarts (worker.c) */
-        w->app_failed = e.code == BK_E_IO || e.code == BK_E_TIMEOUT ||
-                        e.code == BK_E_PROTO || e.code == BK_E_REMOTE;
+        if (e.code == BK_E_IO || e.code == BK_E_TIMEOUT || e.code == BK_E_PROTO ||
+            e.code == BK_E_REMOTE || e.code == BK_E_APP)
+            w->app_failed = 1;
         return;
     }
     w->last_digest_ms = bk_mono_ms();

@@ -140,6 +140,12 @@ int wk_flush_held(worker *w) {
             wk_step_down(w, e.msg);
             return BK_OK;
         }
+        if (e.code == BK_E_APP) { /* the results stay held; main restarts (worker.c) */
+            BK_WARN("leader commit: %s", e.msg);
+            snprintf(w->app_why, sizeof(w->app_why), "%s", e.msg);
+            w->app_failed = 1;
+            return BK_OK;
+        }
         if (bk_sig_stop) {
             BK_WARN("stopping with %zu records not committed: %s", w->nheld, e.msg);
             return BK_OK;
@@ -172,6 +178,10 @@ static int commit_job(worker *w, bk_redis **r, cjob *j) {
         if (e.code == BK_E_FENCED) {
             snprintf(j->why, sizeof(j->why), "%s", e.msg);
             return C_LOST;
+        }
+        if (e.code == BK_E_APP) { /* its process is gone: main restarts (worker.c) */
+            snprintf(j->why, sizeof(j->why), "%s", e.msg);
+            return C_APP;
         }
         if (bk_sig_stop) {
             snprintf(j->why, sizeof(j->why), "%s", e.msg);
@@ -254,9 +264,13 @@ void wk_collect(worker *w, int block) {
         w->nheld = w->capheld = total;
     }
     wk_publish_take_window(w);
-    if (j.outcome == C_STOPPED)
+    if (j.outcome == C_STOPPED) {
         BK_WARN("stopping with %zu records not committed: %s", w->nheld, j.why);
-    else if (w->role == R_LEADER)
+    } else if (j.outcome == C_APP) {
+        BK_WARN("%zu records not committed: %s", w->nheld, j.why);
+        snprintf(w->app_why, sizeof(w->app_why), "%s", j.why);
+        w->app_failed = 1;
+    } else if (w->role == R_LEADER)
         wk_step_down(w, j.why);
 }
 

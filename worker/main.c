@@ -126,6 +126,10 @@ int main(int argc, char **argv) {
                         bk_cfg_str(&cfg, "eth-rpc"),
                         bk_cfg_str(&cfg, "registry"),
                         bk_cfg_str(&cfg, "service-key-file")};
+    /* an application the worker starts (--app exec:) learns its service and
+     * worker from the environment (schemas/app-protocol.md) */
+    setenv("BR2K_SERVICE", o.service, 1);
+    setenv("BR2K_WORKER_ID", o.id, 1);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     bk_sig_install();
     rc = bk_worker_run(&o, &e); /* logs its error itself */

@@ -20,7 +20,15 @@
  * reads that file into the one buffer snapshot.c wants, its `digest`
  * returns the spooled one. The leader holds for the transfer (not only
  * for the fork). The worker's own spawn of the application (fork + exec)
- * is told apart by g_spawning. */
+ * is told apart by g_spawning.
+ *
+ * The external effect (External, 0x08; only to an application whose Open
+ * reply said "external": true): the worker's commit thread calls it while
+ * the main thread applies, so every call holds g_mu for its round trip
+ * (the application answers one request at a time, in order); the ops it
+ * answers are written by the engine with bk_ext_write (fenced, once per
+ * offset: I2, I5). Any failure of the application there is BK_E_APP: the
+ * commit is not retried, the worker restarts as for a crash. */
 #include "proto.h"
 
 #include <errno.h>
@@ -44,6 +52,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "br2k/app_wire.h"
+#include "redis/keys.h"
 
 #define FRAME_MAX (256u << 20) /* the largest frame either side accepts */
 #define CHUNK_MAX (1u << 20)   /* restore chunks the engine sends */
@@ -54,6 +63,7 @@ struct br2k_app {
     pid_t owner; /* the process that opened it */
     int timeout_ms;
     int dead;      /* a call failed: no more calls */
+    int external;  /* Open said "external": true: External calls */
     char why[256]; /* ... why */
     char name[64]; /* the application's name (OPEN reply) */
     uint8_t *buf;  /* the last frame read (payload) */
@@ -77,6 +87,10 @@ static char g_name[80] = "proto";
 static br2k_app *g_open; /* the open application, for the fork handler */
 static int g_forked;     /* this process is a child forked with g_open */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* one round trip at a time on the connection (main and commit threads) */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+#define LOCK() pthread_mutex_lock(&g_mu)
+#define UNLOCK() pthread_mutex_unlock(&g_mu)
 
 static const char *call_name(int t) {
     switch (t) {
@@ -94,6 +108,8 @@ static const char *call_name(int t) {
         return "restore";
     case BR2K_WIRE_CLOSE:
         return "close";
+    case BR2K_WIRE_EXTERNAL:
+        return "external";
     default:
         return "?";
     }
@@ -143,7 +159,7 @@ static int check_alive(br2k_app *a, int t, bk_err *e) {
                           "application '%s': %s is not possible in a forked process",
                           a->name, call_name(t));
     if (a->dead)
-        return bk_err_set(e, BK_E_STATE, "application '%s' is not running (%s)", a->name,
+        return bk_err_set(e, BK_E_APP, "application '%s' is not running (%s)", a->name,
                           a->why);
     return BK_OK;
 }
@@ -489,6 +505,7 @@ static void at_child(void) {
     if (g_spawning || a == NULL)
         return;
     g_forked = 1;
+    pthread_mutex_init(&g_mu, NULL); /* perhaps held by another thread at the fork */
     if (a->fd >= 0)
         close(a->fd); /* never ours to use: the parent goes on with it */
     a->fd = -1;
@@ -572,13 +589,11 @@ static int p_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
                        ", this worker %d",
                        a->name, pv, BR2K_WIRE_VERSION);
             rc = fail(a, e);
-        } else if (json_is_true(json_object_get(rep, "external"))) {
-            bk_err_set(e, BK_E_PROTO,
-                       "application '%s' asks for external effects, which protocol %d "
-                       "does not carry",
-                       a->name, BR2K_WIRE_VERSION);
-            rc = fail(a, e);
+        } else if (json_object_get(rep, "external") != NULL &&
+                   !json_is_boolean(json_object_get(rep, "external"))) {
+            rc = malformed(a, BR2K_WIRE_OPEN, "\"external\" is not true or false", e);
         } else {
+            a->external = json_is_true(json_object_get(rep, "external"));
             *lpi = json_integer_value(jl);
             snprintf(a->name, sizeof(a->name), "%s", name);
             snprintf(g_name, sizeof(g_name), "%s", name);
@@ -597,20 +612,22 @@ static int p_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
         return BK_ERR;
     }
     if (a->pid > 0)
-        BK_INFO("application '%s' open over the protocol (process %d): LPI %" PRId64,
-                a->name, (int)a->pid, *lpi);
+        BK_INFO("application '%s' open over the protocol (process %d): LPI %" PRId64 "%s",
+                a->name, (int)a->pid, *lpi,
+                a->external ? ", with an external effect" : "");
     else
-        BK_INFO("application '%s' open over the protocol (socket '%s'): LPI %" PRId64,
-                a->name, g_spec + 5, *lpi);
+        BK_INFO(
+            "application '%s' open over the protocol (socket '%s'): LPI %" PRId64 "%s",
+            a->name, g_spec + 5, *lpi, a->external ? ", with an external effect" : "");
     g_open = a;
     *out = a;
     return BK_OK;
 }
 
 /* Apply n records: one APPLY frame, one reply. */
-static int p_apply_many(br2k_app *a, const int64_t *offsets, const void *const *recs,
-                        const size_t *lens, size_t n, char **results, int *applied,
-                        bk_err *e) {
+static int apply_call(br2k_app *a, const int64_t *offsets, const void *const *recs,
+                      const size_t *lens, size_t n, char **results, int *applied,
+                      bk_err *e) {
     for (size_t i = 0; i < n; i++)
         results[i] = NULL;
     if (check_alive(a, BR2K_WIRE_APPLY, e) != BK_OK)
@@ -670,6 +687,15 @@ static int p_apply_many(br2k_app *a, const int64_t *offsets, const void *const *
     return BK_OK;
 }
 
+static int p_apply_many(br2k_app *a, const int64_t *offsets, const void *const *recs,
+                        const size_t *lens, size_t n, char **results, int *applied,
+                        bk_err *e) {
+    LOCK();
+    int rc = apply_call(a, offsets, recs, lens, n, results, applied, e);
+    UNLOCK();
+    return rc;
+}
+
 static int p_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
                    char **result, int *applied, bk_err *e) {
     const void *r[1] = {rec};
@@ -677,17 +703,13 @@ static int p_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
 }
 
 static int p_sync(br2k_app *a, bk_err *e) {
-    return call0(a, BR2K_WIRE_SYNC, e);
+    LOCK();
+    int rc = call0(a, BR2K_WIRE_SYNC, e);
+    UNLOCK();
+    return rc;
 }
 
-static int p_digest(br2k_app *a, char hex[65], bk_err *e) {
-    if (g_forked) {
-        if (!a->spool_ok)
-            return bk_err_set(e, BK_E_STATE, "no snapshot was taken at the fork (%s)",
-                              a->spool_err);
-        memcpy(hex, a->spool_digest, 65);
-        return BK_OK;
-    }
+static int digest_call(br2k_app *a, char hex[65], bk_err *e) {
     if (call0(a, BR2K_WIRE_DIGEST, e) != BK_OK)
         return BK_ERR;
     if (a->len != 64)
@@ -700,6 +722,20 @@ static int p_digest(br2k_app *a, char hex[65], bk_err *e) {
     }
     hex[64] = '\0';
     return BK_OK;
+}
+
+static int p_digest(br2k_app *a, char hex[65], bk_err *e) {
+    if (g_forked) {
+        if (!a->spool_ok)
+            return bk_err_set(e, BK_E_STATE, "no snapshot was taken at the fork (%s)",
+                              a->spool_err);
+        memcpy(hex, a->spool_digest, 65);
+        return BK_OK;
+    }
+    LOCK();
+    int rc = digest_call(a, hex, e);
+    UNLOCK();
+    return rc;
 }
 
 /* SNAPSHOT: the header (LPI), then CHUNK frames, then END; each chunk
@@ -766,7 +802,7 @@ static int file_sink(void *ctx, const void *p, size_t n, bk_err *e) {
     return BK_OK;
 }
 
-static int spool_snapshot(br2k_app *a, bk_err *e) {
+static int spool_call(br2k_app *a, bk_err *e) {
     if (check_alive(a, BR2K_WIRE_SNAPSHOT, e) != BK_OK)
         return BK_ERR;
     if (a->spool_fd >= 0)
@@ -783,9 +819,16 @@ static int spool_snapshot(br2k_app *a, bk_err *e) {
         return bk_err_set(e, BK_E_IO, "cannot create a file for the snapshot: %s",
                           strerror(errno));
     if (stream_snapshot(a, &a->spool_lpi, file_sink, a, e) != BK_OK ||
-        p_digest(a, a->spool_digest, e) != BK_OK)
+        digest_call(a, a->spool_digest, e) != BK_OK)
         return BK_ERR;
     return BK_OK;
+}
+
+static int spool_snapshot(br2k_app *a, bk_err *e) {
+    LOCK();
+    int rc = spool_call(a, e);
+    UNLOCK();
+    return rc;
 }
 
 static int p_snapshot(br2k_app *a, void **buf, size_t *len, int64_t *lpi, bk_err *e) {
@@ -793,7 +836,10 @@ static int p_snapshot(br2k_app *a, void **buf, size_t *len, int64_t *lpi, bk_err
     *len = 0;
     if (!g_forked) {
         membuf m = {NULL, 0, 0};
-        if (stream_snapshot(a, lpi, mem_sink, &m, e) != BK_OK) {
+        LOCK();
+        int rc = stream_snapshot(a, lpi, mem_sink, &m, e);
+        UNLOCK();
+        if (rc != BK_OK) {
             free(m.p);
             return BK_ERR;
         }
@@ -826,7 +872,7 @@ static int p_snapshot(br2k_app *a, void **buf, size_t *len, int64_t *lpi, bk_err
     return BK_OK;
 }
 
-static int p_restore(br2k_app *a, const void *buf, size_t len, bk_err *e) {
+static int restore_call(br2k_app *a, const void *buf, size_t len, bk_err *e) {
     if (check_alive(a, BR2K_WIRE_RESTORE, e) != BK_OK ||
         out_room(a, CHUNK_MAX, e) != BK_OK)
         return BK_ERR;
@@ -851,6 +897,156 @@ static int p_restore(br2k_app *a, const void *buf, size_t len, bk_err *e) {
     return BK_OK;
 }
 
+static int p_restore(br2k_app *a, const void *buf, size_t len, bk_err *e) {
+    LOCK();
+    int rc = restore_call(a, buf, len, e);
+    UNLOCK();
+    return rc;
+}
+
+/* ---- the external effect ---- */
+
+/* Parse an External reply (a->buf) for n records into recs[] and ops
+ * (strings copied, NUL-terminated, into *arena): BK_OK, or fail(). */
+static int parse_external(br2k_app *a, const int64_t *offsets, size_t n, bk_ext_rec *recs,
+                          bk_ext_op **ops_out, char **arena_out, bk_err *e) {
+    const uint8_t *q = a->buf, *end = a->buf + a->len;
+    char what[160];
+    *ops_out = NULL;
+    *arena_out = NULL;
+    if (a->len < 4 || br2k_wire_get32(q) != n) {
+        snprintf(what, sizeof(what), "%" PRIu32 " answers for %zu records",
+                 a->len < 4 ? 0 : br2k_wire_get32(q), n);
+        return malformed(a, BR2K_WIRE_EXTERNAL, what, e);
+    }
+    /* every op takes at least 21 bytes: the count bounds the allocation */
+    size_t maxops = a->len / 21 + 1;
+    bk_ext_op *ops = calloc(maxops, sizeof(*ops));
+    char *arena = malloc(a->len + 3 * maxops + 1);
+    if (ops == NULL || arena == NULL) {
+        free(ops);
+        free(arena);
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return fail(a, e);
+    }
+    size_t k = 0, at = 0;
+    q += 4;
+    for (size_t i = 0; i < n; i++) {
+        if (end - q < 4)
+            goto bad_len;
+        uint32_t nops = br2k_wire_get32(q);
+        q += 4;
+        recs[i] = (bk_ext_rec){offsets[i], ops + k, nops};
+        for (uint32_t j = 0; j < nops; j++) {
+            if (end - q < 1 || k >= maxops)
+                goto bad_len;
+            bk_ext_op *op = &ops[k++];
+            op->kind = q[0];
+            q++;
+            const char **dst[3] = {&op->name, &op->field, &op->value};
+            for (int f = 0; f < 3; f++) {
+                if (end - q < 4 || (size_t)(end - q - 4) < br2k_wire_get32(q))
+                    goto bad_len;
+                uint32_t len = br2k_wire_get32(q);
+                if (len > 0 && memchr(q + 4, 0, len) != NULL) {
+                    snprintf(what, sizeof(what),
+                             "op %" PRIu32 " of offset %" PRId64
+                             " has a NUL byte in a string",
+                             j + 1, offsets[i]);
+                    goto bad;
+                }
+                memcpy(arena + at, q + 4, len);
+                arena[at + len] = '\0';
+                *dst[f] = arena + at; /* "" for a field the kind does not use */
+                at += len + 1;
+                q += 4 + len;
+            }
+            if (end - q < 8)
+                goto bad_len;
+            op->by = (int64_t)br2k_wire_get64(q);
+            q += 8;
+            if (op->kind < BR2K_WIRE_EXT_SET || op->kind > BR2K_WIRE_EXT_INCRBY ||
+                !bk_ext_name_ok(op->name)) {
+                snprintf(what, sizeof(what),
+                         "op %" PRIu32 " of offset %" PRId64
+                         " is bad (kind %d, key '%.40s': 1 to %d of A-Z a-z 0-9 . _ - :,"
+                         " not 'applied')",
+                         j + 1, offsets[i], op->kind, op->name, BK_EXT_NAME_MAX);
+                goto bad;
+            }
+        }
+    }
+    if (q != end) {
+        snprintf(what, sizeof(what), "%zu bytes after the last answer",
+                 (size_t)(end - q));
+        goto bad;
+    }
+    *ops_out = ops;
+    *arena_out = arena;
+    return BK_OK;
+bad_len:
+    snprintf(what, sizeof(what), "the answers are truncated");
+bad:
+    free(ops);
+    free(arena);
+    return malformed(a, BR2K_WIRE_EXTERNAL, what, e);
+}
+
+static int external_call(br2k_app *a, int64_t epoch, const int64_t *offsets,
+                         const char *const *results, size_t n, bk_ext_rec *recs,
+                         bk_ext_op **ops, char **arena, bk_err *e) {
+    if (check_alive(a, BR2K_WIRE_EXTERNAL, e) != BK_OK)
+        return BK_ERR;
+    size_t total = 12;
+    for (size_t i = 0; i < n; i++)
+        total += 12 + (results[i] ? strlen(results[i]) : 0);
+    if (out_room(a, total, e) != BK_OK)
+        return BK_ERR;
+    uint8_t *p = a->out + 5;
+    br2k_wire_put64(p, (uint64_t)epoch);
+    br2k_wire_put32(p + 8, (uint32_t)n);
+    p += 12;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = results[i] ? strlen(results[i]) : 0;
+        br2k_wire_put64(p, (uint64_t)offsets[i]);
+        br2k_wire_put32(p + 8, (uint32_t)len);
+        if (len > 0)
+            memcpy(p + 12, results[i], len);
+        p += 12 + len;
+    }
+    if (send_frame(a, BR2K_WIRE_EXTERNAL, total, BR2K_WIRE_EXTERNAL, e) != BK_OK ||
+        recv_reply(a, BR2K_WIRE_EXTERNAL, e) != BK_OK)
+        return BK_ERR;
+    return parse_external(a, offsets, n, recs, ops, arena, e);
+}
+
+/* The external effects of n records (the commit thread, while main may
+ * apply): one External round trip, then the ops it answered, fenced and
+ * once per offset, in one script. Nothing for an application that asked
+ * for no external effect. */
+static int p_external_many(br2k_app *a, bk_redis *r, const char *svc, int64_t epoch,
+                           const int64_t *offsets, const char *const *results, size_t n,
+                           bk_err *e) {
+    if (!a->external || n == 0)
+        return BK_OK;
+    bk_ext_rec *recs = calloc(n, sizeof(*recs));
+    if (recs == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    bk_ext_op *ops = NULL;
+    char *arena = NULL;
+    LOCK();
+    int rc = external_call(a, epoch, offsets, results, n, recs, &ops, &arena, e);
+    UNLOCK();
+    if (rc != BK_OK)
+        e->code = BK_E_APP; /* the application failed: no retry helps */
+    else
+        rc = bk_ext_write(r, svc, epoch, recs, n, NULL, e);
+    free(recs);
+    free(ops);
+    free(arena);
+    return rc;
+}
+
 static void p_close(br2k_app *a) {
     if (a == NULL)
         return;
@@ -861,8 +1057,10 @@ static void p_close(br2k_app *a) {
         bk_err_clear(&e);
         int keep = a->timeout_ms;
         a->timeout_ms = keep < 5000 ? keep : 5000;
+        LOCK();
         if (call0(a, BR2K_WIRE_CLOSE, &e) != BK_OK)
             BK_WARN("%s", e.msg);
+        UNLOCK();
     }
     if (a->fd >= 0)
         close(a->fd);
@@ -884,6 +1082,7 @@ static br2k_app_ops g_ops = {
     .restore = p_restore,
     .digest = p_digest,
     .close = p_close,
+    .external_many = p_external_many,
 };
 
 bk_apply_many_fn bk_app_apply_many(const br2k_app_ops *ops) {

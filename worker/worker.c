@@ -225,8 +225,9 @@ static int run_loop(worker *w, bk_err *e) {
             wk_mirror_lpi(w, 1);
             wk_update_digest(w, 0);
             if (w->app_failed) { /* the application died while idle */
-                bk_err_set(e, BK_E_IO,
-                           "the application failed: its state digest cannot be read");
+                bk_err_set(e, BK_E_IO, "the application failed: %s",
+                           w->app_why[0] ? w->app_why
+                                         : "its state digest cannot be read");
                 rc = BK_EXIT_ERROR;
                 goto out;
             }

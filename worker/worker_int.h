@@ -56,7 +56,13 @@ typedef struct held {
     int ext_done;
 } held;
 
-enum { C_OK, C_LOST, C_STOPPED }; /* outcome of a commit job */
+enum {
+    C_OK,
+    C_LOST,
+    C_STOPPED,
+    C_APP
+}; /* outcome of a commit job (C_APP: the
+    * application failed in its external effect) */
 
 /* The job of the commit thread (commit.c). */
 typedef struct cjob {
@@ -80,10 +86,11 @@ typedef struct worker {
     held *held;
     size_t nheld, capheld;
     int64_t last_digest_ms, digest_cost_ms; /* when, and how long it took */
-    int pos_fd;                  /* worker.pos, open for overwrites (-1: not yet) */
-    char held_path[4096];        /* worker.held (worker.h) */
-    int held_fd;                 /* ... open for overwrites (-1: not yet) */
-    int crash_hook;              /* BR2K_TEST_CRASH_BEFORE_COMMIT=1 (tests only) */
+    int pos_fd;           /* worker.pos, open for overwrites (-1: not yet) */
+    char held_path[4096]; /* worker.held (worker.h) */
+    int held_fd;          /* ... open for overwrites (-1: not yet) */
+    int crash_hook;       /* BR2K_TEST_CRASH_BEFORE_COMMIT=1 (tests only) */
+    char app_why[sizeof(((bk_err *)0)->msg)]; /* why app_failed, when not the digest */
     int app_failed;              /* an apply or sync failed: the application crashed,
                                     hung or answered garbage (worker.c restarts) */
     int stall_logged;            /* the "cannot lead" warning was logged */

@@ -167,3 +167,22 @@ for w in w1 w2 w3; do
     fi
 done
 pass "nothing lost, nothing applied twice: $DISTINCT distinct requests of $SENT records, each applied once on every replica ($((SECONDS - t0)) s)"
+
+# the leader-only external effect (External, 0x08): made by whichever
+# worker led, through a pause, a new leader and the application killed on
+# the leader, each request's writes once (an INCRBY made twice would show)
+ext() { rc_ "$1" "br2k:{$SVC}:ext:$2" "${@:3}"; }
+s="$T/w1/app/$STATE"
+if [ "$BR2K_TEST_APP" = node ]; then
+    [ "$(ext GET supply)" = "$DISTINCT" ] || fail "ext:supply $(ext GET supply), $DISTINCT mints"
+    want=$(jq -r '.balances | to_entries | sort_by(.key) | map("\(.key)=\(.value)") | join(" ")' "$s")
+    got=$(ext HGETALL balances | paste - - | sort | tr '\t' '=' | paste -sd' ')
+    [ "$got" = "$want" ] || fail "ext:balances '$got', the ledger '$want'"
+    pass "external effect: ext:supply $DISTINCT (once per mint) and ext:balances equal the ledger's ($want)"
+else
+    [ "$(ext GET puts)" = "$DISTINCT" ] || fail "ext:puts $(ext GET puts), $DISTINCT puts"
+    [ "$(ext HLEN kv-version)" = "$DISTINCT" ] || fail "ext:kv-version has $(ext HLEN kv-version) keys, $DISTINCT puts"
+    [ "$(ext HGET kv-version k7)" = 1 ] || fail "ext:kv-version k7 = $(ext HGET kv-version k7)"
+    pass "external effect: ext:puts $DISTINCT (once per put) and ext:kv-version holds every key at version 1"
+fi
+[ "$(ext GET applied)" = "$(last)" ] || fail "ext:applied $(ext GET applied), not $(last)"

@@ -52,6 +52,17 @@ for m in garbage short error late; do
 done
 pass "garbage, too few results, an Error frame, no answer: killed, restarted, refused (I6, exit 3), nothing applied"
 
+# a bad answer to the external effect (External): the application is killed
+# and restarted like a crashed worker, again and again; the worker gives up
+# after 5 restarts; nothing of it is written, no result published, SSI unset
+bad extbad 1 "malformed reply to external: op 1 of offset 0 is bad \(kind 9"
+grep -q "restarting the worker (5 of 5)" "$T/extbad.log" || fail "extbad: not restarted 5 times"
+grep -q "giving up" "$T/extbad.log" || fail "extbad: did not give up"
+[ -z "$(rc_ GET "br2k:{$SVC}:SSI")" ] || fail "extbad: SSI $(rc_ GET "br2k:{$SVC}:SSI") (a commit without its external effect)"
+[ -z "$(rc_ --scan --pattern "br2k:{$SVC}:ext:*")" ] || fail "extbad: ext keys written: $(rc_ --scan --pattern "br2k:{$SVC}:ext:*")"
+[ "$(cat "$T/extbad/app/lpi")" = 4 ] || fail "extbad: the application's LPI $(cat "$T/extbad/app/lpi")"
+pass "a bad answer to External: one error naming the call, restarted 5 times, gave up (exit 1), nothing committed"
+
 # and a good one the operator runs (--app unix:PATH), across a worker restart
 BR2K_APP_LISTEN=$T/kv.sock python3 "$SRC/worker/apps/examples/python-kv/kv.py" >>"$T/kv.log" 2>&1 &
 PIDS+=("$!")

@@ -21,9 +21,13 @@
  * directory to read back the restored LPI (the ABI's restore does not
  * return it). A failed operation is an Error frame with the plug-in's
  * message, and the connection ends (the engine treats the application as
- * crashed). The leader-only external effect is not carried by protocol
- * version 1: a plug-in's `external` does not run through the bridge (a
- * warning says so at start).
+ * crashed). A plug-in with an external effect says so in its Open reply;
+ * External calls its `external_many` (or `external` per record) with a
+ * host whose `ext_write` gathers the ops into the External reply, which
+ * the engine then writes, fenced and once per offset, exactly as the
+ * worker's own host would (`ext_applied` is not available here: the
+ * bridge has no Redis; the host's `service` is $BR2K_SERVICE, which the
+ * worker sets).
  *
  * Signals: with fd 3 the worker owns the bridge's life (Close, the end of
  * the connection, or the worker's death), so SIGINT and SIGTERM sent to the
@@ -277,6 +281,8 @@ static void begin(conn *c) {
 }
 
 static int append(conn *c, const void *p, size_t n) {
+    if (n == 0)
+        return 0;
     if (room(c, n) != 0)
         return -1;
     memcpy(c->out + c->olen, p, n);
@@ -367,9 +373,10 @@ static int m_open(served *s, conn *c) {
     if (rc != 0)
         return rc;
     char text[160];
+    int ext = P->external != NULL || P->external_many != NULL;
     int n = snprintf(text, sizeof(text),
-                     "{\"protocol\":%d,\"name\":\"%s\",\"lpi\":%" PRId64 "}",
-                     BR2K_WIRE_VERSION, s->name, s->lpi);
+                     "{\"protocol\":%d,\"name\":\"%s\",\"lpi\":%" PRId64 "%s}",
+                     BR2K_WIRE_VERSION, s->name, s->lpi, ext ? ",\"external\":true" : "");
     BK_INFO("application '%s' (%s) open in '%s': LPI %" PRId64, P->name, P_origin, s->dir,
             s->lpi);
     begin(c);
@@ -547,6 +554,159 @@ static int m_restore(served *s, conn *c) {
                                  : send_reply(c, BR2K_WIRE_RESTORE | BR2K_WIRE_REPLY);
 }
 
+/* ---- External: the host's ext_write gathers the ops of each record ---- */
+
+typedef struct gathered {
+    uint8_t *b; /* the record's ops, encoded as in the External reply */
+    size_t len, cap;
+    uint32_t nops;
+} gathered;
+
+typedef struct gather {
+    const int64_t *offsets; /* the External request's, increasing */
+    size_t n;
+    gathered *g; /* one per offset */
+} gather;
+
+static int g_put(gathered *g, const void *p, size_t n) {
+    if (n == 0)
+        return 0;
+    if (g->len + n > g->cap) {
+        size_t cap = g->cap ? g->cap : 256;
+        while (cap < g->len + n)
+            cap *= 2;
+        uint8_t *b = realloc(g->b, cap);
+        if (b == NULL)
+            return -1;
+        g->b = b;
+        g->cap = cap;
+    }
+    memcpy(g->b + g->len, p, n);
+    g->len += n;
+    return 0;
+}
+
+static int g_str(gathered *g, const char *s) {
+    size_t n = s != NULL ? strlen(s) : 0;
+    uint8_t l[4];
+    br2k_wire_put32(l, (uint32_t)n);
+    return g_put(g, l, 4) != 0 || g_put(g, s, n) != 0 ? -1 : 0;
+}
+
+static int host_ext_write(const br2k_host *h, const br2k_ext_record *recs, size_t n,
+                          br2k_app_error *pe) {
+    gather *ga = h->priv;
+    for (size_t i = 0; i < n; i++) {
+        size_t lo = 0, hi = ga->n; /* the record's index among the request's */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (ga->offsets[mid] < recs[i].offset)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == ga->n || ga->offsets[lo] != recs[i].offset)
+            return br2k_app_error_set(pe, BR2K_APP_E_INVAL,
+                                      "ext_write of offset %" PRId64
+                                      ", which this External call does not carry",
+                                      recs[i].offset);
+        gathered *g = &ga->g[lo];
+        for (size_t j = 0; j < recs[i].n; j++) {
+            const br2k_ext_op *op = &recs[i].ops[j];
+            uint8_t kind = (uint8_t)op->kind, by[8];
+            br2k_wire_put64(by, (uint64_t)op->by);
+            if (g_put(g, &kind, 1) != 0 || g_str(g, op->name) != 0 ||
+                g_str(g, op->field) != 0 || g_str(g, op->value) != 0 ||
+                g_put(g, by, 8) != 0)
+                return br2k_app_error_set(pe, BR2K_APP_E_NOMEM, "out of memory");
+            g->nops++;
+        }
+    }
+    return BR2K_APP_OK;
+}
+
+static int host_ext_applied(const br2k_host *h, int64_t *offset, br2k_app_error *pe) {
+    (void)h;
+    *offset = -1;
+    return br2k_app_error_set(pe, BR2K_APP_E_STATE,
+                              "ext_applied is not available through br2k-app-serve");
+}
+
+static int m_external(served *s, conn *c) {
+    if (P->external == NULL && P->external_many == NULL)
+        return refuse(c, "external: application '%s' has no external effect", P->name);
+    const uint8_t *p = c->in, *end = c->in + c->inlen;
+    if (c->inlen < 12)
+        return refuse(c, "external: no epoch and record count");
+    int64_t epoch = (int64_t)br2k_wire_get64(p);
+    uint32_t n = br2k_wire_get32(p + 8);
+    p += 12;
+    if (n > c->inlen / 12)
+        return refuse(c, "external: %" PRIu32 " records in %zu bytes", n, c->inlen);
+    int64_t *offs = calloc(n ? n : 1, sizeof(*offs));
+    char **res = calloc(n ? n : 1, sizeof(*res));
+    gathered *g = calloc(n ? n : 1, sizeof(*g));
+    int rc = offs && res && g ? 0 : refuse(c, "external: out of memory");
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        if (end - p < 12 || (size_t)(end - p - 12) < br2k_wire_get32(p + 8)) {
+            rc = refuse(c, "external: record %" PRIu32 " of %" PRIu32 " is truncated",
+                        i + 1, n);
+            break;
+        }
+        offs[i] = (int64_t)br2k_wire_get64(p);
+        uint32_t len = br2k_wire_get32(p + 8);
+        if (i > 0 && offs[i] <= offs[i - 1])
+            rc = refuse(c, "external: offset %" PRId64 " after %" PRId64, offs[i],
+                        offs[i - 1]);
+        else if ((res[i] = malloc(len + 1)) == NULL)
+            rc = refuse(c, "external: out of memory");
+        else {
+            memcpy(res[i], p + 12, len);
+            res[i][len] = '\0';
+        }
+        p += 12 + len;
+    }
+    if (rc == 0 && p != end)
+        rc = refuse(c, "external: %zu bytes after the last record", (size_t)(end - p));
+    if (rc == 0) {
+        const char *svc = getenv("BR2K_SERVICE");
+        gather ga = {offs, n, g};
+        br2k_host h = {BR2K_APP_ABI_VERSION, svc ? svc : "",   epoch,
+                       host_ext_write,       host_ext_applied, &ga};
+        PE(pe);
+        if (P->external_many != NULL) {
+            if (P->external_many(s->app, &h, offs, (const char *const *)res, n, &pe) !=
+                BR2K_APP_OK)
+                rc = refuse(c, "external: %s", why(&pe));
+        } else {
+            for (uint32_t i = 0; rc == 0 && i < n; i++)
+                if (P->external(s->app, &h, offs[i], res[i], &pe) != BR2K_APP_OK)
+                    rc = refuse(c, "external of offset %" PRId64 ": %s", offs[i],
+                                why(&pe));
+        }
+    }
+    if (rc == 0) {
+        uint8_t w[4];
+        begin(c);
+        br2k_wire_put32(w, n);
+        rc = append(c, w, 4);
+        for (uint32_t i = 0; rc == 0 && i < n; i++) {
+            br2k_wire_put32(w, g[i].nops);
+            rc = append(c, w, 4) != 0 || append(c, g[i].b, g[i].len) != 0 ? -1 : 0;
+        }
+        if (rc == 0)
+            rc = send_reply(c, BR2K_WIRE_EXTERNAL | BR2K_WIRE_REPLY);
+    }
+    for (uint32_t i = 0; i < n && res && g; i++) {
+        free(res[i]);
+        free(g[i].b);
+    }
+    free(offs);
+    free(res);
+    free(g);
+    return rc;
+}
+
 /* Serve one connection until Close, its end or a failure: 0 after Close
  * or a clean end, -1 after a failure (c->err says why). */
 static int serve(int fd) {
@@ -585,6 +745,9 @@ static int serve(int fd) {
             break;
         case BR2K_WIRE_RESTORE:
             rc = m_restore(&s, &c);
+            break;
+        case BR2K_WIRE_EXTERNAL:
+            rc = m_external(&s, &c);
             break;
         case BR2K_WIRE_CLOSE:
             close_state(&s);
@@ -662,8 +825,9 @@ static const char summary[] =
 
 static const char epilog[] =
     "The plug-in's state, digests and snapshots are the same in-process and through\n"
-    "the bridge. Protocol version 1 does not carry the leader-only external effect:\n"
-    "a plug-in's `external` does not run here.\n"
+    "the bridge. A plug-in's leader-only external effect runs here on External: the\n"
+    "ops its ext_write gives go back to the worker, which writes them fenced and once\n"
+    "per offset (ext_applied is not available here).\n"
     "With fd 3 (exec:), SIGINT and SIGTERM are ignored: the bridge ends with Close,\n"
     "the end of its connection or the worker's death. With --listen they stop it.\n"
     "Exit status: 0 after Close or the connection's end; 1 a failure (an Error\n"
@@ -714,10 +878,6 @@ int main(int argc, char **argv) {
         bk_cfg_release(&cfg);
         return EXIT_CONFIG;
     }
-    if (P->external != NULL || P->external_many != NULL)
-        BK_WARN("application '%s' has an external effect, which protocol version %d "
-                "does not carry: it does not run through this bridge",
-                P->name, BR2K_WIRE_VERSION);
     char listen_path[4096];
     snprintf(listen_path, sizeof(listen_path), "%s", bk_cfg_str(&cfg, "listen"));
     bk_cfg_release(&cfg);

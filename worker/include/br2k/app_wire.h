@@ -19,10 +19,20 @@ enum br2k_wire_type {
     BR2K_WIRE_SNAPSHOT = 0x05,
     BR2K_WIRE_RESTORE = 0x06,
     BR2K_WIRE_CLOSE = 0x07,
+    BR2K_WIRE_EXTERNAL = 0x08, /* only to an application whose Open said "external" */
     BR2K_WIRE_CHUNK = 0x10,
     BR2K_WIRE_END = 0x11,
     BR2K_WIRE_ERROR = 0x7f,
     BR2K_WIRE_REPLY = 0x80
+};
+
+/* The op kinds of an External reply: the same as br2k_ext_kind (br2k/app.h). */
+enum br2k_wire_ext_kind {
+    BR2K_WIRE_EXT_SET = 1,
+    BR2K_WIRE_EXT_DEL = 2,
+    BR2K_WIRE_EXT_HSET = 3,
+    BR2K_WIRE_EXT_HDEL = 4,
+    BR2K_WIRE_EXT_INCRBY = 5
 };
 
 static inline void br2k_wire_put32(uint8_t *p, uint32_t v) {

@@ -8,7 +8,9 @@
 //   transfer  {"to": C, "amount": N}   move N from the sender to account C
 // Anything else, or a transfer beyond the balance, is a rejected result.
 // State: <dir>/ledger.json, balances + LPI + the request ids seen, in one
-// file replaced atomically on sync. Run it with
+// file replaced atomically on sync. The leader's external effect keeps the
+// balances public in Redis (br2k:{svc}:ext:balances, account -> balance)
+// with the supply (ext:supply), each written once per request. Run it with
 //   br2k-worker --app "exec:node worker/apps/examples/node-ledger/ledger.js" ...
 const fs = require('fs');
 const path = require('path');
@@ -48,7 +50,7 @@ class Ledger {
     if (op === 'mint') {
       bal[from] = (bal[from] || 0) + amount;
       this.s.supply += amount;
-      return [true, { v: 1, id, offset, op, status: 'ok', repeat: false, data: { account: from, balance: bal[from] } }];
+      return [true, { v: 1, id, offset, op, status: 'ok', repeat: false, data: { account: from, amount, balance: bal[from] } }];
     }
     if (op === 'transfer') {
       if (typeof p.to !== 'string' || !CLIENT.test(p.to))
@@ -57,7 +59,8 @@ class Ledger {
         return [false, this.reject(id, offset, op, 'insufficient_funds', 'balance too low')];
       bal[from] -= amount;
       bal[p.to] = (bal[p.to] || 0) + amount;
-      return [true, { v: 1, id, offset, op, status: 'ok', repeat: false, data: { account: from, balance: bal[from] } }];
+      return [true, { v: 1, id, offset, op, status: 'ok', repeat: false,
+        data: { account: from, amount, balance: bal[from], to: p.to, to_balance: bal[p.to] } }];
     }
     return [false, this.reject(id, offset, op, 'unknown_op', 'unknown operation')];
   }
@@ -82,6 +85,18 @@ class Ledger {
     s.seen[id] = res;
     if (applied) s.applied++; else s.rejected++;
     return { applied, result: canon(res) };
+  }
+
+  // The leader-only effect of one result (never the state: I5 by the
+  // worker's fenced write, once per offset).
+  external(epoch, offset, result) {
+    const r = JSON.parse(result);
+    if (r.status !== 'ok' || r.repeat) return [];
+    const d = r.data;
+    const ops = [{ op: 'hset', key: 'balances', field: d.account, value: String(d.balance) }];
+    if (r.op === 'mint') ops.push({ op: 'incrby', key: 'supply', by: d.amount });
+    else ops.push({ op: 'hset', key: 'balances', field: d.to, value: String(d.to_balance) });
+    return ops;
   }
 
   sync() {

@@ -7,7 +7,10 @@ Requests (schemas/request.schema.json), op and payload:
     delete  {"key": K}              remove K (its owner only)
 A key is 1 to 128 characters, a value a string of at most 4096. Anything
 else is a rejected result. State: <dir>/kv.json, the whole state and its
-LPI in one file replaced atomically on sync. Run it with
+LPI in one file replaced atomically on sync. The leader's external effect
+keeps a public index in Redis (br2k:{svc}:ext:kv-version, key -> version)
+and a count of the puts (ext:puts), each written once per request. Run it
+with
     br2k-worker --app "exec:python3 worker/apps/examples/python-kv/kv.py" ...
 """
 import hashlib
@@ -85,6 +88,18 @@ class KV:
         st["seen"][rid] = res
         st["applied" if applied else "rejected"] += 1
         return applied, canon(res)
+
+    def external(self, epoch, off, result):
+        """The leader-only effect of one result (not the state: I5 by the
+        worker's fenced write, once per offset)."""
+        r = json.loads(result)
+        if r.get("status") != "ok" or r.get("repeat"):
+            return []
+        d = r["data"]
+        if r["op"] == "put":
+            return [{"op": "hset", "key": "kv-version", "field": d["key"], "value": str(d["version"])},
+                    {"op": "incrby", "key": "puts", "by": 1}]
+        return [{"op": "hdel", "key": "kv-version", "field": d["key"]}]
 
     def sync(self):
         tmp = self.path + ".tmp"

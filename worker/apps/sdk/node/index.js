@@ -13,7 +13,19 @@
 //     snapshot() { return { lpi, chunks }; },    // chunks: iterable of Buffers
 //     restore(chunks) { return lpi; },           // chunks: async iterable
 //     close() {},                                // optional
+//     external(epoch, offset, result) { return ops; }, // optional: see below
 //   });
+//
+// The leader-only external effect (optional): `external` gets the fencing
+// token `epoch`, the record's offset and its result (JSON text) and returns
+// the writes to make, as ops on keys under the service's br2k:{svc}:ext:
+// namespace, which the worker makes fenced and once per offset:
+//   {op:'set', key, value}  {op:'del', key}  {op:'hset', key, field, value}
+//   {op:'hdel', key, field} {op:'incrby', key, by}
+// (or [] after making the effect in your own system, with (epoch, offset)
+// as the idempotency key). `externalMany(epoch, items)`, items
+// [{offset, result}], may answer for a whole batch at once. It runs on the
+// leader only, between other calls: it must not read or change the state.
 //
 // Any method may return a Promise. A thrown error answers the engine with an
 // Error frame: the worker treats the application as crashed and recovers (I6).
@@ -21,7 +33,8 @@ const net = require('net');
 const fs = require('fs');
 
 const PROTOCOL = 1;
-const T = { OPEN: 1, APPLY: 2, SYNC: 3, DIGEST: 4, SNAPSHOT: 5, RESTORE: 6, CLOSE: 7 };
+const T = { OPEN: 1, APPLY: 2, SYNC: 3, DIGEST: 4, SNAPSHOT: 5, RESTORE: 6, CLOSE: 7, EXTERNAL: 8 };
+const EXT_KIND = { set: 1, del: 2, hset: 3, hdel: 4, incrby: 5 };
 const REPLY = 0x80, CHUNK = 0x10, END = 0x11, ERROR = 0x7f;
 const FRAME_MAX = 256 << 20;
 const CHUNK_SIZE = 1 << 20;
@@ -113,6 +126,54 @@ async function applyBatch(app, p) {
   return out.subarray(0, o);
 }
 
+// An External payload in (i64 epoch, u32 count, count x (i64 offset, u32 len,
+// result)), the External-reply frame out (count x (u32 nops, nops x op)).
+async function externalBatch(app, p) {
+  const epoch = p.readBigInt64BE(0);
+  const count = p.readUInt32BE(8);
+  const items = [];
+  let pos = 12;
+  for (let i = 0; i < count; i++) {
+    const offset = p.readUInt32BE(pos) * 4294967296 + p.readUInt32BE(pos + 4);
+    const len = p.readUInt32BE(pos + 8);
+    items.push({ offset, result: p.toString('utf8', pos + 12, pos + 12 + len) });
+    pos += 12 + len;
+  }
+  let answers;
+  if (app.externalMany) answers = await app.externalMany(epoch, items);
+  else {
+    answers = [];
+    for (const it of items) answers.push(await app.external(epoch, it.offset, it.result));
+  }
+  if (!Array.isArray(answers) || answers.length !== count)
+    throw new Error(`external: ${Array.isArray(answers) ? answers.length : 'no'} answers for ${count} records`);
+  const parts = [Buffer.alloc(4)];
+  parts[0].writeUInt32BE(count);
+  answers.forEach((ops, i) => {
+    ops = ops || [];
+    if (!Array.isArray(ops)) throw new Error(`external: the answer for offset ${items[i].offset} is not an array of ops`);
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(ops.length);
+    parts.push(h);
+    for (const op of ops) {
+      const kind = op && EXT_KIND[op.op];
+      if (!kind) throw new Error(`external: offset ${items[i].offset}: unknown op ${JSON.stringify(op && op.op)} (set, del, hset, hdel, incrby)`);
+      if (typeof op.key !== 'string' || op.key === '') throw new Error(`external: offset ${items[i].offset}: ${op.op} without a key`);
+      if ((kind === 3 || kind === 4) && typeof op.field !== 'string') throw new Error(`external: offset ${items[i].offset}: ${op.op} without a field`);
+      if ((kind === 1 || kind === 3) && op.value == null) throw new Error(`external: offset ${items[i].offset}: ${op.op} without a value`);
+      if (kind === 5 && !Number.isSafeInteger(op.by)) throw new Error(`external: offset ${items[i].offset}: incrby without an integer 'by'`);
+      const k = Buffer.from(op.key), f = Buffer.from(op.field || ''), v = Buffer.from(op.value == null ? '' : String(op.value));
+      const b = Buffer.alloc(1 + 12 + k.length + f.length + v.length + 8);
+      let o = 0;
+      b[o++] = kind;
+      for (const s of [k, f, v]) { b.writeUInt32BE(s.length, o); s.copy(b, o + 4); o += 4 + s.length; }
+      b.writeBigInt64BE(BigInt(kind === 5 ? op.by : 0), o);
+      parts.push(b);
+    }
+  });
+  return frame(T.EXTERNAL | REPLY, ...parts);
+}
+
 async function* restoreChunks(reader) {
   for (;;) {
     const f = await reader.next();
@@ -137,6 +198,7 @@ async function handle(app, sock) {
           if (req.protocol !== PROTOCOL) throw new Error(`protocol ${req.protocol}, not ${PROTOCOL}`);
           const lpi = await app.open(req.dir);
           const rep = { protocol: PROTOCOL, name: app.name || 'app', lpi: Number(lpi) };
+          if (app.external || app.externalMany) rep.external = true;
           await send(frame(T.OPEN | REPLY, Buffer.from(JSON.stringify(rep))));
           break;
         }
@@ -167,6 +229,10 @@ async function handle(app, sock) {
           await send(frame(T.RESTORE | REPLY, i64(lpi)));
           break;
         }
+        case T.EXTERNAL:
+          if (!app.external && !app.externalMany) throw new Error('External to an application with no external effect');
+          await send(await externalBatch(app, f.payload));
+          break;
         case T.CLOSE:
           if (app.close) await app.close();
           await send(frame(T.CLOSE | REPLY));

@@ -14,6 +14,21 @@ these methods and call serve(app):
                                       the state durably
     close()                           optional
     name                              attribute, "app" if absent
+    external(epoch, offset, result) -> ops
+                                      optional: the leader-only external
+                                      effect (below)
+
+The external effect gets the fencing token `epoch`, the record's offset and
+its result (JSON text) and returns the writes to make, as dicts on keys
+under the service's br2k:{svc}:ext: namespace, which the worker makes
+fenced and once per offset:
+    {"op": "set", "key": k, "value": v}      {"op": "del", "key": k}
+    {"op": "hset", "key": k, "field": f, "value": v}
+    {"op": "hdel", "key": k, "field": f}     {"op": "incrby", "key": k, "by": n}
+(or [] after making the effect in your own system, with (epoch, offset) as
+the idempotency key). external_many(epoch, items), items a list of
+(offset, result), may answer a whole batch. It runs on the leader only,
+between other calls: it must not read or change the state.
 
 An exception in a method answers the engine with an Error frame (the worker
 then treats the application as crashed and recovers, I6). Standard library
@@ -27,7 +42,8 @@ import sys
 __all__ = ["serve", "Conn", "PROTOCOL"]
 
 PROTOCOL = 1
-OPEN, APPLY, SYNC, DIGEST, SNAPSHOT, RESTORE, CLOSE = 1, 2, 3, 4, 5, 6, 7
+OPEN, APPLY, SYNC, DIGEST, SNAPSHOT, RESTORE, CLOSE, EXTERNAL = 1, 2, 3, 4, 5, 6, 7, 8
+EXT_KIND = {"set": 1, "del": 2, "hset": 3, "hdel": 4, "incrby": 5}
 REPLY, CHUNK, END, ERROR = 0x80, 0x10, 0x11, 0x7F
 FRAME_MAX = 256 << 20
 CHUNK_SIZE = 1 << 20
@@ -82,6 +98,47 @@ def _apply(app, payload):
     return b"".join(out)
 
 
+def _external(app, payload):
+    epoch, count = struct.unpack_from(">qI", payload, 0)
+    pos, items = 12, []
+    for _ in range(count):
+        off, ln = struct.unpack_from(">qI", payload, pos)
+        items.append((off, payload[pos + 12 : pos + 12 + ln].decode()))
+        pos += 12 + ln
+    if hasattr(app, "external_many"):
+        answers = list(app.external_many(epoch, items))
+    else:
+        answers = [app.external(epoch, off, res) for off, res in items]
+    if len(answers) != count:
+        raise ValueError("external: %d answers for %d records" % (len(answers), count))
+    out = [struct.pack(">I", count)]
+    for (off, _), ops in zip(items, answers):
+        ops = list(ops or [])
+        out.append(struct.pack(">I", len(ops)))
+        for op in ops:
+            kind = EXT_KIND.get(op.get("op")) if isinstance(op, dict) else None
+            if kind is None:
+                raise ValueError("external: offset %d: unknown op %r (set, del, hset, hdel, incrby)"
+                                 % (off, op.get("op") if isinstance(op, dict) else op))
+            key = op.get("key")
+            if not isinstance(key, str) or not key:
+                raise ValueError("external: offset %d: %s without a key" % (off, op["op"]))
+            if kind in (3, 4) and not isinstance(op.get("field"), str):
+                raise ValueError("external: offset %d: %s without a field" % (off, op["op"]))
+            if kind in (1, 3) and op.get("value") is None:
+                raise ValueError("external: offset %d: %s without a value" % (off, op["op"]))
+            by = op.get("by", 0) if kind == 5 else 0
+            if not isinstance(by, int):
+                raise ValueError("external: offset %d: incrby without an integer 'by'" % off)
+            out.append(struct.pack(">B", kind))
+            for s in (key, op.get("field") or "", "" if op.get("value") is None else str(op["value"])):
+                b = s.encode()
+                out.append(struct.pack(">I", len(b)))
+                out.append(b)
+            out.append(struct.pack(">q", by))
+    return b"".join(out)
+
+
 def _chunks_in(conn):
     while True:
         f = conn.recv()
@@ -110,6 +167,8 @@ def handle(app, conn):
                     raise ValueError("protocol %r, not %d" % (req.get("protocol"), PROTOCOL))
                 lpi = app.open(req["dir"])
                 rep = {"protocol": PROTOCOL, "name": getattr(app, "name", "app"), "lpi": int(lpi)}
+                if hasattr(app, "external") or hasattr(app, "external_many"):
+                    rep["external"] = True
                 conn.send(OPEN | REPLY, json.dumps(rep).encode())
             elif t == APPLY:
                 conn.send(APPLY | REPLY, _apply(app, payload))
@@ -131,6 +190,10 @@ def handle(app, conn):
                 for _ in it:  # what the application did not read
                     pass
                 conn.send(RESTORE | REPLY, struct.pack(">q", lpi))
+            elif t == EXTERNAL:
+                if not (hasattr(app, "external") or hasattr(app, "external_many")):
+                    raise ValueError("External to an application with no external effect")
+                conn.send(EXTERNAL | REPLY, _external(app, payload))
             elif t == CLOSE:
                 if hasattr(app, "close"):
                     app.close()

@@ -96,7 +96,8 @@ class TestKV(unittest.TestCase):
 
     def test_apply_sync_reopen_repeat(self):
         e = Engine(kv.KV())
-        self.assertEqual(e.open(self.d("a")), {"protocol": 1, "name": "python-kv", "lpi": -1})
+        self.assertEqual(e.open(self.d("a")),
+                         {"protocol": 1, "name": "python-kv", "lpi": -1, "external": True})
         out = e.apply(0, [req("alice", 1, "put", {"key": "k", "value": "v1"}),
                           req("bob", 1, "put", {"key": "k", "value": "x"}),
                           req("alice", 2, "put", {"key": "k", "value": "v2"}),
@@ -146,6 +147,57 @@ class TestKV(unittest.TestCase):
         self.assertIn("record 7 after LPI -1", p.decode())
         e.t.join(5)
         self.assertEqual(e.done, [False])
+
+    def external(self, e, epoch, items):
+        body = [struct.pack(">qI", epoch, len(items))]
+        for off, res in items:
+            r = res.encode()
+            body.append(struct.pack(">qI", off, len(r)) + r)
+        t, p = e.call(br2k_app.EXTERNAL, b"".join(body))
+        if t != 0x88:
+            return t, p
+        (n,), pos, out = struct.unpack_from(">I", p, 0), 4, []
+        for _ in range(n):
+            (k,) = struct.unpack_from(">I", p, pos)
+            pos += 4
+            ops = []
+            for _ in range(k):
+                op = [p[pos]]
+                pos += 1
+                for _ in range(3):
+                    (ln,) = struct.unpack_from(">I", p, pos)
+                    op.append(p[pos + 4 : pos + 4 + ln].decode())
+                    pos += 4 + ln
+                op.append(struct.unpack_from(">q", p, pos)[0])
+                pos += 8
+                ops.append(op)
+            out.append(ops)
+        self.assertEqual(pos, len(p))
+        return t, out
+
+    def test_external_ops_from_results(self):
+        e = Engine(kv.KV())
+        e.open(self.d("a"))
+        out = e.apply(0, [req("alice", 1, "put", {"key": "k", "value": "v1"}),
+                          req("bob", 1, "put", {"key": "k", "value": "x"}),
+                          req("alice", 2, "delete", {"key": "k"}),
+                          req("alice", 1, "put", {"key": "k", "value": "v1"})])
+        t, ops = self.external(e, 9, [(i, json.dumps(r)) for i, (_, r) in enumerate(out)])
+        self.assertEqual(t, 0x88)
+        self.assertEqual(ops, [[[3, "kv-version", "k", "1", 0], [5, "puts", "", "", 1]],
+                               [],  # rejected
+                               [[4, "kv-version", "k", "", 0]],
+                               []])  # a repeat
+        e.close()
+
+    def test_external_bad_op_is_an_error(self):
+        app = kv.KV()
+        app.external = lambda epoch, off, res: [{"op": "lpush", "key": "x"}]
+        e = Engine(app)
+        e.open(self.d("a"))
+        t, p = self.external(e, 1, [(0, "{}")])
+        self.assertEqual(t, br2k_app.ERROR)
+        self.assertIn("offset 0: unknown op 'lpush'", p.decode())
 
     def test_bad_protocol_version(self):
         e = Engine(kv.KV())

@@ -70,7 +70,7 @@ function tmpdir() { return fs.mkdtempSync(path.join(os.tmpdir(), 'br2k-node-'));
 test('apply, sync, reopen, repeats', async () => {
   const dir = tmpdir();
   const e = await engine(new Ledger(), dir);
-  assert.deepStrictEqual(await e.open(dir), { protocol: 1, name: 'node-ledger', lpi: -1 });
+  assert.deepStrictEqual(await e.open(dir), { protocol: 1, name: 'node-ledger', lpi: -1, external: true });
   const out = await e.apply(0, [
     req('alice', 1, 'mint', { amount: 100 }),
     req('alice', 2, 'transfer', { to: 'bob', amount: 30 }),
@@ -125,6 +125,79 @@ test('snapshot streams in chunks; restore gives the same digest', async () => {
   assert.strictEqual(Number(r.payload.readBigInt64BE(0)), 2999);
   assert.strictEqual(await f.digest(), d);
   await f.close();
+});
+
+// An External request: epoch, then (offset, result) pairs.
+function externalReq(epoch, items) {
+  const parts = [Buffer.alloc(12)];
+  parts[0].writeBigInt64BE(BigInt(epoch));
+  parts[0].writeUInt32BE(items.length, 8);
+  for (const [off, res] of items) {
+    const r = Buffer.from(res), h = Buffer.alloc(12);
+    h.writeBigInt64BE(BigInt(off));
+    h.writeUInt32BE(r.length, 8);
+    parts.push(h, r);
+  }
+  return Buffer.concat(parts);
+}
+
+// An External reply: per record, its ops as [kind, key, field, value, by].
+function externalOps(p) {
+  const out = [];
+  let pos = 4;
+  for (let i = 0; i < p.readUInt32BE(0); i++) {
+    const n = p.readUInt32BE(pos);
+    pos += 4;
+    const ops = [];
+    for (let j = 0; j < n; j++) {
+      const op = [p[pos]];
+      pos += 1;
+      for (let f = 0; f < 3; f++) {
+        const len = p.readUInt32BE(pos);
+        op.push(p.toString('utf8', pos + 4, pos + 4 + len));
+        pos += 4 + len;
+      }
+      op.push(Number(p.readBigInt64BE(pos)));
+      pos += 8;
+      ops.push(op);
+    }
+    out.push(ops);
+  }
+  assert.strictEqual(pos, p.length);
+  return out;
+}
+
+test('external: the ledger answers its writes from the results', async () => {
+  const dir = tmpdir();
+  const e = await engine(new Ledger(), dir);
+  await e.open(dir);
+  const out = await e.apply(0, [
+    req('alice', 1, 'mint', { amount: 100 }),
+    req('alice', 2, 'transfer', { to: 'bob', amount: 30 }),
+    req('bob', 1, 'transfer', { to: 'carol', amount: 31 }),
+    req('alice', 1, 'mint', { amount: 100 }),
+  ]);
+  const f = await e.call(8, externalReq(7, out.map((x, i) => [i, JSON.stringify(x[1])])));
+  assert.strictEqual(f.type, 0x88, f.payload.toString());
+  assert.deepStrictEqual(externalOps(f.payload), [
+    [[3, 'balances', 'alice', '100', 0], [5, 'supply', '', '', 100]],
+    [[3, 'balances', 'alice', '70', 0], [3, 'balances', 'bob', '30', 0]],
+    [], // rejected
+    [], // a repeat
+  ]);
+  await e.end();
+});
+
+test('external: a bad op is an Error frame naming it', async () => {
+  const dir = tmpdir();
+  const app = new Ledger();
+  app.external = () => [{ op: 'lpush', key: 'x' }];
+  const e = await engine(app, dir);
+  await e.open(dir);
+  const f = await e.call(8, externalReq(1, [[0, '{}']]));
+  assert.strictEqual(f.type, 0x7f);
+  assert.match(f.payload.toString(), /offset 0: unknown op "lpush"/);
+  await e.end();
 });
 
 test('an application error is an Error frame', async () => {
