@@ -14,16 +14,19 @@
 #   InfoDID  in-process (--app infodid) and over the protocol, the same
 #            plug-in served by br2k-app-serve
 #
-# What is timed: protocol version 1 does not carry the leader-only external
-# effect, which in-process InfoDID runs (its Redis index), so the figures
-# are the apply path of a FOLLOWER on both sides: a no-op leader first
+# What is timed: the apply path of a FOLLOWER on both sides (the leader's
+# commit and external effect, InfoDID's Redis index, cost the same Redis
+# round trips either way and would only blur the protocol's cost): a no-op leader first
 # commits the N records (SSI = the last), then each measured worker, with a
 # fresh state, replays them up to SSI (no external effect, no commit).
 # Three figures each (see measure below): requests/s from its own log (one
 # debug line per batch, ms time stamps) from the end of its first batch to
 # the last record; requests per CPU-second of the worker and its
-# application process (steadier when other processes share the CPUs); and
-# requests per second of the batches' apply and durable phases. The
+# application process (steadier when other processes share the CPUs),
+# split into the worker's and the application process's CPU per request
+# (where the time goes: the engine's side of the protocol, or the
+# application's own work); and requests per second of the batches' apply
+# and durable phases. The
 # measured workers of a run share the log, in an order that rotates from
 # run to run; the digest each reaches is shown (the in-process and bridged
 # runs of one plug-in agree).
@@ -61,7 +64,7 @@ if [ "${BENCH_NODE:-1}" != 0 ] && command -v node >/dev/null; then
     SPEC[noop-node]="exec:node $here/app_proto_noop.js"
 fi
 LABELS+=(infodid-in infodid-bridge)
-declare -A RATE CPUR APPR DIGEST # [label,run]
+declare -A RATE CPUR APPR DIGEST WUS AUS # [label,run]
 mkfifo "$T/sleep.fifo"
 exec {SLEEPFD}<>"$T/sleep.fifo" # read -t on it: a sleep without a fork
 
@@ -123,7 +126,7 @@ cpu_ns() {
 # DIGEST[label,run]: the digest it reaches.
 measure() {
     local run=$1 label=$2 id=f-$2 end=$((SECONDS + 600)) log=$T/$2-$1.log
-    local line="" part="" o o1="" c1="" c2="" kids="" lfd
+    local line="" part="" o o1="" w1="" w2="" a1="" a2="" kids="" lfd
     : >"$log"
     "$BIN/br2k-worker" --id "$id" --state-dir "$T/w-$label" --app "${SPEC[$label]}" \
         --log-level debug "${BATCH[@]}" >>"$log" 2>&1 &
@@ -136,9 +139,14 @@ measure() {
             o=${line#* debug: batch ..} o=${o%% *}
             if [ -z "$o1" ]; then
                 kids=$(pgrep -P "$wpid" || true)
-                cpu_ns "$wpid" $kids; c1=$CPU o1=$o
+                cpu_ns "$wpid"; w1=$CPU
+                cpu_ns $kids; a1=$CPU o1=$o
             fi
-            if [ "$o" -ge "$LAST" ]; then cpu_ns "$wpid" $kids; c2=$CPU; break; fi
+            if [ "$o" -ge "$LAST" ]; then
+                cpu_ns "$wpid"; w2=$CPU
+                cpu_ns $kids; a2=$CPU
+                break
+            fi
         else
             part=$part$line # a line not complete yet
             [ "$SECONDS" -lt "$end" ] && kill -0 "$wpid" 2>/dev/null ||
@@ -148,7 +156,9 @@ measure() {
     done
     exec {lfd}<&-
     [ "$o1" -lt "$LAST" ] || fail "$label: one batch only: raise BENCH_RECORDS"
-    CPUR[$label,$run]=$(awk -v n="$((LAST - o1))" -v c="$((c2 - c1))" 'BEGIN { printf "%.0f", n * 1e9 / c }')
+    CPUR[$label,$run]=$(awk -v n="$((LAST - o1))" -v c="$((w2 - w1 + a2 - a1))" 'BEGIN { printf "%.0f", n * 1e9 / c }')
+    WUS[$label,$run]=$(awk -v n="$((LAST - o1))" -v c="$((w2 - w1))" 'BEGIN { printf "%.2f", c / 1e3 / n }')
+    AUS[$label,$run]=$(awk -v n="$((LAST - o1))" -v c="$((a2 - a1))" 'BEGIN { printf "%.2f", c / 1e3 / n }')
     local fig
     fig=$(awk -v last="$LAST" '
         / debug: batch \.\.[0-9]+ / {
@@ -183,9 +193,10 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) 
 
 echo "== app_proto: $N signed InfoDID requests (br2k submit --updates) on the $BR2K_TEST_LOG log, batch ${BENCH_BATCH:-default (1000)}, $RUNS runs, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "   each worker replays the log as a follower (a no-op leader committed it first): the apply"
-echo "   path only, no external effect on either side (protocol v1 does not carry InfoDID's);"
+echo "   path only (no commit, no external effect on either side);"
 echo "   requests/s from the end of its first batch to the last record (the worker's debug log),"
-echo "   requests per CPU-second of the worker and its application process over the same records,"
+echo "   requests per CPU-second of the worker and its application process over the same records"
+echo "   (and each one's CPU microseconds per request),"
 echo "   and requests per second of the batches' apply and durable phases (no log reading)"
 K=${#LABELS[@]}
 for r in $(seq "$RUNS"); do
@@ -194,10 +205,12 @@ for r in $(seq "$RUNS"); do
         measure "$r" "${LABELS[$(((i + r - 1) % K))]}"
     done
     line="  run $r, requests/s:" cl="         per CPU-s: " al="         apply+sync:"
+    ul="         CPU us/request (worker+application):"
     for l in "${LABELS[@]}"; do
         line+=" $l ${RATE[$l,$r]}" cl+=" $l ${CPUR[$l,$r]}" al+=" $l ${APPR[$l,$r]}"
+        ul+=" $l ${WUS[$l,$r]}+${AUS[$l,$r]}"
     done
-    printf '%s\n' "$line" "$cl" "$al"
+    printf '%s\n' "$line" "$cl" "$al" "$ul"
     dn="same"
     [ "${DIGEST[noop-in,$r]}" = "${DIGEST[noop-bridge,$r]}" ] || dn="DIFFERENT"
     di="same"
@@ -223,20 +236,29 @@ medr() {
     printf '%.2f' "$(median "${v[@]}")"
 }
 verdict() { awk -v x="$1" 'BEGIN { print (x >= 0.7 ? "meets" : "BELOW") }'; }
+# medf ARRAY LABEL: the median of ARRAY[LABEL,*], two decimals
+medf() {
+    local -n a=$1
+    local v=() r
+    for r in $(seq "$RUNS"); do v+=("${a[$2,$r]}"); done
+    printf '%.2f' "$(median "${v[@]}")"
+}
 row() { # ROW TITLE LABEL [BASE]
-    local w c a
+    local w c a us
+    us="$(medf WUS "$3")+$(medf AUS "$3")"
     if [ -z "${4:-}" ]; then
-        printf '  %-8s %-44s %7s/s %7s/CPU-s %7s/s\n' "$1" "$2" "$(med RATE "$3")" \
-            "$(med CPUR "$3")" "$(med APPR "$3")"
+        printf '  %-8s %-44s %7s/s %7s/CPU-s %7s/s  %11s us\n' "$1" "$2" "$(med RATE "$3")" \
+            "$(med CPUR "$3")" "$(med APPR "$3")" "$us"
         return
     fi
     w=$(medr RATE "$3" "$4") c=$(medr CPUR "$3" "$4") a=$(medr APPR "$3" "$4")
-    printf '  %-8s %-44s %7s/s %7s/CPU-s %7s/s  ratios %s (%s) %s (%s) %s\n' "$1" "$2" \
-        "$(med RATE "$3")" "$(med CPUR "$3")" "$(med APPR "$3")" \
+    printf '  %-8s %-44s %7s/s %7s/CPU-s %7s/s  %11s us  ratios %s (%s) %s (%s) %s\n' "$1" "$2" \
+        "$(med RATE "$3")" "$(med CPUR "$3")" "$(med APPR "$3")" "$us" \
         "$w" "$(verdict "$w")" "$c" "$(verdict "$c")" "$a"
 }
 echo "== median of $RUNS runs; a ratio is the median of the per-run ratios to in-process; target >= 0.7"
-echo "   columns: requests/s (wall), requests per CPU-second, requests per second of apply+sync"
+echo "   columns: requests/s (wall), requests per CPU-second, requests per second of apply+sync,"
+echo "   CPU microseconds per request of the worker + of the application process"
 echo "   (load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
 row no-op "in-process" noop-in
 row "" "protocol: the same plug-in, br2k-app-serve" noop-bridge noop-in
