@@ -6,7 +6,15 @@
  * subscribed to the service's change channel, so that a result is looked for as soon as
  * the leader announces progress instead of on a timer. A slow timer
  * (POLL_FALLBACK_MS) still looks, so that a lost notification or a worker
- * that does not announce only costs latency. */
+ * that does not announce only costs latency.
+ *
+ * Which result is this append's: the first record of a request id has its
+ * result at result:<id>; a later one (a repeat, or a different request
+ * reusing the id) at result:<id>@<offset>, and so does a record that could
+ * not be parsed (its header named the id). So once its offset is known a
+ * request looks at both keys: the one at its offset is its own; the first
+ * one is its own only when that result's "offset" (or "repeat_offset",
+ * when the first expired and a repeat took its place) is this append's. */
 #include "br2k.h"
 
 #include <errno.h>
@@ -33,8 +41,9 @@
 
 typedef struct req {
     br2k_client *c;
-    char *id;  /* "<client>:<seq>" */
-    char *key; /* result key in Redis */
+    char *id;     /* "<client>:<seq>" */
+    char *key;    /* result key in Redis */
+    char *at_key; /* ... at this append's offset, once delivered */
     int flags;
     br2k_event_cb cb;
     void *opaque;
@@ -114,6 +123,7 @@ static void req_free(req *r) {
         r->all_next->all_prev = r->all_prev;
     free(r->id);
     free(r->key);
+    free(r->at_key);
     free(r->result);
     free(r);
 }
@@ -178,6 +188,20 @@ static int result_accepted(const char *json) {
     return ok;
 }
 
+/* Is the result at the request id's first key the one of the append at
+ * `offset`: its "offset" or "repeat_offset" is `offset` (a result with
+ * neither, from an application that writes no offset, is taken as it is). */
+static int result_is_at(const char *json, int64_t offset) {
+    json_t *root = json_loads(json, 0, NULL);
+    json_t *o = json_object_get(root, "offset"),
+           *ro = json_object_get(root, "repeat_offset");
+    int yes = (!json_is_integer(o) && !json_is_integer(ro)) ||
+              (json_is_integer(o) && json_integer_value(o) == offset) ||
+              (json_is_integer(ro) && json_integer_value(ro) == offset);
+    json_decref(root);
+    return yes;
+}
+
 static void got_result(br2k_client *c, req *r, const char *json) {
     int accepted = result_accepted(json);
     if (!r->delivered) { /* hold it: APPENDED comes first */
@@ -215,9 +239,18 @@ static void delivered(void *opaque, int64_t offset, const bk_err *be) {
         finish(c, r, BR2K_EV_APPENDED, NULL, 0, NULL);
         return;
     }
+    char at[600];
+    bk_err ke;
+    if (bk_key_result_at(at, sizeof(at), c->service, r->id, offset, &ke) == BK_OK)
+        r->at_key = strdup(at); /* NULL (no memory): the first key only */
     emit(c, r, BR2K_EV_APPENDED, NULL, 0, NULL);
-    if (r->result != NULL)
+    if (r->result != NULL && result_is_at(r->result, offset)) {
         finish(c, r, BR2K_EV_RESULT, r->result, r->accepted, NULL);
+    } else if (r->result != NULL) { /* another append's: wait for our own */
+        free(r->result);
+        r->result = NULL;
+        wait_add(c, r);
+    }
 }
 
 /* ---- connect and free ---- */
@@ -423,7 +456,8 @@ static int worth_looking(const br2k_client *c, const req *r, int full) {
     return r->delivered && r->offset <= c->ssi && !r->looked_at_ssi;
 }
 
-/* MGET the result keys of the waiting requests worth looking at. */
+/* MGET the result keys of the waiting requests worth looking at: the
+ * request id's first key, and once delivered the key at its offset. */
 static int look(br2k_client *c, int full, br2k_error *err) {
     bk_err e;
     bk_err_clear(&e);
@@ -439,34 +473,48 @@ static int look(br2k_client *c, int full, br2k_error *err) {
     c->notified = 0;
     c->look_all = 0;
     req *batch[MGET_CHUNK];
-    const char *argv[MGET_CHUNK + 1];
-    size_t argl[MGET_CHUNK + 1];
+    const char *argv[2 * MGET_CHUNK + 1];
+    size_t argl[2 * MGET_CHUNK + 1];
+    int at_of[MGET_CHUNK]; /* batch[i]'s key at its offset: the reply's index, or -1 */
     req *r = c->wait_head;
     while (r != NULL) {
-        size_t n = 0;
+        size_t n = 0, k = 1;
         argv[0] = "MGET";
         argl[0] = 4;
         for (; r != NULL && n < MGET_CHUNK; r = r->next) {
             if (!worth_looking(c, r, full))
                 continue;
             batch[n] = r;
-            argv[n + 1] = r->key;
-            argl[n + 1] = strlen(r->key);
+            argv[k] = r->key;
+            argl[k++] = strlen(r->key);
+            at_of[n] = -1;
+            if (r->at_key != NULL) {
+                at_of[n] = (int)k - 1;
+                argv[k] = r->at_key;
+                argl[k++] = strlen(r->at_key);
+            }
             n++;
         }
         if (n == 0)
             break;
-        redisReply *rep = bk_redis_commandv(c->redis, &e, (int)n + 1, argv, argl);
+        redisReply *rep = bk_redis_commandv(c->redis, &e, (int)k, argv, argl);
         if (rep == NULL) {
             from_bk(err, &e);
             return BR2K_ERR;
         }
         /* callbacks may submit (appending to the list) but `r`, the next
          * request to look at, is not freed by handling this batch */
-        for (size_t i = 0; i < n && i < rep->elements; i++) {
-            batch[i]->looked_at_ssi = batch[i]->delivered && batch[i]->offset <= c->ssi;
-            if (rep->element[i]->type == REDIS_REPLY_STRING)
-                got_result(c, batch[i], rep->element[i]->str);
+        for (size_t i = 0, j = 0; i < n && j < rep->elements; i++) {
+            req *q = batch[i];
+            const redisReply *first = rep->element[j++], *mine = NULL;
+            if (at_of[i] >= 0 && j < rep->elements)
+                mine = rep->element[j++];
+            q->looked_at_ssi = q->delivered && q->offset <= c->ssi;
+            if (mine != NULL && mine->type == REDIS_REPLY_STRING)
+                got_result(c, q, mine->str); /* this append's own */
+            else if (first->type == REDIS_REPLY_STRING &&
+                     (!q->delivered || result_is_at(first->str, q->offset)))
+                got_result(c, q, first->str); /* checked at delivery if not yet */
         }
         freeReplyObject(rep);
     }

@@ -44,14 +44,26 @@ static void result_info(const char *json, char **request_id, int *rejected) {
 
 /* The request id of the record's br2k-request-id header, when the record's
  * own body could not name one (malformed JSON, oversize): NULL if absent or
- * not "<client>:<seq>". Every replica sees the same header. */
+ * not "<client>:<seq>" (client 1 to 64 of A-Z a-z 0-9 . _ -, seq 1 to 16
+ * digits). Every replica sees the same header. Its result goes only under
+ * its offset (commit.c: names_itself), never taking the id's first key. */
 static char *header_request_id(const bk_rlog_rec *r) {
     const void *v = NULL;
     size_t len = 0;
-    if (bk_rlog_rec_header(r, BK_RLOG_H_REQUEST_ID, &v, &len, NULL) != BK_OK ||
-        len == 0 || len > 200 || memchr(v, ':', len) == NULL ||
-        memchr(v, '\0', len) != NULL)
+    if (bk_rlog_rec_header(r, BK_RLOG_H_REQUEST_ID, &v, &len, NULL) != BK_OK || len < 3 ||
+        len > 81)
         return NULL;
+    const char *s = v, *colon = memchr(s, ':', len);
+    if (colon == NULL || colon == s || colon - s > 64 ||
+        len - (size_t)(colon - s) - 1 < 1 || len - (size_t)(colon - s) - 1 > 16)
+        return NULL;
+    for (const char *p = s; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+            return NULL;
+    for (const char *p = colon + 1; p < s + len; p++)
+        if (*p < '0' || *p > '9')
+            return NULL;
     return strndup(v, len);
 }
 

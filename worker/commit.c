@@ -8,11 +8,13 @@
  * losing their effects: the take script requires SSI to lie between the
  * offset before the first held record and the LPI (the take window). */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/jscan.h"
 #include "base/log.h"
 #include "base/sig.h"
 #include "redis/keys.h"
@@ -86,6 +88,23 @@ static int external_many(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t
     return BK_OK;
 }
 
+/* Does the result name `rid` as its request id ("id")? Not when the record
+ * could not be parsed and its header named the id (batch.c): such a result
+ * goes only under its offset (bk_lua_commit), never under the request id's
+ * first key, which another client's real request may need (squatting). */
+static int names_itself(const char *json, const char *rid) {
+    static const char *const keys[] = {"id"};
+    bk_jspan v[1];
+    if (bk_jscan(json, strlen(json), keys, 1, v))
+        return v[0].type == 's' && v[0].len == strlen(rid) &&
+               memcmp(v[0].p, rid, v[0].len) == 0;
+    json_t *root = json_loads(json, 0, NULL);
+    const char *id = json_string_value(json_object_get(root, "id"));
+    int yes = id != NULL && strcmp(id, rid) == 0;
+    json_decref(root);
+    return yes;
+}
+
 /* The external effects and the fenced commit of hv[0..nh-1] and SSI =
  * upto, with token `epoch` on connection r: BK_OK with *ssi_after, or
  * BK_ERR (e->code BK_E_FENCED when refused). */
@@ -111,7 +130,8 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
         return bk_err_set(e, BK_E_NOMEM, "out of memory");
     for (size_t i = 0; i < nh; i++)
         if (hv[i].request_id != NULL)
-            items[n++] = (bk_result_item){hv[i].request_id, hv[i].json};
+            items[n++] = (bk_result_item){hv[i].request_id, hv[i].json, hv[i].offset,
+                                          !names_itself(hv[i].json, hv[i].request_id)};
     rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s, upto,
                           ssi_after, e);
     free(items);

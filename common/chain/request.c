@@ -166,11 +166,27 @@ static int parse_fields(json_t *root, const char *const *ops, bk_request *req,
     if (parse_sig(root, req, why) != BK_OK)
         return BK_ERR;
 
+    json_t *signer = json_object_get(root, "signer");
+    if (signer != NULL) {
+        const char *s = json_string_value(signer);
+        int lower = s != NULL;
+        for (const char *p = s ? s + 2 : ""; lower && *p; p++)
+            lower = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
+        if (s == NULL || json_string_length(signer) != 42 || s[0] != '0' || s[1] != 'x' ||
+            !lower ||
+            bk_hex_decode_exact(s, req->signer, sizeof(req->signer), NULL) != BK_OK)
+            return bk_reason_set(
+                why, "bad_field:signer",
+                "field 'signer' must be 0x and 40 lowercase hex digits (an address)");
+        req->has_signer = 1;
+    }
+
     const char *k;
     json_t *x;
     json_object_foreach(root, k, x) {
         if (strcmp(k, "v") != 0 && strcmp(k, "id") != 0 && strcmp(k, "op") != 0 &&
-            strcmp(k, "payload") != 0 && strcmp(k, "ts") != 0 && strcmp(k, "sig") != 0)
+            strcmp(k, "payload") != 0 && strcmp(k, "ts") != 0 && strcmp(k, "sig") != 0 &&
+            strcmp(k, "signer") != 0)
             return bk_reason_set(why, "unknown_field", "unknown field '%.64s'", k);
     }
 
@@ -235,9 +251,11 @@ static int dump_sorted(json_t *obj, char **out, size_t *len, bk_err *e) {
     return BK_OK;
 }
 
-/* The unsigned envelope object (a new reference), or NULL with `e`. */
+/* The unsigned envelope object (a new reference), or NULL with `e`;
+ * "signer" when `signer` is not NULL. */
 static json_t *envelope(const char *client, int64_t seq, const char *op,
-                        const json_t *payload, int64_t ts, bk_err *e) {
+                        const json_t *payload, int64_t ts, const uint8_t *signer,
+                        bk_err *e) {
     if (client == NULL || !valid_client(client, strlen(client))) {
         bk_err_set(e, BK_E_INVAL, "invalid client id '%.64s'", client ? client : "");
         return NULL;
@@ -257,15 +275,26 @@ static json_t *envelope(const char *client, int64_t seq, const char *op,
     json_t *o = json_pack("{s:i,s:{s:s,s:I},s:s,s:O,s:I}", "v", BK_REQUEST_VERSION, "id",
                           "client", client, "seq", (json_int_t)seq, "op", op, "payload",
                           (json_t *)payload, "ts", (json_int_t)ts);
+    if (o != NULL && signer != NULL) {
+        char hex[43];
+        bk_eth_addr_hex(signer, hex);
+        for (char *p = hex; *p; p++) /* lowercase, as the schema's examples */
+            if (*p >= 'A' && *p <= 'F')
+                *p = (char)(*p - 'A' + 'a');
+        if (json_object_set_new(o, "signer", json_string(hex)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
     if (o == NULL)
         bk_err_set(e, BK_E_NOMEM, "cannot build the request: out of memory");
     return o;
 }
 
-int bk_request_canonical_parts(const char *client, int64_t seq, const char *op,
-                               const json_t *payload, int64_t ts, char **out, size_t *len,
-                               bk_err *e) {
-    json_t *o = envelope(client, seq, op, payload, ts, e);
+int bk_request_canonical_signed(const char *client, int64_t seq, const char *op,
+                                const json_t *payload, int64_t ts, const uint8_t *signer,
+                                char **out, size_t *len, bk_err *e) {
+    json_t *o = envelope(client, seq, op, payload, ts, signer, e);
     if (o == NULL)
         return BK_ERR;
     int rc = dump_sorted(o, out, len, e);
@@ -273,9 +302,16 @@ int bk_request_canonical_parts(const char *client, int64_t seq, const char *op,
     return rc;
 }
 
+int bk_request_canonical_parts(const char *client, int64_t seq, const char *op,
+                               const json_t *payload, int64_t ts, char **out, size_t *len,
+                               bk_err *e) {
+    return bk_request_canonical_signed(client, seq, op, payload, ts, NULL, out, len, e);
+}
+
 int bk_request_canonical(const bk_request *req, char **out, size_t *len, bk_err *e) {
-    return bk_request_canonical_parts(req->client, req->seq, req->op, req->payload,
-                                      req->ts, out, len, e);
+    return bk_request_canonical_signed(req->client, req->seq, req->op, req->payload,
+                                       req->ts, req->has_signer ? req->signer : NULL, out,
+                                       len, e);
 }
 
 int bk_request_recover(const bk_request *req, const char *canon, size_t clen,
@@ -309,7 +345,11 @@ int bk_request_signer(const bk_request *req, uint8_t addr[20], bk_err *e) {
 int bk_request_build(const bk_eth_key *key, const char *client, int64_t seq,
                      const char *op, const json_t *payload, int64_t ts, char **out,
                      bk_err *e) {
-    json_t *o = envelope(client, seq, op, payload, ts, e);
+    uint8_t pub[65], addr[20];
+    if (bk_eth_pubkey(key, pub, e) != BK_OK)
+        return bk_err_prefix(e, "cannot sign request '%s:%" PRId64 "'", client, seq);
+    bk_eth_addr_from_pubkey(pub, addr);
+    json_t *o = envelope(client, seq, op, payload, ts, addr, e);
     if (o == NULL)
         return BK_ERR;
     char *canon = NULL;

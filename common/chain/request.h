@@ -13,8 +13,13 @@
  *   payload               missing_field:payload, bad_field:payload
  *   ts                    missing_field:ts, bad_field:ts
  *   sig                   missing_field:sig, bad_field:sig
+ *   signer (optional)     bad_field:signer
  *   another field         unknown_field (the name is in the text)
  *   op not in the set     unknown_op
+ * "signer" ("0x" and 40 hex digits) names the address that signed; it is
+ * part of what is signed, and an application that checks signatures
+ * rejects a request whose signature recovers to another address
+ * (InfoDID: signer_mismatch; it requires the field).
  * The signed message is the canonical form: the envelope without "sig",
  * keys sorted by bytes, no spaces (jansson JSON_SORT_KEYS|JSON_COMPACT),
  * signed as an EIP-191 personal message (`cast wallet sign "<canonical>"`). */
@@ -54,6 +59,8 @@ typedef struct bk_request {
     json_t *payload;                     /* borrowed from root */
     int64_t ts;
     uint8_t sig[65]; /* r || s || v, v as sent (27/28 or 0/1) */
+    int has_signer;  /* "signer" was given: */
+    uint8_t signer[20];
 } bk_request;
 
 /* Fill `why` (if not NULL) and return BK_ERR. */
@@ -92,10 +99,16 @@ int bk_request_signer(const bk_request *req, uint8_t addr[20], bk_err *e);
 int bk_request_recover(const bk_request *req, const char *canon, size_t clen,
                        uint8_t addr[20], bk_err *e);
 
+/* The canonical signing string from its parts with a "signer" (the
+ * address, 20 bytes; NULL: none). */
+int bk_request_canonical_signed(const char *client, int64_t seq, const char *op,
+                                const json_t *payload, int64_t ts, const uint8_t *signer,
+                                char **out, size_t *len, bk_err *e);
+
 /* Build a signed request: the JSON text (keys sorted, compact, malloc'd)
- * of the envelope signed by `key`, with v = 27/28 as `cast wallet sign`
- * writes it. The payload is not stolen. Used by the load generator and
- * tests. */
+ * of the envelope, with "signer" the key's address, signed by `key`, with
+ * v = 27/28 as `cast wallet sign` writes it. The payload is not stolen.
+ * Used by the client library, the load generator and tests. */
 int bk_request_build(const bk_eth_key *key, const char *client, int64_t seq,
                      const char *op, const json_t *payload, int64_t ts, char **out,
                      bk_err *e);

@@ -85,14 +85,27 @@
     "end\n"
 
 /* KEYS: stream, counter, ids. ARGV: has-id ("1"/"0"), request id, then the
- * field/value pairs of the entry. Returns the offset: the one the request id
- * already has, or the next one, with entry 1-<offset> added and the counter
- * advanced; an XADD that fails (a foreign entry beyond ours) adopts first and
- * adds after it; any other failure is an error reply and changes nothing. */
+ * field/value pairs of the entry ("k", key, "v", value, headers...).
+ * Returns the offset: the one the request id already has when the value is
+ * the same (ids holds "<offset>:<sha1 of the value>"; a retried append is
+ * the same record), or the next one, with entry 1-<offset> added and the
+ * counter advanced (the same request id with another value is a record of
+ * its own: the application answers it, duplicate_id, and the id keeps its
+ * first offset); an XADD that fails (a foreign entry beyond ours) adopts
+ * first and adds after it; any other failure is an error reply and changes
+ * nothing. */
 static const char APPEND_LUA[] = LUA_ADOPT
+    "local function known(v)\n"
+    "  if not v then return nil end\n"
+    "  local o, h = string.match(v, '^(%d+):?(%x*)$')\n"
+    "  if o and (h == '' or h == redis.sha1hex(ARGV[6])) then return tonumber(o) end\n"
+    "  return false\n"
+    "end\n"
+    "local seen = nil\n"
     "if ARGV[1] == '1' then\n"
-    "  local o = redis.call('HGET', KEYS[3], ARGV[2])\n"
-    "  if o then return tonumber(o) end\n"
+    "  seen = redis.call('HGET', KEYS[3], ARGV[2])\n"
+    "  local o = known(seen)\n"
+    "  if o then return o end\n"
     "end\n"
     "local off = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
     "local a = {'XADD', KEYS[1], '1-' .. num(off)}\n"
@@ -102,8 +115,9 @@ static const char APPEND_LUA[] = LUA_ADOPT
     "  local o = adopt(KEYS[1], KEYS[2], KEYS[3])\n"
     "  if type(o) == 'table' then return o end\n"
     "  if ARGV[1] == '1' then\n"
-    "    local p = redis.call('HGET', KEYS[3], ARGV[2])\n"
-    "    if p then return tonumber(p) end\n"
+    "    seen = redis.call('HGET', KEYS[3], ARGV[2])\n"
+    "    local p = known(seen)\n"
+    "    if p then return p end\n"
     "  end\n"
     "  off = o\n"
     "  a[3] = '1-' .. num(off)\n"
@@ -114,7 +128,9 @@ static const char APPEND_LUA[] = LUA_ADOPT
     "  end\n"
     "end\n"
     "redis.call('SET', KEYS[2], num(off + 1))\n"
-    "if ARGV[1] == '1' then redis.call('HSET', KEYS[3], ARGV[2], num(off)) end\n"
+    "if ARGV[1] == '1' and not seen then\n"
+    "  redis.call('HSET', KEYS[3], ARGV[2], num(off) .. ':' .. redis.sha1hex(ARGV[6]))\n"
+    "end\n"
     "return off\n";
 
 /* KEYS: stream, counter, ids. Adopts (above); returns the new counter. */

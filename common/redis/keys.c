@@ -3,6 +3,7 @@
  * the keys are in ops.c, the script loader in script.c. */
 #include "redis/keys.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,6 +94,17 @@ int bk_key_result(char *buf, size_t size, const char *svc, const char *request_i
         return bk_err_set(e, BK_E_INVAL, "invalid request id '%s'",
                           request_id ? request_id : "");
     return key(buf, size, svc, "result:", request_id, e);
+}
+int bk_key_result_at(char *buf, size_t size, const char *svc, const char *request_id,
+                     int64_t offset, bk_err *e) {
+    char k[BK_KEY_MAX];
+    if (bk_key_result(k, sizeof(k), svc, request_id, e) != BK_OK)
+        return BK_ERR;
+    int n = snprintf(buf, size, "%s@%" PRId64, k, offset);
+    if (n < 0 || (size_t)n >= size)
+        return bk_err_set(e, BK_E_INVAL, "result key of '%s' at %" PRId64 " is too long",
+                          request_id, offset);
+    return BK_OK;
 }
 int bk_key_changes(char *buf, size_t size, const char *svc, bk_err *e) {
     return key(buf, size, svc, "changes", NULL, e);
@@ -205,11 +217,23 @@ bk_script bk_lua_lease_release =
 /* KEYS epoch ssi result...; ARGV token ssi ttl channel json.... */
 bk_script bk_lua_commit = BK_SCRIPT_INIT(
     FENCE_CHECK "local ttl = tonumber(ARGV[3])\n"
-                "for i = 3, #KEYS do\n"
-                "  if ttl > 0 then\n"
-                "    redis.call('SET', KEYS[i], ARGV[i + 2], 'NX', 'EX', ttl)\n"
-                "  else\n"
-                "    redis.call('SET', KEYS[i], ARGV[i + 2], 'NX')\n"
+                "for j = 1, (#KEYS - 2) / 2 do\n"
+                "  local main, at = KEYS[1 + 2 * j], KEYS[2 + 2 * j]\n"
+                "  local v, mode = ARGV[3 + 2 * j], ARGV[4 + 2 * j]\n"
+                "  local done = false\n"
+                "  if mode == 'p' then\n"
+                "    if ttl > 0 then\n"
+                "      done = redis.call('SET', main, v, 'NX', 'EX', ttl)\n"
+                "    else\n"
+                "      done = redis.call('SET', main, v, 'NX')\n"
+                "    end\n"
+                "  end\n"
+                "  if not done then\n"
+                "    if ttl > 0 then\n"
+                "      redis.call('SET', at, v, 'EX', ttl)\n"
+                "    else\n"
+                "      redis.call('SET', at, v)\n"
+                "    end\n"
                 "  end\n"
                 "end\n"
                 "local s = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"

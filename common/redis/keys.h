@@ -64,6 +64,11 @@ int bk_key_metrics(char *buf, size_t size, const char *svc, const char *id, bk_e
 /* result:<request id>, the request id being "<client>:<seq>". */
 int bk_key_result(char *buf, size_t size, const char *svc, const char *request_id,
                   bk_err *e);
+/* br2k:{<svc>}:result:<request_id>@<offset>: the result of the record at
+ * `offset` when it is not the first of its request id (a repeat), or when
+ * the record could not be parsed (its header named the id). */
+int bk_key_result_at(char *buf, size_t size, const char *svc, const char *request_id,
+                     int64_t offset, bk_err *e);
 /* The pub/sub channel br2k:{<svc>}:changes. */
 int bk_key_changes(char *buf, size_t size, const char *svc, bk_err *e);
 
@@ -105,7 +110,12 @@ extern bk_script bk_lua_lease_take;
 extern bk_script bk_lua_lease_renew;
 /* KEYS leader; ARGV "<id> <epoch>". */
 extern bk_script bk_lua_lease_release;
-/* KEYS epoch ssi result...; ARGV token ssi ttl_s channel json... Fenced. */
+/* KEYS epoch ssi, then per result its key and its key at its offset
+ * (result:<id>, result:<id>@<offset>); ARGV token ssi ttl_s channel, then
+ * per result its JSON and 'p' (the request named itself: SET NX on the
+ * first key, and on the second when the first is taken: a repeat) or 's'
+ * (an unparseable record named by its header: the second key only).
+ * Fenced. */
 extern bk_script bk_lua_commit;
 /* KEYS epoch target; ARGV token v. Fenced. */
 extern bk_script bk_lua_fenced_raise;
@@ -162,6 +172,8 @@ int bk_lease_get(bk_redis *r, const char *svc, char *id, int64_t *epoch, bk_err 
 typedef struct bk_result_item {
     const char *request_id;
     const char *json;
+    int64_t offset; /* the record's */
+    int secondary;  /* the record did not name itself (its header did) */
 } bk_result_item;
 
 /* The leader's commit of a batch, atomically: with token `epoch`, store

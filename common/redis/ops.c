@@ -148,9 +148,9 @@ static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char
                         const char *chan, const char *token, const bk_result_item *items,
                         size_t n, const char *ttl, int64_t ssi, int64_t *ssi_now,
                         bk_err *e) {
-    const char **keys = calloc(n + 2, sizeof(*keys));
-    const char **args = calloc(n + 4, sizeof(*args));
-    char(*rk)[BK_KEY_MAX] = n ? malloc(n * BK_KEY_MAX) : NULL;
+    const char **keys = calloc(2 * n + 2, sizeof(*keys));
+    const char **args = calloc(2 * n + 4, sizeof(*args));
+    char(*rk)[BK_KEY_MAX] = n ? malloc(2 * n * BK_KEY_MAX) : NULL;
     int rc = BK_ERR;
     if (keys == NULL || args == NULL || (n && rk == NULL)) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
@@ -165,12 +165,17 @@ static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char
     args[2] = ttl;
     args[3] = chan;
     for (size_t i = 0; i < n; i++) {
-        if (bk_key_result(rk[i], BK_KEY_MAX, svc, items[i].request_id, e) != BK_OK)
+        if (bk_key_result(rk[2 * i], BK_KEY_MAX, svc, items[i].request_id, e) != BK_OK ||
+            bk_key_result_at(rk[2 * i + 1], BK_KEY_MAX, svc, items[i].request_id,
+                             items[i].offset, e) != BK_OK)
             goto out;
-        keys[2 + i] = rk[i];
-        args[4 + i] = items[i].json;
+        keys[2 + 2 * i] = rk[2 * i];
+        keys[3 + 2 * i] = rk[2 * i + 1];
+        args[4 + 2 * i] = items[i].json;
+        args[5 + 2 * i] = items[i].secondary ? "s" : "p";
     }
-    redisReply *rep = run(r, &bk_lua_commit, (int)n + 2, keys, (int)n + 4, args, e);
+    redisReply *rep =
+        run(r, &bk_lua_commit, 2 * (int)n + 2, keys, 2 * (int)n + 4, args, e);
     if (rep == NULL) {
         bk_err_prefix(e, "cannot commit results and SSI");
         goto out;

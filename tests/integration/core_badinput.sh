@@ -57,28 +57,49 @@ big=$(head -c 70000 /dev/zero | tr '\0' 'x')
 BR2K_CLIENT_KEY=$KEY expect_rejected oversize too_large --op register --client bad --seq 5 \
     --payload "{\"attrs\":{\"name\":\"$big\"}}"
 
-# a repeated request id: the first result again, applied once
+# a repeated request id: the first result again, applied once. On Kafka the
+# record is appended twice; the second copy's result is the first marked as
+# a repeat, with the first offset and the repeat's own (result:<id>@<off>).
+# The Redis Streams log does not append the same request (same id, same
+# bytes) again: the client gets the first result itself.
 req=$(BR2K_CLIENT_KEY=$KEY "$BIN/br2k" submit --dry-run --op register --payload '{"attrs":{"name":"Carol"}}' \
     --client carol --seq 1)
 first=$(echo "$req" | "$BIN/br2k" submit --wait-ms 20000) || fail "first: $first"
 again=$(echo "$req" | "$BIN/br2k" submit --wait-ms 20000) || fail "again: $again"
-[ "$first" = "$again" ] || fail "a repeated request id gave another result: $first / $again"
-echo "$first" | jq -e '.status == "ok"' >/dev/null || fail "first: $first"
-# on Kafka the record was appended twice and InfoDID marks the second copy
-# as a repeat; the Redis Streams log does not append a known request id again
+echo "$first" | jq -e '.status == "ok" and .repeat == false' >/dev/null || fail "first: $first"
 last=$(($(log_offsets br2k.default.requests | cut -d' ' -f2) - 1))
 if [ "$LOG_BACKEND" = redis ]; then
+    [ "$first" = "$again" ] || fail "a repeated request gave another result: $first / $again"
     n=$(log_dump br2k.default.requests | grep -c ' br2k-request-id=carol:1,') || true
     [ "$n" = 1 ] || fail "the Redis Streams log holds $n records of carol:1, want 1"
-    pass "repeated request id returns the first result (the log holds it once, last offset $last)"
+    pass "repeated request returns the first result (the log holds it once, last offset $last)"
 else
-    pass "repeated request id returns the first result (second copy at offset $last)"
+    echo "$again" | jq -e --argjson f "$(echo "$first" | jq .offset)" --argjson l "$last" \
+        '.status == "ok" and .repeat == true and .offset == $f and .repeat_offset == $l' >/dev/null ||
+        fail "the repeat's result: $again (first $first, repeat at $last)"
+    [ "$(echo "$again" | jq -c 'del(.repeat, .repeat_offset)')" = "$(echo "$first" | jq -c 'del(.repeat)')" ] ||
+        fail "the repeat's result is not the first one: $again / $first"
+    pass "repeated request id: the first result marked as a repeat (offset $(echo "$first" | jq .offset), repeat_offset $last)"
 fi
+# the same id with another request: told so (duplicate_id), not applied
+BR2K_CLIENT_KEY=$KEY expect_rejected same-id-other-request duplicate_id --op register \
+    --payload '{"attrs":{"name":"Not Carol"}}' --client carol --seq 1
+# squatting: a record that cannot be parsed, naming someone else's request id
+# in its header, before that client's real request: the squatter gets its
+# rejection, the real request its own result (not the squatter's)
+echo '{"v":1,"id":{"client":"victim","seq":1},' | expect_rejected squatter malformed_json --client victim --seq 1
+BR2K_CLIENT_KEY=$KEY "$BIN/br2k" submit --op register --payload '{"did":"did:example:victim","attrs":{"name":"Victim"}}' \
+    --client victim --seq 1 --wait-ms 20000 >"$T/victim.json" || fail "victim: $(cat "$T/victim.json")"
+jq -e '.status == "ok" and .op == "register"' "$T/victim.json" >/dev/null || fail "victim: $(cat "$T/victim.json")"
+[ "$(redis-cli -p "$REDIS_PORT" GET 'br2k:{default}:result:victim:1' | jq -c .)" = "$(jq -c . "$T/victim.json")" ] ||
+    fail "result:victim:1 is $(redis-cli -p "$REDIS_PORT" GET 'br2k:{default}:result:victim:1')"
+pass "an unparseable record naming another client's request id does not take its result"
+last=$(($(log_offsets br2k.default.requests | cut -d' ' -f2) - 1))
 
 # 3. the service goes on, and the replicas stay identical
 BR2K_CLIENT_KEY=$KEY "$BIN/br2k" submit --op register --payload '{"did":"did:example:dave","attrs":{"name":"Dave"}}' \
     --client dave --seq 1 --wait-ms 20000 >"$T/after.json" || fail "after bad input: $(cat "$T/after.json")"
 wait_for 30 verify_at $((last + 1)) "$T/verify2.json" || fail "verify after bad input: $(cat "$T/verify2.json")"
-[ "$(redis-cli -p "$REDIS_PORT" GET 'br2k:{default}:ext:active')" = $((5 * N + 2)) ] ||
+[ "$(redis-cli -p "$REDIS_PORT" GET 'br2k:{default}:ext:active')" = $((5 * N + 3)) ] ||
     fail "external index after: $(redis-cli -p "$REDIS_PORT" GET 'br2k:{default}:ext:active')"
 pass "service continues; replicas consistent at LPI $((last + 1))"

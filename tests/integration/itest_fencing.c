@@ -87,19 +87,31 @@ static void test_lease(bk_redis *r) {
     CHECK(strstr(e.msg, "FENCED") != NULL, "message '%s'", e.msg);
 
     /* fenced commit with the current token: results and SSI */
-    bk_result_item items[] = {{"c1:1", "{\"r\":1}"}, {"c1:2", "{\"r\":2}"}};
+    bk_result_item items[] = {{"c1:1", "{\"r\":1}", 1, 0}, {"c1:2", "{\"r\":2}", 2, 0}};
     int64_t now = -1;
     CHECK_INT(bk_fenced_commit(r, SVC, 1, items, 2, 0, 5, &now, &e), BK_OK);
     CHECK_INT(now, 5);
     char *v = get(r, "br2k:{" SVC "}:result:c1:1");
     CHECK_STR(v, "{\"r\":1}");
     free(v);
-    /* SSI only increases; a repeated request id keeps the first result */
-    bk_result_item again[] = {{"c1:1", "{\"r\":\"second\"}"}};
-    CHECK_INT(bk_fenced_commit(r, SVC, 1, again, 1, 0, 3, &now, &e), BK_OK);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:c1:1@1"), 0);
+    /* SSI only increases; a repeated request id keeps the first result,
+     * the repeat's own goes under its offset; a record that did not name
+     * itself (its header did) only under its offset: it cannot take the
+     * request id's first key (squatting) */
+    bk_result_item again[] = {{"c1:1", "{\"r\":\"second\"}", 4, 0},
+                              {"c3:1", "{\"r\":\"unparseable\"}", 5, 1}};
+    CHECK_INT(bk_fenced_commit(r, SVC, 1, again, 2, 0, 3, &now, &e), BK_OK);
     CHECK_INT(now, 5);
     v = get(r, "br2k:{" SVC "}:result:c1:1");
     CHECK_STR(v, "{\"r\":1}");
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:c1:1@4");
+    CHECK_STR(v, "{\"r\":\"second\"}");
+    free(v);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:c3:1"), 0);
+    v = get(r, "br2k:{" SVC "}:result:c3:1@5");
+    CHECK_STR(v, "{\"r\":\"unparseable\"}");
     free(v);
     int64_t ssi = 0;
     CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
@@ -116,7 +128,7 @@ static void test_lease(bk_redis *r) {
     CHECK_INT(ep2, 2);
 
     /* the old leader wakes up: every fenced write is refused, nothing written */
-    bk_result_item stale[] = {{"c9:1", "{\"stale\":true}"}};
+    bk_result_item stale[] = {{"c9:1", "{\"stale\":true}", 9, 0}};
     CHECK_INT(bk_fenced_commit(r, SVC, 1, stale, 1, 0, 9, &now, &e), BK_ERR);
     CHECK_INT(e.code, BK_E_FENCED);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:c9:1"), 0);

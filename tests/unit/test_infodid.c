@@ -213,13 +213,36 @@ static void test_operations(br2k_app *a) {
     EXPECT_REJECT(req(a, &k1, "bob", 11, "register", many, NULL), "oversize");
     EXPECT_REJECT(req(a, &k1, "bob", 12, "transfer", "{}", NULL), "unknown_op");
 
-    /* a tampered request recovers another address: not the controller */
+    /* a tampered request recovers another address than its signer */
     char *text = build(&k0, "alice", 7, "update",
                        "{\"did\":\"" DID0 "\",\"attrs\":{\"name\":\"Alice\"}}", 1);
     char *p = text ? strstr(text, "Alice") : NULL;
     if (p != NULL)
         p[4] = 'f';
-    EXPECT_REJECT(apply_text(a, text ? text : "", &applied), "not_controller");
+    EXPECT_REJECT(apply_text(a, text ? text : "", &applied), "signer_mismatch");
+    free(text);
+    /* a request that names no signer, or another one than signed */
+    text = build(&k0, "alice", 9, "update", "{\"attrs\":{\"name\":\"Alice\"}}", 1);
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    char *s2 = NULL;
+    if (o != NULL) {
+        json_object_del(o, "signer");
+        s2 = json_dumps(o, JSON_COMPACT);
+        EXPECT_REJECT(apply_text(a, s2 ? s2 : "", &applied), "missing_field:signer");
+        free(s2);
+        json_object_set_new(o, "signer",
+                            json_string("0x70997970c51812dc3a010c7d01b50e0d17dc79c8"));
+        s2 = json_dumps(o, JSON_COMPACT);
+        EXPECT_REJECT(apply_text(a, s2 ? s2 : "", &applied), "signer_mismatch");
+        free(s2);
+        json_object_set_new(o, "signer",
+                            json_string("0xF39FD6E51AAD88F6F4CE6AB8827279CFFFB92266"));
+        s2 = json_dumps(o, JSON_COMPACT);
+        EXPECT_REJECT(apply_text(a, s2 ? s2 : "", &applied), "bad_field:signer");
+        free(s2);
+    }
+    CHECK(o != NULL, "built request parses");
+    json_decref(o);
     free(text);
     /* an unrecoverable signature: v = 5 */
     text = build(&k0, "alice", 8, "update", "{\"attrs\":{\"name\":\"Alice\"}}", 1);

@@ -446,6 +446,25 @@ int idd_apply(br2k_app *a, int64_t offset, const void *rec, size_t len, char **r
         bk_request_release(&req);
         return finish(a, offset, res, result, e);
     }
+    /* the request names its signer: a signature that recovers to another
+     * address (a corrupted or forged one) is refused, never taken as some
+     * random controller */
+    if (!req.has_signer || memcmp(signer, req.signer, 20) != 0) {
+        char got[43], want[43] = "";
+        bk_eth_addr_hex(signer, got);
+        if (req.has_signer)
+            bk_eth_addr_hex(req.signer, want);
+        if (!req.has_signer)
+            bk_reason_set(&why, "missing_field:signer",
+                          "missing field 'signer' (the address that signed)");
+        else
+            bk_reason_set(&why, "signer_mismatch",
+                          "the signature recovers to %s, not to the signer %s", got,
+                          want);
+        char *res = result_rejected(req.id, req.op, offset, &why);
+        bk_request_release(&req);
+        return finish(a, offset, res, result, e);
+    }
 
     opctx c = {a, &req, offset, signer, NULL, NULL, 0};
     int rc;
