@@ -167,6 +167,33 @@ int br2k_result_key(const br2k_client *c, const char *client_id, uint64_t seq, c
 const char *br2k_service(const br2k_client *c);
 const char *br2k_topic(const br2k_client *c);
 
+/* ---- signed requests (schemas/request.schema.json, schemas/README.md) ----
+ * All a client needs to make a request the service accepts, from this
+ * header alone. Strings returned in *out are malloc'd: free() them. */
+
+/* The canonical form of a request (what its signer signs): the envelope
+ * {v, id:{client, seq}, op, payload, ts, signer} with keys sorted and no
+ * spaces. `payload_json` is a JSON object (integers only); `signer` is the
+ * signing address "0x" + 40 hex digits (NULL: none). */
+int br2k_request_canonical(const char *client, uint64_t seq, const char *op,
+                           const char *payload_json, uint64_t ts_ms, const char *signer,
+                           char **out, br2k_error *err);
+
+/* A signed request, ready for br2k_submit or a gateway: the canonical form
+ * with "signer" the key's address, signed as an EIP-191 personal message
+ * (what `cast wallet sign` and wallets' personal_sign produce) by the
+ * secp256k1 private key `key_hex` (64 hex digits, "0x" optional). */
+int br2k_request_sign(const char *key_hex, const char *client, uint64_t seq,
+                      const char *op, const char *payload_json, uint64_t ts_ms,
+                      char **out, br2k_error *err);
+
+/* Check a request's signature the way the service does: it parses, its
+ * signature recovers an address, and that address is its "signer". Fills
+ * address[43] ("0x..." checksummed) with the recovered one when it
+ * recovers. BR2K_ERR (BR2K_E_INVAL) names what is wrong. */
+int br2k_request_verify(const char *request_json, size_t len, char address[43],
+                        br2k_error *err);
+
 /* Flush appends for up to 10 s (their callbacks still run), then free;
  * requests still waiting for a result are dropped without a callback.
  * NULL is fine. */
