@@ -56,7 +56,29 @@ typedef struct br2k_settings {
     const char *kafka_props; /* extra librdkafka properties "k=v,k=v" */
     int timeout_ms;          /* Redis connect and command timeout; default 3000 */
     int result_timeout_ms;   /* default wait for a result; default 30000 */
+    /* Retries, as the paper's clients do (0: one attempt, as before). With
+     * attempt_ms > 0, a request that waits for its result and fails (its
+     * append failed, or no result within attempt_ms, or its results cannot
+     * be read) is sent again, the same request id and bytes (the service
+     * applies a request id once: I5), after a back-off (backoff_ms, doubled
+     * up to 2 s), until its result wait (result_timeout_ms, or
+     * br2k_submit_wait's timeout) is over. With eth_rpc and registry too,
+     * a failure also makes the client read the registry's access
+     * information again, and when it names another log or results
+     * location, reconnect there and send every waiting request again. */
+    int attempt_ms;
+    int backoff_ms;       /* first pause before sending again; default 100 */
+    const char *eth_rpc;  /* Ethereum JSON-RPC URLs (comma-separated) */
+    const char *registry; /* the registry contract's address (0x...) */
 } br2k_settings;
+
+/* What the retries did (br2k_stats). */
+typedef struct br2k_stats {
+    long attempts;      /* appends made (first ones and retries) */
+    long retries;       /* requests sent again */
+    long rediscoveries; /* reads of the registry after a failure */
+    long reconnects;    /* ... that moved the client to another location */
+} br2k_stats;
 
 typedef struct br2k_client br2k_client;
 
@@ -76,11 +98,13 @@ typedef struct br2k_event {
     const br2k_error *error; /* BR2K_EV_FAILED: why */
     double latency_ms;       /* from br2k_submit() to this event */
     void *opaque;            /* as given to br2k_submit() */
+    int attempts;            /* appends made for it so far (retries: attempt_ms) */
 } br2k_event;
 
 /* Called from br2k_poll() and friends. Every pointer in `ev` is valid only
  * during the call. With BR2K_WANT_RESULT a request gets BR2K_EV_APPENDED
- * then exactly one of BR2K_EV_RESULT or BR2K_EV_FAILED (the result can
+ * (once, for its first append that reached the log, even when retries
+ * append it again) then exactly one of BR2K_EV_RESULT or BR2K_EV_FAILED (the result can
  * arrive before the append is confirmed; APPENDED then comes first anyway
  * unless the append failed). Without it, exactly one of APPENDED or
  * FAILED. */
@@ -133,6 +157,9 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err);
 
 /* Requests submitted whose final event has not been served yet. */
 size_t br2k_pending(const br2k_client *c);
+
+/* The client's retry counters so far. */
+void br2k_get_stats(const br2k_client *c, br2k_stats *st);
 
 /* Poll until nothing is pending or `timeout_ms` passes (BR2K_ERR with
  * BR2K_E_TIMEOUT). */

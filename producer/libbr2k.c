@@ -14,7 +14,15 @@
  * not be parsed (its header named the id). So once its offset is known a
  * request looks at both keys: the one at its offset is its own; the first
  * one is its own only when that result's "offset" (or "repeat_offset",
- * when the first expired and a repeat took its place) is this append's. */
+ * when the first expired and a repeat took its place) is this append's.
+ *
+ * Retries (settings.attempt_ms): a waiting request keeps its bytes; when an
+ * attempt fails it is scheduled again (retry_at) after a back-off, and
+ * re-appended with the same id once due, never while its previous append
+ * is still in flight (its delivery report is always waited for, so a
+ * report never meets a newer attempt). A failure also asks for the
+ * registry to be read again (rediscover), which reconnects only when no
+ * append is in flight on the old log. */
 #include "br2k.h"
 
 #include <errno.h>
@@ -49,12 +57,20 @@ typedef struct req {
     void *opaque;
     double t0, deadline; /* monotonic ms */
     int64_t offset;
-    int delivered;                   /* the delivery report was served */
-    int looked_at_ssi;               /* looked for when SSI already covered it */
-    int finished;                    /* the final event was served */
-    char *result;                    /* a result that came before the delivery report */
-    int accepted;                    /* of `result` */
-    int waiting;                     /* in the waiting list */
+    int delivered;     /* the delivery report was served */
+    int looked_at_ssi; /* looked for when SSI already covered it */
+    int finished;      /* the final event was served */
+    char *result;      /* a result that came before the delivery report */
+    int accepted;      /* of `result` */
+    int waiting;       /* in the waiting list */
+    /* retries (c->attempt_ms > 0) */
+    char *client_id; /* the record's key */
+    void *value;     /* the request's bytes, to send again */
+    size_t len;
+    double attempt_end; /* this attempt's result wait ends (monotonic ms) */
+    double retry_at;    /* > 0: to be sent again at this time */
+    int attempts;
+    int appended_told;               /* BR2K_EV_APPENDED was served */
     struct req *prev, *next;         /* the waiting list */
     struct req *all_prev, *all_next; /* every request not freed */
 } req;
@@ -63,7 +79,13 @@ struct br2k_client {
     char service[201];
     char topic[256];
     char redis_addr[256];
+    char kafka[1024], kafka_props[2048];
     int timeout_ms, result_timeout_ms;
+    int attempt_ms, backoff_ms; /* retries: 0, none */
+    char eth_rpc[1024], registry[64];
+    int need_discover;  /* a failure since the last read of the registry */
+    double discover_at; /* not before (monotonic ms) */
+    br2k_stats stats;
     bk_rlog *log;
     size_t appending;    /* appends whose delivery is not served yet */
     bk_redis *redis;     /* results; connected lazily */
@@ -74,6 +96,7 @@ struct br2k_client {
     int64_t ssi;         /* the highest SSI announced */
     int closing;         /* br2k_free(): no more callbacks */
     double last_look;    /* monotonic ms of the last MGET */
+    double next_retry;   /* the earliest scheduled retry (0: none) */
     req *wait_head, *wait_tail;
     req *all;
     size_t nwaiting;
@@ -125,6 +148,8 @@ static void req_free(req *r) {
     free(r->key);
     free(r->at_key);
     free(r->result);
+    free(r->client_id);
+    free(r->value);
     free(r);
 }
 
@@ -161,9 +186,15 @@ static void emit(br2k_client *c, req *r, br2k_event_type type, const char *resul
     c->served++;
     if (r->cb == NULL || c->closing)
         return;
-    br2k_event ev = {
-        type,     r->id, r->offset, result, accepted, error, bk_mono_msf() - r->t0,
-        r->opaque};
+    br2k_event ev = {type,
+                     r->id,
+                     r->offset,
+                     result,
+                     accepted,
+                     error,
+                     bk_mono_msf() - r->t0,
+                     r->opaque,
+                     r->attempts > 0 ? r->attempts : 1};
     r->cb(&ev);
 }
 
@@ -217,6 +248,24 @@ static void got_result(br2k_client *c, req *r, const char *json) {
     finish(c, r, BR2K_EV_RESULT, json, accepted, NULL);
 }
 
+/* Schedule `r` (waiting, its append reported) to be sent again after
+ * its back-off, if its result wait allows; 0 when it does not. */
+static int retry_later(br2k_client *c, req *r) {
+    if (c->attempt_ms <= 0 || r->value == NULL || !r->waiting)
+        return 0;
+    double now = bk_mono_msf();
+    double pause = c->backoff_ms;
+    for (int i = 1; i < r->attempts && pause < 2000; i++)
+        pause *= 2;
+    if (pause > 2000)
+        pause = 2000;
+    if (now + pause >= r->deadline)
+        return 0;
+    r->retry_at = now + pause;
+    c->need_discover = 1;
+    return 1;
+}
+
 /* The log's delivery report of request `opaque`. */
 static void delivered(void *opaque, int64_t offset, const bk_err *be) {
     req *r = opaque;
@@ -228,6 +277,8 @@ static void delivered(void *opaque, int64_t offset, const bk_err *be) {
         return;
     }
     if (be != NULL || offset < 0) {
+        if (retry_later(c, r))
+            return;
         br2k_error e;
         fail(&e, BR2K_E_REMOTE, "cannot append request '%s' to '%s': %s", r->id, c->topic,
              be != NULL ? be->msg : "no offset");
@@ -241,9 +292,13 @@ static void delivered(void *opaque, int64_t offset, const bk_err *be) {
     }
     char at[600];
     bk_err ke;
+    free(r->at_key);
+    r->at_key = NULL;
     if (bk_key_result_at(at, sizeof(at), c->service, r->id, offset, &ke) == BK_OK)
         r->at_key = strdup(at); /* NULL (no memory): the first key only */
-    emit(c, r, BR2K_EV_APPENDED, NULL, 0, NULL);
+    if (!r->appended_told)
+        emit(c, r, BR2K_EV_APPENDED, NULL, 0, NULL);
+    r->appended_told = 1;
     if (r->result != NULL && result_is_at(r->result, offset)) {
         finish(c, r, BR2K_EV_RESULT, r->result, r->accepted, NULL);
     } else if (r->result != NULL) { /* another append's: wait for our own */
@@ -282,6 +337,15 @@ br2k_client *br2k_connect(const br2k_settings *s, br2k_error *err) {
     c->ssi = -1;
     c->timeout_ms = s->timeout_ms > 0 ? s->timeout_ms : 3000;
     c->result_timeout_ms = s->result_timeout_ms > 0 ? s->result_timeout_ms : 30000;
+    c->attempt_ms = s->attempt_ms > 0 ? s->attempt_ms : 0;
+    c->backoff_ms = s->backoff_ms > 0 ? s->backoff_ms : 100;
+    snprintf(c->kafka, sizeof(c->kafka), "%s", s->kafka ? s->kafka : "");
+    snprintf(c->kafka_props, sizeof(c->kafka_props), "%s",
+             s->kafka_props ? s->kafka_props : "");
+    if (s->eth_rpc != NULL && s->eth_rpc[0] && s->registry != NULL && s->registry[0]) {
+        snprintf(c->eth_rpc, sizeof(c->eth_rpc), "%s", s->eth_rpc);
+        snprintf(c->registry, sizeof(c->registry), "%s", s->registry);
+    }
     char host[256];
     int port;
     if (bk_kafka_topic_name(svc, c->topic, sizeof(c->topic), &e) != BK_OK ||
@@ -346,6 +410,10 @@ const char *br2k_service(const br2k_client *c) {
 
 const char *br2k_topic(const br2k_client *c) {
     return c->topic;
+}
+
+void br2k_get_stats(const br2k_client *c, br2k_stats *st) {
+    *st = c->stats;
 }
 
 size_t br2k_pending(const br2k_client *c) {
@@ -451,6 +519,8 @@ static void read_sub(br2k_client *c) {
 /* May `r` have a result now? Delivered requests only up to the announced
  * SSI; undelivered ones (the report may be late) on every full look. */
 static int worth_looking(const br2k_client *c, const req *r, int full) {
+    if (r->retry_at > 0)
+        return 0; /* to be sent again: its old attempt's keys may not be ours */
     if (full)
         return 1;
     return r->delivered && r->offset <= c->ssi && !r->looked_at_ssi;
@@ -526,6 +596,12 @@ static void expire(br2k_client *c) {
     req *r = c->wait_head;
     while (r != NULL) {
         req *next = r->next;
+        /* an attempt with no result in time, its append reported: again */
+        if (now < r->deadline && r->retry_at <= 0 && r->attempt_end > 0 &&
+            now >= r->attempt_end && r->delivered && retry_later(c, r)) {
+            r = next;
+            continue;
+        }
         if (now >= r->deadline) {
             br2k_error e;
             fail(&e, BR2K_E_TIMEOUT, "no result for request '%s' within %d ms", r->id,
@@ -533,6 +609,91 @@ static void expire(br2k_client *c) {
             finish(c, r, BR2K_EV_FAILED, NULL, 0, &e);
         }
         r = next;
+    }
+}
+
+static int append_req(br2k_client *c, req *r, const char *client_id, const void *value,
+                      size_t len, bk_err *e);
+
+/* Read the registry again after a failure (at most once a second); when it
+ * names another log or results location and no append is in flight on the
+ * old log, move there and send every waiting request again. */
+static void rediscover(br2k_client *c) {
+    double now = bk_mono_msf();
+    if (!c->need_discover || c->eth_rpc[0] == '\0' || now < c->discover_at)
+        return;
+    c->discover_at = now + 1000;
+    c->need_discover = 0;
+    c->stats.rediscoveries++;
+    br2k_discovery d;
+    br2k_settings s;
+    br2k_error err;
+    memset(&s, 0, sizeof(s));
+    if (br2k_discover(c->eth_rpc, c->registry, &d, &s, &err) != BR2K_OK) {
+        c->need_discover = 1; /* the chain may be down too: again later */
+        return;
+    }
+    const char *redis = s.redis != NULL && s.redis[0] ? s.redis : c->redis_addr;
+    if (strcmp(d.kafka, c->kafka) == 0 && strcmp(redis, c->redis_addr) == 0)
+        return; /* the same place: the retries go on there */
+    if (c->appending > 0) {
+        c->need_discover = 1; /* wait for the old log's reports first */
+        return;
+    }
+    bk_err e;
+    bk_err_clear(&e);
+    bk_rlog_settings ls = {d.kafka, c->topic, c->kafka_props, c->timeout_ms};
+    bk_rlog *log = bk_rlog_open(&ls, &e);
+    if (log == NULL)
+        return;
+    bk_rlog_close(c->log);
+    c->log = log;
+    bk_redis_free(c->redis);
+    c->redis = NULL;
+    if (c->sub != NULL)
+        redisFree(c->sub);
+    c->sub = NULL;
+    c->ssi = -1;
+    snprintf(c->kafka, sizeof(c->kafka), "%s", d.kafka);
+    snprintf(c->redis_addr, sizeof(c->redis_addr), "%s", redis);
+    c->stats.reconnects++;
+    for (req *r = c->wait_head; r != NULL; r = r->next)
+        if (r->value != NULL)
+            r->retry_at = now; /* waiting on the old place: send again here */
+}
+
+/* Send again the requests whose retry is due. */
+static void resend_due(br2k_client *c) {
+    double now = bk_mono_msf();
+    c->next_retry = 0;
+    rediscover(c);
+    for (req *r = c->wait_head; r != NULL; r = r->next) {
+        if (r->retry_at <= 0)
+            continue;
+        if (r->retry_at > now) {
+            if (c->next_retry <= 0 || r->retry_at < c->next_retry)
+                c->next_retry = r->retry_at;
+            continue;
+        }
+        bk_err e;
+        bk_err_clear(&e);
+        r->delivered = 0;
+        r->offset = -1;
+        r->looked_at_ssi = 0;
+        free(r->at_key);
+        r->at_key = NULL;
+        free(r->result);
+        r->result = NULL;
+        if (append_req(c, r, r->client_id, r->value, r->len, &e) != BK_OK) {
+            r->delivered = 1; /* nothing in flight: try again shortly */
+            r->retry_at = now + 50;
+            c->need_discover = 1;
+            continue;
+        }
+        r->retry_at = 0;
+        r->attempts++;
+        r->attempt_end = now + c->attempt_ms;
+        c->stats.retries++;
     }
 }
 
@@ -545,6 +706,8 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
     for (;;) {
         if (c->appending > 0)
             (void)bk_rlog_serve(c->log, 0);
+        if (c->attempt_ms > 0 && c->nwaiting > 0)
+            resend_due(c);
         if (c->nwaiting > 0) {
             if (c->sub == NULL)
                 (void)subscribe(c);
@@ -555,6 +718,7 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
                 failed = 1; /* kept; the next look is one interval away */
                 c->last_look = now;
                 c->notified = 0;
+                c->need_discover = 1; /* the results' place may have moved */
             }
             expire(c);
         }
@@ -573,6 +737,8 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
          * are in flight and results awaited, wait in slices */
         double every = c->sub != NULL ? POLL_FALLBACK_MS : POLL_NOSUB_MS;
         double wait = c->nwaiting > 0 && left > every ? every : left;
+        if (c->next_retry > 0 && c->next_retry - bk_mono_msf() < wait)
+            wait = c->next_retry - bk_mono_msf() > 0 ? c->next_retry - bk_mono_msf() : 0;
         struct pollfd pfd = {c->sub != NULL ? c->sub->fd : -1, POLLIN, 0};
         if (c->appending > 0 && c->nwaiting > 0) {
             if (c->sub != NULL && poll(&pfd, 1, 0) > 0)
@@ -721,32 +887,60 @@ int br2k_submit(br2k_client *c, const char *client_id, uint64_t seq, const void 
     r->deadline = r->t0 + c->result_timeout_ms;
     if ((flags & BR2K_WANT_RESULT) && c->sub == NULL)
         (void)subscribe(c); /* before the append, so no announcement is missed */
-    bk_rlog_header hdr[2] = {{BK_RLOG_H_REQUEST_ID, id, strlen(id)},
-                             {BK_RLOG_H_SCHEMA, "1", 1}};
-    double give_up = r->t0 + c->timeout_ms;
-    for (;;) {
-        bk_err e;
-        bk_err_clear(&e);
-        if (bk_rlog_append(c->log, client_id, strlen(client_id), value, len, hdr, 2,
-                           delivered, r, &e) == BK_OK)
-            break;
-        /* a full queue drains as deliveries are served; anything else, or
-         * a queue that does not drain, is an error */
-        if (bk_rlog_pending(c->log) == 0 || bk_mono_msf() >= give_up) {
-            fail(err, BR2K_E_REMOTE, "cannot append request '%s' to '%s': %s", id,
-                 c->topic, e.msg);
+    if ((flags & BR2K_WANT_RESULT) && c->attempt_ms > 0) { /* kept to send again */
+        r->client_id = strdup(client_id);
+        r->value = malloc(len ? len : 1);
+        if (r->client_id == NULL || r->value == NULL) {
             req_free(r);
-            return BR2K_ERR;
+            return fail(err, BR2K_E_NOMEM, "out of memory");
         }
-        (void)bk_rlog_serve(c->log, 10);
+        memcpy(r->value, value, len);
+        r->len = len;
+        r->attempts = 1;
+        r->attempt_end = r->t0 + c->attempt_ms;
+    }
+    bk_err e;
+    bk_err_clear(&e);
+    if (append_req(c, r, client_id, value, len, &e) != BK_OK) {
+        fail(err, BR2K_E_REMOTE, "%s", e.msg);
+        req_free(r);
+        return BR2K_ERR;
     }
     r->all_next = c->all;
     if (c->all != NULL)
         c->all->all_prev = r;
     c->all = r;
-    c->appending++;
     c->pending++;
     if (flags & BR2K_WANT_RESULT)
         wait_add(c, r);
     return BR2K_OK;
+}
+
+/* Append r's record (its delivery report comes to delivered()); blocks,
+ * serving reports, while the producer's queue is full, for up to the
+ * client's timeout. */
+static int append_req(br2k_client *c, req *r, const char *client_id, const void *value,
+                      size_t len, bk_err *e) {
+    bk_rlog_header hdr[2] = {{BK_RLOG_H_REQUEST_ID, r->id, strlen(r->id)},
+                             {BK_RLOG_H_SCHEMA, "1", 1}};
+    double give_up = bk_mono_msf() + c->timeout_ms;
+    for (;;) {
+        bk_err_clear(e);
+        if (bk_rlog_append(c->log, client_id, strlen(client_id), value, len, hdr, 2,
+                           delivered, r, e) == BK_OK)
+            break;
+        /* a full queue drains as deliveries are served; anything else, or
+         * a queue that does not drain, is an error */
+        if (bk_rlog_pending(c->log) == 0 || bk_mono_msf() >= give_up) {
+            char why[200];
+            snprintf(why, sizeof(why), "%.199s", e->msg);
+            return bk_err_set(e, e->code ? e->code : BK_E_REMOTE,
+                              "cannot append request '%s' to '%s': %s", r->id, c->topic,
+                              why);
+        }
+        (void)bk_rlog_serve(c->log, 10);
+    }
+    c->appending++;
+    c->stats.attempts++;
+    return BK_OK;
 }

@@ -60,7 +60,10 @@ int opts_globals(int argc, char **argv, const char *epilog, cli_globals *g, int 
 int opts_discover(cli_globals *g) {
     if (g->kafka[0] != '\0' || g->registry[0] == '\0')
         return 0;
-    br2k_settings s = {g->kafka, g->redis, g->service, g->kafka_props, 0, 0};
+    br2k_settings s = {.kafka = g->kafka,
+                       .redis = g->redis,
+                       .service = g->service,
+                       .kafka_props = g->kafka_props};
     br2k_error err;
     if (br2k_discover(g->eth_rpc, g->registry, &found, &s, &err) != BR2K_OK) {
         fprintf(stderr, "br2k: %s\n", err.msg);

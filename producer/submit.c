@@ -65,6 +65,13 @@ static bk_cfg_opt opts[] = {
      NULL, 0, 0},
     {"wait-ms", BK_CFG_INT, "30000", 1, 3600000, NULL,
      "how long to wait for a result (each request of the load generator)", NULL, 0, 0},
+    {"attempt-ms", BK_CFG_INT, "-1", -1, 3600000, NULL,
+     "how long one attempt waits for the result before the same request (same id, same "
+     "bytes) is sent again, with a back-off, until --wait-ms; with --registry the "
+     "service "
+     "is looked up in the registry again after a failure (0: one attempt; -1: 10000 for "
+     "one request, 60000 for the load generator)",
+     NULL, 0, 0},
     {"retry-ms", BK_CFG_INT, "120000", 1000, 3600000, NULL,
      "how long an append that may not have reached the log is sent again, with the "
      "same request id, before it counts as lost (both log back ends: "
@@ -166,6 +173,12 @@ static int settings(const cli_globals *g, br2k_settings *s, char *props, size_t 
                     bk_err *e) {
     cli_settings(g, s);
     s->result_timeout_ms = (int)bk_cfg_int(&sub, "wait-ms");
+    long attempt = bk_cfg_int(&sub, "attempt-ms");
+    s->attempt_ms = (int)(attempt >= 0                      ? attempt
+                          : bk_cfg_int(&sub, "clients") > 0 ? 60000
+                                                            : 10000);
+    s->eth_rpc = g->eth_rpc;
+    s->registry = g->registry;
     if (bk_lg_log_props(g->kafka_props, (long)bk_cfg_int(&sub, "retry-ms"), props, size,
                         e) != BK_OK)
         return BK_ERR;
@@ -272,8 +285,15 @@ static int submit_one(const cli_globals *g) {
         }
     } else {
         br2k_result res;
-        if (br2k_submit_wait(c, cid, (uint64_t)seq, value, len, 0, &res, &err) ==
-            BR2K_OK) {
+        int ok = br2k_submit_wait(c, cid, (uint64_t)seq, value, len, 0, &res, &err);
+        br2k_stats rs;
+        br2k_get_stats(c, &rs);
+        if (rs.retries > 0 || rs.rediscoveries > 0)
+            fprintf(stderr,
+                    "br2k submit: sent %ld times (the same request id), %ld registry "
+                    "reads, %ld moves\n",
+                    rs.attempts, rs.rediscoveries, rs.reconnects);
+        if (ok == BR2K_OK) {
             printf("%s\n", res.json);
             rc = res.accepted ? 0 : 1;
             br2k_result_release(&res);
@@ -532,6 +552,13 @@ static int loadgen(const cli_globals *g) {
     json_object_set_new(sum, "lost_ids", json_incref(st.lost_ids));
     json_object_set_new(sum, "no_result", json_integer(st.no_result));
     json_object_set_new(sum, "unconfirmed", json_integer(st.unconfirmed));
+    br2k_stats rs;
+    br2k_get_stats(c, &rs);
+    json_object_set_new(
+        sum, "retries",
+        json_pack("{s:I, s:I, s:I, s:I}", "attempts", (json_int_t)rs.attempts,
+                  "sent_again", (json_int_t)rs.retries, "rediscoveries",
+                  (json_int_t)rs.rediscoveries, "reconnects", (json_int_t)rs.reconnects));
     if (st.first_failure[0] != '\0')
         json_object_set_new(sum, "first_failure", json_string(st.first_failure));
     if (bk_cfg_bool(&sub, "json")) {
@@ -565,6 +592,9 @@ static int loadgen(const cli_globals *g) {
         json_object_foreach(st.reasons, code, cnt) {
             printf("rejected  %s: %lld\n", code, (long long)json_integer_value(cnt));
         }
+        if (rs.retries > 0 || rs.rediscoveries > 0)
+            printf("retries   %ld requests sent again, %ld registry reads, %ld moves\n",
+                   rs.retries, rs.rediscoveries, rs.reconnects);
         if (st.first_failure[0] != '\0')
             printf("first failure: %s\n", st.first_failure);
     }

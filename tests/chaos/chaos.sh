@@ -184,6 +184,19 @@ inflight_n() { # records in the in-flight mark (I6) of worker $1's position file
     if [ "${f:--1}" -ge 0 ] 2>/dev/null; then echo $((l - f + 1)); else echo 0; fi
 }
 inflight() { [ "$(inflight_n "$1")" -gt 0 ]; }
+# held_mark ID: an in-flight mark that stays put (the same records 50 ms
+# later): the worker is held inside apply by the test hook, not passing
+# through a batch (a batch of repeats never reaches the hook)
+held_mark() {
+    local a b
+    a=$(cut -d' ' -f5,6 "$T/$1/worker.pos" 2>/dev/null) || return 1
+    inflight "$1" || return 1
+    read -r -t 0.05 -u "$HOLD_WAIT_FD" _ || true # 50 ms, no fork
+    b=$(cut -d' ' -f5,6 "$T/$1/worker.pos" 2>/dev/null) || return 1
+    [ "$a" = "$b" ] && inflight "$1"
+}
+mkfifo "$T/hold-wait.fifo"
+exec {HOLD_WAIT_FD}<>"$T/hold-wait.fifo"
 all_at() { at "$(ssi)" "$@"; }
 alive() { kill -0 "${WPID[$1]}" 2>/dev/null; }
 FAULTS=$T/faults.tsv
@@ -240,7 +253,7 @@ kill_mid() {
         [ -n "$ap" ] || { log "kill: $id has no application process now; skipped"; return 1; }
     fi
     hold "$id" "$ap"
-    if ! wait_for 20 inflight "$id"; then
+    if ! wait_for 20 held_mark "$id"; then
         unhold "$id" "$ap"
         log "kill: $id never held a request mid-apply (no requests reached it); skipped"
         return 1

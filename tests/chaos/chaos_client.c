@@ -5,11 +5,12 @@
  *     K clients (one thread and one libbr2k connection each, found through
  *     the registry contract with br2k_discover) send N signed InfoDID
  *     registrations each, paced at R requests/s per client, at most W
- *     waiting for their result per client. A request whose append fails or
- *     whose result does not come in time is retried, after the client has
- *     looked the service up in the registry again, with the same request id
- *     and the same signed bytes. Writes one line per request (TSV, see
- *     write_requests) and prints a JSON summary.
+ *     waiting for their result per client. The client library retries
+ *     (br2k_settings.attempt_ms, with the registry to look the service up
+ *     again): a request whose append fails or whose result does not come in
+ *     time is sent again with the same request id and the same signed
+ *     bytes, up to --attempts attempts of --result-ms each. Writes one line
+ *     per request (TSV, see write_requests) and prints a JSON summary.
  *
  *   chaos_client check OPTIONS STATE_DIR...
  *     Opens the InfoDID state of every (stopped) worker, compares the
@@ -135,7 +136,6 @@ typedef struct cthread {
     cclient cl;
     creq *reqs;
     long n, done, pending, failed_events, rediscoveries, reconnects;
-    int need_discover;
     char first_failure[256];
     char err[512];
 } cthread;
@@ -154,27 +154,24 @@ static void on_event(const br2k_event *ev) {
         return;
     }
     th->pending--;
-    if (ev->type == BR2K_EV_FAILED) {
+    r->attempts = ev->attempts;
+    if (ev->type == BR2K_EV_FAILED) { /* after every retry of the library */
         th->failed_events++;
         if (th->first_failure[0] == '\0' && ev->error != NULL)
             snprintf(th->first_failure, sizeof(th->first_failure), "%s", ev->error->msg);
-        th->need_discover = 1;
-        if (r->attempts >= L.attempts) {
-            r->state = RQ_DONE;
-            th->done++;
-            snprintf(r->reason, sizeof(r->reason), "failed");
-        } else {
-            r->state = RQ_RETRY;
-            r->retry_at = wall_ms() + 500;
-        }
+        r->state = RQ_DONE;
+        th->done++;
+        snprintf(r->reason, sizeof(r->reason), "failed");
         return;
     }
-    /* BR2K_EV_RESULT: "offset" is where the request id was first applied
-     * (a repeat returns the first result, with "repeat": true) */
+    /* BR2K_EV_RESULT of the append at ev->offset: "offset" is where the
+     * request id was first applied (a repeat returns the first result, with
+     * "repeat": true); the first result of another append, not marked as
+     * a repeat, would be a request applied twice */
     json_t *res = json_loads(ev->result, 0, NULL);
     int64_t off = (int64_t)json_integer_value(json_object_get(res, "offset"));
     int repeat = json_is_true(json_object_get(res, "repeat"));
-    if (r->offset >= 0 && off != r->offset && !repeat)
+    if (ev->offset >= 0 && off != ev->offset && !repeat)
         r->dup = 1;
     r->offset = off;
     r->accepted = ev->accepted;
@@ -193,7 +190,11 @@ static br2k_client *discover_connect(cthread *th, br2k_discovery *d) {
     br2k_settings s;
     br2k_error err = {0, ""};
     memset(&s, 0, sizeof(s));
-    s.result_timeout_ms = (int)L.result_ms;
+    s.result_timeout_ms = (int)(L.result_ms * L.attempts); /* the whole wait */
+    s.attempt_ms = (int)L.result_ms;
+    s.backoff_ms = 500;
+    s.eth_rpc = L.eth_rpc;
+    s.registry = L.registry;
     s.timeout_ms = 2000;
     if (br2k_discover(L.eth_rpc, L.registry, d, &s, &err) != BR2K_OK) {
         snprintf(th->err, sizeof(th->err), "discover: %s", err.msg);
@@ -207,7 +208,6 @@ static br2k_client *discover_connect(cthread *th, br2k_discovery *d) {
 
 static int submit_req(cthread *th, br2k_client *c, creq *r) {
     br2k_error err = {0, ""};
-    r->attempts++;
     if (r->t_submit == 0)
         r->t_submit = wall_ms();
     r->state = RQ_PENDING;
@@ -215,9 +215,8 @@ static int submit_req(cthread *th, br2k_client *c, creq *r) {
     if (br2k_submit(c, NULL, 0, r->json, r->len, BR2K_WANT_RESULT, on_event, r, &err) ==
         BR2K_OK)
         return 0;
-    th->pending--;
+    th->pending--; /* refused at once (the library took nothing): again later */
     th->failed_events++;
-    th->need_discover = 1;
     if (th->first_failure[0] == '\0')
         snprintf(th->first_failure, sizeof(th->first_failure), "%s", err.msg);
     r->state = RQ_RETRY;
@@ -242,35 +241,6 @@ static void *client_thread(void *arg) {
     bk_err e;
     bk_err_clear(&e);
     while (th->done < th->n) {
-        if (th->need_discover) {
-            /* look the service up in the registry again; reconnect if its
-             * access information changed (requests still waiting on the old
-             * connection are resubmitted: same id, same bytes) */
-            br2k_discovery nd;
-            br2k_settings s;
-            br2k_error err = {0, ""};
-            memset(&s, 0, sizeof(s));
-            th->need_discover = 0;
-            th->rediscoveries++;
-            if (br2k_discover(L.eth_rpc, L.registry, &nd, &s, &err) != BR2K_OK) {
-                th->need_discover = 1; /* the chain may be down: try later */
-                sleep_ms(200);
-            } else if (strcmp(nd.kafka, d.kafka) != 0 || strcmp(nd.redis, d.redis) != 0) {
-                br2k_client *nc = discover_connect(th, &nd);
-                if (nc != NULL) {
-                    br2k_free(c); /* drops the waits, without callbacks */
-                    c = nc;
-                    d = nd;
-                    th->reconnects++;
-                    for (long i = 0; i < next; i++)
-                        if (th->reqs[i].state == RQ_PENDING) {
-                            th->pending--;
-                            th->reqs[i].state = RQ_RETRY;
-                            th->reqs[i].retry_at = 0;
-                        }
-                }
-            }
-        }
         int64_t now = wall_ms();
         int busy = 0;
         for (long i = 0; i < next; i++) /* retries first */
@@ -304,6 +274,10 @@ static void *client_thread(void *arg) {
         if (br2k_poll(c, wait, NULL) < 0)
             sleep_ms(20);
     }
+    br2k_stats st;
+    br2k_get_stats(c, &st);
+    th->rediscoveries = st.rediscoveries;
+    th->reconnects = st.reconnects;
     br2k_free(c);
     return NULL;
 }
