@@ -144,8 +144,8 @@ int bd_archive_build(bd *d, bd_run *u, bk_err *e) {
         (json_int_t)(u->prev_cut + 1), "to_offset", (json_int_t)u->cut, "record_count",
         (json_int_t)count, "gaps", gaps, "previous_version", (json_int_t)(u->version - 1),
         "previous_archive", prev, "start_state_digest", start_digest(d, u),
-        "end_state_digest", json_object_get(u->report, "state_digest"), "log_first_offset",
-        (json_int_t)u->first_offset);
+        "end_state_digest", json_object_get(u->report, "state_digest"),
+        "log_first_offset", (json_int_t)u->first_offset);
     char *plain = NULL, *wrapped = NULL;
     size_t len = 0, slen = 0;
     char name[BK_STORAGE_NAME_MAX + 1], sha[65], when[32];
@@ -154,8 +154,8 @@ int bd_archive_build(bd *d, bd_run *u, bk_err *e) {
     json_decref(hdr);
     bk_archive_buf_free(&b);
     if (rc == BK_OK)
-        rc = bk_blog_put_sealed(d->st, u->version, "archive", plain, len, d->pub, name, sha,
-                                &slen, &wrapped, e);
+        rc = bk_blog_put_sealed(d->st, u->version, "archive", plain, len, d->pub, name,
+                                sha, &slen, &wrapped, e);
     free(plain);
     if (rc == BK_OK)
         rc = bd_read_back(d, "history archive", name, sha, (int64_t)slen, e);
@@ -189,7 +189,8 @@ int bd_archive_on_chain(bd *d, const bd_run *u, bk_err *e) {
     const char *sha = json_string_value(json_object_get(u->archive, "sha256"));
     if (sha == NULL)
         return bk_err_set(e, BK_E_STATE,
-                          "backup version %" PRId64 " has no history archive", u->version);
+                          "backup version %" PRId64 " has no history archive",
+                          u->version);
     uint8_t dg[32];
     uint64_t pruned = 0;
     char got[65];
@@ -207,7 +208,8 @@ int bd_archive_on_chain(bd *d, const bd_run *u, bk_err *e) {
     const char *sd = json_string_value(json_object_get(u->report, "state_digest"));
     char val[96];
     snprintf(val, sizeof(val), "%lld %s", (long long)u->version, sd ? sd : "");
-    if (sd != NULL && bk_key_backup_aux(k, sizeof(k), d->o->service, HIST_KEY, e) == BK_OK) {
+    if (sd != NULL &&
+        bk_key_backup_aux(k, sizeof(k), d->o->service, HIST_KEY, e) == BK_OK) {
         redisReply *rep = bk_redis_command(d->r, e, "SET %s %s", k, val);
         if (rep == NULL)
             BK_WARN("cannot record the state digest of version %" PRId64 ": %s",
@@ -244,7 +246,8 @@ void bd_archive_prune(bd *d, int64_t latest, int64_t epoch) {
                        json_string_value(json_object_get(reply, "error")) ?: "?");
         json_decref(reply);
         if (!ok) {
-            BK_WARN("pruneArchives through version %" PRId64 " not recorded on chain (%s): "
+            BK_WARN("pruneArchives through version %" PRId64
+                    " not recorded on chain (%s): "
                     "no archive pruned",
                     through, e.msg);
             return;
@@ -261,8 +264,8 @@ void bd_archive_prune(bd *d, int64_t latest, int64_t epoch) {
     }
     for (size_t i = 0; i < n; i++) {
         long long v = 0;
-        if (sscanf(names[i], "v%lld-", &v) != 1 || strstr(names[i], "-archive-") == NULL ||
-            v > through)
+        if (sscanf(names[i], "v%lld-", &v) != 1 ||
+            strstr(names[i], "-archive-") == NULL || v > through)
             continue;
         if (bk_storage_delete(d->st, names[i], &e) != BK_OK)
             BK_WARN("cannot prune '%s': %s", names[i], e.msg);

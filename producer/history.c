@@ -86,6 +86,14 @@ typedef struct hist {
     uint64_t sv, pruned;
 } hist;
 
+static const char *str(const json_t *o, const char *k) {
+    return json_string_value(json_object_get(o, k));
+}
+
+static json_int_t num(const json_t *o, const char *k) {
+    return json_integer_value(json_object_get(o, k));
+}
+
 /* ---- reading ---- */
 
 /* The decrypted log of version v, checked against the chain's record;
@@ -123,10 +131,10 @@ static int load_log(hist *h, uint64_t v, json_t **log, char archive[65], bk_err 
 }
 
 static int storage_for(hist *h, const json_t *log, bk_err *e) {
-    const char *url = h->storage_url[0]
-                          ? h->storage_url
-                          : json_string_value(
-                                json_object_get(json_object_get(log, "storage"), "url"));
+    const char *url =
+        h->storage_url[0]
+            ? h->storage_url
+            : json_string_value(json_object_get(json_object_get(log, "storage"), "url"));
     if (url == NULL)
         return bk_err_set(e, BK_E_INVAL, "the backup log names no storage");
     if (h->st != NULL && strcmp(url, h->st_url) == 0)
@@ -150,6 +158,7 @@ static int get_object(hist *h, const json_t *log, const json_t *meta, void **pla
 typedef struct replay {
     pid_t pid;
     FILE *in, *out; /* its stdin, its stdout */
+    int no_ext;     /* the application has no external effect */
 } replay;
 
 static void replay_path(const char *opt, char *out, size_t size) {
@@ -168,7 +177,8 @@ static void replay_path(const char *opt, char *out, size_t size) {
     snprintf(out, size, "br2k-replay");
 }
 
-static int replay_start(replay *r, const char *prog, const char *app, bk_err *e) {
+static int replay_start(replay *r, const char *prog, const char *app, const char *svc,
+                        bk_err *e) {
     int to[2], from[2];
     memset(r, 0, sizeof(*r));
     if (pipe(to) != 0)
@@ -190,7 +200,7 @@ static int replay_start(replay *r, const char *prog, const char *app, bk_err *e)
         close(to[1]);
         close(from[0]);
         close(from[1]);
-        execlp(prog, prog, "--app", app, (char *)NULL);
+        execlp(prog, prog, "--app", app, "--service", svc, (char *)NULL);
         fprintf(stderr, "br2k history: cannot run '%s': %s\n", prog, strerror(errno));
         _exit(127);
     }
@@ -239,6 +249,134 @@ static int replay_digest(replay *r, int64_t *lpi, char hex[65], bk_err *e) {
     return BK_OK;
 }
 
+/* The external state the replayed records made (*keys), or NULL when the
+ * application has none (r->no_ext set). */
+static int replay_external(replay *r, json_t **keys, bk_err *e) {
+    char *line = NULL;
+    size_t cap = 0;
+    *keys = NULL;
+    fputs("E\n", r->in);
+    if (fflush(r->in) != 0 || getline(&line, &cap, r->out) < 0) {
+        free(line);
+        return bk_err_set(e, BK_E_IO, "br2k-replay ended (see its message above)");
+    }
+    int rc = BK_OK;
+    if (strncmp(line, "none", 4) == 0) {
+        r->no_ext = 1;
+    } else if (strncmp(line, "err ", 4) == 0) {
+        line[strcspn(line, "\n")] = '\0';
+        rc = bk_err_set(e, BK_E_STATE, "the application: %s", line + 4);
+    } else {
+        *keys = json_loads(line, 0, NULL);
+        if (*keys == NULL)
+            rc = bk_err_set(e, BK_E_PROTO, "br2k-replay: external state is not JSON");
+    }
+    free(line);
+    return rc;
+}
+
+/* The first key (and field of a hash) where two external states differ,
+ * for the message. */
+static void ext_diff(const json_t *want, const json_t *got, char *out, size_t size) {
+    const char *k, *f;
+    json_t *v, *x;
+    json_object_foreach((json_t *)want, k, v) {
+        json_t *g = json_object_get(got, k);
+        if (g != NULL && json_equal(v, g))
+            continue;
+        const json_t *wv = json_object_get(v, "value"), *gv = json_object_get(g, "value");
+        if (json_is_object(wv) && json_is_object(gv)) {
+            json_object_foreach((json_t *)wv, f, x) {
+                json_t *y = json_object_get(gv, f);
+                if (y == NULL || !json_equal(x, y)) {
+                    snprintf(
+                        out, size,
+                        "key '%s' field '%.60s': the backup holds '%.40s', the replay "
+                        "'%.40s'",
+                        k, f, json_string_value(x) ?: "?",
+                        y ? json_string_value(y) ?: "?" : "nothing");
+                    return;
+                }
+            }
+            json_object_foreach((json_t *)gv, f, x) {
+                if (json_object_get(wv, f) == NULL) {
+                    snprintf(out, size,
+                             "key '%s' field '%.60s': made by the replay, not in the "
+                             "backup",
+                             k, f);
+                    return;
+                }
+            }
+        }
+        snprintf(out, size, "key '%s': the backup holds '%.40s', the replay '%.40s'", k,
+                 json_string_value(wv) ?: "(a hash)",
+                 g ? json_string_value(gv) ?: "(a hash)" : "nothing");
+        return;
+    }
+    json_object_foreach((json_t *)got, k, v) {
+        if (json_object_get(want, k) == NULL) {
+            snprintf(out, size, "key '%s': made by the replay, not in the backup", k);
+            return;
+        }
+    }
+    snprintf(out, size, "?");
+}
+
+/* The external state (InfoDID's index) of a backup against the replay's,
+ * where the application has one: row "external" says what was done. */
+static int check_external(hist *h, replay *r, uint64_t v, const json_t *log, json_t *row,
+                          bk_err *e) {
+    const json_t *xm = json_object_get(log, "external_state");
+    if (xm == NULL || r->no_ext) {
+        json_object_set_new(row, "external",
+                            json_string(xm ? "none" : "not in the backup"));
+        return BK_OK;
+    }
+    if (num(xm, "applied_offset") > num(log, "cut_offset")) {
+        /* effects of a fenced leader beyond the cut: not comparable */
+        json_object_set_new(row, "external",
+                            json_string("not compared (applied beyond the cut)"));
+        return BK_OK;
+    }
+    void *plain = NULL;
+    size_t len = 0;
+    json_t *content = NULL, *got = NULL;
+    if (get_object(h, log, xm, &plain, &len, e) != BK_OK) {
+        if (e->code == BK_E_NOTFOUND) { /* pruned with its state (--keep) */
+            bk_err_clear(e);
+            json_object_set_new(row, "external",
+                                json_string("not compared (pruned from storage)"));
+            return BK_OK;
+        }
+        return bk_err_prefix(e, "version %" PRIu64 ": external state", v);
+    }
+    content = json_loadb(plain, len, 0, NULL);
+    free(plain);
+    const json_t *want = json_object_get(content, "keys");
+    int rc = BK_OK;
+    if (!json_is_object(want)) {
+        rc = bk_err_set(e, BK_E_STATE,
+                        "version %" PRIu64 ": the external state has no keys", v);
+    } else if (replay_external(r, &got, e) != BK_OK) {
+        rc = bk_err_prefix(e, "version %" PRIu64, v);
+    } else if (got == NULL) {
+        json_object_set_new(row, "external", json_string("none"));
+    } else if (!json_equal(want, got)) {
+        char d[320];
+        ext_diff(want, got, d, sizeof(d));
+        rc = bk_err_set(e, BK_E_STATE,
+                        "version %" PRIu64 ": the replayed external state differs from "
+                        "the backup's: %s",
+                        v, d);
+    } else {
+        json_object_set_new(row, "external",
+                            json_sprintf("%zu keys equal", json_object_size(want)));
+    }
+    json_decref(got);
+    json_decref(content);
+    return rc;
+}
+
 /* ---- verify ---- */
 
 typedef struct vstate {
@@ -247,17 +385,8 @@ typedef struct vstate {
     int64_t records;
 } vstate;
 
-static const char *str(const json_t *o, const char *k) {
-    return json_string_value(json_object_get(o, k));
-}
-
-static json_int_t num(const json_t *o, const char *k) {
-    return json_integer_value(json_object_get(o, k));
-}
-
 /* One version: every check, every record replayed. */
-static int verify_one(hist *h, replay *r, uint64_t v, vstate *s, json_t *row,
-                      bk_err *e) {
+static int verify_one(hist *h, replay *r, uint64_t v, vstate *s, json_t *row, bk_err *e) {
     json_t *log = NULL, *hdr = NULL;
     char chain_ar[65];
     void *plain = NULL;
@@ -308,7 +437,8 @@ static int verify_one(hist *h, replay *r, uint64_t v, vstate *s, json_t *row,
                    (long long)num(hdr, "version"));
     } else if (strcmp(prev, s->prev_archive) != 0) {
         bk_err_set(e, BK_E_STATE,
-                   "version %" PRIu64 ": broken chain: the archive names previous archive "
+                   "version %" PRIu64
+                   ": broken chain: the archive names previous archive "
                    "%.16s, but version %" PRIu64 "'s is %.16s",
                    v, prev, v - 1, s->prev_archive);
     } else if (start != NULL && s->prev_log != NULL &&
@@ -321,18 +451,20 @@ static int verify_one(hist *h, replay *r, uint64_t v, vstate *s, json_t *row,
         bk_err_set(e, BK_E_STATE,
                    "version %" PRIu64 ": the archive holds offsets %lld..%lld, the "
                    "backups say %" PRId64 "..%" PRId64,
-                   v, (long long)num(hdr, "from_offset"), (long long)num(hdr, "to_offset"),
-                   from, cut);
-    } else if (strcmp(str(hdr, "end_state_digest") ?: "", str(log, "state_digest") ?: "?") !=
-               0) {
+                   v, (long long)num(hdr, "from_offset"),
+                   (long long)num(hdr, "to_offset"), from, cut);
+    } else if (strcmp(str(hdr, "end_state_digest") ?: "",
+                      str(log, "state_digest") ?: "?") != 0) {
         bk_err_set(e, BK_E_STATE,
                    "version %" PRIu64 ": the archive ends at state %.16s, the backup "
                    "log says %.16s",
-                   v, str(hdr, "end_state_digest") ?: "?", str(log, "state_digest") ?: "?");
+                   v, str(hdr, "end_state_digest") ?: "?",
+                   str(log, "state_digest") ?: "?");
     } else if (json_array_size(gaps) > 0) {
         json_t *g = json_array_get(gaps, 0);
         bk_err_set(e, BK_E_STATE,
-                   "version %" PRIu64 ": records %lld..%lld were lost from the log before "
+                   "version %" PRIu64
+                   ": records %lld..%lld were lost from the log before "
                    "they were archived (a gap in the history)",
                    v, (long long)json_integer_value(json_array_get(g, 0)),
                    (long long)json_integer_value(json_array_get(g, 1)));
@@ -370,8 +502,8 @@ static int verify_one(hist *h, replay *r, uint64_t v, vstate *s, json_t *row,
     }
     if (next != cut + 1 || n != num(hdr, "record_count")) {
         bk_err_set(e, BK_E_STATE,
-                   "version %" PRIu64 ": the archive ends at record %" PRId64
-                   " (%" PRId64 " records), the cut is %" PRId64,
+                   "version %" PRIu64 ": the archive ends at record %" PRId64 " (%" PRId64
+                   " records), the cut is %" PRId64,
                    v, next - 1, n, cut);
         goto out;
     }
@@ -388,6 +520,8 @@ static int verify_one(hist *h, replay *r, uint64_t v, vstate *s, json_t *row,
                    v, from, cut, dg, str(log, "state_digest") ?: "?");
         goto out;
     }
+    if (check_external(h, r, v, log, row, e) != BK_OK)
+        goto out;
     json_object_set_new(row, "from_offset", json_integer(from));
     json_object_set_new(row, "to_offset", json_integer(cut));
     json_object_set_new(row, "records", json_integer(n));
@@ -434,6 +568,29 @@ static int verify_start(hist *h, replay *r, uint64_t first, vstate *s, bk_err *e
                             "the log says %.16s",
                             first - 1, dg, str(log, "state_digest") ?: "?");
     }
+    const json_t *xm = json_object_get(log, "external_state");
+    if (rc == BK_OK &&
+        xm != NULL) { /* the replayed effects start from its external state */
+        void *xp = NULL;
+        size_t xl = 0;
+        json_t *content = NULL;
+        char *keys = NULL;
+        rc = get_object(h, log, xm, &xp, &xl, e);
+        if (rc != BK_OK)
+            bk_err_prefix(e, "its external state");
+        if (rc == BK_OK)
+            content = json_loadb(xp, xl, 0, NULL);
+        if (rc == BK_OK &&
+            (keys = json_dumps(json_object_get(content, "keys"), JSON_COMPACT)) == NULL)
+            rc = bk_err_set(e, BK_E_STATE, "its external state has no keys");
+        if (rc == BK_OK) {
+            fprintf(r->in, "X %zu\n%s", strlen(keys), keys);
+            rc = replay_answer(r, line, sizeof(line), e);
+        }
+        free(keys);
+        free(xp);
+        json_decref(content);
+    }
     if (rc != BK_OK)
         bk_err_prefix(e, "cannot start from the backup of version %" PRIu64, first - 1);
     free(plain);
@@ -458,17 +615,20 @@ static int do_verify(hist *h, bk_cfg *c, uint64_t first, uint64_t last, int json
     uint64_t v = first;
     int rc = BK_OK;
     snprintf(app, sizeof(app), "%s", bk_cfg_str(c, "app"));
-    if (app[0] == '\0') { /* the application the backups name */
+    char svc[128] = "default";
+    {
         json_t *log = NULL;
         char ar[65];
         rc = load_log(h, first, &log, ar, &e);
-        if (rc == BK_OK)
+        if (rc == BK_OK && app[0] == '\0') /* the application the backups name */
             snprintf(app, sizeof(app), "%s", str(log, "app") ?: "");
+        if (rc == BK_OK)
+            snprintf(svc, sizeof(svc), "%s", str(log, "service") ?: "default");
         json_decref(log);
     }
     replay_path(bk_cfg_str(c, "replay"), prog, sizeof(prog));
     if (rc == BK_OK)
-        rc = replay_start(&r, prog, app, &e);
+        rc = replay_start(&r, prog, app, svc, &e);
     if (rc == BK_OK)
         rc = verify_start(h, &r, first, &s, &e);
     for (; rc == BK_OK && v <= last; v++) {
@@ -478,8 +638,9 @@ static int do_verify(hist *h, bk_cfg *c, uint64_t first, uint64_t last, int json
             json_array_append(rows, row);
             double secs = (double)(bk_mono_ms() - t0) / 1000.0;
             if (tty)
-                fprintf(stderr, "\rverifying: version %" PRIu64 "/%" PRIu64 ", %" PRId64
-                                " records, %.0f records/s   ",
+                fprintf(stderr,
+                        "\rverifying: version %" PRIu64 "/%" PRIu64 ", %" PRId64
+                        " records, %.0f records/s   ",
                         v, last, s.records, secs > 0 ? (double)s.records / secs : 0.0);
         }
         json_decref(row);
@@ -492,8 +653,8 @@ static int do_verify(hist *h, bk_cfg *c, uint64_t first, uint64_t last, int json
     if (json) {
         json_t *j = json_pack("{sb sI sI sI sf sf so}", "ok", rc == BK_OK, "from",
                               (json_int_t)first, "to", (json_int_t)last, "records",
-                              (json_int_t)s.records, "seconds", secs, "records_per_s", rate,
-                              "versions", rows);
+                              (json_int_t)s.records, "seconds", secs, "records_per_s",
+                              rate, "versions", rows);
         if (rc != BK_OK)
             json_object_set_new(j, "error", json_string(e.msg));
         json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
@@ -534,10 +695,10 @@ static int do_list(hist *h, uint64_t first, uint64_t last, int json) {
                 all = 0;
             } else {
                 json_object_set(row, "archive", (json_t *)m);
-                json_object_set_new(row, "on_chain",
-                                    json_boolean(strcmp(ar, str(m, "sha256") ?: "") == 0));
-                json_object_set_new(row, "pruned", json_boolean(
-                                                                 h->pruned >= v));
+                json_object_set_new(
+                    row, "on_chain",
+                    json_boolean(strcmp(ar, str(m, "sha256") ?: "") == 0));
+                json_object_set_new(row, "pruned", json_boolean(h->pruned >= v));
                 json_object_del(json_object_get(row, "archive"), "data_key");
             }
         }
@@ -548,8 +709,8 @@ static int do_list(hist *h, uint64_t first, uint64_t last, int json) {
         json_dumpf(rows, stdout, JSON_COMPACT | JSON_SORT_KEYS);
         putchar('\n');
     } else {
-        printf("%-7s %10s %10s %8s %5s %10s %-8s %s\n", "VERSION", "FROM", "TO", "RECORDS",
-               "GAPS", "SIZE", "CHAIN", "ARCHIVE");
+        printf("%-7s %10s %10s %8s %5s %10s %-8s %s\n", "VERSION", "FROM", "TO",
+               "RECORDS", "GAPS", "SIZE", "CHAIN", "ARCHIVE");
         size_t i;
         json_t *row;
         json_array_foreach(rows, i, row) {
@@ -559,14 +720,15 @@ static int do_list(hist *h, uint64_t first, uint64_t last, int json) {
                        str(row, "error"));
                 continue;
             }
-            printf("%-7lld %10lld %10lld %8lld %5zu %10lld %-8s %s\n",
-                   (long long)num(row, "version"), (long long)num(m, "from_offset"),
-                   (long long)num(m, "to_offset"), (long long)num(m, "record_count"),
-                   json_array_size(json_object_get(m, "gaps")), (long long)num(m, "size"),
-                   json_is_true(json_object_get(row, "pruned"))
-                       ? "pruned"
-                       : (json_is_true(json_object_get(row, "on_chain")) ? "ok" : "DIFFERS"),
-                   str(m, "object"));
+            printf(
+                "%-7lld %10lld %10lld %8lld %5zu %10lld %-8s %s\n",
+                (long long)num(row, "version"), (long long)num(m, "from_offset"),
+                (long long)num(m, "to_offset"), (long long)num(m, "record_count"),
+                json_array_size(json_object_get(m, "gaps")), (long long)num(m, "size"),
+                json_is_true(json_object_get(row, "pruned"))
+                    ? "pruned"
+                    : (json_is_true(json_object_get(row, "on_chain")) ? "ok" : "DIFFERS"),
+                str(m, "object"));
         }
     }
     json_decref(rows);
@@ -618,9 +780,10 @@ int cmd_history(const cli_globals *g, int argc, char **argv) {
         if (!help)
             fprintf(stderr, "br2k history: unknown command '%s' (list, export, verify)\n",
                     sub);
-        fprintf(help ? stdout : stderr,
-                "Usage: br2k [--eth-rpc URLS] [--registry ADDR] history list|export|verify "
-                "[OPTIONS]\nSee br2k history list --help.\n");
+        fprintf(
+            help ? stdout : stderr,
+            "Usage: br2k [--eth-rpc URLS] [--registry ADDR] history list|export|verify "
+            "[OPTIONS]\nSee br2k history list --help.\n");
         return help ? 0 : 2;
     }
     bk_cfg *c = &hist_cfg;
@@ -656,7 +819,8 @@ int cmd_history(const cli_globals *g, int argc, char **argv) {
     h.rpc = bk_rpc_new_list(bk_cfg_str(c, "eth-rpc"), RPC_TIMEOUT_MS, &e);
     if (h.rpc == NULL || bk_reg_get_state_version(h.rpc, h.reg, &h.sv, &e) != BK_OK)
         goto fail;
-    uint64_t first = (uint64_t)bk_cfg_int(c, "from"), last = (uint64_t)bk_cfg_int(c, "to");
+    uint64_t first = (uint64_t)bk_cfg_int(c, "from"),
+             last = (uint64_t)bk_cfg_int(c, "to");
     if (first < 2)
         first = 2;
     if (last == 0 || last > h.sv)

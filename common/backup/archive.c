@@ -34,8 +34,8 @@ static json_t *bytes_json(const void *p, size_t n, int hex) {
 }
 
 static json_t *rec_json(int64_t offset, const void *key, size_t klen,
-                        const bk_archive_hdr *h, size_t nh, const void *value, size_t vlen,
-                        int64_t ts_ms, int hex) {
+                        const bk_archive_hdr *h, size_t nh, const void *value,
+                        size_t vlen, int64_t ts_ms, int hex) {
     json_t *hs = json_array();
     json_t *k = bytes_json(key, klen, hex), *v = bytes_json(value, vlen, hex);
     int ok = hs != NULL && k != NULL && v != NULL;

@@ -31,7 +31,8 @@
 #include "base/err.h"
 
 #define BK_ARCHIVE_FORMAT "br2k.history-archive.v1"
-#define BK_ARCHIVE_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+#define BK_ARCHIVE_GENESIS                                                               \
+    "0000000000000000000000000000000000000000000000000000000000000000"
 
 typedef struct bk_archive_hdr {
     const char *name;
