@@ -859,10 +859,9 @@ static int open_all(bd *d, bk_err *e) {
     d->r = bk_redis_new(o->redis, 5000, e);
     if (d->r == NULL)
         return 1;
-    char topic[256];
-    if (bk_kafka_topic_name(o->service, topic, sizeof(topic), e) != BK_OK)
+    if (bk_kafka_topic_name(o->service, d->topic, sizeof(d->topic), e) != BK_OK)
         return 2;
-    bk_rlog_settings ls = {o->kafka, topic, o->kafka_props, 10000};
+    bk_rlog_settings ls = {o->kafka, d->topic, o->kafka_props, 10000};
     d->log = bk_rlog_open(&ls, e);
     if (d->log == NULL)
         return 1;

@@ -29,6 +29,7 @@ typedef struct bd {
     uint8_t pub[65];
     char pubhex[131];
     int delete_warned; /* the log back end cannot delete: not asked again */
+    char topic[256];   /* the log's topic (history.c opens a reader of its own) */
 } bd;
 
 /* How the external state was read (objects.c): the key names under

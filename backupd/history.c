@@ -27,21 +27,38 @@ static void gap(const bd_run *u, json_t *gaps, int64_t a, int64_t b) {
     json_array_append_new(gaps, json_pack("[II]", (json_int_t)a, (json_int_t)b));
 }
 
-/* The records prev_cut + 1 .. cut into b; gaps into gaps. */
-static int read_records(bd *d, const bd_run *u, bk_archive_buf *b, json_t *gaps,
-                        bk_err *e) {
+/* One record into b, with every header it has, in the log's order. */
+static int add_record(bk_archive_buf *b, const bk_rlog_rec *rec, bk_err *e) {
+    size_t nh = 0;
+    bk_rlog_header lh;
+    while (bk_rlog_rec_header_at(rec, nh, &lh))
+        nh++;
+    bk_archive_hdr *h = calloc(nh ? nh : 1, sizeof(*h));
+    if (h == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < nh && bk_rlog_rec_header_at(rec, i, &lh); i++)
+        h[i] = (bk_archive_hdr){lh.name, lh.value, lh.len};
+    int rc = bk_archive_add(b, rec->offset, rec->key, rec->key_len, h, nh, rec->value,
+                            rec->len, rec->ts_ms, e);
+    free(h);
+    return rc;
+}
+
+/* The records prev_cut + 1 .. cut into b through log; gaps into gaps. */
+static int read_log(bd *d, bk_rlog *log, const bd_run *u, bk_archive_buf *b, json_t *gaps,
+                    bk_err *e) {
     int64_t next = u->prev_cut + 1;
     if (next > u->cut)
         return BK_OK;
-    if (bk_rlog_seek(d->log, next, e) != BK_OK)
+    if (bk_rlog_seek(log, next, e) != BK_OK)
         return bk_err_prefix(e, "cannot read the log at %" PRId64, next);
     int64_t deadline = bk_mono_ms() + d->o->snapshot_timeout_ms;
     while (next <= u->cut) {
         bk_rlog_rec *rec = NULL;
-        int rc = bk_rlog_poll(d->log, 500, &rec, e);
+        int rc = bk_rlog_poll(log, 500, &rec, e);
         if (rc < 0 && e->code == BK_E_RLOG_RANGE) {
             int64_t first = 0, end = 0;
-            if (bk_rlog_offsets(d->log, &first, &end, e) != BK_OK)
+            if (bk_rlog_offsets(log, &first, &end, e) != BK_OK)
                 return bk_err_prefix(e, "cannot read the log's offsets");
             if (first <= next)
                 return bk_err_set(e, BK_E_STATE,
@@ -51,7 +68,7 @@ static int read_records(bd *d, const bd_run *u, bk_archive_buf *b, json_t *gaps,
             int64_t last = first - 1 < u->cut ? first - 1 : u->cut;
             gap(u, gaps, next, last);
             next = last + 1;
-            if (next <= u->cut && bk_rlog_seek(d->log, next, e) != BK_OK)
+            if (next <= u->cut && bk_rlog_seek(log, next, e) != BK_OK)
                 return BK_ERR;
             continue;
         }
@@ -74,21 +91,26 @@ static int read_records(bd *d, const bd_run *u, bk_archive_buf *b, json_t *gaps,
             bk_rlog_rec_free(rec);
             break;
         }
-        bk_archive_hdr h[32];
-        bk_rlog_header lh;
-        size_t nh = 0;
-        while (nh < 32 && bk_rlog_rec_header_at(rec, nh, &lh)) {
-            h[nh] = (bk_archive_hdr){lh.name, lh.value, lh.len};
-            nh++;
-        }
-        rc = bk_archive_add(b, rec->offset, rec->key, rec->key_len, h, nh, rec->value,
-                            rec->len, rec->ts_ms, e);
+        rc = add_record(b, rec, e);
         next = rec->offset + 1;
         bk_rlog_rec_free(rec);
         if (rc != BK_OK)
             return BK_ERR;
     }
     return BK_OK;
+}
+
+/* The same through a reader of its own, closed afterwards: the daemon's
+ * handle does not keep fetching the log between backups. */
+static int read_records(bd *d, const bd_run *u, bk_archive_buf *b, json_t *gaps,
+                        bk_err *e) {
+    bk_rlog_settings ls = {d->o->kafka, d->topic, d->o->kafka_props, 10000};
+    bk_rlog *log = bk_rlog_open(&ls, e);
+    if (log == NULL)
+        return BK_ERR;
+    int rc = read_log(d, log, u, b, gaps, e);
+    bk_rlog_close(log);
+    return rc;
 }
 
 /* The state digest the previous version recorded (Redis HIST_KEY), or

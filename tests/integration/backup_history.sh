@@ -80,6 +80,7 @@ for v in 2 3 4 5; do
 done
 # --keep 2 pruned the state objects of versions 2 and 3, never an archive
 ls "$T/backups" | grep -q '^v0000000[23]-state-' && fail "--keep 2 did not prune the states of versions 2, 3"
+grep -q "is not in Redis" "$T/backupd.log" && fail "an archive without its start state: $(grep 'is not in Redis' "$T/backupd.log")"
 pass "versions 2..5: each archive stored under its sha256, its digest on chain; --keep 2 pruned states, not archives"
 
 out=$(hist list --json) || fail "history list: $out"
