@@ -183,28 +183,49 @@ out=$(hist verify --from 6 2>&1) || fail "verify after the storage came back: $o
 grep -q "versions 6..7, 50 records" <<<"$out" || fail "verify: $out"
 pass "s3rver down at the archive: backup given up, SV 6, the log's first offset stays $first0; the next backup archives 260..299 in s3 and verify holds across file and s3 storage"
 
+# 4b. backupd SIGKILLed while archiving: the next one abandons that backup
+# (its log was never sent), nothing is deleted, and its next backup
+# archives everything since the last cut
+stop_backupd
+STORAGE=$S3_URL BR2K_TEST_BACKUP_STOP=archive start_backupd --max-replicated 100000000 --keep 2
+load 10 # offsets 300..309
+first0=$(log_first); m=$(wc -l <"$T/backupd.log")
+rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
+logged_since() { tail -n "+$(($1 + 1))" "$T/backupd.log" | grep -q "$2"; }
+wait_for 60 logged_since "$m" "stopped at step 'archive'" || fail "backupd never reached 'archive'"
+wait_for 5 is_stopped "$BD_PID" || fail "backupd did not stop itself"
+kill -KILL "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
+STORAGE=$S3_URL start_backupd --max-replicated 100000000 --keep 2
+wait_for 30 grep -q "backup version 8 failed at step '[a-z]*': interrupted before its log was sent" "$T/backupd.log" ||
+    fail "the interrupted backup was not abandoned: $(tail -3 "$T/backupd.log")"
+[ "$(sv)" = 7 ] && [ "$(log_first)" = "$first0" ] || fail "SV $(sv), first offset $(log_first) (was $first0) after a kill at 'archive'"
+backup_now
+[ "$(hist list --json --from 8 | jq -c '[.[0].archive.from_offset, .[0].archive.to_offset]')" = '[300,309]' ] ||
+    fail "version 8 archive: $(hist list --json --from 8)"
+pass "backupd killed while archiving: the backup abandoned, nothing deleted (first offset $first0); version 8 archives 300..309"
+
 # 5. an index entry that no archived record made: verify names it
 rc_ HSET "br2k:{$SVC}:ext:did" did:forged:1 0xabc >/dev/null
 load 10; backup_now
-out=$(hist verify --from 7 2>&1) && fail "verify passed with a forged index entry: $out"
-[ "$(wc -l <<<"$out")" = 1 ] && grep -q "version 8: the replayed external state differs from the backup's: key 'br2k:{$SVC}:ext:did' field 'did:forged:1': the backup holds '0xabc', the replay 'nothing'" <<<"$out" ||
+out=$(hist verify --from 9 2>&1) && fail "verify passed with a forged index entry: $out"
+[ "$(wc -l <<<"$out")" = 1 ] && grep -q "version 9: the replayed external state differs from the backup's: key 'br2k:{$SVC}:ext:did' field 'did:forged:1': the backup holds '0xabc', the replay 'nothing'" <<<"$out" ||
     fail "forged index: $out"
 pass "an index entry no record made (did:forged:1): '$out'"
 
 # 6. (Redis Streams, which can lose entries by hand) records gone from the
 # log before a backup archived them: a gap, recorded, reported, never hidden
 if [ "$LOG_BACKEND" = redis ]; then
-    load 20 # offsets 310..329, applied by every worker
-    redis-cli -p "$LOG_PORT" XTRIM "$TOPIC" MINID 1-315 >/dev/null # 310..314 lost
+    load 20 # offsets 320..339, applied by every worker
+    redis-cli -p "$LOG_PORT" XTRIM "$TOPIC" MINID 1-325 >/dev/null # 320..324 lost
     backup_now
-    grep -q "backup version 9: records 310..314 were lost from the log before they could be archived" "$T/backupd.log" ||
-        fail "the gap was not reported: $(grep 'version 9' "$T/backupd.log" | tail -3)"
-    [ "$(hist list --json --from 9 | jq -c '[.[0].archive.gaps, .[0].archive.record_count]')" = '[[[310,314]],15]' ] ||
-        fail "the gap is not in the archive: $(hist list --json --from 9)"
-    out=$(hist verify --from 9 2>&1) && fail "verify passed over a gap: $out"
-    [ "$(wc -l <<<"$out")" = 1 ] && grep -q "version 9: records 310..314 were lost from the log before they were archived (a gap in the history)" <<<"$out" ||
+    grep -q "backup version 10: records 320..324 were lost from the log before they could be archived" "$T/backupd.log" ||
+        fail "the gap was not reported: $(grep 'version 10' "$T/backupd.log" | tail -3)"
+    [ "$(hist list --json --from 10 | jq -c '[.[0].archive.gaps, .[0].archive.record_count]')" = '[[[320,324]],15]' ] ||
+        fail "the gap is not in the archive: $(hist list --json --from 10)"
+    out=$(hist verify --from 10 2>&1) && fail "verify passed over a gap: $out"
+    [ "$(wc -l <<<"$out")" = 1 ] && grep -q "version 10: records 320..324 were lost from the log before they were archived (a gap in the history)" <<<"$out" ||
         fail "gap: $out"
-    pass "records 310..314 trimmed from the stream before backup 9: the archive records the gap, backupd warns, verify: '$out'"
+    pass "records 320..324 trimmed from the stream before backup 10: the archive records the gap, backupd warns, verify: '$out'"
 fi
 
 grep -q "Sanitizer\|runtime error" "$T"/*.log && fail "sanitizer report in a log"
