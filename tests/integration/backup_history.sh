@@ -11,10 +11,17 @@
 #  - one byte altered, an archive deleted, two archives swapped: verify
 #    exits 1 with one line naming the version and what broke;
 #  - --from V starts from the verified backup of V - 1;
-#  - the storage down while the archive is stored: the backup is given up
-#    and nothing is deleted from the log; the next backup archives it all;
+#  - InfoDID's index (the external state) replayed equals each backup's copy;
 #  - --keep 2 prunes state objects, never archives; --archive-keep records
-#    pruneArchives on chain, then prunes, and verify says where to start.
+#    pruneArchives on chain, then prunes, and verify says where to start;
+#  - the storage (s3rver) down while the archive is stored: the backup is
+#    given up and nothing is deleted from the log; the next backup archives
+#    it all (in s3, after archives in file storage: verify reads each from
+#    the storage its log names);
+#  - backupd SIGKILLed while archiving: abandoned, nothing deleted;
+#  - an index entry that no record made: verify names the key and field;
+#  - (Redis Streams) records trimmed before they were archived: a gap,
+#    recorded and reported, verify fails on it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/core_helpers.bash"
 source "$(dirname "$0")/backup_helpers.bash"
