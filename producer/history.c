@@ -158,7 +158,8 @@ static int get_object(hist *h, const json_t *log, const json_t *meta, void **pla
 typedef struct replay {
     pid_t pid;
     FILE *in, *out; /* its stdin, its stdout */
-    int no_ext;     /* the application has no external effect */
+    int no_ext;     /* 1: the application has no external effect; 2: not replayed
+                       (an application over the protocol) */
 } replay;
 
 static void replay_path(const char *opt, char *out, size_t size) {
@@ -263,6 +264,8 @@ static int replay_external(replay *r, json_t **keys, bk_err *e) {
     int rc = BK_OK;
     if (strncmp(line, "none", 4) == 0) {
         r->no_ext = 1;
+    } else if (strncmp(line, "unsupported", 11) == 0) {
+        r->no_ext = 2;
     } else if (strncmp(line, "err ", 4) == 0) {
         line[strcspn(line, "\n")] = '\0';
         rc = bk_err_set(e, BK_E_STATE, "the application: %s", line + 4);
@@ -328,8 +331,11 @@ static int check_external(hist *h, replay *r, uint64_t v, const json_t *log, jso
                           bk_err *e) {
     const json_t *xm = json_object_get(log, "external_state");
     if (xm == NULL || r->no_ext) {
-        json_object_set_new(row, "external",
-                            json_string(xm ? "none" : "not in the backup"));
+        json_object_set_new(
+            row, "external",
+            json_string(xm == NULL       ? "not in the backup"
+                        : r->no_ext == 2 ? "not compared (application over the protocol)"
+                                         : "none"));
         return BK_OK;
     }
     if (num(xm, "applied_offset") > num(log, "cut_offset")) {
@@ -360,7 +366,10 @@ static int check_external(hist *h, replay *r, uint64_t v, const json_t *log, jso
     } else if (replay_external(r, &got, e) != BK_OK) {
         rc = bk_err_prefix(e, "version %" PRIu64, v);
     } else if (got == NULL) {
-        json_object_set_new(row, "external", json_string("none"));
+        json_object_set_new(
+            row, "external",
+            json_string(r->no_ext == 2 ? "not compared (application over the protocol)"
+                                       : "none"));
     } else if (!json_equal(want, got)) {
         char d[320];
         ext_diff(want, got, d, sizeof(d));

@@ -14,8 +14,10 @@
  *                                        state): "ok <lpi>\n" or "err ...\n"
  *   "E\n"                                the external state the records made:
  *                                        "<keys JSON>\n" (the "keys" of
- *                                        br2k.external-state.v1), or "none\n"
- *                                        when the application has no effect
+ *                                        br2k.external-state.v1), "none\n"
+ *                                        when the application has no effect,
+ *                                        "unsupported\n" for one over the
+ *                                        protocol (its effect is not replayed)
  *   "X <len>\n" and len bytes            start the external state from those
  *                                        keys (a backup's): "ok\n"
  * and exits 0 at the end of its input. Nothing in Redis or the log is
@@ -202,7 +204,7 @@ static int serve(const br2k_app_ops *ops, br2k_app *app, int64_t lpi,
             fflush(stdout);
         } else if (strcmp(line, "E\n") == 0) {
             if (!ext) {
-                printf("none\n");
+                printf(p == NULL ? "unsupported\n" : "none\n");
             } else {
                 char *t = json_dumps(m->keys, JSON_COMPACT | JSON_SORT_KEYS);
                 printf("%s\n", t ? t : "{}");
