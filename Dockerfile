@@ -16,7 +16,7 @@ WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
-      --target br2k br2k-worker br2k-backupd br2k-registryd br2k-devkafka \
+      --target br2k br2k-worker br2k-replay br2k-backupd br2k-registryd br2k-devkafka \
  && /build/bin/br2k --version
 
 # ---- runtime: only the shared libraries the binaries link against
@@ -30,7 +30,7 @@ RUN apt-get update \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/br2k br2k \
  && mkdir -p /var/lib/br2k/state \
  && chown -R 10001:10001 /var/lib/br2k
-COPY --from=build /build/bin/br2k /build/bin/br2k-worker /build/bin/br2k-backupd \
+COPY --from=build /build/bin/br2k /build/bin/br2k-worker /build/bin/br2k-replay /build/bin/br2k-backupd \
      /build/bin/br2k-registryd /build/bin/br2k-devkafka /usr/local/bin/
 USER 10001:10001
 WORKDIR /var/lib/br2k

@@ -37,6 +37,7 @@ static void run_free(bd_run *u) {
     json_decref(u->store);
     json_decref(u->ext_data);
     json_decref(u->external);
+    json_decref(u->archive);
     bd_ext_free(&u->ext);
     memset(u, 0, sizeof(*u));
 }
@@ -81,6 +82,8 @@ static int run_save(bd *d, bd_run *u, bk_err *e) {
         json_object_set(j, "store", u->store);
     if (u->external)
         json_object_set(j, "external", u->external);
+    if (u->archive)
+        json_object_set(j, "archive", u->archive);
     char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
     if (text == NULL)
@@ -147,6 +150,7 @@ static int run_load(bd *d, bd_run *u, int *found, bk_err *e) {
     u->report = json_incref(json_object_get(j, "report"));
     u->store = json_incref(json_object_get(j, "store"));
     u->external = json_incref(json_object_get(j, "external"));
+    u->archive = json_incref(json_object_get(j, "archive"));
     json_decref(j);
     *found = 1;
     return BK_OK;
@@ -403,6 +407,13 @@ static int step_snapshot(bd *d, bd_run *u, bk_err *e) {
     return BK_OK;
 }
 
+/* Step 4b: the history archive (history.c). */
+static int step_archive(bd *d, bd_run *u, bk_err *e) {
+    set_step(u, "archive");
+    hook("archive");
+    return bd_archive_build(d, u, e);
+}
+
 static json_t *storage_meta(bd *d) {
     const char *url = bk_storage_url(d->st);
     int s3 = strncmp(url, "s3://", 5) == 0;
@@ -447,6 +458,8 @@ static json_t *build_log(bd *d, const bd_run *u) {
         "storage", storage_meta(d));
     if (log != NULL && u->external != NULL)
         json_object_set(log, "external_state", u->external);
+    if (log != NULL && u->archive != NULL)
+        json_object_set(log, "history_archive", u->archive);
     return log;
 }
 
@@ -503,6 +516,11 @@ static int step_log(bd *d, bd_run *u, bk_err *e) {
     json_t *args = json_pack("{sI ss ss}", "version", (json_int_t)u->version, "digest",
                              digest, "log", hx);
     free(hx);
+    char archive[67];
+    snprintf(archive, sizeof(archive), "0x%s",
+             json_string_value(json_object_get(u->archive, "sha256")) ?: "");
+    if (args != NULL && u->archive != NULL)
+        json_object_set_new(args, "archive", json_string(archive));
     json_t *reply = NULL;
     rc = bk_regchan_call(d->r, d->o->service, "appendBackupLog", args, u->epoch,
                          d->o->log_timeout_ms, &reply, e);
@@ -543,7 +561,10 @@ static int step_finish(bd *d, bd_run *u, int resumed, bk_err *e) {
             u->version, u->cut + 1);
     bk_err de;
     bk_err_clear(&de);
-    if (d->delete_warned) {
+    if (bd_archive_on_chain(d, u, &de) != BK_OK) {
+        /* I7: nothing leaves the log unless its archive is stored and on chain */
+        BK_WARN("the records below %" PRId64 " are kept: %s", u->cut + 1, de.msg);
+    } else if (d->delete_warned) {
         /* the back end said it cannot delete: not asked again */
     } else if (bk_rlog_delete_below(d->log, u->cut + 1, &de) != BK_OK) {
         if (de.code == BK_E_RLOG_UNSUPPORTED) {
@@ -582,7 +603,8 @@ static void prune(bd *d, int64_t latest) {
     }
     for (size_t i = 0; i < n; i++) {
         long long v = 0;
-        if (sscanf(names[i], "v%lld-", &v) != 1 || v > latest - d->o->keep || v >= latest)
+        if (sscanf(names[i], "v%lld-", &v) != 1 || v > latest - d->o->keep ||
+            v >= latest || strstr(names[i], "-archive-") != NULL) /* the history stays */
             continue;
         if (bk_storage_delete(d->st, names[i], &e) != BK_OK)
             BK_WARN("cannot prune '%s': %s", names[i], e.msg);
@@ -660,8 +682,8 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
             u.version, reason, u.leader, u.epoch);
     /* backup-run is saved before each step, so that a backupd that stops
      * anywhere is followed by one that knows what to finish or undo */
-    int (*const steps[])(bd *, bd_run *, bk_err *) = {step_cut, step_wait, step_phase,
-                                                      step_snapshot, step_log};
+    int (*const steps[])(bd *, bd_run *, bk_err *) = {
+        step_cut, step_wait, step_phase, step_snapshot, step_archive, step_log};
     int rc = BK_OK;
     for (size_t i = 0; rc == BK_OK && i < sizeof(steps) / sizeof(steps[0]); i++) {
         rc = run_save(d, &u, e);
@@ -694,6 +716,7 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
     done_line(d, &u);
     run_drop(d);
     prune(d, u.version);
+    bd_archive_prune(d, u.version, u.epoch);
     run_free(&u);
     return BK_OK;
 }
@@ -749,6 +772,7 @@ static int resume(bd *d, bd_run *u, bk_err *e) {
     done_line(d, u);
     run_drop(d);
     prune(d, u->version);
+    bd_archive_prune(d, u->version, u->epoch);
     return BK_OK;
 }
 
@@ -835,10 +859,9 @@ static int open_all(bd *d, bk_err *e) {
     d->r = bk_redis_new(o->redis, 5000, e);
     if (d->r == NULL)
         return 1;
-    char topic[256];
-    if (bk_kafka_topic_name(o->service, topic, sizeof(topic), e) != BK_OK)
+    if (bk_kafka_topic_name(o->service, d->topic, sizeof(d->topic), e) != BK_OK)
         return 2;
-    bk_rlog_settings ls = {o->kafka, topic, o->kafka_props, 10000};
+    bk_rlog_settings ls = {o->kafka, d->topic, o->kafka_props, 10000};
     d->log = bk_rlog_open(&ls, e);
     if (d->log == NULL)
         return 1;

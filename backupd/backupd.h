@@ -19,10 +19,17 @@
  *               seal and store the store snapshot and the external state
  *               (v<version>-store-<sha256>, v<version>-external-<sha256>),
  *               each read back and checked before it counts
+ *   4b archive  the history archive (common/backup/archive.h): the log's
+ *               records from the previous cut + 1 to C, as the log holds
+ *               them (a gap the log lost is recorded and reported), named
+ *               after the previous version's archive digest (on chain) and
+ *               state digest; sealed, stored, read back
+ *               (v<version>-archive-<sha256>)
  *   5 log       the state-backup-log (schemas/state-backup-log.schema.json)
  *               encrypted to the service key, appendBackupLog through
  *               registryd, confirmed on chain (backupByVersion digest)
- *   6 delete    the log's records below C + 1 (DeleteRecords)
+ *   6 delete    the log's records below C + 1 (DeleteRecords), only when
+ *               the chain holds this version's archive digest
  *   7 raise     SV and the leader's SSV := version, backup-last := "V C",
  *   8 clear     and the phase deleted: one fenced script (followers then
  *               raise their own SSV)
@@ -49,6 +56,7 @@ typedef struct bk_backupd_opts {
     int phase_ttl_ms;               /* TTL of the phases after `held` */
     int poll_ms;                    /* trigger checks */
     int once;                       /* run one backup now and exit */
+    int archive_keep;               /* history archives kept (0: all) */
 } bk_backupd_opts;
 
 /* Run until SIGTERM (or, with once, after one backup). Returns an exit

@@ -29,6 +29,7 @@ typedef struct bd {
     uint8_t pub[65];
     char pubhex[131];
     int delete_warned; /* the log back end cannot delete: not asked again */
+    char topic[256];   /* the log's topic (history.c opens a reader of its own) */
 } bd;
 
 /* How the external state was read (objects.c): the key names under
@@ -51,6 +52,7 @@ typedef struct bd_run {
     char leader[BK_ID_MAX + 1], step[16], reason[32];
     json_t *members, *alive, *report, *store; /* owned */
     json_t *ext_data, *external;              /* owned */
+    json_t *archive;                          /* owned: the history archive's meta */
     bd_ext ext;                               /* owned */
 } bd_run;
 
@@ -98,5 +100,20 @@ int bd_put_object(bd *d, const bd_run *u, const char *kind, const char *what,
  * reads back as N bytes with sha256 X, expected ..." (BK_E_STATE). */
 int bd_read_back(bd *d, const char *what, const char *obj, const char *sha, int64_t size,
                  bk_err *e);
+
+/* ---- history.c ---- */
+
+/* Step 4b: read the records prev_cut + 1 .. cut from the log (a gap is
+ * recorded and warned about), seal and store them with the chain link
+ * (archive.h), read back: u->archive gets the meta for the log. */
+int bd_archive_build(bd *d, bd_run *u, bk_err *e);
+
+/* BK_OK when the chain holds u->archive's digest for u->version (then the
+ * state digest is noted for the next archive); else why not. */
+int bd_archive_on_chain(bd *d, const bd_run *u, bk_err *e);
+
+/* --archive-keep: record pruneArchives on chain, then delete the archives
+ * of the versions it covers. Warns, never fails a backup. */
+void bd_archive_prune(bd *d, int64_t latest, int64_t epoch);
 
 #endif

@@ -37,7 +37,14 @@ static bk_cfg_opt opts[] = {
      "arrive during a backup",
      NULL, 0, 0},
     {"keep", BK_CFG_INT, "3", 1, 1000000, NULL,
-     "backup versions kept in storage (older ones are pruned)", NULL, 0, 0},
+     "backup versions whose state objects are kept in storage (older ones are pruned; "
+     "history archives are never pruned by this)",
+     NULL, 0, 0},
+    {"archive-keep", BK_CFG_INT, "0", 0, 1000000, NULL,
+     "0: keep every history archive (the history of service actions, br2k history); "
+     "N: prune the archives of versions older than the newest N, each pruning "
+     "recorded on chain first (pruneArchives)",
+     NULL, 0, 0},
     {"hold-timeout-ms", BK_CFG_INT, "3000", 50, 600000, NULL,
      "longest time the leader holds at the cut (waiting for the followers); a backup "
      "that needs longer is abandoned and retried",
@@ -95,7 +102,8 @@ int main(int argc, char **argv) {
                          (int)bk_cfg_int(&cfg, "log-timeout-ms"),
                          (int)bk_cfg_int(&cfg, "phase-ttl-ms"),
                          (int)bk_cfg_int(&cfg, "poll-ms"),
-                         bk_cfg_int(&cfg, "once") != 0};
+                         bk_cfg_int(&cfg, "once") != 0,
+                         (int)bk_cfg_int(&cfg, "archive-keep")};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     bk_sig_install();
     bk_err e;

@@ -7,6 +7,7 @@
  *   top                top.c           probe            probe.c
  *   keygen, backups,   backups.c       registry         registry_cmd.c
  *   backup                             ping, util       ping.c
+ *   history            history.c
  *
  * No command file includes this one. */
 #include <curl/curl.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "backups.h"
+#include "history.h"
 #include "opts.h"
 #include "ops.h"
 #include "ping.h"
@@ -54,6 +56,11 @@ static const char epilog[] =
     "                  ask br2k-backupd for a backup now and wait until it is done;\n"
     "                  'nothing new' (exit 0, nothing asked) when no record came\n"
     "                  since the last backup, unless --force\n"
+    "  history list|export|verify [--from V] [--to V] [--json]\n"
+    "                  the history of service actions archived with the backups:\n"
+    "                  list them, export the records (JSON lines), or verify: replay\n"
+    "                  every record from genesis and check each version's state\n"
+    "                  digest and the hash chain (br2k history --help)\n"
     "  keygen [--out FILE]\n"
     "                  make a service key pair: private key to FILE (mode 0600),\n"
     "                  print the public key and address\n"
@@ -80,7 +87,7 @@ static const struct {
     {"submit", cmd_submit, 1},   {"status", cmd_status, 1}, {"top", cmd_top, 1},
     {"probe", cmd_probe, 0},     {"verify", cmd_verify, 1}, {"keygen", cmd_keygen, 0},
     {"backups", cmd_backups, 0}, {"backup", cmd_backup, 1}, {"registry", cmd_registry, 0},
-    {"ping", cmd_ping, 1},       {"util", cmd_util, 0},
+    {"ping", cmd_ping, 1},       {"util", cmd_util, 0},     {"history", cmd_history, 0},
 };
 
 int main(int argc, char **argv) {

@@ -202,7 +202,8 @@ static json_t *append_done(bk_regd *d, uint64_t version, const uint8_t digest[32
 static json_t *do_append(bk_regd *d, json_t *args, long long token, const char *id) {
     uint64_t version = 0;
     const char *dg = arg_str(args, "digest"), *lg = arg_str(args, "log");
-    uint8_t digest[32], *log = NULL, *cd = NULL;
+    const char *ar = arg_str(args, "archive"); /* optional: the history archive */
+    uint8_t digest[32], archive[32], *log = NULL, *cd = NULL;
     size_t loglen = 0, len = 0;
     bk_err e;
     json_t *reply = NULL;
@@ -212,6 +213,8 @@ static json_t *do_append(bk_regd *d, json_t *args, long long token, const char *
                     "'log' (0x-hex)");
     if (bk_hex_decode_exact(dg, digest, 32, &e) != BK_OK)
         return fail("invalid", "'appendBackupLog': 'digest' is not 32 bytes of hex");
+    if (ar != NULL && bk_hex_decode_exact(ar, archive, 32, &e) != BK_OK)
+        return fail("invalid", "'appendBackupLog': 'archive' is not 32 bytes of hex");
     if (bk_hex_decode_alloc(lg, &log, &loglen, &e) != BK_OK)
         return fail("invalid", "'appendBackupLog': 'log' is not hex");
     if (!fenced_ok(d, "appendBackupLog", token, &reply)) {
@@ -222,8 +225,10 @@ static json_t *do_append(bk_regd *d, json_t *args, long long token, const char *
         json_decref(reply);
         return done;
     }
-    if (bk_reg_enc_append_backup_log(version, digest, log, loglen, &cd, &len, &e) !=
-        BK_OK) {
+    if ((ar != NULL ? bk_reg_enc_append_backup_log_archive(version, digest, archive, log,
+                                                           loglen, &cd, &len, &e)
+                    : bk_reg_enc_append_backup_log(version, digest, log, loglen, &cd,
+                                                   &len, &e)) != BK_OK) {
         free(log);
         return fail("invalid", "'appendBackupLog': %s", e.msg);
     }
@@ -238,6 +243,25 @@ static json_t *do_append(bk_regd *d, json_t *args, long long token, const char *
             return done;
         }
     }
+    return reply;
+}
+
+/* pruneArchives(through): the operator's --archive-keep, recorded on chain
+ * (fenced like the backup it follows). */
+static json_t *do_prune(bk_regd *d, json_t *args, long long token, const char *id) {
+    uint64_t through = 0;
+    uint8_t *cd = NULL;
+    size_t len = 0;
+    bk_err e;
+    json_t *reply = NULL;
+    if (!arg_u64(args, "through", &through))
+        return fail("invalid", "'pruneArchives' needs 'through' (integer)");
+    if (!fenced_ok(d, "pruneArchives", token, &reply))
+        return reply;
+    if (bk_reg_enc_prune_archives(through, &cd, &len, &e) != BK_OK)
+        return fail("invalid", "'pruneArchives': %s", e.msg);
+    reply = send_tx(d, "pruneArchives", cd, len, id);
+    free(cd);
     return reply;
 }
 
@@ -258,6 +282,8 @@ json_t *bk_regd_handle(bk_regd *d, json_t *req) {
         return do_set_leader(d, args, token, id);
     if (strcmp(method, "appendBackupLog") == 0)
         return do_append(d, args, token, id);
+    if (strcmp(method, "pruneArchives") == 0)
+        return do_prune(d, args, token, id);
     if (strcmp(method, "addWriter") == 0 || strcmp(method, "removeWriter") == 0)
         return do_writer(d, method, args, id);
     return fail("invalid", "unknown method '%s'", method);

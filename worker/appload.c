@@ -387,6 +387,17 @@ static int builtin(const br2k_app_plugin *p, const br2k_app_ops *ops, int extern
     return BK_OK;
 }
 
+const br2k_app_plugin *bk_app_plugin(const br2k_app_ops *ops) {
+    if (ops == &bk_infodid_ops)
+        return br2k_infodid_entry();
+    if (ops == &bk_noop_ops)
+        return br2k_noop_entry();
+    for (int s = 0; s < SLOTS; s++)
+        if (slots[s].p != NULL && ops == &slots[s].ops)
+            return slots[s].p;
+    return NULL;
+}
+
 static int ends_with(const char *s, const char *tail) {
     size_t n = strlen(s), m = strlen(tail);
     return n >= m && strcmp(s + n - m, tail) == 0;

@@ -34,6 +34,11 @@ int bk_app_resolve(const char *spec, const br2k_app_ops **ops, bk_err *e);
 int bk_app_adapt(const br2k_app_plugin *p, const char *origin, const br2k_app_ops **ops,
                  bk_err *e);
 
+/* The plug-in table behind ops resolved or adapted here (the state
+ * pointer is the same), or NULL (an application over the protocol). For
+ * br2k-replay, which runs the external effect against a host of its own. */
+const br2k_app_plugin *bk_app_plugin(const br2k_app_ops *ops);
+
 /* The built-in plug-ins, adapted: what `--app infodid` and `--app noop`
  * resolve to, and what the tests call. */
 extern const br2k_app_ops bk_infodid_ops;

@@ -10,10 +10,17 @@
 #include "registry_code.h" /* generated from BR2KRegistry.json */
 
 const char *const bk_reg_error_sigs[] = {
-    "NotOwner(address)",         "NotWriter(address)", "ZeroAddress()",
-    "EmptyAccessInfo()",         "EmptyWorkerId()",    "StaleEpoch(uint64,uint64)",
-    "BadVersion(uint64,uint64)", "EmptyDigest()",      "EmptyLog()",
+    "NotOwner(address)",
+    "NotWriter(address)",
+    "ZeroAddress()",
+    "EmptyAccessInfo()",
+    "EmptyWorkerId()",
+    "StaleEpoch(uint64,uint64)",
+    "BadVersion(uint64,uint64)",
+    "EmptyDigest()",
+    "EmptyLog()",
     "UnknownVersion(uint64)",
+    "BadPrune(uint64,uint64,uint64)",
 };
 const size_t bk_reg_nerror_sigs =
     sizeof(bk_reg_error_sigs) / sizeof(bk_reg_error_sigs[0]);
@@ -49,6 +56,34 @@ int bk_reg_enc_append_backup_log(uint64_t version, const uint8_t digest[32],
     bk_abi_put_uint(&a, version);
     bk_abi_put_bytes32(&a, digest);
     bk_abi_put_bytes(&a, log, loglen);
+    return bk_abi_enc_finish(&a, out, len, e);
+}
+
+int bk_reg_enc_append_backup_log_archive(uint64_t version, const uint8_t digest[32],
+                                         const uint8_t archive[32], const uint8_t *log,
+                                         size_t loglen, uint8_t **out, size_t *len,
+                                         bk_err *e) {
+    bk_abi_enc a;
+    bk_abi_enc_init(&a, "appendBackupLogWithArchive(uint64,bytes32,bytes32,bytes)");
+    bk_abi_put_uint(&a, version);
+    bk_abi_put_bytes32(&a, digest);
+    bk_abi_put_bytes32(&a, archive);
+    bk_abi_put_bytes(&a, log, loglen);
+    return bk_abi_enc_finish(&a, out, len, e);
+}
+
+int bk_reg_enc_prune_archives(uint64_t through, uint8_t **out, size_t *len, bk_err *e) {
+    bk_abi_enc a;
+    bk_abi_enc_init(&a, "pruneArchives(uint64)");
+    bk_abi_put_uint(&a, through);
+    return bk_abi_enc_finish(&a, out, len, e);
+}
+
+int bk_reg_enc_archive_by_version(uint64_t version, uint8_t **out, size_t *len,
+                                  bk_err *e) {
+    bk_abi_enc a;
+    bk_abi_enc_init(&a, "archiveByVersion(uint64)");
+    bk_abi_put_uint(&a, version);
     return bk_abi_enc_finish(&a, out, len, e);
 }
 
@@ -145,6 +180,16 @@ int bk_reg_dec_backup(const uint8_t *ret, size_t len, bk_reg_backup *b, bk_err *
     if (u64("latestBackup", &v[0], &b->version, e) != BK_OK ||
         u64("latestBackup", &v[2], &b->block, e) != BK_OK)
         return BK_ERR;
+    return BK_OK;
+}
+
+int bk_reg_dec_archive(const uint8_t *ret, size_t len, uint8_t digest[32],
+                       uint64_t *pruned_through, bk_err *e) {
+    bk_abi_val v[2];
+    if (dec("archiveByVersion", ret, len, "bytes32,uint64", v, 2, e) != BK_OK ||
+        u64("archiveByVersion", &v[1], pruned_through, e) != BK_OK)
+        return BK_ERR;
+    memcpy(digest, v[0].word, 32);
     return BK_OK;
 }
 

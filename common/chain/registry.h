@@ -43,6 +43,17 @@ int bk_reg_enc_set_leader(const char *worker_id, uint64_t epoch, const char *end
 int bk_reg_enc_append_backup_log(uint64_t version, const uint8_t digest[32],
                                  const uint8_t *log, size_t loglen, uint8_t **out,
                                  size_t *len, bk_err *e);
+/* appendBackupLogWithArchive(version, digest, archive, log[loglen]): the
+ * backup with the SHA-256 of its history archive (HistoryArchived). */
+int bk_reg_enc_append_backup_log_archive(uint64_t version, const uint8_t digest[32],
+                                         const uint8_t archive[32], const uint8_t *log,
+                                         size_t loglen, uint8_t **out, size_t *len,
+                                         bk_err *e);
+/* pruneArchives(through): the archives of versions <= through were pruned. */
+int bk_reg_enc_prune_archives(uint64_t through, uint8_t **out, size_t *len, bk_err *e);
+/* archiveByVersion(version), a view. */
+int bk_reg_enc_archive_by_version(uint64_t version, uint8_t **out, size_t *len,
+                                  bk_err *e);
 /* addWriter(account). */
 int bk_reg_enc_add_writer(const uint8_t account[20], uint8_t **out, size_t *len,
                           bk_err *e);
@@ -93,6 +104,9 @@ int bk_reg_dec_backup(const uint8_t *ret, size_t len, bk_reg_backup *b, bk_err *
 int bk_reg_dec_leader(const uint8_t *ret, size_t len, bk_reg_leader *l, bk_err *e);
 /* accessInfo() -> *a (release with bk_reg_access_release). */
 int bk_reg_dec_access_info(const uint8_t *ret, size_t len, bk_reg_access *a, bk_err *e);
+/* archiveByVersion(v) -> digest[32] (zero: no archive), *pruned_through. */
+int bk_reg_dec_archive(const uint8_t *ret, size_t len, uint8_t digest[32],
+                       uint64_t *pruned_through, bk_err *e);
 /* isWriter(account) -> *v (0 or 1). */
 int bk_reg_dec_bool(const uint8_t *ret, size_t len, int *v, bk_err *e);
 /* owner() -> addr[20]. */
@@ -147,6 +161,10 @@ int bk_reg_get_latest_backup(bk_rpc *rpc, const uint8_t reg[20], bk_reg_backup *
                              bk_err *e);
 int bk_reg_get_backup(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
                       bk_reg_backup *b, bk_err *e);
+/* archiveByVersion(version): the archive digest (zero: none) and the
+ * highest version whose archives were pruned (0: none). */
+int bk_reg_get_archive(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
+                       uint8_t digest[32], uint64_t *pruned_through, bk_err *e);
 int bk_reg_get_leader(bk_rpc *rpc, const uint8_t reg[20], bk_reg_leader *l, bk_err *e);
 int bk_reg_get_access_info(bk_rpc *rpc, const uint8_t reg[20], bk_reg_access *a,
                            bk_err *e);

@@ -75,6 +75,20 @@ int bk_reg_get_backup(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
     return rc;
 }
 
+int bk_reg_get_archive(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
+                       uint8_t digest[32], uint64_t *pruned_through, bk_err *e) {
+    uint8_t *cd = NULL, *ret = NULL;
+    size_t cdlen = 0, len = 0;
+    if (bk_reg_enc_archive_by_version(version, &cd, &cdlen, e) != BK_OK)
+        return BK_ERR;
+    int rc = bk_reg_view(rpc, reg, "archiveByVersion", cd, cdlen, &ret, &len, e);
+    free(cd);
+    if (rc == BK_OK)
+        rc = bk_reg_dec_archive(ret, len, digest, pruned_through, e);
+    free(ret);
+    return rc;
+}
+
 int bk_reg_get_leader(bk_rpc *rpc, const uint8_t reg[20], bk_reg_leader *l, bk_err *e) {
     uint8_t *ret;
     size_t len;

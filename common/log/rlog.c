@@ -124,6 +124,10 @@ void bk_rlog_rec_free(bk_rlog_rec *rec) {
         ((bk_rlog_irec *)rec)->ops->rec_free(rec);
 }
 
+int bk_rlog_rec_header_at(const bk_rlog_rec *rec, size_t i, bk_rlog_header *h) {
+    return ((const bk_rlog_irec *)rec)->ops->rec_header_at(rec, i, h);
+}
+
 int bk_rlog_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
                        size_t *len, bk_err *e) {
     return ((const bk_rlog_irec *)rec)->ops->rec_header(rec, name, value, len, e);

@@ -138,6 +138,10 @@ void bk_rlog_rec_free(bk_rlog_rec *rec);
 int bk_rlog_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
                        size_t *len, bk_err *e);
 
+/* The i-th header of a record, in the order the log holds them (i from
+ * 0): 1 with *h set (pointing into the record), 0 when there are fewer. */
+int bk_rlog_rec_header_at(const bk_rlog_rec *rec, size_t i, bk_rlog_header *h);
+
 /* ---- offsets and deletion ---- */
 
 /* Ask the log: *first is the offset of the first record still present,

@@ -33,6 +33,7 @@ typedef struct bk_rlog_ops {
     void (*rec_free)(bk_rlog_rec *rec);
     int (*rec_header)(const bk_rlog_rec *rec, const char *name, const void **value,
                       size_t *len, bk_err *e);
+    int (*rec_header_at)(const bk_rlog_rec *rec, size_t i, bk_rlog_header *h);
     int (*offsets)(bk_rlog *l, int64_t *first, int64_t *end, bk_err *e);
     int64_t (*cached_end)(bk_rlog *l);
     int (*delete_below)(bk_rlog *l, int64_t offset, bk_err *e);

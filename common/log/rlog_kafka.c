@@ -273,6 +273,15 @@ static void kafka_rec_free(bk_rlog_rec *rec) {
     free(rec); /* the krec: pub is its first member */
 }
 
+static int kafka_rec_header_at(const bk_rlog_rec *rec, size_t i, bk_rlog_header *h) {
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(rec->priv_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_all(hdrs, i, &h->name, &h->value, &h->len) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    return 1;
+}
+
 static int kafka_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
                             size_t *len, bk_err *e) {
     rd_kafka_headers_t *hdrs = NULL;
@@ -383,6 +392,7 @@ const bk_rlog_ops bk_rlog_kafka_ops = {
     .poll = kafka_poll,
     .rec_free = kafka_rec_free,
     .rec_header = kafka_rec_header,
+    .rec_header_at = kafka_rec_header_at,
     .offsets = kafka_offsets,
     .cached_end = kafka_cached_end,
     .delete_below = kafka_delete_below,

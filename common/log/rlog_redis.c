@@ -569,6 +569,7 @@ const bk_rlog_ops bk_rlog_redis_ops = {
     .poll = rr_poll,
     .rec_free = rr_rec_free,
     .rec_header = rr_rec_header,
+    .rec_header_at = rr_rec_header_at,
     .offsets = redis_offsets,
     .cached_end = redis_cached_end,
     .delete_below = redis_delete_below,

@@ -111,6 +111,7 @@ void rr_drop_buf(rlog_redis *r);
 int rr_seek(bk_rlog *l, int64_t offset, bk_err *e);
 int rr_poll(bk_rlog *l, int timeout_ms, bk_rlog_rec **rec, bk_err *e);
 void rr_rec_free(bk_rlog_rec *rec);
+int rr_rec_header_at(const bk_rlog_rec *rec, size_t i, bk_rlog_header *h);
 int rr_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
                   size_t *len, bk_err *e);
 

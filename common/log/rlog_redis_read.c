@@ -312,6 +312,14 @@ void rr_rec_free(bk_rlog_rec *rec) {
     free(rec); /* the rrec: one allocation, pub first */
 }
 
+int rr_rec_header_at(const bk_rlog_rec *rec, size_t i, bk_rlog_header *h) {
+    const rrec *x = (const rrec *)rec;
+    if (i >= x->nh)
+        return 0;
+    *h = x->h[i];
+    return 1;
+}
+
 int rr_rec_header(const bk_rlog_rec *rec, const char *name, const void **value,
                   size_t *len, bk_err *e) {
     const rrec *x = (const rrec *)rec;

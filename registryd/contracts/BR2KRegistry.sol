@@ -41,6 +41,8 @@ contract BR2KRegistry {
     error EmptyLog();
     /// @notice backupByVersion was asked for a version that does not exist (0 or above SV).
     error UnknownVersion(uint64 version);
+    /// @notice pruneArchives was given a version that is not above the pruned one, or not below SV.
+    error BadPrune(uint64 given, uint64 prunedThrough, uint64 stateVersion);
 
     /// @notice Ownership moved from previousOwner to newOwner.
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
@@ -55,6 +57,15 @@ contract BR2KRegistry {
     /// @notice A state backup was recorded; encryptedLog is the state-backup-log,
     /// encrypted to the service's public key. It lives only in this event.
     event BackupLogged(uint64 indexed version, bytes32 snapshotDigest, bytes encryptedLog);
+    /// @notice The history archive of a backup (the records from the previous
+    /// cut + 1 to this one, sealed): emitted with BackupLogged by
+    /// appendBackupLogWithArchive, in the same transaction. BackupLogged is
+    /// unchanged, so readers of it read old and new backups alike.
+    event HistoryArchived(uint64 indexed version, bytes32 snapshotDigest, bytes32 archiveDigest);
+    /// @notice An operator pruned the history archives of versions 2 .. throughVersion
+    /// from off-chain storage (br2k-backupd --archive-keep): history before
+    /// throughVersion + 1 can no longer be replayed, and this says so.
+    event ArchivesPruned(uint64 indexed throughVersion, uint64 stateVersion);
 
     struct Backup {
         bytes32 snapshotDigest;
@@ -74,6 +85,8 @@ contract BR2KRegistry {
 
     uint64 private _stateVersion;
     mapping(uint64 => Backup) private _backups;
+    mapping(uint64 => bytes32) private _archives;
+    uint64 private _archivesPrunedThrough;
 
     /// @notice The deployer becomes the owner; SV starts at 1 (the initial,
     /// empty state, recorded with a zero digest at the deployment block).
@@ -200,6 +213,26 @@ contract BR2KRegistry {
         external
         onlyWriter
     {
+        _append(version, snapshotDigest, encryptedLog);
+    }
+
+    /// @notice appendBackupLog with the digest of the version's history
+    /// archive (SHA-256 of the sealed archive object), stored beside the
+    /// snapshot digest and emitted in HistoryArchived after BackupLogged.
+    /// @param archiveDigest SHA-256 of the stored (encrypted) archive; not zero.
+    function appendBackupLogWithArchive(
+        uint64 version,
+        bytes32 snapshotDigest,
+        bytes32 archiveDigest,
+        bytes calldata encryptedLog
+    ) external onlyWriter {
+        if (archiveDigest == bytes32(0)) revert EmptyDigest();
+        _append(version, snapshotDigest, encryptedLog);
+        _archives[version] = archiveDigest;
+        emit HistoryArchived(version, snapshotDigest, archiveDigest);
+    }
+
+    function _append(uint64 version, bytes32 snapshotDigest, bytes calldata encryptedLog) private {
         uint64 expected = _stateVersion + 1;
         if (version != expected) revert BadVersion(version, expected);
         if (snapshotDigest == bytes32(0)) revert EmptyDigest();
@@ -207,6 +240,25 @@ contract BR2KRegistry {
         _backups[version] = Backup({snapshotDigest: snapshotDigest, blockNumber: uint64(block.number)});
         _stateVersion = version;
         emit BackupLogged(version, snapshotDigest, encryptedLog);
+    }
+
+    /// @notice The archive digest of a version (zero: none, as for version 1
+    /// and backups logged with appendBackupLog), and the highest version whose
+    /// archives were pruned (0: none). Reverts UnknownVersion like backupByVersion.
+    function archiveByVersion(uint64 version) external view returns (bytes32 archiveDigest, uint64 prunedThrough) {
+        if (version == 0 || version > _stateVersion) revert UnknownVersion(version);
+        return (_archives[version], _archivesPrunedThrough);
+    }
+
+    /// @notice Record that the archives of versions up to throughVersion were
+    /// pruned (writer only): throughVersion must be above the last pruned
+    /// version and below SV (the latest archive is never pruned).
+    function pruneArchives(uint64 throughVersion) external onlyWriter {
+        if (throughVersion <= _archivesPrunedThrough || throughVersion >= _stateVersion) {
+            revert BadPrune(throughVersion, _archivesPrunedThrough, _stateVersion);
+        }
+        _archivesPrunedThrough = throughVersion;
+        emit ArchivesPruned(throughVersion, _stateVersion);
     }
 
     /// @notice SV: the version of the service's latest state (1 before any backup).

@@ -562,6 +562,15 @@ fi
 if [ "$SCENARIO" = main ] && [ "$app_kills" -lt "$APP_KILLS" ]; then
     fail "only $app_kills application kills, --app-kills $APP_KILLS (the load ended first: lower --rate or --interval)"
 fi
+# the history of service actions (issue 19): every record archived by the
+# backups replays from genesis to each version's state digest, and the
+# chain of archives holds
+if [ "$SCENARIO" = main ]; then
+    BR2K_SERVICE_KEY_FILE="$T/service.key" "$BIN/br2k" --eth-rpc "$ETH_RPC" --registry "$REG" \
+        history verify --json >"$T/history.json" 2>>"$T/history.log" ||
+        fail "br2k history verify: $(jq -r .error "$T/history.json" 2>/dev/null || cat "$T/history.log")"
+    log "br2k history verify: versions 2..$(jq .to "$T/history.json"), $(jq .records "$T/history.json") records replayed from genesis ($(jq '.records_per_s | floor' "$T/history.json") records/s)"
+fi
 echo "chaos ($SCENARIO, $CAPP): all checks passed"
 exit 0
 }

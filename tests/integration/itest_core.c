@@ -8,12 +8,17 @@
  *       checks of rlog itself: offsets, read from an offset with headers,
  *       out of range reported as such (I1). Prints "N passed, N failed".
  *   itest_core delete BOOTSTRAP TOPIC
- *       deletion reported unsupported by the development broker. */
+ *       deletion reported unsupported by the development broker.
+ *   itest_core dump BOOTSTRAP TOPIC FROM COUNT
+ *       prints records FROM .. FROM + COUNT - 1 as JSON lines {offset, key,
+ *       value, headers: [[name, value], ...]} (text). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "../unit/check.h"
 #include "base/err.h"
@@ -135,6 +140,46 @@ static void delete_checks(bk_rlog *l) {
     CHECK(e.code == BK_E_RLOG_UNSUPPORTED, "code %d: %s", e.code, e.msg);
 }
 
+static int dump(bk_rlog *l, int64_t from, long count) {
+    bk_err e;
+    if (bk_rlog_seek(l, from, &e) != BK_OK) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    int64_t deadline = mono_ms() + 20000;
+    for (long i = 0; i < count;) {
+        bk_rlog_rec *r = NULL;
+        int rc = bk_rlog_poll(l, 200, &r, &e);
+        if (rc < 0) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        if (rc == 0) {
+            if (mono_ms() > deadline) {
+                fprintf(stderr, "no record %" PRId64 "\n", from + i);
+                return 1;
+            }
+            continue;
+        }
+        json_t *hs = json_array();
+        bk_rlog_header h;
+        for (size_t k = 0; bk_rlog_rec_header_at(r, k, &h); k++)
+            json_array_append_new(
+                hs, json_pack("[s s#]", h.name, h.value ? h.value : "", (int)h.len));
+        json_t *j =
+            json_pack("{sI s s# s s# so}", "offset", (json_int_t)r->offset, "key", r->key,
+                      (int)r->key_len, "value", r->value, (int)r->len, "headers", hs);
+        bk_rlog_rec_free(r);
+        if (j == NULL)
+            return 1;
+        json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+        putchar('\n');
+        json_decref(j);
+        i++;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: itest_core produce|rlog|delete BOOTSTRAP TOPIC [N [RATE "
@@ -156,6 +201,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[1], "rlog") == 0) {
         rlog_checks(l);
         rc = check_done();
+    } else if (strcmp(argv[1], "dump") == 0 && argc >= 6) {
+        rc = dump(l, strtoll(argv[4], NULL, 10), strtol(argv[5], NULL, 10));
     } else if (strcmp(argv[1], "delete") == 0) {
         delete_checks(l);
         rc = check_done();

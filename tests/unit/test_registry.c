@@ -60,6 +60,15 @@ static void test_calls(void) {
     same("setLeader", rc, out, len, "set_leader.hex");
     rc = bk_reg_enc_append_backup_log(2, d1, log, sizeof(log), &out, &len, &e);
     same("appendBackupLog", rc, out, len, "append_backup_log.hex");
+    uint8_t d2[32];
+    memset(d2, 0x22, sizeof(d2));
+    rc =
+        bk_reg_enc_append_backup_log_archive(2, d1, d2, log, sizeof(log), &out, &len, &e);
+    same("appendBackupLogWithArchive", rc, out, len, "append_backup_log_archive.hex");
+    rc = bk_reg_enc_archive_by_version(3, &out, &len, &e);
+    same("archiveByVersion", rc, out, len, "archive_by_version.hex");
+    rc = bk_reg_enc_prune_archives(4, &out, &len, &e);
+    same("pruneArchives", rc, out, len, "prune_archives.hex");
     rc = bk_reg_enc_add_writer(addr, &out, &len, &e);
     same("addWriter", rc, out, len, "add_writer.hex");
     rc = bk_reg_enc_remove_writer(addr, &out, &len, &e);
@@ -75,6 +84,15 @@ static void test_calls(void) {
 static void test_views(void) {
     size_t len;
     bk_err e;
+    uint8_t *ar = fixture_bytes("ret_archive.hex", &len), ad[32];
+    uint64_t pruned = 0;
+    CHECK(bk_reg_dec_archive(ar, len, ad, &pruned, &e) == BK_OK, "archiveByVersion: %s",
+          e.msg);
+    CHECK(ad[0] == 0x33 && ad[31] == 0x33, "archive digest");
+    CHECK_INT(pruned, 2);
+    CHECK(bk_reg_dec_archive(ar, len - 1, ad, &pruned, &e) == BK_ERR,
+          "a truncated archiveByVersion result was accepted");
+    free(ar);
     uint8_t *b = fixture_bytes("ret_latest_backup.hex", &len);
     bk_reg_backup bk;
     CHECK(bk_reg_dec_backup(b, len, &bk, &e) == BK_OK, "latestBackup: %s", e.msg);
@@ -171,6 +189,7 @@ static void test_reverts(void) {
     revert_case("revert_not_writer.hex", "NotWriter",
                 "NotWriter(0x70997970C51812dc3A010C7d01b50e0d17dc79C8)", 0, 0);
     revert_case("revert_empty_log.hex", "EmptyLog", "EmptyLog()", 0, 0);
+    revert_case("revert_bad_prune.hex", "BadPrune", "BadPrune(2, 3, 9)", 2, 3);
 
     char name[64], line[256];
     bk_err e;
