@@ -1,0 +1,141 @@
+# gateway.sh - br2k-gateway on a real stack (3 InfoDID workers, the log,
+# Redis): curl alone registers and updates a DID (signed with `cast wallet
+# sign`); bad input gets the right status and JSON error and appends
+# nothing (the log's end offset is checked); a flood from one client gets
+# 429; a short wait gets 202 and the result at its Location; two gateways,
+# one killed mid-run while a client goes on through the other; the status;
+# the metrics hash; /readyz 503 once Redis is down.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/core_helpers.bash"
+source "$(dirname "$0")/gateway_helpers.bash"
+APP=infodid
+
+start_redis
+start_devkafka
+for w in w1 w2 w3; do start_worker "$w"; done
+wait_for 15 has_leader || fail "no leader"
+start_gateway a --rate-client 5 --burst-client 10 --max-body 4096
+start_gateway b
+A=${GWURL[a]}; B=${GWURL[b]}
+wait_for 15 ready_is "$A" 200 || fail "gateway a not ready: $(curl -s "$A/readyz")"
+
+# --- curl alone: register, then update, a DID ---
+req=$(signed alice 1 register '{"attrs":{"name":"Alice","email":"alice@example.org"}}')
+got=$(post "$A" "$req")
+[ "$got" = 200 ] || fail "register: HTTP $got: $(cat "$T/body")"
+[ "$(jq -r .status "$T/body")" = ok ] || fail "register rejected: $(cat "$T/body")"
+did=$(jq -r .data.did "$T/body")
+[ "$did" = "did:br2k:0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" ] || fail "did $did"
+req2=$(signed alice 2 update "{\"did\":\"$did\",\"attrs\":{\"name\":\"Alice B\"}}")
+got=$(post "$B" "$req2")
+[ "$got" = 200 ] && [ "$(jq -r .status "$T/body")" = ok ] ||
+    fail "update: HTTP $got: $(cat "$T/body")"
+[ "$(jq -r .data.attrs "$T/body")" = 2 ] || fail "update result $(cat "$T/body")"
+got=$(curl -s -o "$T/body" -w '%{http_code}' "$A/v1/results/alice:2")
+[ "$got" = 200 ] && [ "$(jq -r .op "$T/body")" = update ] || fail "GET result: $got"
+got=$(curl -s -o "$T/body" -w '%{http_code}' "$A/v1/results/alice:99")
+expect_error 404 no_result "an unknown result"
+pass "curl + cast: $did registered and updated through the gateways"
+
+# --- a short wait: 202 and the result at its Location ---
+req3=$(signed alice 3 update "{\"did\":\"$did\",\"attrs\":{\"city\":\"Oslo\"}}")
+got=$(curl -s -D "$T/headers" -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "$req3" "$A/v1/requests?wait_ms=0")
+[ "$got" = 202 ] || fail "wait_ms=0: HTTP $got: $(cat "$T/body")"
+loc=$(grep -i '^location:' "$T/headers" | tr -d '\r' | cut -d' ' -f2)
+[ "$loc" = /v1/results/alice:3 ] || fail "Location '$loc'"
+result_there() { curl -sf "$A$loc" | jq -e '.status == "ok"'; }
+wait_for 10 result_there || fail "no result at $loc"
+pass "wait_ms=0: 202 with Location $loc, then the result there"
+
+# --- bad input: the right status and error, nothing appended ---
+end0=$(log_end)
+got=$(post "$A" '{"v":1,"id":')
+expect_error 400 malformed_json "malformed JSON"
+got=$(post "$A" "$(head -c 5000 /dev/zero | tr '\0' 'x')")
+expect_error 413 too_large "an oversize body"
+got=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+    -H 'Content-Type: application/json' --data-binary "$(head -c 5000 /dev/zero | tr '\0' 'x')" \
+    "$A/v1/requests")
+expect_error 413 too_large "an oversize chunked body"
+got=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: text/plain' \
+    --data-binary "$req" "$A/v1/requests")
+expect_error 415 unsupported_media_type "a wrong content type"
+got=$(curl -s -o "$T/body" -w '%{http_code}' "$A/v1/nothing")
+expect_error 404 not_found "an unknown route"
+got=$(curl -s -o "$T/body" -w '%{http_code}' "$A/v1/requests")
+expect_error 405 method_not_allowed "GET /v1/requests"
+got=$(post "$A" "$(jq -c '.sig = "0x" + ("00" * 64) + "1b"' <<<"$req")")
+expect_error 422 bad_signature "a signature that recovers nothing"
+got=$(post "$A" "$(jq -c '.extra = 1' <<<"$req")")
+expect_error 400 unknown_field "an unknown field"
+got=$(post "$A" "$req" "-o" "$T/body" --url-query wait_ms=soon)
+expect_error 400 bad_wait "a bad wait"
+[ "$(log_end)" = "$end0" ] || fail "rejected requests were appended: log end $end0 -> $(log_end)"
+pass "bad input: 400/413/415/404/405/422, JSON errors, log end stays $end0"
+
+# --- a flood from one client: 429 + Retry-After; only the admitted appended ---
+fl=$(signed flood 1 register '{}')
+n200=0 n429=0
+for i in $(seq 30); do
+    got=$(post "$A" "$fl" -D "$T/fh" "--url-query" wait_ms=0)
+    case $got in
+    202 | 200) n200=$((n200 + 1)) ;;
+    429) n429=$((n429 + 1))
+         grep -qi '^retry-after: [1-9]' "$T/fh" || fail "429 without Retry-After"
+         [ "$(jq -r .error.code "$T/body")" = rate_limited ] || fail "429: $(cat "$T/body")" ;;
+    *) fail "flood: HTTP $got: $(cat "$T/body")" ;;
+    esac
+done
+[ "$n429" -gt 0 ] && [ "$n200" -ge 10 ] || fail "flood: $n200 admitted, $n429 refused"
+want=$((end0 + n200))
+log_at() { [ "$(log_end)" = "$1" ]; }
+wait_for 10 log_at "$want" || fail "flood: log end $(log_end), expected $want ($n200 admitted)"
+got=$(post "$A" "$(signed bob 1 register '{}')")
+[ "$got" = 200 ] || fail "after the flood: HTTP $got"
+pass "flood: $n200 admitted and appended, $n429 refused with 429; others still served"
+
+# --- status, metrics ---
+st=$(curl -sf "$A/v1/status")
+[ "$(jq -r .leader.id <<<"$st")" = "$(leader_id)" ] || fail "status leader: $st"
+[ "$(jq '.members | length' <<<"$st")" = 3 ] || fail "status members: $st"
+metrics_ok() {
+    [ "$(rc_ HGET "br2k:{$SVC}:gateway-a" rejected_too_large)" = 2 ] &&
+        [ "$(rc_ HGET "br2k:{$SVC}:gateway-a" rejected_rate_limited_client)" = "$n429" ]
+}
+wait_for 5 metrics_ok || fail "metrics: $(rc_ HGETALL "br2k:{$SVC}:gateway-a" | tr '\n' ' ')"
+pass "status and metrics (p99 $(rc_ HGET "br2k:{$SVC}:gateway-a" p99_ms) ms)"
+
+# --- two gateways, one killed mid-run: the client goes on through the other ---
+for s in $(seq 10 29); do signed carol "$s" register "{\"did\":\"did:example:carol$s\"}"; done \
+    >"$T/carol.jsonl"
+s=10 failovers=0
+while read -r r; do
+    if [ "$s" = 20 ]; then kill -KILL "${GWPID[a]}"; wait "${GWPID[a]}" 2>/dev/null || true; fi
+    got=$(post "$A" "$r" || true)
+    if [ "$got" != 200 ]; then
+        failovers=$((failovers + 1))
+        got=$(post "$B" "$r")
+    fi
+    [ "$got" = 200 ] && [ "$(jq -r .status "$T/body")" = ok ] || fail "carol:$s: $got $(cat "$T/body")"
+    s=$((s + 1))
+done <"$T/carol.jsonl"
+[ "$failovers" = 10 ] || fail "$failovers requests went to b"
+for s in $(seq 10 29); do
+    [ "$(rc_ GET "br2k:{$SVC}:result:carol:$s" | jq -r .repeat)" = false ] || fail "carol:$s"
+done
+wait_for 30 at "$(rc_ GET "br2k:{$SVC}:SSI")" w1 w2 w3 || { show w1 w2 w3; fail "replicas differ"; }
+pass "gateway a killed after 10 requests: 10 more through b, each applied once, replicas equal"
+
+# --- /readyz goes 503 once Redis is down ---
+kill -TERM "$REDIS_PID"
+wait_for 10 ready_is "$B" 503 || fail "readyz still $(curl -s "$B/readyz")"
+[ "$(curl -s "$B/readyz" | jq -r .redis)" = false ] || fail "readyz: $(curl -s "$B/readyz")"
+curl -sf "$B/healthz" >/dev/null || fail "healthz failed with Redis down"
+pass "readyz 503 with Redis down, healthz still 200"
+
+# --- SIGTERM: exit 0 (and no leak under ASan) ---
+rc=0
+kill -TERM "${GWPID[b]}"; wait "${GWPID[b]}" || rc=$?
+[ "$rc" = 0 ] || fail "gateway b exited $rc on SIGTERM"
+pass "gateway b stopped cleanly"
