@@ -1,9 +1,9 @@
 /* page.c - the live status page served at / (no external resources: the
  * HTML, the style and the script are all here). It polls /v1/status once a
  * second and shows the leader, the epoch, SSI, SV, each member with its
- * role, LPI and lag, and the latest backup. Elements a test reads have ids
- * (leader, epoch, ssi, sv, backup, updated) and member rows class
- * "member" with data-id. */
+ * role, LPI and lag, the latest backup and the gateways. Elements a test reads have ids
+ * (leader, epoch, ssi, sv, backup, updated), member rows class "member"
+ * and gateway rows class "gateway", each with data-id. */
 #include "gateway.h"
 
 const char gw_page_html[] =
@@ -37,11 +37,23 @@ const char gw_page_html[] =
     "</div>\n"
     "<table><thead><tr><th>member</th><th>role</th><th>LPI</th><th>lag</th>"
     "<th>heartbeat</th></tr></thead><tbody id=\"members\"></tbody></table>\n"
+    "<h2>gateways</h2>\n"
+    "<table><thead><tr><th>gateway</th><th>URL</th><th>ready</th><th>requests</th>"
+    "<th>in flight</th><th>p50 ms</th><th>p99 ms</th></tr></thead>"
+    "<tbody id=\"gateways\"></tbody></table>\n"
     "<p>updated <span id=\"updated\">never</span></p><div id=\"err\"></div>\n"
     "<script>\n"
     "'use strict';\n"
     "function txt(v){return v===null||v===undefined?'\\u2014':String(v);}\n"
     "function set(id,v){document.getElementById(id).textContent=txt(v);}\n"
+    "function rows(id,cls,list,cells){\n"
+    " var tb=document.getElementById(id);\n"
+    " while(tb.firstChild)tb.removeChild(tb.firstChild);\n"
+    " list.forEach(function(x){var tr=document.createElement('tr');tr.className=cls;\n"
+    "  tr.setAttribute('data-id',x.id);cells(x).forEach(function(c){\n"
+    "   var td=document.createElement('td');td.textContent=txt(c[0]);\n"
+    "   if(c[1])td.className=c[1];tr.appendChild(td);});tb.appendChild(tr);});\n"
+    "}\n"
     "function show(s){\n"
     " set('service',s.service);\n"
     " set('leader',s.leader?s.leader.id:'none');\n"
@@ -49,16 +61,12 @@ const char gw_page_html[] =
     " var b=s.backup_last?('v'+s.backup_last.version+' at '+s.backup_last.cut):'none';\n"
     " if(s.backup)b+=' ('+s.backup+')';\n"
     " set('backup',b);\n"
-    " var tb=document.getElementById('members');\n"
-    " while(tb.firstChild)tb.removeChild(tb.firstChild);\n"
-    " (s.members||[]).forEach(function(m){\n"
-    "  var tr=document.createElement('tr');tr.className='member';\n"
-    "  tr.setAttribute('data-id',m.id);\n"
-    "  [m.id,m.role+(m.stale?' (stale)':''),m.lpi,m.lag,\n"
-    "   m.heartbeat_age_ms===null?'none':m.heartbeat_age_ms+' ms ago'].forEach(\n"
-    "   function(v,i){var td=document.createElement('td');td.textContent=txt(v);\n"
-    "    if(i===1)td.className=m.stale?'stale':m.role;tr.appendChild(td);});\n"
-    "  tb.appendChild(tr);});\n"
+    " rows('members','member',s.members||[],function(m){return [[m.id],\n"
+    "  [m.role+(m.stale?' (stale)':''),m.stale?'stale':m.role],[m.lpi],[m.lag],\n"
+    "  [m.heartbeat_age_ms===null?'none':m.heartbeat_age_ms+' ms ago']];});\n"
+    " rows('gateways','gateway',s.gateways||[],function(g){return [[g.id],[g.url],\n"
+    "  [g.ready?'yes':'no',g.ready?'':'down'],[g.requests],[g.inflight],[g.p50_ms],\n"
+    "  [g.p99_ms]];});\n"
     " set('updated',new Date().toISOString());\n"
     " document.getElementById('err').textContent='';\n"
     "}\n"
