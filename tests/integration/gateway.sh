@@ -14,7 +14,7 @@ start_redis
 start_devkafka
 for w in w1 w2 w3; do start_worker "$w"; done
 wait_for 15 has_leader || fail "no leader"
-start_gateway a --rate-client 5 --burst-client 10 --max-body 4096
+start_gateway a --rate-client 1 --burst-client 10 --max-body 4096
 start_gateway b
 A=${GWURL[a]}; B=${GWURL[b]}
 wait_for 15 ready_is "$A" 200 || fail "gateway a not ready: $(curl -s "$A/readyz")"
@@ -126,6 +126,29 @@ for s in $(seq 10 29); do
 done
 wait_for 30 at "$(rc_ GET "br2k:{$SVC}:SSI")" w1 w2 w3 || { show w1 w2 w3; fail "replicas differ"; }
 pass "gateway a killed after 10 requests: 10 more through b, each applied once, replicas equal"
+
+# --- concurrent waits: past --max-waits 503 busy + Retry-After, not appended ---
+start_gateway c --max-waits 1
+C=${GWURL[c]}
+d1=$(signed dave 1 register '{}'); d2=$(signed dave 2 register '{}')
+end1=$(log_end)
+# no results while the workers are stopped (a deliberate fault, resumed below)
+for w in w1 w2 w3; do kill -STOP "${WPID[$w]}"; done
+curl -s -o "$T/wait1.body" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "$d1" "$C/v1/requests?wait_ms=30000" >"$T/wait1.code" &
+waiter=$!
+one_waiting() { [ "$(rc_ HGET "br2k:{$SVC}:gateway-c" inflight)" = 1 ]; }
+wait_for 10 one_waiting || fail "the first request is not waiting at gateway c"
+got=$(post "$C" "$d2" -D "$T/bh")
+expect_error 503 busy "a second wait past --max-waits 1"
+grep -qi '^retry-after: 1' "$T/bh" || fail "503 busy without Retry-After"
+for w in w1 w2 w3; do kill -CONT "${WPID[$w]}"; done
+wait "$waiter" || fail "the waiting curl failed"
+[ "$(cat "$T/wait1.code")" = 200 ] && [ "$(jq -r .id "$T/wait1.body")" = dave:1 ] ||
+    fail "the waiting request: $(cat "$T/wait1.code") $(cat "$T/wait1.body")"
+[ "$(log_end)" = $((end1 + 1)) ] || fail "log end $(log_end), expected $((end1 + 1)): the refused one was appended"
+[ -z "$(rc_ GET "br2k:{$SVC}:result:dave:2")" ] || fail "dave:2 has a result"
+pass "concurrent waits: the second got 503 busy with Retry-After and was not appended; the first got its result"
 
 # --- /readyz goes 503 once Redis is down ---
 kill -TERM "$REDIS_PID"
