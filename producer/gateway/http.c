@@ -327,6 +327,37 @@ static enum MHD_Result resumed(gw *g, struct MHD_Connection *c, conn_state *st) 
     return ret;
 }
 
+/* Every route but POST /v1/requests: answered on the first call, before any
+ * body is read (a body sent with them is not read; the connection closes). */
+static enum MHD_Result route_other(gw *g, struct MHD_Connection *c, const char *url,
+                                   const char *method) {
+    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+              strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    const char *allow = "GET, HEAD";
+    if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0) {
+        if (get)
+            return send_text(c, MHD_HTTP_OK, strdup(gw_page_html),
+                             "text/html; charset=utf-8", NULL, NULL);
+    } else if (strcmp(url, "/healthz") == 0) {
+        if (get)
+            return send_json(c, MHD_HTTP_OK, strdup("{\"status\":\"ok\"}"));
+    } else if (strcmp(url, "/readyz") == 0) {
+        if (get)
+            return get_ready(g, c);
+    } else if (strcmp(url, "/v1/status") == 0) {
+        if (get)
+            return get_status(g, c);
+    } else if (strncmp(url, "/v1/results/", 12) == 0 && url[12] != '\0') {
+        if (get)
+            return get_result(g, c, url + 12);
+    } else {
+        return refuse(g, c, MHD_HTTP_NOT_FOUND, GW_R_NOT_FOUND, "not_found", NULL, NULL,
+                      "no route %s %s", method, url);
+    }
+    return refuse(g, c, MHD_HTTP_METHOD_NOT_ALLOWED, GW_R_METHOD, "method_not_allowed",
+                  "Allow", allow, "%s %s: only GET is allowed", method, url);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version,
                                const char *upload, size_t *upload_size, void **req_cls) {
@@ -371,8 +402,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                     NULL, "the request body of %s bytes is over the limit of %d bytes",
                     cl, g->cfg.max_body);
             st->is_post = 1;
+            return MHD_YES;
         }
-        return MHD_YES;
+        return route_other(g, c, url, method);
     }
     if (st->job != NULL)
         return resumed(g, c, st);
@@ -401,32 +433,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         return post_request(g, c, st);
     }
-    /* everything else has no body: answer now */
-    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-              strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    const char *allow = "GET, HEAD";
-    if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0) {
-        if (get)
-            return send_text(c, MHD_HTTP_OK, strdup(gw_page_html),
-                             "text/html; charset=utf-8", NULL, NULL);
-    } else if (strcmp(url, "/healthz") == 0) {
-        if (get)
-            return send_json(c, MHD_HTTP_OK, strdup("{\"status\":\"ok\"}"));
-    } else if (strcmp(url, "/readyz") == 0) {
-        if (get)
-            return get_ready(g, c);
-    } else if (strcmp(url, "/v1/status") == 0) {
-        if (get)
-            return get_status(g, c);
-    } else if (strncmp(url, "/v1/results/", 12) == 0 && url[12] != '\0') {
-        if (get)
-            return get_result(g, c, url + 12);
-    } else {
-        return refuse(g, c, MHD_HTTP_NOT_FOUND, GW_R_NOT_FOUND, "not_found", NULL, NULL,
-                      "no route %s %s", method, url);
-    }
-    return refuse(g, c, MHD_HTTP_METHOD_NOT_ALLOWED, GW_R_METHOD, "method_not_allowed",
-                  "Allow", allow, "%s %s: only GET is allowed", method, url);
+    return MHD_NO; /* not reached: other routes are answered on the first call */
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -478,11 +485,11 @@ struct MHD_Daemon *gw_http_start(gw *g, const char *listen, int max_conns, char 
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
-        (uint16_t)port, NULL, NULL, handler, g, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conns,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED,
-        completed, g, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        (uint16_t)port, NULL, NULL, handler, g, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)max_conns, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, g, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_END);
     if (d == NULL)
         snprintf(err, errsize, "cannot listen on %s (in use, or not an address here)",
                  listen);
