@@ -449,6 +449,24 @@ int cmd_status(const cli_globals *g, int argc, char **argv) {
                 printf("  STALE: %s", json_string_value(json_object_get(m, "note")));
             putchar('\n');
         }
+        const json_t *gws = json_object_get(st, "gateways");
+        if (json_array_size(gws) > 0) {
+            printf("gateways %zu\n", json_array_size(gws));
+            printf("  %-16s %-28s %-5s %-10s %-8s %s\n", "ID", "URL", "READY", "REQUESTS",
+                   "INFLIGHT", "P99_MS");
+            json_array_foreach(gws, i, m) {
+                static const char *cols[] = {"id",       "url",      "ready",
+                                             "requests", "inflight", "p99_ms"};
+                static const int widths[] = {16, 28, 5, 10, 8, 0};
+                printf(" ");
+                for (size_t c = 0; c < 6; c++) {
+                    char buf[256];
+                    print_text(json_object_get(m, cols[c]), buf, sizeof(buf));
+                    printf(" %-*s", widths[c], buf);
+                }
+                putchar('\n');
+            }
+        }
     }
     json_decref(st);
     return 0;

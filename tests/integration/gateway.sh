@@ -99,6 +99,10 @@ pass "flood: $n200 admitted and appended, $n429 refused with 429; others still s
 st=$(curl -sf "$A/v1/status")
 [ "$(jq -r .leader.id <<<"$st")" = "$(leader_id)" ] || fail "status leader: $st"
 [ "$(jq '.members | length' <<<"$st")" = 3 ] || fail "status members: $st"
+[ "$(jq -c '[.gateways[] | .id + " " + .url]' <<<"$st")" = "[\"a $A\",\"b $B\"]" ] ||
+    fail "status gateways: $(jq -c .gateways <<<"$st")"
+"$BIN/br2k" --redis "$REDIS" --service "$SVC" status >"$T/status.txt"
+grep -qE "^  a +$A +1 " "$T/status.txt" || fail "br2k status: $(cat "$T/status.txt")"
 metrics_ok() {
     [ "$(rc_ HGET "br2k:{$SVC}:gateway-a" rejected_too_large)" = 2 ] &&
         [ "$(rc_ HGET "br2k:{$SVC}:gateway-a" rejected_rate_limited_client)" = "$n429" ]
