@@ -140,7 +140,7 @@ static void write_metrics(gw *g, bk_redis *r) {
     FIELD_F("p99_ms", p99);
     FIELD_I("ready", atomic_load(&g->ready));
     FIELD_I("updated_ms", bk_wall_ms());
-    argv[n++] = "url";
+    argv[n++] = "url"; /* "" when not advertised: registryd skips it */
     argv[n++] = g->cfg.advertise;
     argv[n++] = "listen";
     argv[n++] = g->cfg.listen;

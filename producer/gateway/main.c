@@ -18,8 +18,8 @@ static bk_cfg_opt opts[] = {
     {"listen", BK_CFG_STR, "127.0.0.1:8080", 0, 0, NULL,
      "HTTP address HOST:PORT (IPv4; 0.0.0.0 for every interface)", NULL, 0, 0},
     {"advertise", BK_CFG_STR, "", 0, 0, NULL,
-     "the URL clients reach this gateway at (published in Redis for the registry; "
-     "default http://<listen>)",
+     "the URL clients reach this gateway at, published in Redis for the registry "
+     "(default http://<listen>; none when listening on 0.0.0.0)",
      NULL, 0, 0},
     {"id", BK_CFG_STR, "", 0, 0, NULL,
      "gateway id in the metrics key gateway-<id> (default: gw-<port>)", NULL, 0, 0},
@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
         g.cfg.id = idbuf;
     }
     g.cfg.advertise = bk_cfg_str(&cfg, "advertise");
-    if (g.cfg.advertise[0] == '\0') {
+    if (g.cfg.advertise[0] == '\0' && strncmp(listen, "0.0.0.0:", 8) != 0) {
         snprintf(adv, sizeof(adv), "http://%s", listen);
         g.cfg.advertise = adv;
     }
@@ -156,7 +156,10 @@ int main(int argc, char **argv) {
         goto fail_early;
     }
     BK_INFO("listening on %s (advertised %s), service '%s', log %s, redis %s, id %s",
-            listen, g.cfg.advertise, g.cfg.service, g.cfg.kafka, g.cfg.redis, g.cfg.id);
+            listen, g.cfg.advertise[0] ? g.cfg.advertise : "nowhere", g.cfg.service,
+            g.cfg.kafka, g.cfg.redis, g.cfg.id);
+    if (g.cfg.advertise[0] == '\0')
+        BK_WARN("no --advertise: the registry will not list this gateway");
     while (!bk_sig_stop)
         bk_sleep_ms(100);
     BK_INFO("signal %d: stopping", (int)bk_sig_last);
