@@ -14,8 +14,10 @@ start_redis
 start_devkafka
 for w in w1 w2 w3; do start_worker "$w"; done
 wait_for 15 has_leader || fail "no leader"
-start_gateway a --rate-client 1 --burst-client 10 --max-body 4096
-start_gateway b
+# the results wait up to 30 s by default here (a slow machine must not turn a
+# 200 into a 202); the 202 cases ask for wait_ms=0
+start_gateway a --rate-client 1 --burst-client 10 --max-body 4096 --wait-ms 30000
+start_gateway b --wait-ms 30000
 A=${GWURL[a]}; B=${GWURL[b]}
 wait_for 15 ready_is "$A" 200 || fail "gateway a not ready: $(curl -s "$A/readyz")"
 

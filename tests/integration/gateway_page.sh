@@ -24,9 +24,10 @@ chrome() {
     "$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run \
         --user-data-dir="$T/chrome" --virtual-time-budget=5000 "$@" 2>>"$T/chromium.log"
 }
-leader=$(leader_id); epoch=$(leader_epoch)
 dom_ok() {
+    leader=$(leader_id) epoch=$(leader_epoch) # the lease now (a new leader is fine)
     chrome --dump-dom "$URL/" >"$T/dom.html" || return 1
+    [ "$leader $epoch" = "$(leader_id) $(leader_epoch)" ] || return 1
     grep -q "<span id=\"leader\">$leader</span>" "$T/dom.html" &&
         grep -q "<span id=\"epoch\">$epoch</span>" "$T/dom.html" &&
         grep -q '<span id="ssi">49</span>' "$T/dom.html" &&
