@@ -77,9 +77,11 @@ expect_error 400 bad_wait "a bad wait"
 pass "bad input: 400/413/415/404/405/422, JSON errors, log end stays $end0"
 
 # --- a flood from one client: 429 + Retry-After; only the admitted appended ---
-fl=$(signed flood 1 register '{}')
+# 30 different requests (a repeated request id is not appended again on the
+# Redis Streams log), signed before the flood starts
+for i in $(seq 30); do signed flood "$i" register "{\"did\":\"did:example:flood$i\"}"; done >"$T/flood.jsonl"
 n200=0 n429=0
-for i in $(seq 30); do
+while read -r fl; do
     got=$(post "$A" "$fl" -D "$T/fh" "--url-query" wait_ms=0)
     case $got in
     202 | 200) n200=$((n200 + 1)) ;;
@@ -88,7 +90,7 @@ for i in $(seq 30); do
          [ "$(jq -r .error.code "$T/body")" = rate_limited ] || fail "429: $(cat "$T/body")" ;;
     *) fail "flood: HTTP $got: $(cat "$T/body")" ;;
     esac
-done
+done <"$T/flood.jsonl"
 [ "$n429" -gt 0 ] && [ "$n200" -ge 10 ] || fail "flood: $n200 admitted, $n429 refused"
 want=$((end0 + n200))
 log_at() { [ "$(log_end)" = "$1" ]; }
