@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -143,8 +144,17 @@ int main(int argc, char **argv) {
     }
     if (gw_submitter_start(&g, &sub_th, err, sizeof(err)) != 0)
         goto fail_early;
-    struct MHD_Daemon *d = gw_http_start(
-        &g, listen, (int)bk_cfg_int(&cfg, "max-connections"), err, sizeof(err));
+    int max_conns = (int)bk_cfg_int(&cfg, "max-connections");
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)max_conns + 64 > rl.rlim_cur) {
+        /* a connection is a descriptor: keep 64 for the log, Redis and the rest */
+        int cap = rl.rlim_cur > 128 ? (int)(rl.rlim_cur - 64) : 64;
+        BK_WARN("--max-connections %d is above the open files limit %llu: using %d",
+                max_conns, (unsigned long long)rl.rlim_cur, cap);
+        max_conns = cap;
+    }
+    struct MHD_Daemon *d = gw_http_start(&g, listen, max_conns, err, sizeof(err));
     if (d == NULL || gw_keeper_start(&g, &keep_th) != 0) {
         if (d != NULL)
             MHD_stop_daemon(d);
