@@ -127,7 +127,9 @@ static enum MHD_Result get_status(gw *g, struct MHD_Connection *c) {
         return refuse(g, c, MHD_HTTP_SERVICE_UNAVAILABLE, GW_R_UNAVAILABLE, "unavailable",
                       "Retry-After", "1", "cannot read the status from Redis at %s: %s",
                       g->cfg.redis, e.msg);
-    return send_json(c, MHD_HTTP_OK, json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS));
+    char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(st);
+    return send_json(c, MHD_HTTP_OK, text);
 }
 
 /* A request id "<client>:<seq>" as the envelope allows it. */

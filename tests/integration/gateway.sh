@@ -101,6 +101,7 @@ pass "flood: $n200 admitted and appended, $n429 refused with 429; others still s
 
 # --- status, metrics ---
 st=$(curl -sf "$A/v1/status")
+curl -sf "$B/v1/status" >/dev/null || fail "status through b" # b's exit code is checked below
 [ "$(jq -r .leader.id <<<"$st")" = "$(leader_id)" ] || fail "status leader: $st"
 [ "$(jq '.members | length' <<<"$st")" = 3 ] || fail "status members: $st"
 [ "$(jq -c '[.gateways[] | .id + " " + .url]' <<<"$st")" = "[\"a $A\",\"b $B\"]" ] ||
