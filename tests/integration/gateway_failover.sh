@@ -84,3 +84,6 @@ dids() { [ "$(rc_ HLEN "br2k:{$SVC}:ext:did")" = "$total" ]; }
 wait_for 10 dids || fail "ext:did holds $(rc_ HLEN "br2k:{$SVC}:ext:did") DIDs, expected $total"
 sw=$(wc -l <"$T/switches" 2>/dev/null || echo 0)
 pass "$K clients, $total requests through 2 gateways: leader $old paused (epoch $epoch -> $((epoch + 1))), gateway a killed; each acknowledged once, applied once, replicas equal; $sw gateway switches"
+rc=0
+kill -TERM "${GWPID[b]}"; wait "${GWPID[b]}" || rc=$?
+[ "$rc" = 0 ] || fail "gateway b exited $rc on SIGTERM (see its log)"
