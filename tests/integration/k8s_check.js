@@ -751,8 +751,27 @@ function checkDashboard() {
     for (const k of ['SSI', 'Service-State', 'epoch', 'leader', 'backup', 'backup-last', 'metrics-$worker'])
         if (!used.has(k)) fail(`deploy/grafana/br2k.json: no panel reads br2k:{$service}:${k}`);
     const md = fs.readFileSync(path.join(SRC, 'schemas', 'metrics.md'), 'utf8');
-    const rows = new Map();
-    for (const m of md.matchAll(/^\| `([^`]+)` \|(.*)$/gm)) rows.set(m[1], m[2]);
+    // the workers' rows come before the gateway section, the gateway's after
+    const [mdWorkers, mdGateway = ''] = md.split(/^## Gateway hash/m);
+    const rowsOf = (text) => {
+        const r = new Map();
+        for (const m of text.matchAll(/^\| `([^`]+)` \|(.*)$/gm)) r.set(m[1], m[2]);
+        return r;
+    };
+    const rows = rowsOf(mdWorkers);
+    const gsec = (keys.split(/^## Gateway hash/m)[1] || '').split(/^## /m)[0];
+    const gfields = [...gsec.matchAll(/^\| `([a-z_0-9<>]+)` \|/gm)].map((m) => m[1]);
+    if (gfields.length < 10) fail(`schemas/redis-keys.md: found only ${gfields.length} gateway hash fields`);
+    if (!vars.has('gateway')) fail(`deploy/grafana/br2k.json: no dashboard variable 'gateway'`);
+    if (!used.has('gateway-$gateway')) fail('deploy/grafana/br2k.json: no panel reads br2k:{$service}:gateway-$gateway');
+    const grows = rowsOf(mdGateway);
+    for (const f of gfields) {
+        const row = grows.get(f);
+        if (!row) { fail(`schemas/metrics.md: gateway field '${f}' (schemas/redis-keys.md) is missing`); continue; }
+        const named = [...row.split('|').map((x) => x.trim()).filter(Boolean).pop().matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+        if (!named.length) fail(`schemas/metrics.md: gateway field '${f}' names no dashboard panel ("Title")`);
+        for (const t of named) if (!titles.has(t)) fail(`schemas/metrics.md: '${f}': panel "${t}" is not in deploy/grafana/br2k.json`);
+    }
     for (const f of fields) {
         const row = rows.get(f);
         if (!row) { fail(`schemas/metrics.md: metrics field '${f}' (schemas/redis-keys.md) is missing`); continue; }
@@ -761,7 +780,7 @@ function checkDashboard() {
         if (!named.length) fail(`schemas/metrics.md: '${f}' names no dashboard panel ("Title")`);
         for (const t of named) if (!titles.has(t)) fail(`schemas/metrics.md: '${f}': panel "${t}" is not in deploy/grafana/br2k.json`);
     }
-    if (failures.length === n) ok(`dashboard and schemas/metrics.md cover the ${fields.length} metrics fields and the service keys`);
+    if (failures.length === n) ok(`dashboard and schemas/metrics.md cover the ${fields.length} metrics fields, the ${gfields.length} gateway fields and the service keys`);
 }
 
 // ---------------------------------------------------------------- main
