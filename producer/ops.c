@@ -72,6 +72,19 @@ static json_t *get_hash(bk_redis *r, const char *key, bk_err *e) {
     return o;
 }
 
+/* Sort an array of strings: insertion sort, a handful of ids. */
+static void sort_strings(json_t *ids) {
+    for (size_t i = 1; i < json_array_size(ids); i++)
+        for (size_t j = i; j > 0; j--) {
+            json_t *a = json_array_get(ids, j - 1), *b = json_array_get(ids, j);
+            if (strcmp(json_string_value(a), json_string_value(b)) <= 0)
+                break;
+            json_incref(a);
+            json_array_set(ids, j - 1, b);
+            json_array_set_new(ids, j, a);
+        }
+}
+
 /* The member ids, sorted (the members set). */
 static json_t *get_members(bk_redis *r, const char *svc, bk_err *e) {
     char key[BK_KEY_MAX];
@@ -85,16 +98,7 @@ static json_t *get_members(bk_redis *r, const char *svc, bk_err *e) {
         if (rep->element[i]->type == REDIS_REPLY_STRING)
             json_array_append_new(ids, json_string(rep->element[i]->str));
     freeReplyObject(rep);
-    /* sort: insertion sort, a handful of members */
-    for (size_t i = 1; i < json_array_size(ids); i++)
-        for (size_t j = i; j > 0; j--) {
-            json_t *a = json_array_get(ids, j - 1), *b = json_array_get(ids, j);
-            if (strcmp(json_string_value(a), json_string_value(b)) <= 0)
-                break;
-            json_incref(a);
-            json_array_set(ids, j - 1, b);
-            json_array_set_new(ids, j, a);
-        }
+    sort_strings(ids);
     return ids;
 }
 
@@ -298,6 +302,46 @@ static const struct {
                {"sv", bk_key_sv},
                {"backup", bk_key_backup}};
 
+/* The live gateways (producer/gateway/): each id of the set gateways whose
+ * hash gateway-<id> is still there (it expires 10 s after the gateway), as
+ * {id, url, ready, requests, accepted, rejected, inflight, p50_ms, p99_ms,
+ * updated_ms}, sorted by id. */
+static json_t *gateways_json(bk_redis *r, const char *svc, bk_err *e) {
+    char key[BK_KEY_MAX];
+    json_t *out = json_array();
+    (void)bk_key_gateways(key, sizeof(key), svc, NULL); /* svc checked by the caller */
+    redisReply *rep = bk_redis_command(r, e, "SMEMBERS %s", key);
+    if (rep == NULL)
+        return out;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < rep->elements; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            json_array_append_new(ids, json_string(rep->element[i]->str));
+    freeReplyObject(rep);
+    sort_strings(ids);
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        const char *id = json_string_value(json_array_get(ids, i));
+        bk_err ke;
+        if (bk_key_gateway(key, sizeof(key), svc, id, &ke) != BK_OK)
+            continue;
+        json_t *h = get_hash(r, key, e);
+        if (json_object_size(h) > 0) {
+            json_t *g = json_pack("{s:s}", "id", id);
+            static const char *const fields[] = {"url",      "ready",    "requests",
+                                                 "accepted", "rejected", "inflight",
+                                                 "p50_ms",   "p99_ms",   "updated_ms"};
+            for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+                json_t *v = json_object_get(h, fields[f]);
+                json_object_set(g, fields[f], v != NULL ? v : json_null());
+            }
+            json_array_append_new(out, g);
+        }
+        json_decref(h);
+    }
+    json_decref(ids);
+    return out;
+}
+
 json_t *ops_status_json(bk_redis *r, const char *svc, bk_err *e) {
     char key[BK_KEY_MAX];
     if (bk_keys_check_service(svc, e) != BK_OK)
@@ -327,6 +371,7 @@ json_t *ops_status_json(bk_redis *r, const char *svc, bk_err *e) {
             member_json(r, svc, json_string_value(json_array_get(ids, i)), &v, e));
     json_decref(ids);
     json_object_set_new(st, "members", members);
+    json_object_set_new(st, "gateways", gateways_json(r, svc, e));
     if (e->code != 0) {
         json_decref(st);
         return NULL;
@@ -403,6 +448,24 @@ int cmd_status(const cli_globals *g, int argc, char **argv) {
             if (json_is_true(json_object_get(m, "stale")))
                 printf("  STALE: %s", json_string_value(json_object_get(m, "note")));
             putchar('\n');
+        }
+        const json_t *gws = json_object_get(st, "gateways");
+        if (json_array_size(gws) > 0) {
+            printf("gateways %zu\n", json_array_size(gws));
+            printf("  %-16s %-28s %-5s %-10s %-8s %s\n", "ID", "URL", "READY", "REQUESTS",
+                   "INFLIGHT", "P99_MS");
+            json_array_foreach(gws, i, m) {
+                static const char *cols[] = {"id",       "url",      "ready",
+                                             "requests", "inflight", "p99_ms"};
+                static const int widths[] = {16, 28, 5, 10, 8, 0};
+                printf(" ");
+                for (size_t c = 0; c < 6; c++) {
+                    char buf[256];
+                    print_text(json_object_get(m, cols[c]), buf, sizeof(buf));
+                    printf(" %-*s", widths[c], buf);
+                }
+                putchar('\n');
+            }
         }
     }
     json_decref(st);

@@ -34,7 +34,9 @@ bk_redis *ops_connect(const cli_globals *g, const char *cmd);
 
 /* The status object: {service, leader {id, epoch} or null (the lease),
  * epoch, ssi, sv, backup (the phase as stored, null when none), backup_last
- * {version, cut} or null, members [ops_member_json of each, sorted by id]}.
+ * {version, cut} or null, members [ops_member_json of each, sorted by id],
+ * gateways [{id, url, ready, requests, accepted, rejected, inflight, p50_ms,
+ * p99_ms, updated_ms} of each live br2k-gateway, sorted by id]}.
  * NULL with `e` set when Redis cannot be read or svc is not a valid service
  * name. */
 json_t *ops_status_json(bk_redis *r, const char *svc, bk_err *e);

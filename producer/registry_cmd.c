@@ -243,6 +243,7 @@ static int cmd_show(int argc, char **argv, const char *eth_rpc, int json) {
     bk_reg_backup b;
     uint64_t sv = 0;
     uint8_t reg[20], owner[20];
+    char *gws = NULL;
     bk_err e;
     memset(&a, 0, sizeof(a));
     memset(&l, 0, sizeof(l));
@@ -258,6 +259,9 @@ static int cmd_show(int argc, char **argv, const char *eth_rpc, int json) {
         bk_reg_get_state_version(rpc, reg, &sv, &e) != BK_OK ||
         bk_reg_get_latest_backup(rpc, reg, &b, &e) != BK_OK)
         goto fail;
+    bk_err ge;
+    if (bk_reg_get_gateways(rpc, reg, &gws, &ge) != BK_OK) /* a registry from before */
+        gws = NULL;
     char addr[43], own[43], dg[67];
     bk_eth_addr_hex(reg, addr);
     bk_eth_addr_hex(owner, own);
@@ -271,12 +275,16 @@ static int cmd_show(int argc, char **argv, const char *eth_rpc, int json) {
             "worker", l.worker_id, "epoch", (json_int_t)l.epoch, "endpoint", l.endpoint,
             "stateVersion", (json_int_t)sv, "latestBackup", "version",
             (json_int_t)b.version, "digest", dg, "block", (json_int_t)b.block);
+        json_object_set_new(j, "gateways", gws != NULL ? json_string(gws) : json_null());
         json_dumpf(j, stdout, JSON_COMPACT);
         putchar('\n');
         json_decref(j);
     } else {
         printf("registry       %s (owner %s, read from %s)\n", addr, own,
                bk_rpc_current_url(rpc));
+        printf("gateways       %s\n", gws == NULL ? "(not in this contract)"
+                                      : gws[0]    ? gws
+                                                  : "none published");
         if (a.topic[0] != '\0')
             printf("access         bootstrap %s, topic %s, results %s\n", a.bootstrap,
                    a.topic, a.results[0] ? a.results : "-");
@@ -299,6 +307,7 @@ fail:
 out:
     bk_reg_access_release(&a);
     bk_reg_leader_release(&l);
+    free(gws);
     bk_rpc_free(rpc);
 out_cfg:
     bk_cfg_release(c);
@@ -382,6 +391,139 @@ out_cfg:
     return rc;
 }
 
+/* ---- gateways ---- */
+
+static bk_cfg_opt gateways_opts[] = {
+    {"eth-rpc", BK_CFG_STR, "", 0, 0, NULL,
+     "Ethereum JSON-RPC URLs, comma-separated (default: the global --eth-rpc)", NULL, 0,
+     0},
+    {"registry", BK_CFG_STR, "", 0, 0, NULL, "address of the registry contract", NULL, 0,
+     0},
+    {"json", BK_CFG_BOOL, "false", 0, 0, NULL, "print a JSON array", NULL, 0, 0},
+    BK_CFG_COMMON_OPTS};
+
+static bk_cfg gateways_cfg = {"br2k registry gateways",
+                              "Print the HTTP gateways' URLs the registry lists, one a "
+                              "line (what an\nend user's client finds from the contract "
+                              "alone). Exit 1 when it lists none.",
+                              "[OPTIONS]",
+                              gateways_opts,
+                              NULL,
+                              0,
+                              0};
+
+static int cmd_gateways(int argc, char **argv, const char *eth_rpc, int json) {
+    bk_cfg *c = &gateways_cfg;
+    int rc = 2;
+    char *urls = NULL;
+    size_t n = 0;
+    bk_err e;
+    if (parse(c, argc, argv, eth_rpc, &rc))
+        goto out;
+    json = json || bk_cfg_bool(c, "json");
+    if (bk_reg_discover_gateways(bk_cfg_str(c, "eth-rpc"), bk_cfg_str(c, "registry"),
+                                 RPC_TIMEOUT_MS, &urls, &n, &e) != BK_OK &&
+        e.code != BK_E_NOTFOUND) {
+        fprintf(stderr, "br2k registry gateways: %s\n", e.msg);
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (const char *p = urls ? urls : ""; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (len > 0)
+            json_array_append_new(arr, json_stringn(p, len));
+        p += len + (p[len] == ',');
+    }
+    if (json) {
+        json_dumpf(arr, stdout, JSON_COMPACT);
+        putchar('\n');
+    } else {
+        for (size_t i = 0; i < json_array_size(arr); i++)
+            printf("%s\n", json_string_value(json_array_get(arr, i)));
+        if (n == 0)
+            fprintf(stderr, "br2k registry gateways: %s\n", e.msg);
+    }
+    json_decref(arr);
+    rc = n > 0 ? 0 : 1;
+out:
+    free(urls);
+    bk_cfg_release(c);
+    return rc;
+}
+
+/* ---- set-gateways ---- */
+
+static bk_cfg_opt set_gateways_opts[] = {
+    {"eth-rpc", BK_CFG_STR, "", 0, 0, NULL,
+     "Ethereum JSON-RPC URLs, comma-separated (default: the global --eth-rpc)", NULL, 0,
+     0},
+    {"registry", BK_CFG_STR, "", 0, 0, NULL, "address of the registry contract", NULL, 0,
+     0},
+    {"key-file", BK_CFG_STR, "", 0, 0, NULL,
+     "file holding a writer's private key (hex); else env BR2K_ETH_KEY", NULL, 0, 0},
+    {"urls", BK_CFG_STR, "", 0, 0, NULL,
+     "the gateways' URLs, comma-separated (\"\": none)", NULL, 0, 0},
+    {"confirmations", BK_CFG_INT, "1", 1, 1000, NULL,
+     "blocks that must include or follow the transaction", NULL, 0, 0},
+    BK_CFG_COMMON_OPTS};
+
+static bk_cfg set_gateways_cfg = {
+    "br2k registry set-gateways",
+    "Publish the HTTP gateways' URLs in the registry (setGateways), signed with a\n"
+    "writer's key. br2k-registryd does this by itself from what running gateways\n"
+    "advertise (br2k-gateway --advertise); this sets them by hand.",
+    "--urls URLS [OPTIONS]",
+    set_gateways_opts,
+    NULL,
+    0,
+    0};
+
+static int cmd_set_gateways(int argc, char **argv, const char *eth_rpc, int json) {
+    (void)json;
+    bk_cfg *c = &set_gateways_cfg;
+    int rc = 2;
+    bk_err e;
+    bk_eth_key key;
+    bk_rpc *rpc = NULL;
+    bk_sender *s = NULL;
+    uint8_t reg[20], *cd = NULL;
+    size_t len = 0;
+    memset(&key, 0, sizeof(key));
+    if (parse(c, argc, argv, eth_rpc, &rc))
+        goto out_cfg;
+    rc = 2;
+    const char *urls = bk_cfg_str(c, "urls");
+    for (const char *p = urls; *p; p++)
+        if (*p == ' ' || (unsigned char)*p < 0x20) {
+            bk_err_set(&e, BK_E_INVAL,
+                       "--urls '%s': no spaces or controls (comma-separated)", urls);
+            goto fail;
+        }
+    if (bk_eth_key_load(bk_cfg_str(c, "key-file"), "BR2K_ETH_KEY", &key, &e) != BK_OK)
+        goto fail;
+    rpc = open_registry(c, reg, &e);
+    if (rpc == NULL)
+        goto fail;
+    bk_sender_conf sc = {NULL, (int)bk_cfg_int(c, "confirmations"), 30000, 300000, 50, 0,
+                         0};
+    s = bk_sender_new(rpc, NULL, &key, &sc, &e);
+    if (s == NULL || bk_reg_enc_set_gateways(urls, &cd, &len, &e) != BK_OK ||
+        send_call(s, "setGateways", reg, cd, len, &e) != BK_OK)
+        goto fail;
+    fprintf(stderr, "gateways published: %s\n", urls[0] ? urls : "(none)");
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "br2k registry set-gateways: %s\n", e.msg);
+out:
+    bk_sender_free(s);
+    bk_rpc_free(rpc);
+    bk_eth_key_clear(&key);
+out_cfg:
+    bk_cfg_release(c);
+    return rc;
+}
+
 int bk_registry_cli(int argc, char **argv, const char *eth_rpc, int json) {
     const char *sub = argc > 1 ? argv[1] : "help";
     if (strcmp(sub, "deploy") == 0)
@@ -390,6 +532,10 @@ int bk_registry_cli(int argc, char **argv, const char *eth_rpc, int json) {
         return cmd_show(argc - 1, argv + 1, eth_rpc, json);
     if (strcmp(sub, "log") == 0)
         return cmd_log(argc - 1, argv + 1, eth_rpc, json);
+    if (strcmp(sub, "gateways") == 0)
+        return cmd_gateways(argc - 1, argv + 1, eth_rpc, json);
+    if (strcmp(sub, "set-gateways") == 0)
+        return cmd_set_gateways(argc - 1, argv + 1, eth_rpc, json);
     FILE *out = strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 ? stdout : stderr;
     if (out == stderr)
         fprintf(stderr, "br2k registry: unknown command '%s'\n", sub);
@@ -400,6 +546,9 @@ int bk_registry_cli(int argc, char **argv, const char *eth_rpc, int json) {
         "       br2k [--eth-rpc URLS] registry show --registry ADDR [--json]\n"
         "       br2k [--eth-rpc URLS] registry log --registry ADDR [--backup-version N] "
         "[--json]\n"
+        "       br2k [--eth-rpc URLS] registry gateways --registry ADDR [--json]\n"
+        "       br2k [--eth-rpc URLS] registry set-gateways --registry ADDR --urls URLS "
+        "[--key-file F]\n"
         "See br2k registry COMMAND --help.\n");
     return out == stdout ? 0 : 2;
 }

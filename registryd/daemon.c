@@ -115,6 +115,20 @@ static json_t *do_set_access_info(bk_regd *d, json_t *args, const char *id) {
     return j;
 }
 
+static json_t *do_set_gateways(bk_regd *d, json_t *args, const char *id) {
+    const char *urls = arg_str(args, "urls");
+    uint8_t *cd = NULL;
+    size_t len = 0;
+    bk_err e;
+    if (urls == NULL)
+        return fail("invalid", "'setGateways' needs the string arg 'urls'");
+    if (bk_reg_enc_set_gateways(urls, &cd, &len, &e) != BK_OK)
+        return fail("invalid", "'setGateways': %s", e.msg);
+    json_t *j = send_tx(d, "setGateways", cd, len, id);
+    free(cd);
+    return j;
+}
+
 static json_t *do_writer(bk_regd *d, const char *method, json_t *args, const char *id) {
     const char *a = arg_str(args, "account");
     uint8_t acc[20], *cd = NULL;
@@ -284,6 +298,8 @@ json_t *bk_regd_handle(bk_regd *d, json_t *req) {
         return do_append(d, args, token, id);
     if (strcmp(method, "pruneArchives") == 0)
         return do_prune(d, args, token, id);
+    if (strcmp(method, "setGateways") == 0)
+        return do_set_gateways(d, args, id);
     if (strcmp(method, "addWriter") == 0 || strcmp(method, "removeWriter") == 0)
         return do_writer(d, method, args, id);
     return fail("invalid", "unknown method '%s'", method);
@@ -291,8 +307,66 @@ json_t *bk_regd_handle(bk_regd *d, json_t *req) {
 
 /* ---- the lease watcher ---- */
 
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The URLs the live gateways advertise (the field `url` of each hash
+ * gateway-<id> of the set gateways that has not expired; producer/gateway/),
+ * sorted, without repeats, comma-separated, into out[size] (those that do
+ * not fit are left out). BK_ERR when Redis cannot be read. */
+static int gateway_urls(bk_regd *d, char *out, size_t size, bk_err *e) {
+    char k[BK_KEY_MAX];
+    out[0] = '\0';
+    if (bk_key_gateways(k, sizeof(k), d->svc, e) != BK_OK)
+        return BK_ERR;
+    redisReply *ids = bk_redis_command(d->r, e, "SMEMBERS %s", k);
+    if (ids == NULL)
+        return BK_ERR;
+    char **urls = calloc(ids->elements + 1, sizeof(char *));
+    size_t n = 0;
+    int rc = urls != NULL ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == BK_OK && i < ids->elements; i++) {
+        if (ids->element[i]->type != REDIS_REPLY_STRING ||
+            bk_key_gateway(k, sizeof(k), d->svc, ids->element[i]->str, NULL) != BK_OK)
+            continue;
+        redisReply *u = bk_redis_command(d->r, e, "HGET %s url", k);
+        if (u == NULL)
+            rc = BK_ERR;
+        else if (u->type == REDIS_REPLY_STRING && u->len > 0 && !strchr(u->str, ','))
+            urls[n++] = strdup(u->str);
+        if (u != NULL)
+            freeReplyObject(u);
+    }
+    freeReplyObject(ids);
+    if (urls == NULL)
+        return rc;
+    qsort(urls, n, sizeof(char *), cmp_str);
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (urls[i] == NULL ||
+            (i > 0 && urls[i - 1] && strcmp(urls[i], urls[i - 1]) == 0))
+            continue;
+        size_t l = strlen(urls[i]);
+        if (used + (used > 0) + l + 1 <= size) {
+            if (used > 0)
+                out[used++] = ',';
+            memcpy(out + used, urls[i], l + 1);
+            used += l;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(urls[i]);
+    free(urls);
+    return rc;
+}
+
+/* The endpoint of the leader record: what worker `id` published at
+ * registry:endpoint:<id>, else the URLs of the live gateways (through which
+ * the leader is reached), else "". */
 static void endpoint_of(bk_regd *d, const char *id, char *out, size_t size) {
     char k[BK_KEY_MAX];
+    bk_err e;
     out[0] = '\0';
     if (bk_key_registry_endpoint(k, sizeof(k), d->svc, id, NULL) != BK_OK)
         return;
@@ -301,6 +375,49 @@ static void endpoint_of(bk_regd *d, const char *id, char *out, size_t size) {
         snprintf(out, size, "%s", rep->str);
     if (rep != NULL)
         freeReplyObject(rep);
+    if (out[0] == '\0' && gateway_urls(d, out, size, &e) != BK_OK)
+        out[0] = '\0';
+}
+
+void bk_regd_watch_gateways(bk_regd *d) {
+    char urls[sizeof(d->gateways_done)];
+    bk_err e;
+    long long now = bk_mono_ms();
+    if (!d->publish_gateways || now < d->gw_next_ms)
+        return;
+    d->gw_next_ms = now + 1000;
+    if (gateway_urls(d, urls, sizeof(urls), &e) != BK_OK || urls[0] == '\0')
+        return; /* none alive: keep the last list rather than publish none */
+    if (d->gateways_known && strcmp(urls, d->gateways_done) == 0)
+        return;
+    if (!d->gateways_known) { /* what the chain holds, once */
+        char *chain = NULL;
+        if (bk_reg_get_gateways(d->rpc, d->registry, &chain, &e) != BK_OK) {
+            BK_WARN("gateways: %s", e.msg);
+            d->gw_next_ms = now + 10000;
+            return;
+        }
+        snprintf(d->gateways_done, sizeof(d->gateways_done), "%s", chain);
+        d->gateways_known = 1;
+        free(chain);
+        if (strcmp(urls, d->gateways_done) == 0)
+            return;
+    }
+    uint8_t *cd = NULL;
+    size_t len = 0;
+    if (bk_reg_enc_set_gateways(urls, &cd, &len, &e) != BK_OK)
+        return;
+    BK_INFO("gateways now '%s' (were '%s'); recording them on the chain", urls,
+            d->gateways_done);
+    json_t *j = send_tx(d, "setGateways", cd, len, NULL);
+    free(cd);
+    if (j == NULL)
+        return; /* stopping */
+    if (json_is_true(json_object_get(j, "ok")))
+        snprintf(d->gateways_done, sizeof(d->gateways_done), "%s", urls);
+    else
+        d->gw_next_ms = bk_mono_ms() + 5000;
+    json_decref(j);
 }
 
 void bk_regd_watch_lease(bk_regd *d) {
@@ -349,6 +466,7 @@ void bk_regd_watch_lease(bk_regd *d) {
 int bk_regd_run(bk_regd *d) {
     while (!bk_sig_stop) {
         bk_regd_watch_lease(d);
+        bk_regd_watch_gateways(d);
         if (bk_sig_stop)
             break;
         json_t *req = NULL;

@@ -39,6 +39,10 @@ static bk_cfg_opt opts[] = {
      0},
     {"lease-poll-ms", BK_CFG_INT, "200", 10, 60000, NULL,
      "how often the leader lease is checked", NULL, 0, 0},
+    {"publish-gateways", BK_CFG_BOOL, "true", 0, 0, NULL,
+     "record the URLs the live br2k-gateways advertise (Redis gateway-<id>) in the "
+     "registry's gateways()",
+     NULL, 0, 0},
     BK_CFG_COMMON_OPTS};
 
 static bk_cfg cfg = {
@@ -98,6 +102,7 @@ static int run(void) {
     d.rpc = rpc;
     d.svc = svc;
     d.lease_poll_ms = (int)bk_cfg_int(&cfg, "lease-poll-ms");
+    d.publish_gateways = bk_cfg_bool(&cfg, "publish-gateways");
     char addr[43], reg[43];
     bk_eth_addr_hex(key.addr, addr);
     bk_eth_addr_hex(d.registry, reg);

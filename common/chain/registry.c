@@ -118,6 +118,13 @@ int bk_reg_enc_backup_by_version(uint64_t version, uint8_t **out, size_t *len,
     return bk_abi_enc_finish(&a, out, len, e);
 }
 
+int bk_reg_enc_set_gateways(const char *urls, uint8_t **out, size_t *len, bk_err *e) {
+    bk_abi_enc a;
+    bk_abi_enc_init(&a, "setGateways(string)");
+    bk_abi_put_string(&a, urls ? urls : "");
+    return bk_abi_enc_finish(&a, out, len, e);
+}
+
 int bk_reg_enc_noarg(const char *signature, uint8_t **out, size_t *len, bk_err *e) {
     bk_abi_enc a;
     bk_abi_enc_init(&a, signature);
@@ -220,6 +227,17 @@ int bk_reg_dec_access_info(const uint8_t *ret, size_t len, bk_reg_access *a, bk_
         bk_reg_access_release(a);
         return bk_err_set(e, BK_E_NOMEM, "out of memory");
     }
+    return BK_OK;
+}
+
+int bk_reg_dec_gateways(const uint8_t *ret, size_t len, char **urls, bk_err *e) {
+    bk_abi_val v[1];
+    *urls = NULL;
+    if (dec("gateways", ret, len, "string", v, 1, e) != BK_OK)
+        return BK_ERR;
+    *urls = bk_abi_val_strdup(&v[0]);
+    if (*urls == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
     return BK_OK;
 }
 

@@ -65,8 +65,10 @@ int bk_reg_enc_is_writer(const uint8_t account[20], uint8_t **out, size_t *len,
                          bk_err *e);
 /* backupByVersion(version), a view. */
 int bk_reg_enc_backup_by_version(uint64_t version, uint8_t **out, size_t *len, bk_err *e);
+/* setGateways(urls): the gateways' URLs, comma-separated (NULL means ""). */
+int bk_reg_enc_set_gateways(const char *urls, uint8_t **out, size_t *len, bk_err *e);
 /* A view without arguments: "stateVersion()", "latestBackup()", "leader()",
- * "accessInfo()", "owner()". */
+ * "accessInfo()", "owner()", "gateways()". */
 int bk_reg_enc_noarg(const char *signature, uint8_t **out, size_t *len, bk_err *e);
 
 /* ---- decoded views ---- */
@@ -107,6 +109,8 @@ int bk_reg_dec_access_info(const uint8_t *ret, size_t len, bk_reg_access *a, bk_
 /* archiveByVersion(v) -> digest[32] (zero: no archive), *pruned_through. */
 int bk_reg_dec_archive(const uint8_t *ret, size_t len, uint8_t digest[32],
                        uint64_t *pruned_through, bk_err *e);
+/* gateways() -> *urls (malloc'd, the caller frees; "" when none). */
+int bk_reg_dec_gateways(const uint8_t *ret, size_t len, char **urls, bk_err *e);
 /* isWriter(account) -> *v (0 or 1). */
 int bk_reg_dec_bool(const uint8_t *ret, size_t len, int *v, bk_err *e);
 /* owner() -> addr[20]. */
@@ -171,6 +175,17 @@ int bk_reg_get_access_info(bk_rpc *rpc, const uint8_t reg[20], bk_reg_access *a,
 int bk_reg_get_is_writer(bk_rpc *rpc, const uint8_t reg[20], const uint8_t account[20],
                          int *yes, bk_err *e);
 int bk_reg_get_owner(bk_rpc *rpc, const uint8_t reg[20], uint8_t owner[20], bk_err *e);
+int bk_reg_get_gateways(bk_rpc *rpc, const uint8_t reg[20], char **urls, bk_err *e);
+
+/* Find the service's HTTP gateways from the registry alone, as an end
+ * user's client does: read gateways() of the contract `registry` (0x
+ * address) from the first answering URL of `eth_rpc` (comma-separated),
+ * each call bounded by timeout_ms (<= 0: 5000). *urls gets the URLs,
+ * comma-separated (malloc'd, the caller frees), *n (may be NULL) how many.
+ * BK_E_NOTFOUND when the registry lists none; BK_E_INVAL for a bad
+ * address; the RPC's error when the chain cannot be read. */
+int bk_reg_discover_gateways(const char *eth_rpc, const char *registry, int timeout_ms,
+                             char **urls, size_t *n, bk_err *e);
 
 /* Whether the chain holds backup `version` with `digest`: *held = 1 yes,
  * 0 not yet (stateVersion below it), -1 with another digest; *block (may

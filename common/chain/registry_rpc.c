@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/hex.h"
+#include "chain/ethkey.h"
 #include "chain/jsonrpc.h"
 #include "chain/registry.h"
 
@@ -201,5 +202,53 @@ int bk_reg_has_backup(bk_rpc *rpc, const uint8_t reg[20], uint64_t version,
     *held = memcmp(b.digest, digest, 32) == 0 ? 1 : -1;
     if (block != NULL)
         *block = b.block;
+    return BK_OK;
+}
+
+int bk_reg_get_gateways(bk_rpc *rpc, const uint8_t reg[20], char **urls, bk_err *e) {
+    uint8_t *ret;
+    size_t len;
+    *urls = NULL;
+    if (view_noarg(rpc, reg, "gateways()", "gateways", &ret, &len, e) != BK_OK)
+        return BK_ERR;
+    int rc = bk_reg_dec_gateways(ret, len, urls, e);
+    free(ret);
+    return rc;
+}
+
+int bk_reg_discover_gateways(const char *eth_rpc, const char *registry, int timeout_ms,
+                             char **urls, size_t *n, bk_err *e) {
+    uint8_t reg[20];
+    *urls = NULL;
+    if (n != NULL)
+        *n = 0;
+    if (registry == NULL || bk_eth_addr_parse(registry, reg, e) != BK_OK)
+        return bk_err_set(e, BK_E_INVAL, "'%s' is not a registry contract address",
+                          registry ? registry : "");
+    if (eth_rpc == NULL || *eth_rpc == '\0')
+        return bk_err_set(e, BK_E_INVAL, "no Ethereum JSON-RPC URL to read the registry");
+    bk_rpc *rpc = bk_rpc_new_list(eth_rpc, timeout_ms > 0 ? timeout_ms : 5000, e);
+    if (rpc == NULL)
+        return BK_ERR;
+    int rc = bk_reg_get_gateways(rpc, reg, urls, e);
+    bk_rpc_free(rpc);
+    if (rc != BK_OK)
+        return BK_ERR;
+    size_t count = 0;
+    for (const char *p = *urls; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (len > 0)
+            count++;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (count == 0) {
+        free(*urls);
+        *urls = NULL;
+        return bk_err_set(e, BK_E_NOTFOUND, "the registry %s lists no gateway", registry);
+    }
+    if (n != NULL)
+        *n = count;
     return BK_OK;
 }

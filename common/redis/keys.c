@@ -132,6 +132,15 @@ int bk_key_registry_endpoint(char *buf, size_t size, const char *svc, const char
     return key_id(buf, size, svc, "registry:endpoint:", id, e);
 }
 
+/* ---- the HTTP gateways (producer/gateway/) ---- */
+
+int bk_key_gateway(char *buf, size_t size, const char *svc, const char *id, bk_err *e) {
+    return key_id(buf, size, svc, "gateway-", id, e);
+}
+int bk_key_gateways(char *buf, size_t size, const char *svc, bk_err *e) {
+    return key(buf, size, svc, "gateways", NULL, e);
+}
+
 /* ---- the applications' external state (and InfoDID's index) ---- */
 
 int bk_ext_name_ok(const char *name) {

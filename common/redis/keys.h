@@ -84,6 +84,12 @@ int bk_key_registry_inflight(char *buf, size_t size, const char *svc, bk_err *e)
 int bk_key_registry_endpoint(char *buf, size_t size, const char *svc, const char *id,
                              bk_err *e);
 
+/* The HTTP gateways (producer/gateway/): gateway-<id>, the metrics hash of
+ * one (its advertised URL and heartbeat in it, expiring), and gateways,
+ * the set of gateway ids that ever wrote one. */
+int bk_key_gateway(char *buf, size_t size, const char *svc, const char *id, bk_err *e);
+int bk_key_gateways(char *buf, size_t size, const char *svc, bk_err *e);
+
 /* The applications' external state (worker/include/br2k/app.h, the host's
  * ext_write): br2k:{svc}:ext:<name>, and ext:applied, the last offset
  * whose external effect ran (I5). InfoDID's index (INFODID.md) is

@@ -200,6 +200,29 @@ contract BR2KRegistry {
     }
 
     // ------------------------------------------------------------------
+    // Gateways
+    // ------------------------------------------------------------------
+
+    /// @notice The gateway URLs changed.
+    event GatewaysChanged(string gateways);
+
+    string private _gateways;
+
+    /// @notice Publish where end users reach the service over HTTP (writer
+    /// only): the URLs of its gateways (br2k-gateway), comma-separated, for
+    /// example "https://gw1.example.org,https://gw2.example.org"; empty: none.
+    /// Never a secret.
+    function setGateways(string calldata urls) external onlyWriter {
+        _gateways = urls;
+        emit GatewaysChanged(urls);
+    }
+
+    /// @notice The gateway URLs, comma-separated; "" until the first setGateways.
+    function gateways() external view returns (string memory) {
+        return _gateways;
+    }
+
+    // ------------------------------------------------------------------
     // Backup history
     // ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 # binaries.sh - every binary answers --help and --version, and a bad
 # option or value is a one-line error naming it, with exit status 2.
 source "$(dirname "$0")/lib.sh"
-for b in br2k br2k-worker br2k-backupd br2k-registryd br2k-devkafka; do
+for b in br2k br2k-worker br2k-backupd br2k-registryd br2k-gateway br2k-devkafka; do
     "$BIN/$b" --help >"$T/help.txt" || fail "$b --help failed"
     grep -q "^Usage: $b" "$T/help.txt" || fail "$b --help has no usage line"
     [ "$("$BIN/$b" --version)" = "$b 0.1.0" ] || fail "$b --version"

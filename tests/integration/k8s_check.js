@@ -266,6 +266,7 @@ const GETENV = {
     'br2k-backupd': ['BR2K_SERVICE_KEY', 'BR2K_SERVICE_KEY_FILE', 'BR2K_S3_ACCESS_KEY_ID',
         'BR2K_S3_SECRET_ACCESS_KEY', 'BR2K_S3_SESSION_TOKEN', 'BR2K_S3_MAX_KEYS'],
     'br2k-registryd': ['BR2K_ETH_KEY'],
+    'br2k-gateway': [],
     br2k: ['BR2K_SERVICE_KEY', 'BR2K_SERVICE_KEY_FILE'],
 };
 
@@ -638,6 +639,43 @@ function checkBr2k(overlay, docs, find, W) {
         const v = m && (reg.spec.template.spec.volumes || []).find((x) => x.name === m.name);
         if (!v || !v.secret) W(reg, `the Ethereum key file ${file} must be on a Secret volume`);
     }
+    // the gateway: the only thing end users reach. Its probes are HTTP
+    // (/healthz live, /readyz ready) on the port it listens on; every Service
+    // reachable from outside the cluster (LoadBalancer, NodePort,
+    // externalIPs) and every Ingress leads to the gateway's pods only.
+    const [gwd] = byCmd('br2k-gateway');
+    if (!gwd) fail(`${overlay}: no br2k-gateway`);
+    else {
+        const gc = main(gwd);
+        const li = (gc.args || []).indexOf('--listen');
+        const listen = li >= 0 ? String(gc.args[li + 1]) : envValue(docs, gc, 'BR2K_LISTEN') || '127.0.0.1:8080';
+        const lport = Number(listen.split(':').pop());
+        if (!/^0\.0\.0\.0:/.test(listen)) W(gwd, `--listen ${listen}: a pod must listen on 0.0.0.0`);
+        const named = (gc.ports || []).find((x) => x.containerPort === lport);
+        if (!named) W(gwd, `no containerPort ${lport} (its --listen ${listen})`);
+        for (const [kind, want] of [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']]) {
+            const hg = (gc[kind] || {}).httpGet;
+            if (!hg || hg.path !== want) { W(gwd, `${kind} must be httpGet ${want}`); continue; }
+            if (hg.port !== lport && !(named && hg.port === named.name))
+                W(gwd, `${kind} port ${hg.port} is not its --listen port ${lport}`);
+        }
+        const gwLabels = gwd.spec.template.metadata.labels;
+        const templates = docs.filter((d) => podSpecs(d).length);
+        let exposed = 0;
+        for (const d of docs.filter((x) => x.kind === 'Service')) {
+            const ext = ['LoadBalancer', 'NodePort'].includes(d.spec.type) || (d.spec.externalIPs || []).length;
+            if (!ext) continue;
+            if (!labelsMatch(d.spec.selector, gwLabels) ||
+                templates.some((t) => t !== gwd && labelsMatch(d.spec.selector, t.spec.template.metadata.labels)))
+                W(d, `exposed (${d.spec.type}) but does not select only the gateway's pods`);
+            else exposed++;
+            for (const pt of d.spec.ports || [])
+                if (pt.targetPort !== lport && !(named && pt.targetPort === named.name))
+                    W(d, `port ${pt.port} targets ${pt.targetPort}, not the gateway's ${lport}`);
+        }
+        for (const d of docs.filter((x) => x.kind === 'Ingress')) W(d, 'an Ingress: expose the gateway Service only');
+        if (!exposed) W(gwd, 'no Service exposes the gateway');
+    }
     const [bk] = byCmd('br2k-backupd');
     if (!bk) fail(`${overlay}: no br2k-backupd`);
     else {
@@ -713,8 +751,27 @@ function checkDashboard() {
     for (const k of ['SSI', 'Service-State', 'epoch', 'leader', 'backup', 'backup-last', 'metrics-$worker'])
         if (!used.has(k)) fail(`deploy/grafana/br2k.json: no panel reads br2k:{$service}:${k}`);
     const md = fs.readFileSync(path.join(SRC, 'schemas', 'metrics.md'), 'utf8');
-    const rows = new Map();
-    for (const m of md.matchAll(/^\| `([^`]+)` \|(.*)$/gm)) rows.set(m[1], m[2]);
+    // the workers' rows come before the gateway section, the gateway's after
+    const [mdWorkers, mdGateway = ''] = md.split(/^## Gateway hash/m);
+    const rowsOf = (text) => {
+        const r = new Map();
+        for (const m of text.matchAll(/^\| `([^`]+)` \|(.*)$/gm)) r.set(m[1], m[2]);
+        return r;
+    };
+    const rows = rowsOf(mdWorkers);
+    const gsec = (keys.split(/^## Gateway hash/m)[1] || '').split(/^## /m)[0];
+    const gfields = [...gsec.matchAll(/^\| `([a-z_0-9<>]+)` \|/gm)].map((m) => m[1]);
+    if (gfields.length < 10) fail(`schemas/redis-keys.md: found only ${gfields.length} gateway hash fields`);
+    if (!vars.has('gateway')) fail(`deploy/grafana/br2k.json: no dashboard variable 'gateway'`);
+    if (!used.has('gateway-$gateway')) fail('deploy/grafana/br2k.json: no panel reads br2k:{$service}:gateway-$gateway');
+    const grows = rowsOf(mdGateway);
+    for (const f of gfields) {
+        const row = grows.get(f);
+        if (!row) { fail(`schemas/metrics.md: gateway field '${f}' (schemas/redis-keys.md) is missing`); continue; }
+        const named = [...row.split('|').map((x) => x.trim()).filter(Boolean).pop().matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+        if (!named.length) fail(`schemas/metrics.md: gateway field '${f}' names no dashboard panel ("Title")`);
+        for (const t of named) if (!titles.has(t)) fail(`schemas/metrics.md: '${f}': panel "${t}" is not in deploy/grafana/br2k.json`);
+    }
     for (const f of fields) {
         const row = rows.get(f);
         if (!row) { fail(`schemas/metrics.md: metrics field '${f}' (schemas/redis-keys.md) is missing`); continue; }
@@ -723,7 +780,7 @@ function checkDashboard() {
         if (!named.length) fail(`schemas/metrics.md: '${f}' names no dashboard panel ("Title")`);
         for (const t of named) if (!titles.has(t)) fail(`schemas/metrics.md: '${f}': panel "${t}" is not in deploy/grafana/br2k.json`);
     }
-    if (failures.length === n) ok(`dashboard and schemas/metrics.md cover the ${fields.length} metrics fields and the service keys`);
+    if (failures.length === n) ok(`dashboard and schemas/metrics.md cover the ${fields.length} metrics fields, the ${gfields.length} gateway fields and the service keys`);
 }
 
 // ---------------------------------------------------------------- main

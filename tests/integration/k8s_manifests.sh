@@ -9,7 +9,7 @@ command -v node >/dev/null || fail "node is missing: run scripts/install-deps"
 for m in yaml kubernetes-models @kubernetes-models/strimzi-kafka-operator; do
     [ -d "$SRC/node_modules/$m" ] || fail "npm package $m is missing: run scripts/install-deps"
 done
-for b in br2k br2k-worker br2k-backupd br2k-registryd; do
+for b in br2k br2k-worker br2k-backupd br2k-registryd br2k-gateway; do
     [ -x "$BIN/$b" ] || fail "$BIN/$b is not built"
 done
 node "$SRC/tests/integration/k8s_check.js" --src "$SRC" --bin "$BIN" || fail "k8s_check.js found problems (FAIL lines above)"

@@ -27,10 +27,11 @@ pids_of() { jq -r '.parts[].pid' "$1/stack.json"; }
 A_PIDS=$(pids_of "$T/a"); B_PIDS=$(pids_of "$T/b")
 note $A_PIDS $B_PIDS
 # 3 servers (2 when the log is a Redis stream in the stack's redis-server),
-# registryd, backupd, 3 workers
+# registryd, backupd, the gateway, 3 workers
 servers=3; [ "$LOG_BACKEND" = kafka ] || servers=2
-[ "$(echo "$A_PIDS" | wc -l)" -eq $((servers + 5)) ] || fail "stack a should record $((servers + 5)) processes"
-[ "$(echo "$B_PIDS" | wc -l)" -eq $((servers + 2)) ] || fail "stack b should record $((servers + 2)) processes"
+[ "$(echo "$A_PIDS" | wc -l)" -eq $((servers + 6)) ] || fail "stack a should record $((servers + 6)) processes"
+[ "$(echo "$B_PIDS" | wc -l)" -eq $((servers + 3)) ] || fail "stack b should record $((servers + 3)) processes"
+grep -q "gateway   http://127.0.0.1:[0-9]* (pid [0-9]*" "$T/up-a.log" || fail "up did not print the gateway"
 if [ "$LOG_BACKEND" = redis ]; then
     [ "$(jq -r .kafka "$T/a/stack.json")" = "redis://$(jq -r .redis "$T/a/stack.json")" ] ||
         fail "stack a's log is not its redis-server: $(jq -c . "$T/a/stack.json")"
@@ -47,7 +48,10 @@ jq -r .answers.kafka.detail "$T/status-b.json" | grep -q "br2k.other.requests" |
 ( eval "$("$STACK" env --dir "$T/a")"
   [ "$BR2K_REDIS" = "$(jq -r .redis "$T/a/stack.json")" ] || fail "env BR2K_REDIS"
   redis-cli -u "redis://$BR2K_REDIS" ping | grep -q PONG || fail "redis from env"
-  "$BIN/br2k" ping >/dev/null || fail "br2k ping with the stack's env" )
+  "$BIN/br2k" ping >/dev/null || fail "br2k ping with the stack's env"
+  # the gateway is ready once a leader holds the lease, and shows it
+  wait_for 20 curl -sf "$BR2K_GATEWAY/readyz" || fail "gateway $BR2K_GATEWAY not ready"
+  [ "$(curl -sf "$BR2K_GATEWAY/v1/status" | jq -r .leader.id)" != null ] || fail "gateway status" )
 pass "status and env"
 
 # pause-leader and kill-leader act on the current leader: a new one takes over

@@ -79,6 +79,9 @@ static void test_calls(void) {
     same("backupByVersion", rc, out, len, "backup_by_version.hex");
     rc = bk_reg_enc_noarg("stateVersion()", &out, &len, &e);
     same("stateVersion", rc, out, len, "state_version.hex");
+    rc = bk_reg_enc_set_gateways("http://127.0.0.1:8080,https://gw.example.org", &out,
+                                 &len, &e);
+    same("setGateways", rc, out, len, "set_gateways.hex");
 }
 
 static void test_views(void) {
@@ -130,6 +133,18 @@ static void test_views(void) {
     CHECK(bk_reg_dec_leader(b, len, &l, &e) == BK_ERR && e.code == BK_E_PROTO,
           "bad offset accepted");
     bk_reg_leader_release(&l);
+    free(b);
+
+    b = fixture_bytes("ret_gateways.hex", &len);
+    char *gws = NULL;
+    CHECK(bk_reg_dec_gateways(b, len, &gws, &e) == BK_OK, "gateways: %s", e.msg);
+    CHECK_STR(gws, "http://a:1,http://b:2");
+    free(gws);
+    CHECK(bk_reg_dec_gateways(b, len - 32, &gws, &e) == BK_ERR && gws == NULL &&
+              strstr(e.msg, "malformed result from 'gateways'") != NULL,
+          "truncated gateways: %s", e.msg);
+    CHECK(bk_reg_dec_gateways(b, 0, &gws, &e) == BK_ERR && e.code == BK_E_PROTO,
+          "empty gateways accepted");
     free(b);
 
     b = fixture_bytes("ret_access_info.hex", &len);
