@@ -260,6 +260,19 @@ static enum MHD_Result post_request(gw *g, struct MHD_Connection *c, conn_state 
                       "bad_signature", NULL, NULL, "the signature of request '%s': %s",
                       id, e.msg);
     }
+    if (req.has_signer && memcmp(addr, req.signer, 20) != 0) {
+        /* a corrupted or forged signature: it recovers, to someone else */
+        char id[sizeof(req.id)], got[43], want[43];
+        snprintf(id, sizeof(id), "%s", req.id);
+        bk_eth_addr_hex(addr, got);
+        bk_eth_addr_hex(req.signer, want);
+        bk_request_release(&req);
+        return refuse(
+            g, c, MHD_HTTP_UNPROCESSABLE_CONTENT, GW_R_BAD_SIGNATURE, "signer_mismatch",
+            NULL, NULL,
+            "the signature of request '%s' recovers to %s, not to its signer %s", id, got,
+            want);
+    }
     int retry = 1;
     char ra[16];
     if (!gw_limiter_take(g->lim_client, req.client, bk_mono_ms(), &retry)) {

@@ -69,6 +69,8 @@ got=$(curl -s -o "$T/body" -w '%{http_code}' "$A/v1/requests")
 expect_error 405 method_not_allowed "GET /v1/requests"
 got=$(post "$A" "$(jq -c '.sig = "0x" + ("00" * 64) + "1b"' <<<"$req")")
 expect_error 422 bad_signature "a signature that recovers nothing"
+got=$(post "$A" "$(jq -c '.signer = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"' <<<"$req")")
+expect_error 422 signer_mismatch "a signature that recovers to another address than its signer"
 got=$(post "$A" "$(jq -c '.extra = 1' <<<"$req")")
 expect_error 400 unknown_field "an unknown field"
 got=$(post "$A" "$req" "-o" "$T/body" --url-query wait_ms=soon)

@@ -16,11 +16,13 @@ start_gateway() {
     wait_for 10 curl -sf "${GWURL[$name]}/healthz" || fail "gateway $name did not start"
 }
 
-# signed CLIENT SEQ OP PAYLOAD-JSON: the signed request JSON on stdout
+# signed CLIENT SEQ OP PAYLOAD-JSON: the signed request JSON on stdout (its
+# "signer": the key's address in lowercase, part of what is signed)
 signed() {
-    local canon sig
+    local canon sig signer
+    signer=$("$CAST" wallet address --private-key "$KEY" | tr '[:upper:]' '[:lower:]')
     canon=$(jq -cS -n --arg c "$1" --argjson s "$2" --arg op "$3" --argjson p "$4" \
-        '{v:1,id:{client:$c,seq:$s},op:$op,payload:$p,ts:1700000000000}')
+        --arg signer "$signer" '{v:1,id:{client:$c,seq:$s},op:$op,payload:$p,signer:$signer,ts:1700000000000}')
     sig=$("$CAST" wallet sign --private-key "$KEY" "$canon")
     jq -c --arg sig "$sig" '. + {sig:$sig}' <<<"$canon"
 }
