@@ -194,10 +194,7 @@ static void on_message(worker *w, redisReply *rep) {
 
 void *wk_watch_main(void *arg) {
     worker *w = arg;
-    char host[256];
-    int port = 0;
     redisContext *c = NULL;
-    bk_redis_parse_addr(w->o->redis, host, sizeof(host), &port, NULL);
     for (;;) {
         pthread_mutex_lock(&w->s.mu);
         int quit = w->s.quit;
@@ -205,18 +202,22 @@ void *wk_watch_main(void *arg) {
         if (quit)
             break;
         if (c == NULL) {
-            struct timeval tv = {1, 0};
-            c = redisConnectWithTimeout(host, port, tv);
+            bk_err ce;
+            bk_err_clear(&ce);
+            /* the current primary (through the Sentinels, if any): a
+             * failover closes this connection, and the next one finds the
+             * new primary */
+            c = bk_redis_connect(w->o->redis, 1000, &ce);
             redisReply *rep = NULL;
-            if (c != NULL && c->err == 0) {
-                redisSetTimeout(c, tv);
+            if (c != NULL)
                 rep = redisCommand(c, "SUBSCRIBE %s", w->chan);
-            }
             if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
                 if (rep)
                     freeReplyObject(rep);
                 BK_WARN("cannot subscribe to '%s' (retrying): %s", w->chan,
-                        c && c->err ? c->errstr : "no reply");
+                        c == NULL ? ce.msg
+                        : c->err  ? c->errstr
+                                  : "no reply");
                 if (c)
                     redisFree(c);
                 c = NULL;

@@ -76,7 +76,20 @@ int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
     redisReply *rep = run(r, &bk_lua_lease_take, 3, keys, 4, args, e);
     if (rep == NULL)
         return bk_err_prefix(e, "cannot take the lease '%s'", kl);
-    return reply_i64(rep, epoch, e);
+    if (reply_i64(rep, epoch, e) != BK_OK)
+        return BK_ERR;
+    if (*epoch == 0)
+        return BK_OK;
+    /* I9: the new epoch must be on a replica before its token is used, so
+     * that a failover promoting that replica cannot hand it out again. Not
+     * acknowledged: refuse the token (the lease taken with it expires
+     * unused; the next take increments past it). */
+    if (bk_redis_wait(r, lease_ms / 2 > 0 ? lease_ms / 2 : 1, e) != BK_OK) {
+        int64_t ep = *epoch;
+        *epoch = 0;
+        return bk_err_prefix(e, "lease epoch %" PRId64 " refused", ep);
+    }
+    return BK_OK;
 }
 
 int bk_lease_renew(bk_redis *r, const char *svc, const char *id, int64_t epoch,
