@@ -123,6 +123,8 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
  * while the lease is ours; FENCED (or a lost lease) steps down. */
 int wk_flush_held(worker *w) {
     bk_err e;
+    if (!wk_claimed(w)) /* not before our claim counts (claim.c, I9): kept */
+        return BK_OK;
     for (;;) {
         bk_err_clear(&e);
         if (!still_leader(w)) {
@@ -264,7 +266,7 @@ void wk_collect(worker *w, int block) {
  * after the previous job is done. */
 void wk_commit_async(worker *w) {
     wk_collect(w, 1);
-    if (w->role != R_LEADER)
+    if (!wk_claimed(w)) /* a follower, or a leader before its claim counts (I9) */
         return;
     if (!still_leader(w)) {
         wk_step_down(w, "the lease was lost");

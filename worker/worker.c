@@ -393,6 +393,10 @@ static int run_once(const bk_worker_opts *o, bk_err *e, int *app_failed) {
         rc = BK_EXIT_ERROR;
         goto out;
     }
+    if (wk_claim_init(w, e) != BK_OK) {
+        rc = BK_EXIT_ERROR;
+        goto out;
+    }
     rc = wk_open_log(w, e);
     if (rc != BK_EXIT_OK)
         goto out;
