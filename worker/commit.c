@@ -115,6 +115,12 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
     rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s, upto,
                           ssi_after, e);
     free(items);
+    /* with replicas: the commit and the external effects before it (same
+     * connection) reach a replica before they count, so that a failover to
+     * that replica keeps them (I9); not acknowledged: retried like a lost
+     * connection (the commit is idempotent) */
+    if (rc == BK_OK && bk_redis_wait(r, 1000, e) != BK_OK)
+        return bk_err_prefix(e, "commit up to %" PRId64 " not on a replica", upto);
     return rc;
 }
 

@@ -306,7 +306,7 @@ int wk_refresh_ssi(worker *w) {
         return BK_ERR;
     }
     int64_t seen = wk_shared_ssi(w);
-    if (w->claim_on && ssi < seen) {
+    if (bk_redis_wait_needed(w->rm) > 0 && ssi < seen) {
         /* with replicas: a failover promoted a replica that missed the
          * last commits. SSI never goes back (I3): what this worker saw
          * committed was committed; put it back (a raise, never down) */

@@ -431,7 +431,10 @@ redis_stale_promotion() {
     log "stale-promotion: leader $l (epoch $ep) SIGKILLed; waiting for a new epoch and commits"
     epoch_above() { [ "$(leader_epoch)" -gt "$1" ] 2>/dev/null; }
     wait_for 30 epoch_above "$ep" || fail "no new epoch after the leader's kill"
+    rc_ DEL "br2k:{$SVC}:metrics-$l" >/dev/null
     launch "$l"
+    following() { [ -n "$(metric "$l" lpi)" ] && [ "$(metric "$l" role)" = follower ]; }
+    wait_for 30 following || fail "the restarted $l does not follow"
     ep_after=$(leader_epoch)
     v=$(ssi_quiet)
     wait_for 60 ssi_above "$v" || fail "the new leader committed nothing"
@@ -649,12 +652,14 @@ fi
 # epoch N" of every worker's log, and each counted claim), and the time
 # from each primary's death to the next committed result
 TOKENS_REUSED=0
-# per_epoch PATTERN FIELD: "epoch E: W1 W2" for every epoch that two workers'
-# logs show in lines matching PATTERN (the epoch is word FIELD of the match)
+# per_epoch PATTERN FIELD: "epoch E: W1 W2" for every epoch that the
+# workers' logs show more than once (the same worker twice too: it lost the
+# lease and got the same number again) in lines matching PATTERN (the
+# epoch is word FIELD of the match)
 per_epoch() {
     local id
     for id in "${ids[@]}"; do
-        { grep -o "$1" "$T/$id.log" || true; } | awk -v w="$id" -v f="$2" '{print $f, w}' | sort -u
+        { grep -o "$1" "$T/$id.log" || true; } | awk -v w="$id" -v f="$2" '{print $f, w}'
     done | awk '{n[$1]++; who[$1] = who[$1] " " $2} END {for (e in n) if (n[e] > 1) print "epoch " e ":" who[e]}'
 }
 if [ "$REDIS_MODE" = ha ]; then
@@ -665,13 +670,18 @@ if [ "$REDIS_MODE" = ha ]; then
     [ -z "$dup" ] || log "I9: an epoch number was taken twice (a Redis failover lost its INCR): $dup"
     # a token used for fenced writes by two workers: two workers leading
     # (their claim read back and counted) with the same epoch
-    lead=$(per_epoch 'claim of epoch [0-9]* read back' 4)
-    [ -z "$lead" ] || { TOKENS_REUSED=1; fail "a fencing token was used by two workers (I9): $lead"; }
+    # (without claims, BR2K_TEST_NO_CLAIMS: every worker that became leader)
     nclaims=$(cat "${wlogs[@]}" | grep -c 'claim of epoch [0-9]* read back' || true)
+    if [ "$nclaims" -gt 0 ]; then
+        lead=$(per_epoch 'claim of epoch [0-9]* read back' 4)
+    else
+        lead=$(per_epoch '> leader (epoch [0-9]*' 4 | tr -d ',')
+    fi
+    [ -z "$lead" ] || { TOKENS_REUSED=1; fail "a fencing token was used by two workers (I9): $lead"; }
     gaveup=$(cat "${wlogs[@]}" | grep -c 'does not count\|claimed epoch [0-9]* at offset' || true)
     restored=$(cat "${wlogs[@]}" | grep -c 'a Redis failover lost it; restoring it' || true)
     log "I9: $nclaims leader claims counted, no epoch by two workers; $gaveup lease(s) given up on a claim; SSI restored by a worker $restored time(s)"
-    [ "$nclaims" -ge 1 ] || fail "no leader claim was read back: the claims (I9) were not on"
+    [ "$nclaims" -ge 1 ] || [ "${BR2K_TEST_NO_CLAIMS:-}" = 1 ] || fail "no leader claim was read back: the claims (I9) were not on"
     if [ "$SCENARIO" = redis-stale-promotion ]; then
         log "stale-promotion: epochs taken from $STALE_EPOCH on: $({ cat "${wlogs[@]}" | grep -o 'took the lease with epoch [0-9]*' || true; } | awk -v e="$STALE_EPOCH" '$NF >= e {print $NF}' | sort -n | uniq -c | awk '{printf "%s%s (x%s)", (NR > 1 ? ", " : ""), $2, $1}')"
     fi
