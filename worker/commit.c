@@ -92,6 +92,15 @@ static int external_many(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t
 static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t nh,
                        int64_t upto, int64_t *ssi_after, bk_err *e) {
     const bk_worker_opts *o = w->o;
+    /* With replicas (I9): the results and the external effects before them
+     * (same connection) must reach a replica before SSI covers them, so
+     * that SSI, which the followers apply up to and which a worker puts
+     * back after a failover lost it, never covers what the promoted replica
+     * lacks. So: results first (SSI left alone), WAIT, then SSI and its
+     * announcement. On a failure the external effects are done again on the
+     * retry (idempotent per offset, like the results: SET NX): the primary
+     * that had them may be gone. */
+    int two_step = bk_redis_wait_needed(r) > 0;
     int rc = BK_OK;
     if (o->app->external_many != NULL)
         rc = external_many(w, r, epoch, hv, nh, e);
@@ -103,24 +112,27 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
         if (rc == BK_OK)
             h->ext_done = 1;
     }
-    if (rc != BK_OK)
-        return rc;
+    bk_result_item *items = NULL;
     size_t n = 0;
-    bk_result_item *items = calloc(nh ? nh : 1, sizeof(*items));
-    if (items == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < nh; i++)
+    if (rc == BK_OK && (items = calloc(nh ? nh : 1, sizeof(*items))) == NULL)
+        rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == BK_OK && i < nh; i++)
         if (hv[i].request_id != NULL)
             items[n++] = (bk_result_item){hv[i].request_id, hv[i].json};
-    rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s, upto,
-                          ssi_after, e);
+    if (rc == BK_OK)
+        rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s,
+                              two_step ? -1 : upto, ssi_after, e);
     free(items);
-    /* with replicas: the commit and the external effects before it (same
-     * connection) reach a replica before they count, so that a failover to
-     * that replica keeps them (I9); not acknowledged: retried like a lost
-     * connection (the commit is idempotent) */
-    if (rc == BK_OK && bk_redis_wait(r, 1000, e) != BK_OK)
-        return bk_err_prefix(e, "commit up to %" PRId64 " not on a replica", upto);
+    if (rc == BK_OK && two_step) {
+        if (bk_redis_wait(r, 1000, e) != BK_OK)
+            rc = bk_err_prefix(e, "commit up to %" PRId64 " not on a replica", upto);
+        else
+            rc = bk_fenced_commit(r, o->service, epoch, NULL, 0, o->result_ttl_s, upto,
+                                  ssi_after, e);
+    }
+    if (rc != BK_OK && two_step)
+        for (size_t i = 0; i < nh; i++)
+            hv[i].ext_done = 0;
     return rc;
 }
 

@@ -97,7 +97,7 @@ ha_node() {
     mkdir -p "$T/$name"
     redis-server --bind 127.0.0.1 --port "$port" --dir "$T/$name" --appendonly yes \
         --appendfsync always --save "" --daemonize no --min-replicas-to-write 1 \
-        --min-replicas-max-lag 2 --repl-timeout 5 "${of[@]}" >>"$T/$name.log" 2>&1 &
+        --min-replicas-max-lag 2 --repl-timeout 5 --repl-diskless-sync-delay 0 "${of[@]}" >>"$T/$name.log" 2>&1 &
     HA_PID[$port]=$!; PIDS+=("$!")
     wait_for 20 redis_pong "$port" || fail "redis-server '$name' did not start on port $port"
 }
