@@ -75,9 +75,13 @@ int br2k_discover(const char *eth_rpc, const char *registry, br2k_discovery *d,
     }
     snprintf(d->kafka, sizeof(d->kafka), "%s", a.bootstrap);
     const char *res = a.results;
-    if (strncmp(res, "redis://", 8) == 0)
-        res += 8;
-    snprintf(d->redis, sizeof(d->redis), "%.*s", (int)strcspn(res, "/"), res);
+    if (strncmp(res, "sentinel://", 11) == 0) /* the Sentinels and the primary's name */
+        snprintf(d->redis, sizeof(d->redis), "%s", res);
+    else {
+        if (strncmp(res, "redis://", 8) == 0)
+            res += 8;
+        snprintf(d->redis, sizeof(d->redis), "%.*s", (int)strcspn(res, "/"), res);
+    }
     bk_reg_access_release(&a);
     s->kafka = d->kafka;
     s->service = d->service;

@@ -346,10 +346,9 @@ br2k_client *br2k_connect(const br2k_settings *s, br2k_error *err) {
         snprintf(c->eth_rpc, sizeof(c->eth_rpc), "%s", s->eth_rpc);
         snprintf(c->registry, sizeof(c->registry), "%s", s->registry);
     }
-    char host[256];
-    int port;
+    bk_redis_addr ra;
     if (bk_kafka_topic_name(svc, c->topic, sizeof(c->topic), &e) != BK_OK ||
-        bk_redis_parse_addr(redis, host, sizeof(host), &port, &e) != BK_OK) {
+        bk_redis_addr_parse(redis, &ra, &e) != BK_OK) {
         from_bk(err, &e);
         free(c);
         return NULL;
@@ -474,17 +473,12 @@ static int subscribe(br2k_client *c) {
         return BR2K_OK;
     if (bk_mono_msf() < c->sub_retry_at)
         return BR2K_ERR;
-    char host[256], chan[BK_KEY_MAX];
-    int port;
-    if (bk_redis_parse_addr(c->redis_addr, host, sizeof(host), &port, NULL) != BK_OK)
-        return BR2K_ERR;
-    struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
-    c->sub = redisConnectWithTimeout(host, port, tv);
-    if (c->sub == NULL || c->sub->err) {
+    char chan[BK_KEY_MAX];
+    c->sub = bk_redis_connect(c->redis_addr, c->timeout_ms, NULL);
+    if (c->sub == NULL) {
         unsubscribe(c);
         return BR2K_ERR;
     }
-    redisSetTimeout(c->sub, tv);
     (void)bk_key_changes(chan, sizeof(chan), c->service, NULL); /* checked at connect */
     redisReply *rep = redisCommand(c->sub, "SUBSCRIBE %s", chan);
     int ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY;

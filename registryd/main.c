@@ -16,8 +16,10 @@
 
 static bk_cfg_opt opts[] = {
     {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},
-    {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL, "Redis address HOST:PORT", NULL,
-     0, 0},
+    {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL,
+     "Redis address HOST:PORT, or sentinel://HOST:PORT[,HOST:PORT...]/PRIMARY (password: "
+     "BR2K_REDIS_PASSWORD or BR2K_REDIS_PASSWORD_FILE)",
+     NULL, 0, 0},
     {"registry", BK_CFG_STR, "", 0, 0, NULL, "address of the registry contract (0x...)",
      NULL, 0, 0},
     {"eth-rpc", BK_CFG_STR, "", 0, 0, NULL,

@@ -202,6 +202,13 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             }
             ns += bk_mono_ns() - t0;
         }
+        /* a claim of the token (claim.c, I9): the application saw an
+         * empty record; every replica reads the claim here, in log order */
+        if (wk_claim_seen(w, r, e) != BK_OK) {
+            free(result);
+            batch_out_free(&b, n);
+            return BK_ERR;
+        }
         char *rid = NULL;
         int rej = 0, lead = w->role == R_LEADER && r->offset > w->lead_from;
         if (result != NULL && lead) {

@@ -111,6 +111,15 @@ static int names_itself(const char *json, const char *rid) {
 static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t nh,
                        int64_t upto, int64_t *ssi_after, bk_err *e) {
     const bk_worker_opts *o = w->o;
+    /* With replicas (I9): the results and the external effects before them
+     * (same connection) must reach a replica before SSI covers them, so
+     * that SSI, which the followers apply up to and which a worker puts
+     * back after a failover lost it, never covers what the promoted replica
+     * lacks. So: results first (SSI left alone), WAIT, then SSI and its
+     * announcement. On a failure the external effects are done again on the
+     * retry (idempotent per offset, like the results: SET NX): the primary
+     * that had them may be gone. */
+    int two_step = bk_redis_wait_needed(r) > 0;
     int rc = BK_OK;
     if (o->app->external_many != NULL)
         rc = external_many(w, r, epoch, hv, nh, e);
@@ -122,19 +131,28 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
         if (rc == BK_OK)
             h->ext_done = 1;
     }
-    if (rc != BK_OK)
-        return rc;
+    bk_result_item *items = NULL;
     size_t n = 0;
-    bk_result_item *items = calloc(nh ? nh : 1, sizeof(*items));
-    if (items == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < nh; i++)
+    if (rc == BK_OK && (items = calloc(nh ? nh : 1, sizeof(*items))) == NULL)
+        rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == BK_OK && i < nh; i++)
         if (hv[i].request_id != NULL)
             items[n++] = (bk_result_item){hv[i].request_id, hv[i].json, hv[i].offset,
                                           !names_itself(hv[i].json, hv[i].request_id)};
-    rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s, upto,
-                          ssi_after, e);
+    if (rc == BK_OK)
+        rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s,
+                              two_step ? -1 : upto, ssi_after, e);
     free(items);
+    if (rc == BK_OK && two_step) {
+        if (bk_redis_wait(r, 1000, e) != BK_OK)
+            rc = bk_err_prefix(e, "commit up to %" PRId64 " not on a replica", upto);
+        else
+            rc = bk_fenced_commit(r, o->service, epoch, NULL, 0, o->result_ttl_s, upto,
+                                  ssi_after, e);
+    }
+    if (rc != BK_OK && two_step)
+        for (size_t i = 0; i < nh; i++)
+            hv[i].ext_done = 0;
     return rc;
 }
 
@@ -143,6 +161,8 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
  * while the lease is ours; FENCED (or a lost lease) steps down. */
 int wk_flush_held(worker *w) {
     bk_err e;
+    if (!wk_claimed(w)) /* not before our claim counts (claim.c, I9): kept */
+        return BK_OK;
     for (;;) {
         bk_err_clear(&e);
         if (!still_leader(w)) {
@@ -298,7 +318,7 @@ void wk_collect(worker *w, int block) {
  * after the previous job is done. */
 void wk_commit_async(worker *w) {
     wk_collect(w, 1);
-    if (w->role != R_LEADER)
+    if (!wk_claimed(w)) /* a follower, or a leader before its claim counts (I9) */
         return;
     if (!still_leader(w)) {
         wk_step_down(w, "the lease was lost");

@@ -111,7 +111,8 @@ void *wk_lease_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&w->s.mu);
         int quit = w->s.quit, may = w->s.may_lead;
-        int64_t held = w->s.lease_epoch, lo = w->s.take_min, hi = w->s.take_max;
+        int64_t held = w->s.lease_epoch, lo = w->s.take_min, hi = w->s.take_max,
+                floor = w->s.take_epoch_min;
         pthread_mutex_unlock(&w->s.mu);
         if (quit)
             break;
@@ -134,8 +135,8 @@ void *wk_lease_main(void *arg) {
             lease_lost(w, held, "no Redis connection");
         } else if (r != NULL && may) {
             int64_t ep = 0;
-            if (bk_lease_take(r, o->service, o->id, lo, hi, o->lease_ms, &ep, &e) !=
-                BK_OK)
+            if (bk_lease_take_above(r, o->service, o->id, lo, hi, floor, o->lease_ms, &ep,
+                                    &e) != BK_OK)
                 BK_WARN("%s", e.msg);
             else if (ep > 0) {
                 last_ok = now;
@@ -194,10 +195,7 @@ static void on_message(worker *w, redisReply *rep) {
 
 void *wk_watch_main(void *arg) {
     worker *w = arg;
-    char host[256];
-    int port = 0;
     redisContext *c = NULL;
-    bk_redis_parse_addr(w->o->redis, host, sizeof(host), &port, NULL);
     for (;;) {
         pthread_mutex_lock(&w->s.mu);
         int quit = w->s.quit;
@@ -205,18 +203,22 @@ void *wk_watch_main(void *arg) {
         if (quit)
             break;
         if (c == NULL) {
-            struct timeval tv = {1, 0};
-            c = redisConnectWithTimeout(host, port, tv);
+            bk_err ce;
+            bk_err_clear(&ce);
+            /* the current primary (through the Sentinels, if any): a
+             * failover closes this connection, and the next one finds the
+             * new primary */
+            c = bk_redis_connect(w->o->redis, 1000, &ce);
             redisReply *rep = NULL;
-            if (c != NULL && c->err == 0) {
-                redisSetTimeout(c, tv);
+            if (c != NULL)
                 rep = redisCommand(c, "SUBSCRIBE %s", w->chan);
-            }
             if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
                 if (rep)
                     freeReplyObject(rep);
                 BK_WARN("cannot subscribe to '%s' (retrying): %s", w->chan,
-                        c && c->err ? c->errstr : "no reply");
+                        c == NULL ? ce.msg
+                        : c->err  ? c->errstr
+                                  : "no reply");
                 if (c)
                     redisFree(c);
                 c = NULL;
@@ -303,6 +305,17 @@ int wk_refresh_ssi(worker *w) {
         BK_WARN("%s", e.msg);
         return BK_ERR;
     }
+    int64_t seen = wk_shared_ssi(w);
+    if (bk_redis_wait_needed(w->rm) > 0 && ssi < seen) {
+        /* with replicas: a failover promoted a replica that missed the
+         * last commits. SSI never goes back (I3): what this worker saw
+         * committed was committed; put it back (a raise, never down) */
+        BK_WARN("SSI in Redis is %" PRId64 " but %" PRId64
+                " was committed: a Redis failover lost it; restoring it (I3)",
+                ssi, seen);
+        if (bk_ssi_restore(w->rm, w->o->service, seen, &ssi, &e) != BK_OK)
+            BK_WARN("%s", e.msg);
+    }
     wk_raise_ssi(w, ssi);
     return BK_OK;
 }
@@ -348,6 +361,7 @@ void wk_check_role(worker *w) {
     char why[96];
     snprintf(why, sizeof(why), "lease taken, SSI %" PRId64, ssi);
     wk_set_role(w, R_LEADER, why);
+    wk_claim_append(w); /* with replicas: no fenced write before it is read back */
     if (w->nheld)
         wk_flush_held(w);
 }

@@ -18,8 +18,10 @@ static bk_cfg_opt opts[] = {
     {"service", BK_CFG_STR, "default", 0, 0, NULL,
      "service name: the log is br2k.<service>.requests, the keys br2k:{<service>}:*",
      NULL, 0, 0},
-    {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL, "Redis address HOST:PORT", NULL,
-     0, 0},
+    {"redis", BK_CFG_STR, "127.0.0.1:6379", 0, 0, NULL,
+     "Redis address HOST:PORT, or sentinel://HOST:PORT[,HOST:PORT...]/PRIMARY (password: "
+     "BR2K_REDIS_PASSWORD or BR2K_REDIS_PASSWORD_FILE)",
+     NULL, 0, 0},
     {"kafka", BK_CFG_STR, "127.0.0.1:9092", 0, 0, NULL,
      "Kafka bootstrap servers HOST:PORT,...", NULL, 0, 0},
     {"kafka-props", BK_CFG_STR, "", 0, 0, NULL,

@@ -38,7 +38,7 @@ int wk_follower_paused(const worker *w) {
 /* The leader holds (applies nothing new) in `hold` and `held` of its own
  * epoch, and until it has forked the snapshot in `snapshot`. */
 int wk_leader_holds(const worker *w) {
-    if (w->role != R_LEADER || !w->bp.set || w->bp.epoch != w->epoch)
+    if (!wk_claimed(w) || !w->bp.set || w->bp.epoch != w->epoch)
         return 0;
     if (wk_phase_is(w, "hold") || wk_phase_is(w, "held"))
         return 1;
@@ -129,7 +129,7 @@ void wk_leader_hold(worker *w) {
             wk_flush_held(w);
         }
     }
-    if (w->role != R_LEADER || w->nheld > 0 || wk_shared_ssi(w) != w->pos.lpi)
+    if (!wk_claimed(w) || w->nheld > 0 || wk_shared_ssi(w) != w->pos.lpi)
         return;
     char expect[96], to[96];
     bk_backup_phase_format(expect, sizeof(expect), "hold", w->epoch, -1);

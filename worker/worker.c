@@ -389,8 +389,23 @@ static int run_once(const bk_worker_opts *o, bk_err *e, int *app_failed) {
     if (rc != BK_EXIT_OK)
         goto out;
     w->rm = bk_redis_new(o->redis, 5000, e);
+    /* Sentinels that name no reachable primary yet: a failover is under
+     * way (Sentinel promotes a replica within seconds); wait for it */
+    for (int64_t until = bk_mono_ms() + 30000;
+         w->rm == NULL && e->code == BK_E_IO &&
+         strncmp(o->redis, "sentinel://", 11) == 0 && !bk_sig_stop &&
+         bk_mono_ms() < until;) {
+        BK_WARN("%s (retrying)", e->msg);
+        bk_sleep_full_ms(500);
+        bk_err_clear(e);
+        w->rm = bk_redis_new(o->redis, 5000, e);
+    }
     if (w->rm == NULL || bk_versions_init(w->rm, o->service, o->id, e) != BK_OK ||
         wk_refresh_ssi(w) != BK_OK) {
+        rc = BK_EXIT_ERROR;
+        goto out;
+    }
+    if (wk_claim_init(w, e) != BK_OK) {
         rc = BK_EXIT_ERROR;
         goto out;
     }

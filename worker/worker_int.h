@@ -39,6 +39,7 @@ typedef struct shared {
     int64_t lease_epoch; /* lease held by the lease thread, 0: none */
     int may_lead;        /* main allows taking the lease */
     int64_t take_min, take_max;
+    int64_t take_epoch_min; /* a take asks for an epoch above it (claim.c, I9) */
     /* metrics, written by main */
     int role;
     int64_t epoch, lpi, applied, rejected, changed_n, fenced, apply_ns, digest_lpi;
@@ -121,7 +122,18 @@ typedef struct worker {
                               empty until wk_recover restores or rebuilds it */
     int64_t join_t0_ms, join_from, join_progress_ms, join_bytes;
     int joining, join_tty;
+    /* the claim of the token in the log (claim.c, I9) */
+    int claim_on;      /* replicas: a new leader claims its token first */
+    int claimed;       /* leader: its claim was read back and counts */
+    int64_t claim_off; /* leader: its claim's offset (-1: none) */
+    int64_t max_claim; /* the highest epoch claimed in the log (worker.claim) */
+    char claim_path[4096];
 } worker;
+
+/* May the leader make fenced writes (its claim counts, I9)? */
+static inline int wk_claimed(const worker *w) {
+    return w->role == R_LEADER && w->claimed;
+}
 
 static inline void wake(shared *s) {
     s->changed = 1;
@@ -154,6 +166,11 @@ void wk_commit_async(worker *w);
 int wk_store_held(worker *w, int64_t upto, bk_err *e);
 void wk_load_held(worker *w);
 void wk_check_stall(worker *w, int64_t ssi);
+
+/* claim.c: the claim of the token in the log (I9) */
+int wk_claim_init(worker *w, bk_err *e);
+void wk_claim_append(worker *w);
+int wk_claim_seen(worker *w, const bk_rlog_rec *r, bk_err *e);
 
 /* batch.c: applying records */
 int64_t wk_digest_gap_ms(const worker *w, int64_t floor_ms);

@@ -50,6 +50,10 @@
 /* Set by the Redis back end on a record made from an entry BR2K did not
  * append: its value is the foreign entry's id; key and value are empty. */
 #define BK_RLOG_H_FOREIGN "br2k-foreign"
+/* A leader's claim of its fencing token (I9, worker/claim.c): "<id>
+ * <epoch>"; key and value are empty, so an application sees an empty
+ * record, like a foreign one. */
+#define BK_RLOG_H_CLAIM "br2k-claim"
 
 typedef struct bk_rlog bk_rlog;
 

@@ -221,22 +221,8 @@ static int pipe_conn(rlog_redis *r, bk_err *e) {
         return BK_OK;
     if (r->pc != NULL)
         redisFree(r->pc);
-    char host[256];
-    int port = 0;
-    if (bk_redis_parse_addr(r->addr, host, sizeof(host), &port, e) != BK_OK)
-        return BK_ERR;
-    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-    r->pc = redisConnectWithTimeout(host, port, tv);
-    if (r->pc == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
-    if (r->pc->err != 0) {
-        bk_err_set(e, BK_E_IO, "cannot connect: %s", r->pc->errstr);
-        redisFree(r->pc);
-        r->pc = NULL;
-        return BK_ERR;
-    }
-    redisSetTimeout(r->pc, tv);
-    return BK_OK;
+    r->pc = bk_redis_connect(r->addr, r->timeout_ms, e);
+    return r->pc != NULL ? BK_OK : BK_ERR;
 }
 
 /* An error reply after which the script did not run and may run later:

@@ -195,12 +195,18 @@ int bk_key_backup_aux(char *buf, size_t size, const char *svc, const char *name,
     "tostring(cur))\n"                                                                   \
     "end\n"
 
-/* KEYS leader epoch ssi; ARGV id max_ssi lease_ms min_ssi. */
+/* KEYS leader epoch ssi; ARGV id max_ssi lease_ms min_ssi min_epoch. The
+ * new epoch is above both the current one and min_epoch (the highest
+ * epoch the caller saw claimed in the log, I9). */
 bk_script bk_lua_lease_take = BK_SCRIPT_INIT(
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "local ssi = tonumber(redis.call('GET', KEYS[3]) or '-1')\n"
     "if ssi < tonumber(ARGV[4]) or ssi > tonumber(ARGV[2]) then return 0 end\n"
     "local ep = redis.call('INCR', KEYS[2])\n"
+    "if ep <= tonumber(ARGV[5]) then\n"
+    "  ep = tonumber(ARGV[5]) + 1\n"
+    "  redis.call('SET', KEYS[2], ep)\n"
+    "end\n"
     "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ep, 'PX', ARGV[3])\n"
     "return ep\n");
 

@@ -160,6 +160,15 @@ extern bk_script bk_lua_external_read;
 int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
                   int64_t max_ssi, int lease_ms, int64_t *epoch, bk_err *e);
 
+/* bk_lease_take with an epoch above min_epoch too (the highest epoch the
+ * caller saw claimed in the log: a Redis failover that lost the last
+ * INCR cannot hand that token out again, I9). With replicas (a
+ * sentinel:// address) the new epoch must reach one (WAIT) before it is
+ * returned; otherwise BK_ERR and *epoch 0. */
+int bk_lease_take_above(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
+                        int64_t max_ssi, int64_t min_epoch, int lease_ms, int64_t *epoch,
+                        bk_err *e);
+
 /* Extend the lease by lease_ms only if it is still "<id> <epoch>" and
  * epoch is current; otherwise BK_ERR with BK_E_FENCED. */
 int bk_lease_renew(bk_redis *r, const char *svc, const char *id, int64_t epoch,
@@ -332,6 +341,11 @@ int bk_lpi_mirror(bk_redis *r, const char *svc, const char *id, int64_t lpi, bk_
 int bk_metrics_write(bk_redis *r, const char *svc, const char *id,
                      const char *const *fields, const char *const *values, size_t n,
                      bk_err *e);
+
+/* Raise SSI to v if it is lower (never down): a worker restores the SSI
+ * it saw committed when a Redis failover lost it (I3, I9). *now (may be
+ * NULL) gets SSI after. */
+int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err *e);
 
 /* ---- reads ---- */
 

@@ -61,6 +61,12 @@ static int reply_i64(redisReply *rep, int64_t *v, bk_err *e) {
 
 int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
                   int64_t max_ssi, int lease_ms, int64_t *epoch, bk_err *e) {
+    return bk_lease_take_above(r, svc, id, min_ssi, max_ssi, 0, lease_ms, epoch, e);
+}
+
+int bk_lease_take_above(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
+                        int64_t max_ssi, int64_t min_epoch, int lease_ms, int64_t *epoch,
+                        bk_err *e) {
     KEYBUF(kl);
     KEYBUF(ke);
     KEYBUF(ks);
@@ -68,15 +74,29 @@ int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
     if (bk_key_leader(kl, sizeof(kl), svc, e) || bk_key_epoch(ke, sizeof(ke), svc, e) ||
         bk_key_ssi(ks, sizeof(ks), svc, e) || bk_keys_check_id(id, e))
         return BK_ERR;
-    char a_max[24], a_min[24], a_ms[24];
+    char a_max[24], a_min[24], a_ms[24], a_ep[24];
     snprintf(a_max, sizeof(a_max), "%" PRId64, max_ssi);
     snprintf(a_min, sizeof(a_min), "%" PRId64, min_ssi);
     snprintf(a_ms, sizeof(a_ms), "%d", lease_ms);
-    const char *keys[] = {kl, ke, ks}, *args[] = {id, a_max, a_ms, a_min};
-    redisReply *rep = run(r, &bk_lua_lease_take, 3, keys, 4, args, e);
+    snprintf(a_ep, sizeof(a_ep), "%" PRId64, min_epoch > 0 ? min_epoch : 0);
+    const char *keys[] = {kl, ke, ks}, *args[] = {id, a_max, a_ms, a_min, a_ep};
+    redisReply *rep = run(r, &bk_lua_lease_take, 3, keys, 5, args, e);
     if (rep == NULL)
         return bk_err_prefix(e, "cannot take the lease '%s'", kl);
-    return reply_i64(rep, epoch, e);
+    if (reply_i64(rep, epoch, e) != BK_OK)
+        return BK_ERR;
+    if (*epoch == 0)
+        return BK_OK;
+    /* I9: the new epoch must be on a replica before its token is used, so
+     * that a failover promoting that replica cannot hand it out again. Not
+     * acknowledged: refuse the token (the lease taken with it expires
+     * unused; the next take increments past it). */
+    if (bk_redis_wait(r, lease_ms / 2 > 0 ? lease_ms / 2 : 1, e) != BK_OK) {
+        int64_t ep = *epoch;
+        *epoch = 0;
+        return bk_err_prefix(e, "lease epoch %" PRId64 " refused", ep);
+    }
+    return BK_OK;
 }
 
 int bk_lease_renew(bk_redis *r, const char *svc, const char *id, int64_t epoch,
@@ -558,6 +578,24 @@ int bk_backup_now_request(bk_redis *r, const char *svc, bk_err *e) {
 }
 
 /* ---- non-fenced writes ---- */
+
+int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_ssi(k, sizeof(k), svc, e))
+        return BK_ERR;
+    char a_v[24];
+    snprintf(a_v, sizeof(a_v), "%" PRId64, v);
+    const char *keys[] = {k}, *args[] = {a_v};
+    redisReply *rep = run(r, &bk_lua_raise, 1, keys, 1, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot restore '%s'", k);
+    int64_t x = 0;
+    if (reply_i64(rep, &x, e) != BK_OK)
+        return BK_ERR;
+    if (now != NULL)
+        *now = x;
+    return BK_OK;
+}
 
 int bk_ssv_raise(bk_redis *r, const char *svc, const char *id, int64_t v, int64_t *now,
                  bk_err *e) {

@@ -2,33 +2,35 @@
 #include "redis/redis.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 
 struct bk_redis {
-    char host[256];
-    int port;
+    bk_redis_addr a;
+    char where[300]; /* the server connected now */
     int timeout_ms;
+    int wait_needed;
+    int next_sentinel; /* the Sentinel asked first next time */
     redisContext *c;
     long connects;
 };
 
-int bk_redis_parse_addr(const char *addr, char *host, size_t hostsize, int *port,
-                        bk_err *e) {
-    const char *p = strncmp(addr, "redis://", 8) == 0 ? addr + 8 : addr;
-    size_t len = strlen(p);
-    if (len > 0 && p[len - 1] == '/')
-        len--;
+/* ---- addresses ---- */
+
+/* "HOST[:PORT]" of len bytes at p into n; whole names addr in errors. */
+static int parse_node(const char *whole, const char *p, size_t len, bk_redis_node *n,
+                      bk_err *e) {
     const char *colon = memchr(p, ':', len);
     size_t hlen = colon ? (size_t)(colon - p) : len;
-    if (hlen == 0 || hlen >= hostsize || memchr(p, '/', len) != NULL)
+    if (hlen == 0 || hlen >= sizeof(n->host) || memchr(p, '/', len) != NULL)
         return bk_err_set(e, BK_E_INVAL, "invalid Redis address '%s': expected HOST:PORT",
-                          addr);
-    memcpy(host, p, hlen);
-    host[hlen] = '\0';
-    *port = 6379;
+                          whole);
+    memcpy(n->host, p, hlen);
+    n->host[hlen] = '\0';
+    n->port = 6379;
     if (colon == NULL)
         return BK_OK;
     long v = 0;
@@ -38,31 +40,286 @@ int bk_redis_parse_addr(const char *addr, char *host, size_t hostsize, int *port
     if (q != qend || q == colon + 1 || v < 1 || v > 65535)
         return bk_err_set(e, BK_E_INVAL,
                           "invalid Redis address '%s': expected a port from 1 to 65535",
-                          addr);
-    *port = (int)v;
+                          whole);
+    n->port = (int)v;
     return BK_OK;
+}
+
+static int parse_sentinel(const char *addr, bk_redis_addr *a, bk_err *e) {
+    const char *p = addr + 11, *slash = strchr(p, '/');
+    if (slash == NULL || slash[1] == '\0' || slash == p)
+        return bk_err_set(e, BK_E_INVAL,
+                          "invalid Redis address '%s': expected "
+                          "sentinel://HOST:PORT[,HOST:PORT...]/PRIMARY-NAME",
+                          addr);
+    const char *name = slash + 1;
+    size_t nlen = strlen(name);
+    if (nlen > 0 && name[nlen - 1] == '/')
+        nlen--;
+    if (nlen == 0 || nlen >= sizeof(a->name) || memchr(name, '/', nlen) != NULL ||
+        strpbrk(name, " \t") != NULL)
+        return bk_err_set(e, BK_E_INVAL,
+                          "invalid Redis address '%s': bad primary name after the '/'",
+                          addr);
+    memcpy(a->name, name, nlen);
+    a->name[nlen] = '\0';
+    while (p < slash) {
+        const char *comma = memchr(p, ',', (size_t)(slash - p));
+        const char *end = comma ? comma : slash;
+        if (a->nnodes == BK_REDIS_MAX_SENTINELS)
+            return bk_err_set(e, BK_E_INVAL,
+                              "invalid Redis address '%s': more than %d Sentinels", addr,
+                              BK_REDIS_MAX_SENTINELS);
+        if (parse_node(addr, p, (size_t)(end - p), &a->nodes[a->nnodes], e) != BK_OK)
+            return BK_ERR;
+        a->nnodes++;
+        p = comma ? comma + 1 : slash;
+        if (comma && p == slash)
+            return bk_err_set(e, BK_E_INVAL,
+                              "invalid Redis address '%s': expected HOST:PORT", addr);
+    }
+    a->sentinel = 1;
+    return BK_OK;
+}
+
+int bk_redis_addr_parse(const char *addr, bk_redis_addr *a, bk_err *e) {
+    memset(a, 0, sizeof(*a));
+    if (addr == NULL || addr[0] == '\0')
+        return bk_err_set(e, BK_E_INVAL, "invalid Redis address '': expected HOST:PORT");
+    if (strncmp(addr, "sentinel://", 11) == 0)
+        return parse_sentinel(addr, a, e);
+    const char *p = strncmp(addr, "redis://", 8) == 0 ? addr + 8 : addr;
+    size_t len = strlen(p);
+    if (len > 0 && p[len - 1] == '/')
+        len--;
+    if (parse_node(addr, p, len, &a->nodes[0], e) != BK_OK)
+        return BK_ERR;
+    a->nnodes = 1;
+    return BK_OK;
+}
+
+int bk_redis_parse_addr(const char *addr, char *host, size_t hostsize, int *port,
+                        bk_err *e) {
+    bk_redis_addr a;
+    if (bk_redis_addr_parse(addr, &a, e) != BK_OK)
+        return BK_ERR;
+    if (a.sentinel)
+        return bk_err_set(e, BK_E_INVAL,
+                          "invalid Redis address '%s': a single HOST:PORT is needed here",
+                          addr);
+    if (strlen(a.nodes[0].host) >= hostsize)
+        return bk_err_set(e, BK_E_INVAL, "invalid Redis address '%s': host too long",
+                          addr);
+    snprintf(host, hostsize, "%s", a.nodes[0].host);
+    *port = a.nodes[0].port;
+    return BK_OK;
+}
+
+/* ---- credentials ---- */
+
+typedef struct {
+    char user[128];
+    char pass[512];
+    int have; /* a password is set */
+} creds;
+
+/* From <prefix>_USER, <prefix>_PASSWORD or <prefix>_PASSWORD_FILE. */
+static int load_creds(const char *prefix, creds *c, bk_err *e) {
+    char name[64];
+    memset(c, 0, sizeof(*c));
+    snprintf(name, sizeof(name), "%s_USER", prefix);
+    const char *u = getenv(name);
+    snprintf(name, sizeof(name), "%s_PASSWORD", prefix);
+    const char *pw = getenv(name);
+    snprintf(name, sizeof(name), "%s_PASSWORD_FILE", prefix);
+    const char *pf = getenv(name);
+    if (u != NULL && u[0] != '\0')
+        snprintf(c->user, sizeof(c->user), "%s", u);
+    if (pw != NULL && pw[0] != '\0' && pf != NULL && pf[0] != '\0')
+        return bk_err_set(e, BK_E_INVAL, "both %s_PASSWORD and %s_PASSWORD_FILE are set",
+                          prefix, prefix);
+    if (pw != NULL && pw[0] != '\0') {
+        if (strlen(pw) >= sizeof(c->pass))
+            return bk_err_set(e, BK_E_INVAL, "%s_PASSWORD is too long", prefix);
+        snprintf(c->pass, sizeof(c->pass), "%s", pw);
+        c->have = 1;
+    } else if (pf != NULL && pf[0] != '\0') {
+        FILE *f = fopen(pf, "r");
+        if (f == NULL)
+            return bk_err_set(e, BK_E_IO, "cannot read %s_PASSWORD_FILE '%s'", prefix,
+                              pf);
+        if (fgets(c->pass, sizeof(c->pass), f) == NULL)
+            c->pass[0] = '\0';
+        fclose(f);
+        c->pass[strcspn(c->pass, "\r\n")] = '\0';
+        if (c->pass[0] == '\0')
+            return bk_err_set(e, BK_E_INVAL, "%s_PASSWORD_FILE '%s' is empty", prefix,
+                              pf);
+        c->have = 1;
+    }
+    if (c->user[0] != '\0' && !c->have)
+        return bk_err_set(e, BK_E_INVAL, "%s_USER is set without a password", prefix);
+    return BK_OK;
+}
+
+/* ---- connecting ---- */
+
+/* Connect to host:port and AUTH; what names the node in errors. */
+static redisContext *connect_node(const char *what, const bk_redis_node *n,
+                                  int timeout_ms, const creds *cr, bk_err *e) {
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(n->host, n->port, tv);
+    if (c == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "cannot allocate a Redis context");
+        return NULL;
+    }
+    if (c->err != 0) {
+        bk_err_set(e, BK_E_IO, "cannot connect to %s at %s:%d: %s", what, n->host,
+                   n->port, c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (cr->have) {
+        redisReply *rep = cr->user[0] ? redisCommand(c, "AUTH %s %s", cr->user, cr->pass)
+                                      : redisCommand(c, "AUTH %s", cr->pass);
+        int ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+        if (!ok)
+            bk_err_set(e, rep ? BK_E_REMOTE : BK_E_IO, "%s at %s:%d refused AUTH: %s",
+                       what, n->host, n->port,
+                       rep ? rep->str : (c->errstr[0] ? c->errstr : "connection lost"));
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Ask Sentinel s where the primary is, into *out. */
+static int ask_sentinel(const bk_redis_addr *a, int s, int timeout_ms, const creds *sc,
+                        bk_redis_node *out, bk_err *e) {
+    redisContext *c = connect_node("Sentinel", &a->nodes[s], timeout_ms, sc, e);
+    if (c == NULL)
+        return BK_ERR;
+    redisReply *rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", a->name);
+    int rc = BK_ERR;
+    if (rep == NULL)
+        bk_err_set(e, BK_E_IO, "Sentinel at %s:%d: %s", a->nodes[s].host,
+                   a->nodes[s].port, c->errstr[0] ? c->errstr : "connection lost");
+    else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+             rep->element[0]->type == REDIS_REPLY_STRING &&
+             rep->element[1]->type == REDIS_REPLY_STRING &&
+             rep->element[0]->len < sizeof(out->host)) {
+        snprintf(out->host, sizeof(out->host), "%s", rep->element[0]->str);
+        out->port = atoi(rep->element[1]->str);
+        rc = out->port > 0
+                 ? BK_OK
+                 : bk_err_set(e, BK_E_PROTO, "Sentinel at %s:%d: bad port '%s'",
+                              a->nodes[s].host, a->nodes[s].port, rep->element[1]->str);
+    } else
+        bk_err_set(e, rep->type == REDIS_REPLY_ERROR ? BK_E_REMOTE : BK_E_NOTFOUND,
+                   "Sentinel at %s:%d does not know a primary named '%s'%s%s",
+                   a->nodes[s].host, a->nodes[s].port, a->name,
+                   rep->type == REDIS_REPLY_ERROR ? ": " : "",
+                   rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+    return rc;
+}
+
+/* 1 when the server of c says ROLE master. */
+static int is_primary(redisContext *c, bk_err *e, const bk_redis_node *n) {
+    redisReply *rep = redisCommand(c, "ROLE");
+    int ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+             rep->element[0]->type == REDIS_REPLY_STRING &&
+             strcmp(rep->element[0]->str, "master") == 0;
+    if (!ok)
+        bk_err_set(e, BK_E_IO, "Redis at %s:%d is not a primary (yet): %s", n->host,
+                   n->port,
+                   rep == NULL                      ? "no answer to ROLE"
+                   : rep->type == REDIS_REPLY_ERROR ? rep->str
+                   : rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+                           rep->element[0]->type == REDIS_REPLY_STRING
+                       ? rep->element[0]->str
+                       : "bad ROLE reply");
+    if (rep)
+        freeReplyObject(rep);
+    return ok;
+}
+
+/* Connect to the server or the current primary of a; *first is the
+ * Sentinel to ask first (advanced past one that failed). */
+static redisContext *connect_addr(const bk_redis_addr *a, int timeout_ms, int *first,
+                                  char *where, size_t wsize, bk_err *e) {
+    creds rc;
+    if (load_creds("BR2K_REDIS", &rc, e) != BK_OK)
+        return NULL;
+    if (!a->sentinel) {
+        redisContext *c = connect_node("Redis", &a->nodes[0], timeout_ms, &rc, e);
+        if (c != NULL && where != NULL)
+            snprintf(where, wsize, "%s:%d", a->nodes[0].host, a->nodes[0].port);
+        return c;
+    }
+    creds sc;
+    if (load_creds("BR2K_SENTINEL", &sc, e) != BK_OK)
+        return NULL;
+    bk_err last;
+    bk_err_clear(&last);
+    for (int i = 0; i < a->nnodes; i++) {
+        int s = (*first + i) % a->nnodes;
+        bk_redis_node p;
+        if (ask_sentinel(a, s, timeout_ms, &sc, &p, &last) != BK_OK)
+            continue;
+        redisContext *c = connect_node("the Redis primary", &p, timeout_ms, &rc, &last);
+        if (c == NULL)
+            continue;
+        if (!is_primary(c, &last, &p)) {
+            redisFree(c);
+            continue;
+        }
+        *first = s;
+        if (where != NULL)
+            snprintf(where, wsize, "%s:%d", p.host, p.port);
+        return c;
+    }
+    *first = (*first + 1) % a->nnodes;
+    if (e != NULL)
+        *e = last;
+    bk_err_prefix(e, "no Redis primary '%s' found through %d Sentinel(s)", a->name,
+                  a->nnodes);
+    return NULL;
+}
+
+redisContext *bk_redis_connect(const char *addr, int timeout_ms, bk_err *e) {
+    bk_redis_addr a;
+    if (bk_redis_addr_parse(addr, &a, e) != BK_OK)
+        return NULL;
+    int first = 0;
+    return connect_addr(&a, timeout_ms > 0 ? timeout_ms : 2000, &first, NULL, 0, e);
+}
+
+static void drop(bk_redis *r) {
+    if (r->c != NULL)
+        redisFree(r->c);
+    r->c = NULL;
+    r->where[0] = '\0';
 }
 
 static int reconnect(bk_redis *r, bk_err *e) {
     if (r->c != NULL && r->c->err == 0)
         return BK_OK;
-    if (r->c != NULL)
-        redisFree(r->c);
-    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-    r->c = redisConnectWithTimeout(r->host, r->port, tv);
+    drop(r);
+    r->c = connect_addr(&r->a, r->timeout_ms, &r->next_sentinel, r->where,
+                        sizeof(r->where), e);
     if (r->c == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "cannot allocate a Redis context");
-    if (r->c->err != 0) {
-        bk_err_set(e, BK_E_IO, "cannot connect to Redis at %s:%d: %s", r->host, r->port,
-                   r->c->errstr);
-        redisFree(r->c);
-        r->c = NULL;
         return BK_ERR;
-    }
-    redisSetTimeout(r->c, tv);
     r->connects++;
     if (r->connects > 1)
-        BK_INFO("reconnected to Redis at %s:%d", r->host, r->port);
+        BK_INFO("reconnected to Redis at %s", r->where);
     return BK_OK;
 }
 
@@ -73,8 +330,24 @@ bk_redis *bk_redis_new(const char *addr, int timeout_ms, bk_err *e) {
         return NULL;
     }
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
-    if (bk_redis_parse_addr(addr, r->host, sizeof(r->host), &r->port, e) != BK_OK ||
-        reconnect(r, e) != BK_OK) {
+    if (bk_redis_addr_parse(addr, &r->a, e) != BK_OK) {
+        free(r);
+        return NULL;
+    }
+    r->wait_needed = r->a.sentinel ? 1 : 0;
+    const char *w = getenv("BR2K_REDIS_WAIT_REPLICAS");
+    if (w != NULL && w[0] != '\0') {
+        char *end = NULL;
+        long v = strtol(w, &end, 10);
+        if (*end != '\0' || v < 0 || v > 16) {
+            bk_err_set(e, BK_E_INVAL,
+                       "invalid BR2K_REDIS_WAIT_REPLICAS '%s': expected 0 to 16", w);
+            free(r);
+            return NULL;
+        }
+        r->wait_needed = (int)v;
+    }
+    if (reconnect(r, e) != BK_OK) {
         free(r);
         return NULL;
     }
@@ -84,17 +357,15 @@ bk_redis *bk_redis_new(const char *addr, int timeout_ms, bk_err *e) {
 void bk_redis_free(bk_redis *r) {
     if (r == NULL)
         return;
-    if (r->c != NULL)
-        redisFree(r->c);
+    drop(r);
     free(r);
 }
 
 static redisReply *check_reply(bk_redis *r, redisReply *rep, bk_err *e) {
     if (rep == NULL) {
-        bk_err_set(e, BK_E_IO, "Redis at %s:%d: %s", r->host, r->port,
+        bk_err_set(e, BK_E_IO, "Redis at %s: %s", r->where,
                    r->c->errstr[0] ? r->c->errstr : "connection lost");
-        redisFree(r->c); /* the next call reconnects */
-        r->c = NULL;
+        drop(r); /* the next call reconnects */
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
@@ -104,12 +375,20 @@ static redisReply *check_reply(bk_redis *r, redisReply *rep, bk_err *e) {
          * connection: callers that retry I/O errors retry these too */
         int busy =
             strncmp(rep->str, "LOADING", 7) == 0 || strncmp(rep->str, "BUSY", 4) == 0;
+        /* a failover: this server is no longer the primary, or a primary
+         * cut from its replicas refuses writes; it did not run the
+         * command. Drop it: the next call asks the Sentinels again. */
+        int moved = strncmp(rep->str, "READONLY", 8) == 0 ||
+                    strncmp(rep->str, "MASTERDOWN", 10) == 0 ||
+                    strncmp(rep->str, "NOREPLICAS", 10) == 0;
         bk_err_set(e,
-                   fenced ? BK_E_FENCED
-                   : busy ? BK_E_IO
-                          : BK_E_REMOTE,
+                   fenced          ? BK_E_FENCED
+                   : busy || moved ? BK_E_IO
+                                   : BK_E_REMOTE,
                    "Redis: %s", rep->str);
         freeReplyObject(rep);
+        if (moved)
+            drop(r);
         return NULL;
     }
     return rep;
@@ -133,6 +412,34 @@ redisReply *bk_redis_commandv(bk_redis *r, bk_err *e, int argc, const char **arg
     return check_reply(r, rep, e);
 }
 
+int bk_redis_wait(bk_redis *r, int timeout_ms, bk_err *e) {
+    if (r->wait_needed == 0)
+        return BK_OK;
+    if (r->c == NULL || r->c->err != 0)
+        /* a new connection has nothing of ours to wait for: the write it
+         * follows was on a connection that is gone */
+        return bk_err_set(e, BK_E_IO, "Redis connection lost before WAIT");
+    redisReply *rep = bk_redis_command(r, e, "WAIT %d %d", r->wait_needed,
+                                       timeout_ms > 0 ? timeout_ms : 1);
+    if (rep == NULL)
+        return bk_err_prefix(e, "WAIT");
+    long long n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    freeReplyObject(rep);
+    if (n < r->wait_needed)
+        return bk_err_set(e, BK_E_IO,
+                          "Redis at %s: %lld of %d replica(s) acknowledged within %d ms",
+                          r->where, n, r->wait_needed, timeout_ms);
+    return BK_OK;
+}
+
+int bk_redis_wait_needed(const bk_redis *r) {
+    return r->wait_needed;
+}
+
 long bk_redis_connects(const bk_redis *r) {
     return r->connects;
+}
+
+const char *bk_redis_where(const bk_redis *r) {
+    return r->where;
 }

@@ -34,8 +34,17 @@ Options:
                       leader and follower in turn (default 2; 0 for infodid)
   --scenario NAME     main (default): pauses and kills; or one fault scenario:
                       redis-restart, broker-faults, anvil-restart,
-                      storage-down, backupd-kill, slow-follower, and
-                      fenced-snapshot (shows a backupd bug; README)
+                      storage-down, backupd-kill, slow-follower,
+                      fenced-snapshot (shows a backupd bug; README); on Redis
+                      with two replicas and three Sentinels (I9):
+                      redis-failover (SIGKILL the primary, Sentinel promotes
+                      a replica, the old node comes back as a replica),
+                      redis-stale-promotion (a replica misses the last
+                      epoch and commits, then exactly it is promoted),
+                      redis-node-lost (the primary never comes back)
+  --failovers N       redis-failover: primaries killed in turn (default 1);
+                      the report gives p50 and max of the time from each
+                      primary's death to the next committed result
   --workers W         workers (default 5)
   --clients K         clients (default 5)
   --count C           registrations per client (default 10000)
@@ -73,7 +82,7 @@ EOF
 
 SCENARIO=main W=5 K=5 C=10000 RATE=20 WINDOW=20 MAXP=-1 MINP=0 IA=2 IB=6 PAUSE_S=1.5
 KILLS=3 KILL_EVERY=4 MAXREP=2000 OUTDIR= DROP=0 MINK=0 SNAP_MS=300000 RESULT_MS=1000
-CAPP=${BR2K_CHAOS_APP:-infodid} APP_KILLS=
+CAPP=${BR2K_CHAOS_APP:-infodid} APP_KILLS= FAILOVERS=1
 while [ $# -gt 0 ]; do
     case $1 in
     --scenario) SCENARIO=$2; shift ;;
@@ -93,6 +102,7 @@ while [ $# -gt 0 ]; do
     --kill-every) KILL_EVERY=$2; shift ;;
     --max-replicated) MAXREP=$2; shift ;;
     --result-ms) RESULT_MS=$2; shift ;;
+    --failovers) FAILOVERS=$2; shift ;;
     --snapshot-timeout-ms) SNAP_MS=$2; shift ;;
     --paper) RATE=2 IA=30 IB=120 PAUSE_S=15 ;;
     --out) OUTDIR=$2; shift ;;
@@ -104,6 +114,7 @@ while [ $# -gt 0 ]; do
 done
 case $SCENARIO in
 main | redis-restart | broker-faults | anvil-restart | storage-down | backupd-kill | slow-follower | fenced-snapshot) ;;
+redis-failover | redis-stale-promotion | redis-node-lost) ;;
 *) echo "chaos.sh: unknown scenario '$SCENARIO' (see --help)" >&2; exit 2 ;;
 esac
 case $CAPP in
@@ -113,7 +124,7 @@ node | python) APP_KILLS=${APP_KILLS:-2} ;;
 esac
 [ "$CAPP" != infodid ] || [ "$APP_KILLS" = 0 ] ||
     { echo "chaos.sh: --app-kills needs --app node or python" >&2; exit 2; }
-for v in APP_KILLS W K C WINDOW KILLS KILL_EVERY MAXREP RESULT_MS MINP MINK IA IB SNAP_MS; do
+for v in FAILOVERS APP_KILLS W K C WINDOW KILLS KILL_EVERY MAXREP RESULT_MS MINP MINK IA IB SNAP_MS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "chaos.sh: '${!v}' is not a whole number (${v})" >&2; exit 2; }
 done
 [ "$W" -ge 3 ] || { echo "chaos.sh: --workers must be at least 3" >&2; exit 2; }
@@ -123,6 +134,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../integration/lib.sh"
 source "$HERE/../integration/core_helpers.bash"
 source "$HERE/../integration/backup_helpers.bash"
+# the redis-* scenarios run on a primary, two replicas and three Sentinels
+case $SCENARIO in redis-failover | redis-stale-promotion | redis-node-lost) REDIS_MODE=ha ;; esac
 case $CAPP in
 infodid) APP=infodid ;;
 node)
@@ -343,8 +356,131 @@ restart_redis() {
     fault redis-restart "$s" "$(now_ms)" redis 0 0
     log "redis-server restarted (AOF) after 2 s down"
 }
+# ---- Redis with replicas and Sentinel (I9) ----
+RESUME=$T/resume.tsv # one line per primary's death: the ms to the next committed result
+: >"$RESUME"
+# ha_port_of ROLE: a port of the set with that ROLE (master/slave), in order
+ha_role() { redis-cli -p "$1" ROLE 2>/dev/null | head -1; }
+ha_replicas() { local p; for p in "${HA_PORTS[@]}"; do [ "$(ha_role "$p")" = slave ] && echo "$p"; done; return 0; }
+ssi_quiet() { local v; v=$(rc_ GET "br2k:{$SVC}:SSI" 2>/dev/null); [[ $v =~ ^-?[0-9]+$ ]] && echo "$v" || echo -1; }
+new_primary() { local p; p=$(redis_port); [ "$p" != "$1" ] && [ "$(ha_role "$p")" = master ]; }
+# resumed SINCE-MS SSI-BEFORE: SSI rose above SSI-BEFORE (a result committed
+# after the death); prints nothing, records the time
+ssi_above() { [ "$(ssi_quiet)" -gt "$1" ]; }
+# wait_resumed START-MS SSI: the time from START-MS to the first commit
+# above SSI (the load is running), into $RESUME
+wait_resumed() {
+    local s=$1 v=$2
+    wait_for 60 ssi_above "$v" || fail "no result committed within 60 s of the primary's death (SSI $(ssi_quiet), was $v)"
+    echo $(($(now_ms) - s)) >>"$RESUME"
+    log "service resumed $(tail -1 "$RESUME") ms after the primary's death (SSI $(ssi_quiet), was $v)"
+}
+# ha_restart PORT: the node on PORT starts again with its data; Sentinel
+# makes it a replica of the current primary
+ha_restart() {
+    local p=$1 i
+    for i in 0 1 2; do [ "${HA_PORTS[i]}" = "$p" ] && break; done
+    # (as the operator would: a replica of the primary the Sentinels name)
+    ha_node "$p" "redis$i" "$(redis_port)"
+}
+is_replica_of_primary() { [ "$(ha_role "$1")" = slave ] && redis-cli -p "$1" INFO replication | tr -d '\r' | grep -q '^master_link_status:up'; }
+kill_primary() { # kill_primary: SIGKILL the current primary; prints its port
+    local p; p=$(redis_port)
+    kill -KILL "${HA_PID[$p]}"; wait "${HA_PID[$p]}" 2>/dev/null || true
+    echo "$p"
+}
+redis_failover() {
+    local n p s v
+    for n in $(seq 1 "$FAILOVERS"); do
+        loading || { log "redis-failover: the load ended after $((n - 1)) failover(s)"; break; }
+        wait_for 30 ssi_above "$(ssi_quiet)" || true # under load: results flow
+        v=$(ssi_quiet); s=$(now_ms)
+        p=$(kill_primary)
+        log "failover $n: primary on port $p SIGKILLed at SSI $v"
+        wait_for 30 new_primary "$p" || fail "Sentinel did not promote a replica within 30 s"
+        log "failover $n: Sentinel promoted port $(redis_port) after $(($(now_ms) - s)) ms"
+        wait_resumed "$s" "$v"
+        ha_restart "$p"
+        wait_for 30 is_replica_of_primary "$p" || fail "the old primary on port $p did not come back as a replica"
+        fault redis-failover "$s" "$(now_ms)" "redis:$p" 0 0
+        log "failover $n: the old primary on port $p is a replica of $(redis_port) again"
+    done
+}
+redis_node_lost() {
+    local p s v
+    wait_load_share 30
+    v=$(ssi_quiet); s=$(now_ms)
+    p=$(kill_primary)
+    log "node lost: primary on port $p SIGKILLed at SSI $v; it never comes back"
+    wait_for 30 new_primary "$p" || fail "Sentinel did not promote a replica within 30 s"
+    wait_resumed "$s" "$v"
+    fault redis-node-lost "$s" "$(now_ms)" "redis:$p" 0 0
+    wait_load_share 80
+    log "node lost: still serving on the remaining two (SSI $(ssi_quiet))"
+}
+# redis-stale-promotion: replica B is stopped (its link to the primary
+# paused) while the leader changes and commits: the new epoch and the
+# commits reach only the primary and replica A. Then the primary and A die
+# and B, which missed them, is the only one Sentinel can promote. Without
+# I9 the next take would hand out the epoch the last leader holds.
+redis_stale_promotion() {
+    local p a b s v ep l ep_after
+    wait_load_share 20
+    p=$(redis_port)
+    read -r a b <<<"$(ha_replicas | tr '\n' ' ')"
+    [ -n "$a" ] && [ -n "$b" ] || fail "expected two replicas, got '$a' '$b'"
+    # B's link to the primary (its local address, as the primary sees it)
+    local link; link=$(redis-cli -p "$b" CLIENT LIST | tr -d '\r' | awk '/flags=M/ {for (i = 1; i <= NF; i++) if ($i ~ /^laddr=/) print substr($i, 7)}')
+    [ -n "$link" ] || fail "replica $b has no link to the primary"
+    # B stops, and the primary cuts its link: what B has not received yet
+    # it never gets (a stopped process still receives into its socket
+    # buffer; a closed link does not)
+    kill -STOP "${HA_PID[$b]}"
+    redis-cli -p "$p" CLIENT KILL ADDR "$link" >/dev/null || fail "cannot cut the link of replica $b ($link)"
+    local off0; off0=$(redis-cli -p "$p" INFO replication | tr -d '\r' | awk -F: '/^master_repl_offset/ {print $2}')
+    log "stale-promotion: replica $b stopped and its link cut at replication offset $off0"
+    l=$(leader_id); ep=$(leader_epoch)
+    kill -KILL "${WPID[$l]}"; wait "${WPID[$l]}" 2>/dev/null || true
+    log "stale-promotion: leader $l (epoch $ep) SIGKILLed; waiting for a new epoch and commits"
+    epoch_above() { [ "$(leader_epoch)" -gt "$1" ] 2>/dev/null; }
+    wait_for 30 epoch_above "$ep" || fail "no new epoch after the leader's kill"
+    rc_ DEL "br2k:{$SVC}:metrics-$l" >/dev/null
+    launch "$l"
+    following() { [ -n "$(metric "$l" lpi)" ] && [ "$(metric "$l" role)" = follower ]; }
+    wait_for 30 following || fail "the restarted $l does not follow"
+    ep_after=$(leader_epoch)
+    v=$(ssi_quiet)
+    wait_for 60 ssi_above "$v" || fail "the new leader committed nothing"
+    wait_for 30 ssi_above "$(ssi_quiet)" || true
+    log "stale-promotion: epoch $ep_after ($(leader_id)) committed up to SSI $(ssi_quiet); replica $b missed all of it"
+    v=$(ssi_quiet); s=$(now_ms)
+    # the primary and the replica that has the writes die together; the
+    # stale replica wakes up and is the only candidate
+    kill -KILL "${HA_PID[$p]}" "${HA_PID[$a]}"
+    wait "${HA_PID[$p]}" "${HA_PID[$a]}" 2>/dev/null || true
+    kill -CONT "${HA_PID[$b]}"
+    log "stale-promotion: primary $p and replica $a SIGKILLed, $b resumed"
+    promoted_b() { [ "$(redis_port)" = "$b" ] && [ "$(ha_role "$b")" = master ]; }
+    wait_for 60 promoted_b || fail "Sentinel did not promote the stale replica $b (primary named: $(redis_port))"
+    local ep_b ssi_b; ep_b=$(redis-cli -p "$b" GET "br2k:{$SVC}:epoch"); ssi_b=$(redis-cli -p "$b" GET "br2k:{$SVC}:SSI")
+    log "stale-promotion: $b promoted with epoch $ep_b and SSI $ssi_b (the leader held $ep_after, SSI was $v)"
+    [ "$ep_b" -lt "$ep_after" ] || fail "the promoted replica is not stale (epoch $ep_b, the leader held $ep_after): the test did not test"
+    STALE_EPOCH=$ep_after
+    # a write needs one replica (min-replicas-to-write 1): A comes back
+    # (its newer data is replaced by B's), then the old primary
+    ha_restart "$a"
+    wait_for 30 is_replica_of_primary "$a" || fail "replica $a did not follow the promoted $b"
+    wait_resumed "$s" "$v"
+    ha_restart "$p"
+    wait_for 30 is_replica_of_primary "$p" || fail "the old primary $p did not come back as a replica"
+    fault redis-stale-promotion "$s" "$(now_ms)" "redis:$p+$a" 0 0
+}
+
 attack_scenario() {
     case $SCENARIO in
+    redis-failover) redis_failover ;;
+    redis-node-lost) redis_node_lost ;;
+    redis-stale-promotion) redis_stale_promotion ;;
     redis-restart)
         wait_load_share 30; restart_redis
         wait_load_share 60; restart_redis ;;
@@ -525,6 +661,46 @@ if [ "${SLOW_F:-}" != "" ]; then
         fail "$SLOW_F caught up without restoring a backup: $(grep -i 'out of range\|restor' "$T/$SLOW_F.log" | tail -2)"
     log "$SLOW_F recovered through backup: $(grep -o 'restored backup version [0-9]*' "$T/$SLOW_F.log" | tail -1)"
 fi
+# I9: no fencing token held by two workers (each "took the lease with
+# epoch N" of every worker's log, and each counted claim), and the time
+# from each primary's death to the next committed result
+TOKENS_REUSED=0
+# per_epoch PATTERN FIELD: "epoch E: W1 W2" for every epoch that the
+# workers' logs show more than once (the same worker twice too: it lost the
+# lease and got the same number again) in lines matching PATTERN (the
+# epoch is word FIELD of the match)
+per_epoch() {
+    local id
+    for id in "${ids[@]}"; do
+        { grep -o "$1" "$T/$id.log" || true; } | awk -v w="$id" -v f="$2" '{print $f, w}'
+    done | awk '{n[$1]++; who[$1] = who[$1] " " $2} END {for (e in n) if (n[e] > 1) print "epoch " e ":" who[e]}'
+}
+if [ "$REDIS_MODE" = ha ]; then
+    wlogs=(); for id in "${ids[@]}"; do wlogs+=("$T/$id.log"); done
+    # the same epoch number taken by two workers: a failover lost an INCR;
+    # only the first claim of it counts, the other gives it up unused
+    dup=$(per_epoch 'took the lease with epoch [0-9]*' 6)
+    [ -z "$dup" ] || log "I9: an epoch number was taken twice (a Redis failover lost its INCR): $dup"
+    # a token used for fenced writes by two workers: two workers leading
+    # (their claim read back and counted) with the same epoch
+    # (without claims, BR2K_TEST_NO_CLAIMS: every worker that became leader)
+    nclaims=$(cat "${wlogs[@]}" | grep -c 'claim of epoch [0-9]* read back' || true)
+    if [ "$nclaims" -gt 0 ]; then
+        lead=$(per_epoch 'claim of epoch [0-9]* read back' 4)
+    else
+        lead=$(per_epoch '> leader (epoch [0-9]*' 4 | tr -d ',')
+    fi
+    [ -z "$lead" ] || { TOKENS_REUSED=1; fail "a fencing token was used by two workers (I9): $lead"; }
+    gaveup=$(cat "${wlogs[@]}" | grep -c 'does not count\|claimed epoch [0-9]* at offset' || true)
+    restored=$(cat "${wlogs[@]}" | grep -c 'a Redis failover lost it; restoring it' || true)
+    log "I9: $nclaims leader claims counted, no epoch by two workers; $gaveup lease(s) given up on a claim; SSI restored by a worker $restored time(s)"
+    [ "$nclaims" -ge 1 ] || [ "${BR2K_TEST_NO_CLAIMS:-}" = 1 ] || fail "no leader claim was read back: the claims (I9) were not on"
+    if [ "$SCENARIO" = redis-stale-promotion ]; then
+        log "stale-promotion: epochs taken from $STALE_EPOCH on: $({ cat "${wlogs[@]}" | grep -o 'took the lease with epoch [0-9]*' || true; } | awk -v e="$STALE_EPOCH" '$NF >= e {print $NF}' | sort -n | uniq -c | awk '{printf "%s%s (x%s)", (NR > 1 ? ", " : ""), $2, $1}')"
+    fi
+fi
+RESUME_JSON=$(sort -n "$RESUME" | awk '{a[NR] = $1} END {if (NR == 0) {print "null"; exit} p = a[int((NR + 1) / 2)]; printf "{\"n\": %d, \"p50_ms\": %d, \"max_ms\": %d, \"each_ms\": [", NR, p, a[NR]; for (i = 1; i <= NR; i++) printf "%s%d", (i > 1 ? ", " : ""), a[i]; printf "]}\n"}')
+[ "$RESUME_JSON" = null ] || log "time from the primary's death to the next committed result: $RESUME_JSON"
 sv_on_chain() { [ "$(chain_sv)" = "$(sv)" ]; }
 wait_for 120 sv_on_chain || fail "SV $(sv) in Redis but $(chain_sv) on chain"
 EXT_DIDS=$(rc_ HLEN "br2k:{$SVC}:ext:did")
@@ -532,12 +708,17 @@ EXT_ACTIVE=$(rc_ GET "br2k:{$SVC}:ext:active")
 # (the examples make no external effect: no index to compare)
 [ "$CAPP" = infodid ] || EXT_DIDS=-1 EXT_ACTIVE=-1
 BACKUPS=$(sv)
-for id in "${ids[@]}"; do stop_worker "$id"; done
+# the leader last: a follower left alone would take the lease, and with
+# Redis replicas append its claim (I9), one record more than the others
+ldr=$(leader_id || true)
+for id in "${ids[@]}"; do [ "$id" = "$ldr" ] || stop_worker "$id"; done
+for id in "${ids[@]}"; do [ "$id" != "$ldr" ] || stop_worker "$id"; done
 cat >"$T/meta.json" <<EOF
 {"scenario": "$SCENARIO", "total_s": $(((T2 - T0) / 1000)).$(((T2 - T0) % 1000 / 100)), "load_s": $(((T1 - T0) / 1000)),
  "workers": $W, "clients": $K, "count": $C, "rate_per_client": $RATE, "interval_s": [$IA, $IB],
  "pause_s": $PAUSE_S, "max_replicated": $MAXREP, "backups": $BACKUPS, "log": "$LOG_BACKEND",
- "app": "$CAPP", "app_kills": $app_kills,
+ "app": "$CAPP", "app_kills": $app_kills, "redis": "$REDIS_MODE",
+ "redis_resume": $RESUME_JSON, "tokens_reused": $TOKENS_REUSED,
  "load": $(cat "$T/load.json")}
 EOF
 dirs=(); for id in "${ids[@]}"; do dirs+=("$T/$id/app"); done

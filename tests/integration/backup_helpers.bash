@@ -10,7 +10,7 @@ start_chain() {
     echo "$REGD_KEY" >"$T/regd.key"
     REG=$(BR2K_ETH_KEY=$OWNER_KEY "$BIN/br2k" --eth-rpc "$ETH_RPC" registry deploy \
         --writer-key-file "$T/regd.key" --bootstrap "$KAFKA" --topic "$TOPIC" \
-        --results "redis://$REDIS" 2>"$T/deploy.log") || fail "deploy: $(cat "$T/deploy.log")"
+        --results "$([[ $REDIS == sentinel://* ]] || echo redis://)$REDIS" 2>"$T/deploy.log") || fail "deploy: $(cat "$T/deploy.log")"
     start_registryd
     "$BIN/br2k" keygen --out "$T/service.key" >"$T/keygen.out" 2>&1 || fail "keygen: $(cat "$T/keygen.out")"
 }

@@ -3,7 +3,7 @@ SVC=default
 TOPIC=br2k.$SVC.requests
 declare -A WPID
 
-rc_() { redis-cli -p "$REDIS_PORT" "$@"; }
+rc_() { redis-cli -p "$(redis_port)" "$@"; } # the primary (Sentinel: the current one)
 metric() { rc_ HGET "br2k:{$SVC}:metrics-$1" "$2"; }
 leader_id() { rc_ GET "br2k:{$SVC}:leader" | cut -d' ' -f1; }
 leader_epoch() { rc_ GET "br2k:{$SVC}:leader" | cut -d' ' -f2; }

@@ -686,10 +686,32 @@ function checkBr2k(overlay, docs, find, W) {
 
     // endpoints name Services / the Kafka cluster of this rendering
     const redis = envValue(docs, wc, 'BR2K_REDIS') || '';
-    const rsvc = find('Service', redis.split(':')[0].split('.')[0]);
+    // HOST:PORT of a Service, or sentinel://POD.SERVICE:26379,.../NAME:
+    // Sentinels in the pods of a headless Service (issue 16, I9)
+    const sentinel = /^sentinel:\/\/([^/]+)\/[A-Za-z0-9_.-]+$/.exec(redis);
+    const rhosts = sentinel ? sentinel[1].split(',') : [redis];
+    const svcOf = (h) => {
+        const labels = h.split(':')[0].split('.');
+        return find('Service', labels[0]) || (sentinel && labels.length > 1 ? find('Service', labels[1]) : null);
+    };
+    const rsvc = svcOf(rhosts[0]);
     if (!rsvc) W(worker, `BR2K_REDIS ${redis} is not a Service of the overlay`);
+    for (const h of rhosts.slice(1))
+        if (svcOf(h) !== rsvc) W(worker, `BR2K_REDIS: ${h} is not in the Service of ${rhosts[0]}`);
     const rsts = docs.find((d) => d.kind === 'StatefulSet' && rsvc && labelsMatch(rsvc.spec.selector, d.spec.template.metadata.labels));
     if (rsvc && !rsts) W(rsvc, 'selects no Redis StatefulSet');
+    if (rsts && sentinel) {
+        const n = rsts.spec.replicas || 1;
+        if (n < 3) W(rsts, `Redis with Sentinel needs 3 pods (a quorum of 2 survives one), not ${n}`);
+        if (rhosts.length !== n) W(worker, `BR2K_REDIS names ${rhosts.length} Sentinels for ${n} Redis pods`);
+        const sc = rsts.spec.template.spec.containers.find((c) => [...(c.command || []), ...(c.args || [])].join(' ').includes('redis-sentinel'));
+        if (!sc) W(rsts, 'BR2K_REDIS is sentinel:// but no container runs redis-sentinel');
+        const port = rhosts[0].split(':')[1] || '26379';
+        if (sc && !(sc.ports || []).some((p) => String(p.containerPort) === port)) W(rsts, `container ${sc.name} does not expose the Sentinels' port ${port}`);
+        if (rsvc.spec.clusterIP !== 'None') W(rsvc, 'the Sentinels are reached by pod name: the Service must be headless');
+        const a = [...(main(rsts).command || []), ...(main(rsts).args || [])].map(String).join(' ');
+        if (!/--min-replicas-to-write 1\b/.test(a)) W(rsts, 'Redis with replicas must run with --min-replicas-to-write 1');
+    }
     if (rsts) {
         const a = [...(main(rsts).command || []), ...(main(rsts).args || [])].map(String).join(' ');
         if (!/--appendonly yes\b/.test(a) || !/--appendfsync always\b/.test(a))

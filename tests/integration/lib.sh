@@ -66,12 +66,92 @@ redis_server() {
     wait_for 20 redis_pong "$1" || fail "redis-server '$2' did not start on port $1"
 }
 
-# start_redis: sets REDIS_PORT, REDIS (HOST:PORT), REDIS_PID.
+# start_redis: sets REDIS_PORT, REDIS (HOST:PORT), REDIS_PID. With
+# BR2K_TEST_REDIS=ha: start_redis_ha instead (REDIS is then a sentinel://
+# address, REDIS_PORT and REDIS_PID the first primary's).
+REDIS_MODE=${BR2K_TEST_REDIS:-single}
+case $REDIS_MODE in single | ha) ;; *) echo "BR2K_TEST_REDIS: unknown mode '$REDIS_MODE' (single or ha)" >&2; exit 2 ;; esac
 start_redis() {
+    if [ "$REDIS_MODE" = ha ]; then
+        start_redis_ha
+        return
+    fi
     REDIS_PORT=$(free_port)
     redis_server "$REDIS_PORT" redis
     REDIS_PID=$REDIS_SPAWNED
     REDIS=127.0.0.1:$REDIS_PORT
+}
+
+# ---- Redis with replicas and Sentinel (BR2K_TEST_REDIS=ha, chaos redis-*) ----
+# The primary's name the Sentinels monitor.
+HA_NAME=br2k
+declare -A HA_PID # port -> PID of each redis-server of the set
+HA_PORTS=() SENT_PORTS=() SENT_PIDS=()
+
+# ha_node PORT NAME [PRIMARY-PORT]: a redis-server of the set (AOF,
+# appendfsync always; a write needs one replica: min-replicas-to-write 1,
+# replicas lagging > 2 s do not count), a replica of PRIMARY-PORT if given
+ha_node() {
+    local port=$1 name=$2 of=()
+    [ -z "${3:-}" ] || of=(--replicaof 127.0.0.1 "$3")
+    mkdir -p "$T/$name"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$T/$name" --appendonly yes \
+        --appendfsync always --save "" --daemonize no --min-replicas-to-write 1 \
+        --min-replicas-max-lag 2 --repl-timeout 5 --repl-diskless-sync-delay 0 "${of[@]}" >>"$T/$name.log" 2>&1 &
+    HA_PID[$port]=$!; PIDS+=("$!")
+    wait_for 20 redis_pong "$port" || fail "redis-server '$name' did not start on port $port"
+}
+
+# start_redis_ha: one primary, two replicas, three Sentinels
+# (down-after-milliseconds 1000); sets REDIS=sentinel://.../br2k,
+# REDIS_PORT/REDIS_PID (the first primary), HA_PORTS, SENT_PORTS.
+start_redis_ha() {
+    local i p s
+    for i in 0 1 2; do HA_PORTS+=("$(free_port)"); done
+    ha_node "${HA_PORTS[0]}" redis0
+    for i in 1 2; do ha_node "${HA_PORTS[i]}" "redis$i" "${HA_PORTS[0]}"; done
+    synced() { [ "$(redis-cli -p "${HA_PORTS[0]}" INFO replication | tr -d '\r' | grep -c '^slave[0-9]*:.*state=online')" = 2 ]; }
+    wait_for 30 synced || fail "the replicas did not sync with the primary"
+    REDIS=sentinel://
+    for i in 0 1 2; do
+        s=$(free_port); SENT_PORTS+=("$s")
+        mkdir -p "$T/sentinel$i"
+        cat >"$T/sentinel$i/sentinel.conf" <<SENTINEL
+port $s
+bind 127.0.0.1
+dir $T/sentinel$i
+sentinel monitor $HA_NAME 127.0.0.1 ${HA_PORTS[0]} 2
+sentinel down-after-milliseconds $HA_NAME 1000
+sentinel failover-timeout $HA_NAME 10000
+sentinel parallel-syncs $HA_NAME 2
+SENTINEL
+        redis-sentinel "$T/sentinel$i/sentinel.conf" >>"$T/sentinel$i.log" 2>&1 &
+        SENT_PIDS+=("$!"); PIDS+=("$!")
+        [ "$i" = 0 ] || REDIS+=,
+        REDIS+=127.0.0.1:$s
+    done
+    REDIS+=/$HA_NAME
+    for s in "${SENT_PORTS[@]}"; do
+        # every Sentinel knows both replicas and the two other Sentinels
+        knows() { redis-cli -p "$1" SENTINEL master "$HA_NAME" 2>/dev/null | tr -d '\r' |
+            awk 'p == "num-slaves" && $0 == 2 {a = 1} p == "num-other-sentinels" && $0 == 2 {b = 1} {p = $0} END {exit !(a && b)}'; }
+        wait_for 30 knows "$s" || fail "Sentinel on port $s did not discover the set"
+    done
+    REDIS_PORT=${HA_PORTS[0]}
+    REDIS_PID=${HA_PID[$REDIS_PORT]}
+    p=$(redis_port); [ "$p" = "$REDIS_PORT" ] || fail "the Sentinels name port $p as primary, not $REDIS_PORT"
+}
+
+# redis_port: the port of the Redis to use now: the single server, or the
+# primary the Sentinels name (asked in turn)
+redis_port() {
+    if [ "$REDIS_MODE" != ha ] && [ "${#SENT_PORTS[@]}" = 0 ]; then echo "$REDIS_PORT"; return; fi
+    local s a
+    for s in "${SENT_PORTS[@]}"; do
+        a=$(redis-cli -p "$s" SENTINEL get-master-addr-by-name "$HA_NAME" 2>/dev/null | tail -1)
+        [[ $a =~ ^[0-9]+$ ]] && { echo "$a"; return; }
+    done
+    echo "$REDIS_PORT"
 }
 
 # The request log's back end: BR2K_TEST_LOG=kafka (default: br2k-devkafka) or

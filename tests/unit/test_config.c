@@ -128,6 +128,64 @@ static void test_redis_addr(void) {
     CHECK_INT(bk_redis_parse_addr("h:12x", host, sizeof(host), &port, &e), BK_ERR);
     CHECK_INT(bk_redis_parse_addr(":80", host, sizeof(host), &port, &e), BK_ERR);
     CHECK_STR(e.msg, "invalid Redis address ':80': expected HOST:PORT");
+    CHECK_INT(bk_redis_parse_addr("sentinel://h:1/m", host, sizeof(host), &port, &e),
+              BK_ERR);
+    CHECK_STR(e.msg, "invalid Redis address 'sentinel://h:1/m': a single HOST:PORT is "
+                     "needed here");
+}
+
+static void test_redis_sentinel_addr(void) {
+    bk_redis_addr a;
+    bk_err e;
+    CHECK_INT(bk_redis_addr_parse("sentinel://10.0.0.1:26379,s2,s3:26381/br2k", &a, &e),
+              BK_OK);
+    CHECK_INT(a.sentinel, 1);
+    CHECK_INT(a.nnodes, 3);
+    CHECK_STR(a.nodes[0].host, "10.0.0.1");
+    CHECK_INT(a.nodes[0].port, 26379);
+    CHECK_STR(a.nodes[1].host, "s2");
+    CHECK_INT(a.nodes[1].port, 6379);
+    CHECK_STR(a.nodes[2].host, "s3");
+    CHECK_INT(a.nodes[2].port, 26381);
+    CHECK_STR(a.name, "br2k");
+    CHECK_INT(bk_redis_addr_parse("sentinel://h:1/m/", &a, &e), BK_OK);
+    CHECK_STR(a.name, "m");
+    CHECK_INT(bk_redis_addr_parse("redis://127.0.0.1:7000", &a, &e), BK_OK);
+    CHECK_INT(a.sentinel, 0);
+    CHECK_INT(a.nnodes, 1);
+    CHECK_INT(a.nodes[0].port, 7000);
+    CHECK_INT(bk_redis_addr_parse("sentinel://h:1", &a, &e), BK_ERR);
+    CHECK_STR(e.msg, "invalid Redis address 'sentinel://h:1': expected "
+                     "sentinel://HOST:PORT[,HOST:PORT...]/PRIMARY-NAME");
+    CHECK_INT(bk_redis_addr_parse("sentinel://h:1/", &a, &e), BK_ERR);
+    CHECK_INT(bk_redis_addr_parse("sentinel:///m", &a, &e), BK_ERR);
+    CHECK_INT(bk_redis_addr_parse("sentinel://h:1,/m", &a, &e), BK_ERR);
+    CHECK_STR(e.msg, "invalid Redis address 'sentinel://h:1,/m': expected HOST:PORT");
+    CHECK_INT(bk_redis_addr_parse("sentinel://h:1,,h:2/m", &a, &e), BK_ERR);
+    CHECK_INT(bk_redis_addr_parse("sentinel://h:99999/m", &a, &e), BK_ERR);
+    CHECK_STR(e.msg, "invalid Redis address 'sentinel://h:99999/m': expected a port from "
+                     "1 to 65535");
+    CHECK_INT(bk_redis_addr_parse("sentinel://h:1/a/b", &a, &e), BK_ERR);
+    CHECK_STR(
+        e.msg,
+        "invalid Redis address 'sentinel://h:1/a/b': bad primary name after the '/'");
+    CHECK_INT(bk_redis_addr_parse("sentinel://a,b,c,d,e,f,g,h,i/m", &a, &e), BK_ERR);
+    CHECK_STR(e.msg, "invalid Redis address 'sentinel://a,b,c,d,e,f,g,h,i/m': more than "
+                     "8 Sentinels");
+    CHECK_INT(bk_redis_addr_parse("", &a, &e), BK_ERR);
+    /* credentials: never from the address; a bad setting is one clear error */
+    setenv("BR2K_REDIS_PASSWORD", "x", 1);
+    setenv("BR2K_REDIS_PASSWORD_FILE", "/nonexistent", 1);
+    CHECK(bk_redis_connect("127.0.0.1:1", 100, &e) == NULL, "connect refused");
+    CHECK_STR(e.msg, "both BR2K_REDIS_PASSWORD and BR2K_REDIS_PASSWORD_FILE are set");
+    unsetenv("BR2K_REDIS_PASSWORD");
+    CHECK(bk_redis_connect("127.0.0.1:1", 100, &e) == NULL, "connect refused");
+    CHECK_STR(e.msg, "cannot read BR2K_REDIS_PASSWORD_FILE '/nonexistent'");
+    unsetenv("BR2K_REDIS_PASSWORD_FILE");
+    setenv("BR2K_REDIS_WAIT_REPLICAS", "x", 1);
+    CHECK(bk_redis_new("127.0.0.1:1", 100, &e) == NULL, "new refused");
+    CHECK_STR(e.msg, "invalid BR2K_REDIS_WAIT_REPLICAS 'x': expected 0 to 16");
+    unsetenv("BR2K_REDIS_WAIT_REPLICAS");
 }
 
 static void test_kafka_conf(void) {
@@ -160,6 +218,7 @@ int main(void) {
     test_errors_name_key_and_value();
     test_err();
     test_redis_addr();
+    test_redis_sentinel_addr();
     test_kafka_conf();
     bk_cfg_release(&cfg);
     return check_done();

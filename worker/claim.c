@@ -1,0 +1,164 @@
+/* claim.c - the leader's claim of its fencing token in the log (I9).
+ *
+ * With Redis replicas, a failover may promote a replica that missed the
+ * last INCR of the epoch: the next take could hand out a token that a
+ * leader already holds. The log cannot roll back (I1), so a new leader
+ * anchors its token there: it appends an empty record with the header
+ * br2k-claim "<id> <epoch>" and makes no fenced write (commit, SV/SSV,
+ * backup phase, external effects) until it has applied the log up to its
+ * claim. Every worker reads every claim in log order, deterministically:
+ * a claim counts only when its epoch is above every epoch claimed before
+ * it (max_claim, kept in <state>/worker.claim); a leader whose own claim
+ * does not count steps down, and so does a leader that reads another
+ * worker's claim of its epoch or a higher one. A take asks for an epoch
+ * above max_claim (bk_lease_take_above), so the next token is new. Two
+ * workers with the same epoch number: the log orders their claims, the
+ * later one does not count, and only the first one's holder writes with
+ * that token (until it reads the later claim, then it steps down too).
+ *
+ * On one Redis server (no replicas) the epoch cannot roll back: no claim is
+ * appended and a new leader writes at once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "worker_int.h"
+
+/* worker.claim: "<max_claim>\n", written and synced before LPI covers the
+ * claim that raised it. */
+static int store(worker *w, bk_err *e) {
+    char tmp[4200], buf[32];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", w->claim_path);
+    int n = snprintf(buf, sizeof(buf), "%" PRId64 "\n", w->max_claim);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return bk_err_set(e, BK_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    int ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, w->claim_path) != 0)
+        return bk_err_set(e, BK_E_IO, "cannot write '%s': %s", w->claim_path,
+                          strerror(errno));
+    return BK_OK;
+}
+
+int wk_claim_init(worker *w, bk_err *e) {
+    /* BR2K_TEST_NO_CLAIMS=1: tests only, the chaos test's proof that it
+     * can fail (tests/chaos/selfcheck_i9.sh) */
+    const char *off = getenv("BR2K_TEST_NO_CLAIMS");
+    w->claim_on =
+        bk_redis_wait_needed(w->rm) > 0 && !(off != NULL && strcmp(off, "1") == 0);
+    if (!w->claim_on && off != NULL && strcmp(off, "1") == 0)
+        BK_WARN("BR2K_TEST_NO_CLAIMS: leaders do not claim their token (I9 off)");
+    w->claim_off = -1;
+    w->claimed = 0;
+    w->max_claim = 0;
+    if ((size_t)snprintf(w->claim_path, sizeof(w->claim_path), "%s/worker.claim",
+                         w->o->state_dir) >= sizeof(w->claim_path))
+        return bk_err_set(e, BK_E_INVAL, "state directory '%s' is too long",
+                          w->o->state_dir);
+    FILE *f = fopen(w->claim_path, "r");
+    if (f != NULL) {
+        long long v = 0;
+        int got = fscanf(f, "%lld", &v);
+        fclose(f);
+        if (got != 1 || v < 0)
+            return bk_err_set(e, BK_E_STATE, "'%s' does not hold an epoch",
+                              w->claim_path);
+        w->max_claim = v;
+    }
+    pthread_mutex_lock(&w->s.mu);
+    w->s.take_epoch_min = w->max_claim;
+    pthread_mutex_unlock(&w->s.mu);
+    return BK_OK;
+}
+
+/* Give the lease up: step down and take again above max_claim. */
+static void give_up(worker *w, const char *why) {
+    int64_t ep = w->epoch;
+    wk_step_down(w, why);
+    bk_lease_release(w->rm, w->o->service, w->o->id, ep, NULL);
+}
+
+void wk_claim_append(worker *w) {
+    w->claim_off = -1;
+    w->claimed = !w->claim_on;
+    if (!w->claim_on)
+        return;
+    char v[BK_ID_MAX + 32];
+    int n = snprintf(v, sizeof(v), "%s %" PRId64, w->o->id, w->epoch);
+    bk_rlog_header h = {BK_RLOG_H_CLAIM, v, (size_t)n};
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t off = -1;
+    if (bk_rlog_append_sync(w->log, "", 0, "", 0, &h, 1, &off, &e) != BK_OK) {
+        char why[sizeof(e.msg) + 64];
+        snprintf(why, sizeof(why), "cannot append the claim of the token: %s", e.msg);
+        give_up(w, why);
+        return;
+    }
+    w->claim_off = off;
+    BK_INFO("claimed epoch %" PRId64 " at log offset %" PRId64
+            "; no fenced write until it is read back (I9)",
+            w->epoch, off);
+}
+
+int wk_claim_seen(worker *w, const bk_rlog_rec *r, bk_err *e) {
+    const void *v = NULL;
+    size_t len = 0;
+    if (bk_rlog_rec_header(r, BK_RLOG_H_CLAIM, &v, &len, NULL) != BK_OK)
+        return BK_OK;
+    char buf[BK_ID_MAX + 32], id[BK_ID_MAX + 1];
+    long long ep = 0;
+    if (len == 0 || len >= sizeof(buf))
+        len = 0;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    char fmt[32];
+    snprintf(fmt, sizeof(fmt), "%%%ds %%lld", BK_ID_MAX);
+    if (len == 0 || sscanf(buf, fmt, id, &ep) != 2 || ep <= 0) {
+        BK_WARN("record %" PRId64
+                ": a malformed claim '%s' (ignored, like every replica)",
+                r->offset, buf);
+        return BK_OK;
+    }
+    int counts = ep > w->max_claim;
+    int64_t before = w->max_claim;
+    if (counts) {
+        w->max_claim = ep;
+        if (store(w, e) != BK_OK)
+            return BK_ERR;
+        pthread_mutex_lock(&w->s.mu);
+        w->s.take_epoch_min = w->max_claim;
+        pthread_mutex_unlock(&w->s.mu);
+    }
+    if (w->role != R_LEADER)
+        return BK_OK;
+    int own = strcmp(id, w->o->id) == 0 && ep == w->epoch;
+    char why[256];
+    if (own && r->offset == w->claim_off) {
+        if (counts) {
+            w->claimed = 1;
+            BK_INFO("claim of epoch %lld read back at offset %" PRId64 ": leading (I9)",
+                    ep, r->offset);
+        } else {
+            snprintf(why, sizeof(why),
+                     "our claim of epoch %lld at offset %" PRId64
+                     " does not count: epoch %" PRId64
+                     " was claimed before it (a Redis failover lost the epoch, I9)",
+                     ep, r->offset, before);
+            give_up(w, why);
+        }
+    } else if (!own && ep >= w->epoch) {
+        snprintf(why, sizeof(why),
+                 "'%s' claimed epoch %lld at offset %" PRId64 " (ours is %" PRId64
+                 ", I9)",
+                 id, ep, r->offset, w->epoch);
+        give_up(w, why);
+    }
+    return BK_OK;
+}
