@@ -75,3 +75,25 @@ op verify --json --timeout-ms 20000 >"$T/verify.json" || fail "verify as operato
 jq -e '.consistent and .lpi == 0' "$T/verify.json" >/dev/null || fail "verify: $(cat "$T/verify.json")"
 grep -l "NOPERM" "$T"/w*.log "$T"/gateway-g1.log 2>/dev/null && fail "a part was refused: $(grep -h NOPERM "$T"/*.log | head -3)"
 pass "workers, gateway and operator run under their own users: a registration through the gateway, replicas consistent"
+
+# the local stack with ACLs (deploy/local/stack up --acl): every part under
+# its own user; `stack env` gives the operator's read-only user
+STACK=$SRC/deploy/local/stack
+export BR2K_BUILD_DIR=$BUILD
+trap 'rc=$?; set +e; "$STACK" down --dir "$T/s" >/dev/null 2>&1 || true; (exit $rc); cleanup' EXIT
+"$STACK" up --dir "$T/s" --acl --service aclstack >"$T/up.log" 2>&1 || fail "stack up --acl: $(tail -3 "$T/up.log")"
+(
+    eval "$("$STACK" env --dir "$T/s")"
+    [ "$BR2K_REDIS_USER" = operator ] || fail "stack env: user '$BR2K_REDIS_USER'"
+    KEY=$(cat "$T/s/keys/owner.key")
+    wait_for 30 "$BIN/br2k" status || fail "status as operator"
+    got=$(post "$BR2K_GATEWAY" "$(signed acl 2 register '{"attrs":{"name":"Stack"}}')" --url-query wait_ms=20000)
+    [ "$got" = 200 ] && jq -e '.status == "ok"' "$T/body" >/dev/null || fail "stack gateway: HTTP $got $(cat "$T/body")"
+    "$BIN/br2k" verify >/dev/null || fail "verify as operator"
+    rc=0; "$BIN/br2k" backup now --wait 30 >"$T/bn.out" 2>&1 || rc=$?
+    [ "$rc" = 2 ] && grep -q NOPERM "$T/bn.out" || fail "the operator could request a backup: rc $rc $(cat "$T/bn.out")"
+    BR2K_REDIS_USER=backupd BR2K_REDIS_PASSWORD_FILE=$T/s/acl/backupd.pass "$BIN/br2k" backup now --wait 60 >"$T/bn.out" 2>&1 ||
+        fail "backup now as backupd: $(cat "$T/bn.out")"
+)
+grep -l NOPERM "$T"/s/logs/*.log 2>/dev/null && fail "a part of the stack was refused: $(grep -h NOPERM "$T"/s/logs/*.log | head -3)"
+pass "stack up --acl: every part under its own user; a registration through the gateway, verify as the read-only operator (who may not request a backup), a backup requested as backupd and taken"
