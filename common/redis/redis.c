@@ -123,42 +123,47 @@ typedef struct {
     int have; /* a password is set */
 } creds;
 
-/* From <prefix>_USER, <prefix>_PASSWORD or <prefix>_PASSWORD_FILE. */
-static int load_creds(const char *prefix, creds *c, bk_err *e) {
-    char name[64];
+/* The environment a connection's credentials come from: the user, the
+ * password, or a file whose first line is the password (never a command
+ * line). Spelled out, so that a reader (and tests/integration/k8s_check.js)
+ * finds every name. */
+typedef struct {
+    const char *user, *password, *password_file;
+} creds_env;
+static const creds_env REDIS_ENV = {"BR2K_REDIS_USER", "BR2K_REDIS_PASSWORD",
+                                    "BR2K_REDIS_PASSWORD_FILE"};
+static const creds_env SENTINEL_ENV = {"BR2K_SENTINEL_USER", "BR2K_SENTINEL_PASSWORD",
+                                       "BR2K_SENTINEL_PASSWORD_FILE"};
+
+static int load_creds(const creds_env *n, creds *c, bk_err *e) {
     memset(c, 0, sizeof(*c));
-    snprintf(name, sizeof(name), "%s_USER", prefix);
-    const char *u = getenv(name);
-    snprintf(name, sizeof(name), "%s_PASSWORD", prefix);
-    const char *pw = getenv(name);
-    snprintf(name, sizeof(name), "%s_PASSWORD_FILE", prefix);
-    const char *pf = getenv(name);
+    const char *u = getenv(n->user);
+    const char *pw = getenv(n->password);
+    const char *pf = getenv(n->password_file);
     if (u != NULL && u[0] != '\0')
         snprintf(c->user, sizeof(c->user), "%s", u);
     if (pw != NULL && pw[0] != '\0' && pf != NULL && pf[0] != '\0')
-        return bk_err_set(e, BK_E_INVAL, "both %s_PASSWORD and %s_PASSWORD_FILE are set",
-                          prefix, prefix);
+        return bk_err_set(e, BK_E_INVAL, "both %s and %s are set", n->password,
+                          n->password_file);
     if (pw != NULL && pw[0] != '\0') {
         if (strlen(pw) >= sizeof(c->pass))
-            return bk_err_set(e, BK_E_INVAL, "%s_PASSWORD is too long", prefix);
+            return bk_err_set(e, BK_E_INVAL, "%s is too long", n->password);
         snprintf(c->pass, sizeof(c->pass), "%s", pw);
         c->have = 1;
     } else if (pf != NULL && pf[0] != '\0') {
         FILE *f = fopen(pf, "r");
         if (f == NULL)
-            return bk_err_set(e, BK_E_IO, "cannot read %s_PASSWORD_FILE '%s'", prefix,
-                              pf);
+            return bk_err_set(e, BK_E_IO, "cannot read %s '%s'", n->password_file, pf);
         if (fgets(c->pass, sizeof(c->pass), f) == NULL)
             c->pass[0] = '\0';
         fclose(f);
         c->pass[strcspn(c->pass, "\r\n")] = '\0';
         if (c->pass[0] == '\0')
-            return bk_err_set(e, BK_E_INVAL, "%s_PASSWORD_FILE '%s' is empty", prefix,
-                              pf);
+            return bk_err_set(e, BK_E_INVAL, "%s '%s' is empty", n->password_file, pf);
         c->have = 1;
     }
     if (c->user[0] != '\0' && !c->have)
-        return bk_err_set(e, BK_E_INVAL, "%s_USER is set without a password", prefix);
+        return bk_err_set(e, BK_E_INVAL, "%s is set without a password", n->user);
     return BK_OK;
 }
 
@@ -256,7 +261,7 @@ static int is_primary(redisContext *c, bk_err *e, const bk_redis_node *n) {
 static redisContext *connect_addr(const bk_redis_addr *a, int timeout_ms, int *first,
                                   char *where, size_t wsize, bk_err *e) {
     creds rc;
-    if (load_creds("BR2K_REDIS", &rc, e) != BK_OK)
+    if (load_creds(&REDIS_ENV, &rc, e) != BK_OK)
         return NULL;
     if (!a->sentinel) {
         redisContext *c = connect_node("Redis", &a->nodes[0], timeout_ms, &rc, e);
@@ -265,7 +270,7 @@ static redisContext *connect_addr(const bk_redis_addr *a, int timeout_ms, int *f
         return c;
     }
     creds sc;
-    if (load_creds("BR2K_SENTINEL", &sc, e) != BK_OK)
+    if (load_creds(&SENTINEL_ENV, &sc, e) != BK_OK)
         return NULL;
     bk_err last;
     bk_err_clear(&last);

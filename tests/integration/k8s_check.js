@@ -269,6 +269,10 @@ const GETENV = {
     'br2k-gateway': [],
     br2k: ['BR2K_SERVICE_KEY', 'BR2K_SERVICE_KEY_FILE'],
 };
+// every program connects to Redis through common/redis, which reads its ACL
+// user and password (deploy/redis/acl) from the environment
+for (const b of Object.keys(GETENV))
+    GETENV[b].push('BR2K_REDIS_USER', 'BR2K_REDIS_PASSWORD', 'BR2K_REDIS_PASSWORD_FILE');
 
 function cSources() {
     let all = '';
