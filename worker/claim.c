@@ -77,6 +77,22 @@ int wk_claim_init(worker *w, bk_err *e) {
     return BK_OK;
 }
 
+/* After a restore: the claims before the backup's cut are not in the log
+ * this worker will read, but none counted above the epoch the backup ran
+ * under (the cut's leader held the last counting claim), so that epoch is
+ * the floor (a wiped worker would otherwise start from 0 and could take a
+ * token a failover handed out again). */
+int wk_claim_floor(worker *w, int64_t epoch, bk_err *e) {
+    if (epoch <= w->max_claim)
+        return BK_OK;
+    w->max_claim = epoch;
+    pthread_mutex_lock(&w->s.mu);
+    if (w->s.take_epoch_min < epoch)
+        w->s.take_epoch_min = epoch;
+    pthread_mutex_unlock(&w->s.mu);
+    return store(w, e);
+}
+
 /* Give the lease up: step down and take again above max_claim. */
 static void give_up(worker *w, const char *why) {
     int64_t ep = w->epoch;

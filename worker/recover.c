@@ -166,6 +166,8 @@ int wk_recover(worker *w, int fresh, bk_err *e) {
     rc = reset_position(w, out.cut, out.record_digest, e);
     if (rc != BK_EXIT_OK)
         return rc;
+    if (wk_claim_floor(w, out.epoch, e) != BK_OK)
+        return BK_EXIT_ERROR;
     int64_t now = 0;
     bk_err se;
     bk_err_clear(&se);

@@ -120,6 +120,7 @@ static int try_version(const bk_recover_args *a, bk_rpc *rpc, const uint8_t reg[
         memcpy(out->state_digest, got, sizeof(got));
         out->bytes = (uint64_t)size;
         out->log_first = first;
+        out->epoch = (int64_t)json_integer_value(json_object_get(log, "epoch"));
     }
     free(plain);
     json_decref(log);

@@ -45,6 +45,7 @@ typedef struct bk_recovered {
     char state_digest[65];  /* of the restored state, checked against the log */
     uint64_t bytes;         /* the state object's size */
     int64_t log_first;      /* the log's first offset when checked */
+    int64_t epoch;          /* the leader's fencing token the backup ran under */
 } bk_recovered;
 
 /* Restore the latest backup whose log decrypts, whose object reads back

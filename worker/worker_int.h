@@ -169,6 +169,7 @@ void wk_check_stall(worker *w, int64_t ssi);
 
 /* claim.c: the claim of the token in the log (I9) */
 int wk_claim_init(worker *w, bk_err *e);
+int wk_claim_floor(worker *w, int64_t epoch, bk_err *e);
 void wk_claim_append(worker *w);
 int wk_claim_seen(worker *w, const bk_rlog_rec *r, bk_err *e);
 

@@ -29,7 +29,7 @@ n=0
 load() { # load COUNT: COUNT signed registrations from a fresh client prefix
     n=$((n + 1))
     "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count "$1" \
-        --prefix "c$n" >"$T/load$n.out" 2>&1 || fail "load $n: $(tail -3 "$T/load$n.out")"
+        --prefix "c$n.$BASHPID" >"$T/load$n.out" 2>&1 || fail "load $n: $(tail -3 "$T/load$n.out")"
 }
 ssi() { rc_ GET "br2k:{$SVC}:SSI"; }
 all_at() { at "$(ssi)" "$@"; }

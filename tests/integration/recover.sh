@@ -34,7 +34,7 @@ n=0
 load() { # load COUNT: COUNT signed registrations from a fresh client prefix
     n=$((n + 1))
     "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count "$1" \
-        --prefix "c$n" >"$T/load$n.out" 2>&1 || fail "load $n: $(tail -3 "$T/load$n.out")"
+        --prefix "c$n.$BASHPID" >"$T/load$n.out" 2>&1 || fail "load $n: $(tail -3 "$T/load$n.out")"
 }
 ssi() { rc_ GET "br2k:{$SVC}:SSI"; }
 all_at() { # all_at ID...: each at SSI with the same digest
@@ -143,7 +143,7 @@ s0=$(ssi)
 # unpaced load can be over before the cut on a busy machine
 n=$((n + 1))
 "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count 1500 --rate 400 \
-    --prefix "c$n" >"$T/load$n.out" 2>&1 &
+    --prefix "c$n.$BASHPID" >"$T/load$n.out" 2>&1 &
 lp=$!
 ssi_above() { [ "$(ssi)" -gt "$1" ]; }
 wait_for 30 ssi_above $((s0 + 100)) || fail "the load did not start"
