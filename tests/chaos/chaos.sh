@@ -748,7 +748,7 @@ fi
 # chain of archives holds
 if [ "$SCENARIO" = main ]; then
     BR2K_SERVICE_KEY_FILE="$T/service.key" "$BIN/br2k" --eth-rpc "$ETH_RPC" --registry "$REG" \
-        history verify --json >"$T/history.json" 2>>"$T/history.log" ||
+        history verify --app "$APP" --json >"$T/history.json" 2>>"$T/history.log" ||
         fail "br2k history verify: $(jq -r .error "$T/history.json" 2>/dev/null || cat "$T/history.log")"
     log "br2k history verify: versions 2..$(jq .to "$T/history.json"), $(jq .records "$T/history.json") records replayed from genesis ($(jq '.records_per_s | floor' "$T/history.json") records/s)"
 fi
