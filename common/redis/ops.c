@@ -579,16 +579,16 @@ int bk_backup_now_request(bk_redis *r, const char *svc, bk_err *e) {
 
 /* ---- non-fenced writes ---- */
 
-int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err *e) {
-    KEYBUF(k);
-    if (bk_key_ssi(k, sizeof(k), svc, e))
-        return BK_ERR;
+/* Raise `target` to v if higher, not fenced (bk_lua_raise); *now (may be
+ * NULL) gets its value after; `what` names the action in an error. */
+static int raise_to(bk_redis *r, const char *target, int64_t v, int64_t *now,
+                    const char *what, bk_err *e) {
     char a_v[24];
     snprintf(a_v, sizeof(a_v), "%" PRId64, v);
-    const char *keys[] = {k}, *args[] = {a_v};
+    const char *keys[] = {target}, *args[] = {a_v};
     redisReply *rep = run(r, &bk_lua_raise, 1, keys, 1, args, e);
     if (rep == NULL)
-        return bk_err_prefix(e, "cannot restore '%s'", k);
+        return bk_err_prefix(e, "cannot %s '%s'", what, target);
     int64_t x = 0;
     if (reply_i64(rep, &x, e) != BK_OK)
         return BK_ERR;
@@ -597,23 +597,19 @@ int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err
     return BK_OK;
 }
 
+int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err *e) {
+    KEYBUF(k);
+    if (bk_key_ssi(k, sizeof(k), svc, e))
+        return BK_ERR;
+    return raise_to(r, k, v, now, "restore", e);
+}
+
 int bk_ssv_raise(bk_redis *r, const char *svc, const char *id, int64_t v, int64_t *now,
                  bk_err *e) {
     KEYBUF(k);
     if (bk_key_ssv(k, sizeof(k), svc, id, e))
         return BK_ERR;
-    char a_v[24];
-    snprintf(a_v, sizeof(a_v), "%" PRId64, v);
-    const char *keys[] = {k}, *args[] = {a_v};
-    redisReply *rep = run(r, &bk_lua_raise, 1, keys, 1, args, e);
-    if (rep == NULL)
-        return bk_err_prefix(e, "cannot raise '%s'", k);
-    int64_t x = 0;
-    if (reply_i64(rep, &x, e) != BK_OK)
-        return BK_ERR;
-    if (now != NULL)
-        *now = x;
-    return BK_OK;
+    return raise_to(r, k, v, now, "raise", e);
 }
 
 static int setnx1(bk_redis *r, const char *k, bk_err *e) {
