@@ -138,8 +138,7 @@ static int open_state(worker *w, bk_err *e) {
                             " but the application state is at %" PRId64,
                             w->pos_path, w->pos.lpi, app_lpi);
     }
-    if (exists)
-        wk_load_held(w);
+    wk_load_held(w); /* and zeros to write its frames over (worker.h) */
     return BK_EXIT_OK;
 }
 
