@@ -12,8 +12,8 @@
  *               read in one script that checks the phase is still "held E
  *               C") are read
  *   3 phase     backup-req (storage, public key, version) and phase
- *               "snapshot E C": followers pause, the leader forks its
- *               snapshot process and resumes (the hold ends here)
+ *               "snapshot E C": the leader forks its snapshot process
+ *               and resumes (the hold ends here); followers never pause
  *   4 snapshot  check that no external key was missed; wait for
  *               backup-report; read the object back and check its SHA-256;
  *               seal and store the store snapshot and the external state

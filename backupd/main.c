@@ -56,7 +56,7 @@ static bk_cfg_opt opts[] = {
     {"log-timeout-ms", BK_CFG_INT, "120000", 100, 86400000, NULL,
      "longest wait for the backup log to be confirmed on chain", NULL, 0, 0},
     {"phase-ttl-ms", BK_CFG_INT, "600000", 1000, 86400000, NULL,
-     "expiry of the backup phase after the snapshot request (followers stop pausing if "
+     "expiry of the backup phase after the snapshot request (the phase goes away if "
      "backupd dies)",
      NULL, 0, 0},
     {"poll-ms", BK_CFG_INT, "100", 5, 60000, NULL, "how often the triggers are checked",

@@ -12,9 +12,15 @@
  * "<time> subscribed" once the subscription is confirmed. Runs until
  * SIGTERM/SIGINT or until the connection drops (exit 2 then).
  *
- * Usage: br2k-bench-changes [--redis HOST:PORT] [--service NAME]
+ * With --lpi ID[,ID...] a second connection also reads the workers' LPI
+ * mirrors (`LPI-<id>`, written after each durable batch, at most every 50
+ * ms while busy) every 5 ms and prints "<time> lpi <id> <value>" when one
+ * changes: how long each follower stands still during a backup.
+ *
+ * Usage: br2k-bench-changes [--redis HOST:PORT] [--service NAME] [--lpi IDS]
  *        (defaults: BR2K_REDIS or 127.0.0.1:6379, BR2K_SERVICE or default) */
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +40,67 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+
+typedef struct poller {
+    char host[256];
+    int port;
+    char keys[16][300];
+    const char *ids[16];
+    char last[16][32];
+    int n;
+} poller;
+
+static void *poll_lpi(void *arg) {
+    poller *p = arg;
+    redisContext *c = redisConnect(p->host, p->port);
+    if (c == NULL || c->err) {
+        fprintf(stderr, "br2k-bench-changes: --lpi: cannot connect: %s\n",
+                c != NULL ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    while (!stop) {
+        for (int i = 0; i < p->n; i++)
+            redisAppendCommand(c, "GET %s", p->keys[i]);
+        for (int i = 0; i < p->n; i++) {
+            void *reply = NULL;
+            if (redisGetReply(c, &reply) != REDIS_OK) {
+                redisFree(c);
+                return NULL;
+            }
+            double t = now_ms();
+            redisReply *r = reply;
+            if (r->type == REDIS_REPLY_STRING && r->len < sizeof(p->last[i]) &&
+                (strlen(p->last[i]) != r->len || memcmp(p->last[i], r->str, r->len) != 0)) {
+                memcpy(p->last[i], r->str, r->len);
+                p->last[i][r->len] = '\0';
+                pthread_mutex_lock(&out_mu);
+                printf("%.3f lpi %s %s\n", t, p->ids[i], p->last[i]);
+                fflush(stdout);
+                pthread_mutex_unlock(&out_mu);
+            }
+            freeReplyObject(reply);
+        }
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    redisFree(c);
+    return NULL;
+}
+
 static void usage(FILE *f) {
-    fprintf(f, "Usage: br2k-bench-changes [--redis HOST:PORT] [--service NAME]\n"
+    fprintf(f, "Usage: br2k-bench-changes [--redis HOST:PORT] [--service NAME] [--lpi IDS]\n"
                "Print '<unix ms> <message>' for every message of the channel\n"
                "br2k:{NAME}:changes (defaults: BR2K_REDIS or 127.0.0.1:6379,\n"
-               "BR2K_SERVICE or default).\n");
+               "BR2K_SERVICE or default); with --lpi ID[,ID...] (at most 16) also\n"
+               "'<unix ms> lpi <id> <value>' when a worker's LPI mirror changes (read\n"
+               "every 5 ms).\n");
 }
 
 int main(int argc, char **argv) {
     const char *redis = getenv("BR2K_REDIS"), *service = getenv("BR2K_SERVICE");
+    char *lpi_ids = NULL;
     if (redis == NULL || redis[0] == '\0')
         redis = "127.0.0.1:6379";
     if (service == NULL || service[0] == '\0')
@@ -55,6 +113,8 @@ int main(int argc, char **argv) {
             redis = argv[++i];
         } else if (strcmp(argv[i], "--service") == 0 && i + 1 < argc) {
             service = argv[++i];
+        } else if (strcmp(argv[i], "--lpi") == 0 && i + 1 < argc) {
+            lpi_ids = argv[++i];
         } else {
             usage(stderr);
             return 2;
@@ -77,6 +137,23 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    static poller pl;
+    pthread_t pt;
+    int polling = 0;
+    if (lpi_ids != NULL) {
+        snprintf(pl.host, sizeof(pl.host), "%s", host);
+        pl.port = port;
+        for (char *save = NULL, *id = strtok_r(lpi_ids, ",", &save); id != NULL;
+             id = strtok_r(NULL, ",", &save)) {
+            if (pl.n == 16 || strlen(id) > 64) {
+                fprintf(stderr, "br2k-bench-changes: --lpi: at most 16 ids of at most 64 "
+                                "characters\n");
+                return 2;
+            }
+            pl.ids[pl.n] = id;
+            snprintf(pl.keys[pl.n++], sizeof(pl.keys[0]), "br2k:{%s}:LPI-%s", service, id);
+        }
+    }
     redisContext *c = redisConnect(host, port);
     if (c == NULL || c->err) {
         fprintf(stderr, "br2k-bench-changes: cannot connect to %s: %s\n", redis,
@@ -95,6 +172,8 @@ int main(int argc, char **argv) {
     freeReplyObject(r);
     printf("%.3f subscribed\n", now_ms());
     fflush(stdout);
+    if (pl.n > 0 && pthread_create(&pt, NULL, poll_lpi, &pl) == 0)
+        polling = 1;
     int rc = 0;
     while (!stop) {
         void *reply = NULL;
@@ -109,11 +188,16 @@ int main(int argc, char **argv) {
         redisReply *m = reply;
         if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
             m->element[2]->type == REDIS_REPLY_STRING) {
+            pthread_mutex_lock(&out_mu);
             printf("%.3f %.*s\n", t, (int)m->element[2]->len, m->element[2]->str);
             fflush(stdout);
+            pthread_mutex_unlock(&out_mu);
         }
         freeReplyObject(reply);
     }
+    stop = 1;
+    if (polling)
+        pthread_join(pt, NULL);
     redisFree(c);
     return rc;
 }

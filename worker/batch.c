@@ -246,6 +246,7 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         return bk_err_prefix(e, "cannot sync the application state");
     }
     int64_t lpi = recs[k - 1]->offset;
+    int64_t t_sync = bk_mono_ns();
     wk_q_drop(w, k); /* recs[] points into w->q: not used below */
     /* Look ahead: the records that are already here and may be applied
      * next get their in-flight mark in the same durable write that clears
@@ -260,18 +261,21 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             next_last = w->q[m - 1]->offset;
         }
     }
+    int64_t t_fill = bk_mono_ns();
     /* The leader's results not committed yet are durable before LPI covers
      * their records (worker.h: worker.held), so that a crash between here
      * and the commit does not leave LPI > SSI without them. */
     if (w->role == R_LEADER && (w->nheld > 0 || (w->job.busy && w->job.n > 0)) &&
         wk_store_held(w, lpi, e) != BK_OK)
         return BK_ERR;
+    int64_t t_held = bk_mono_ns();
     w->pos.lpi = lpi;
     memcpy(w->pos.digest, digest, 65);
     w->pos.inflight_first = next_first;
     w->pos.inflight_last = next_last;
     if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK)
         return BK_ERR;
+    int64_t t_pos = bk_mono_ns();
     if (w->crash_hook && w->role == R_LEADER) {
         /* tests only: die between the sync of the first leader batch and
          * its commit (tests/integration/core_stall.sh) */
@@ -293,10 +297,16 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         wk_commit_async(w);
     else if (w->role == R_LEADER)
         wk_flush_held(w);
+    /* the stages (bench/ reads them): durable = the application's sync +
+     * the look-ahead read + the held results + the position + the rest
+     * (LPI mirror, metrics); commit = the hand-over to the commit thread
+     * (waiting for the previous job) or the inline commit */
     BK_DEBUG("batch ..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
-             "commit %.2f ms",
+             "commit %.2f ms [sync %.2f read %.2f held %.2f pos %.2f rest %.2f]",
              w->pos.lpi, k, (double)ns / 1e6, (double)(t_durable - t_applied) / 1e6,
-             (double)(bk_mono_ns() - t_durable) / 1e6);
+             (double)(bk_mono_ns() - t_durable) / 1e6, (double)(t_sync - t_applied) / 1e6,
+             (double)(t_fill - t_sync) / 1e6, (double)(t_held - t_fill) / 1e6,
+             (double)(t_pos - t_held) / 1e6, (double)(t_durable - t_pos) / 1e6);
     if (w->q_rc != BK_EXIT_OK) { /* the look-ahead read failed */
         *e = re;
         return BK_ERR;

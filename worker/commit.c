@@ -332,21 +332,38 @@ void wk_commit_async(worker *w) {
     pthread_mutex_unlock(&w->s.mu);
 }
 
-/* Write the held results (all of them, up to LPI `upto`) to worker.held. */
+/* Make the held results durable for LPI `upto` (worker.held, worker.h):
+ * a frame with the results held since the last frame, or, when nothing
+ * is in flight (every earlier frame committed) or the file is full, a
+ * new generation with every result not committed. */
 int wk_store_held(worker *w, int64_t upto, bk_err *e) {
-    bk_held_rec stack[256] = {{0, NULL, NULL}}, *r = stack;
     size_t jn = w->job.busy ? w->job.n : 0, n = jn + w->nheld; /* h, n: main's */
-    if (n > 256 && (r = malloc(n * sizeof(*r))) == NULL)
+    int64_t base = jn ? w->job.h[0].offset : w->nheld ? w->held[0].offset : upto + 1;
+    size_t first = 0; /* w->held[first..]: not in a frame yet */
+    while (first < w->nheld && w->held[first].offset <= w->held_hi)
+        first++;
+    size_t bytes = 0;
+    for (size_t i = first; i < w->nheld; i++)
+        bytes += 64 + strlen(w->held[i].json) +
+                 (w->held[i].request_id ? strlen(w->held[i].request_id) : 0);
+    int restart = jn == 0 || w->hf.seq < 0 || w->hf.end + 128 + bytes > BK_HELD_SPACE;
+    if (restart)
+        first = 0;
+    size_t m = restart ? n : w->nheld - first;
+    bk_held_rec stack[256] = {{0, NULL, NULL}}, *r = stack;
+    if (m > 256 && (r = malloc(m * sizeof(*r))) == NULL)
         return bk_err_set(e, BK_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < jn; i++) /* the job in flight, not committed yet */
-        r[i] =
+    size_t k = 0;
+    for (size_t i = 0; restart && i < jn; i++) /* the job in flight, not committed yet */
+        r[k++] =
             (bk_held_rec){w->job.h[i].offset, w->job.h[i].request_id, w->job.h[i].json};
-    for (size_t i = 0; i < w->nheld; i++)
-        r[jn + i] =
-            (bk_held_rec){w->held[i].offset, w->held[i].request_id, w->held[i].json};
-    int rc = bk_held_store(&w->held_fd, w->held_path, upto, r, n, e);
+    for (size_t i = first; i < w->nheld; i++)
+        r[k++] = (bk_held_rec){w->held[i].offset, w->held[i].request_id, w->held[i].json};
+    int rc = bk_held_write(&w->hf, w->held_path, restart, upto, base, r, k, e);
     if (r != stack)
         free(r);
+    if (rc == BK_OK && w->nheld > 0)
+        w->held_hi = w->held[w->nheld - 1].offset;
     return rc;
 }
 
@@ -379,6 +396,9 @@ void wk_load_held(worker *w) {
         BK_INFO("reloaded %zu results applied as leader and not committed "
                 "(offsets %" PRId64 "..%" PRId64 ") from '%s'",
                 kept, w->held[0].offset, w->held[w->nheld - 1].offset, w->held_path);
+    /* zeros to write frames over (a new generation starts at the first write) */
+    if (bk_held_prepare(&w->hf, w->held_path, &e) != BK_OK)
+        BK_WARN("%s", e.msg);
 }
 
 /* A worker whose LPI is beyond SSI without the results of the records in

@@ -23,6 +23,8 @@ int wk_open_log(worker *w, bk_err *e) {
     w->log = bk_rlog_open(&ls, e);
     if (w->log == NULL)
         return BK_EXIT_CONFIG;
+    if (bk_rlog_read_ahead(w->log, e) != BK_OK)
+        return BK_EXIT_ERROR;
     return BK_EXIT_OK;
 }
 

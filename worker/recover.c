@@ -54,9 +54,11 @@ static int reset_position(worker *w, int64_t lpi, const char *record_digest, bk_
     if (bk_pos_write(w->pos_path, &w->pos, e) != BK_OK)
         return BK_EXIT_ERROR;
     wk_held_drop_upto(w, INT64_MAX);
-    if (w->held_fd >= 0)
-        close(w->held_fd);
-    w->held_fd = -1;
+    if (w->hf.fd >= 0)
+        close(w->hf.fd);
+    w->hf.fd = -1;
+    w->hf.seq = -1;
+    w->held_hi = -1;
     if (unlink(w->held_path) != 0 && errno != ENOENT)
         BK_WARN("cannot remove '%s': %s", w->held_path, strerror(errno));
     w->mirrored = -2;

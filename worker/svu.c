@@ -26,15 +26,6 @@ int wk_phase_is(const worker *w, const char *p) {
     return w->bp.set && strcmp(w->bp.phase, p) == 0;
 }
 
-/* Followers pause following in the phases after `held` while the lease
- * is held under the backup's epoch (a dead leader's backup never stops
- * the followers that must take over). */
-int wk_follower_paused(const worker *w) {
-    return w->role == R_FOLLOWER && w->bp.set && w->bp.epoch > 0 &&
-           w->bp.epoch == w->bp_lease_epoch && !wk_phase_is(w, "hold") &&
-           !wk_phase_is(w, "held");
-}
-
 /* The leader holds (applies nothing new) in `hold` and `held` of its own
  * epoch, and until it has forked the snapshot in `snapshot`. */
 int wk_leader_holds(const worker *w) {
@@ -70,7 +61,7 @@ static void ssv_check(worker *w) {
     w->ssv = now;
 }
 
-/* Read the phase (and the lease epoch while one is set), reap a finished
+/* Read the phase, reap a finished
  * snapshot child, raise SSV after a backup. */
 void wk_backup_poll(worker *w, int force) {
     int64_t t = bk_mono_ms();
@@ -95,14 +86,6 @@ void wk_backup_poll(worker *w, int force) {
         BK_WARN("%s", e.msg);
         w->bp.set = 0;
         return;
-    }
-    w->bp_lease_epoch = 0;
-    if (w->bp.set && w->role == R_FOLLOWER) {
-        char id[BK_ID_MAX + 1];
-        if (bk_lease_get(w->rm, w->o->service, id, &w->bp_lease_epoch, &e) != BK_OK) {
-            BK_WARN("%s", e.msg);
-            w->bp_lease_epoch = 0;
-        }
     }
     if (!w->bp.set && (was_set || force || t - w->ssv_check_ms >= SSV_CHECK_MS))
         ssv_check(w);

@@ -138,8 +138,7 @@ static int open_state(worker *w, bk_err *e) {
                             " but the application state is at %" PRId64,
                             w->pos_path, w->pos.lpi, app_lpi);
     }
-    if (exists)
-        wk_load_held(w);
+    wk_load_held(w); /* and zeros to write its frames over (worker.h) */
     return BK_EXIT_OK;
 }
 
@@ -202,8 +201,6 @@ static int run_loop(worker *w, bk_err *e) {
                     w->bp.set ? w->bp.phase : "none");
             w->hold_since_ms = 0;
         }
-        if (wk_follower_paused(w) && w->bp.cut < limit)
-            limit = w->bp.cut;
         /* a batch closes as soon as the records already fetched are used up:
          * it never waits to fill */
         if (wk_q_fill(w, 100, e) != BK_OK) {
@@ -335,8 +332,8 @@ static void shutdown_worker(worker *w, int rc) {
     free(w->held);
     if (w->pos_fd >= 0)
         close(w->pos_fd);
-    if (w->held_fd >= 0)
-        close(w->held_fd);
+    if (w->hf.fd >= 0)
+        close(w->hf.fd);
     if (w->app != NULL && o->app->close != NULL)
         o->app->close(w->app);
     bk_rlog_close(w->log);
@@ -362,7 +359,9 @@ static int run_once(const bk_worker_opts *o, bk_err *e, int *app_failed) {
     }
     w->o = o;
     w->pos_fd = -1;
-    w->held_fd = -1;
+    w->hf.fd = -1;
+    w->hf.seq = -1;
+    w->held_hi = -1;
     const char *hook = getenv("BR2K_TEST_CRASH_BEFORE_COMMIT");
     w->crash_hook = hook != NULL && strcmp(hook, "1") == 0;
     w->mirrored = -2;

@@ -18,7 +18,7 @@
  *               of the first sector and an fdatasync per batch; the size
  *               never changes, so no metadata is written).
  *   worker.held the results of records this worker applied as leader and
- *               has not committed yet (bk_held_store): written by the
+ *               has not committed yet (bk_held_write): written by the
  *               leader after app->sync and BEFORE the position write that
  *               raises LPI over them, so that a leader that dies between
  *               that write and its Redis commit restarts holding them and
@@ -102,18 +102,45 @@ typedef struct bk_held_rec {
     const char *json;
 } bk_held_rec;
 
-/* Overwrite `path` in place with the n results r[] of the records applied
- * up to LPI `upto`, and fdatasync it. Format: a header line of 128 bytes
- * "br2k-held 1 <upto> <n> <body bytes> <body check> c<check>", then per
- * result "<offset> <id length, -1: none> <json length>\n<id><json>";
- * bytes after the body (an older, longer content) are ignored. *fd is the
- * open file, -1 the first time; the caller closes it. */
-int bk_held_store(int *fd, const char *path, int64_t upto, const bk_held_rec *r, size_t n,
-                  bk_err *e);
+/* The file, open for writing. Frames: a header line of 128 bytes
+ * "br2k-held 2 <generation, 16 hex> <frame number> <upto> <base> <n> <body
+ * bytes> <body check> c<check>", then per result "<offset> <id length, -1:
+ * none> <json length>\n<id><json>". The frames of a generation follow one
+ * another from the start of the file, numbered from 0; a reader stops at
+ * the first frame that is not the next one (torn, zeros, an older
+ * generation). Each leader batch appends one frame with its own new
+ * results only, and the LPI it is written for (`upto`) and the lowest
+ * offset not committed then (`base`): each result is written once. A
+ * batch with nothing in flight (all earlier frames committed), the first
+ * write of a process, or a full file starts a new generation at the start
+ * with every result not committed. Version 1 files (one frame, "br2k-held 1
+ * <upto> <n> <body bytes> <body check>", an older worker's) are read too. */
+typedef struct bk_held_file {
+    int fd;       /* -1: not open yet */
+    uint64_t gen; /* the generation being written */
+    int64_t seq;  /* its last frame's number, -1: none written by this process */
+    size_t end;   /* where the next frame goes */
+} bk_held_file;
 
-/* Read `path`: BK_OK with *n = 0 and *upto = -1 when it does not exist;
- * otherwise *out (malloc'd, with malloc'd strings) and *n. BK_ERR when it
- * is damaged (a torn write) or unreadable. */
+#define BK_HELD_SPACE ((size_t)4 << 20) /* bytes of zeros the file starts with */
+
+/* Open `path` (creating it) and extend it with zeros to BK_HELD_SPACE
+ * bytes, keeping what it holds. */
+int bk_held_prepare(bk_held_file *f, const char *path, bk_err *e);
+
+/* Make the n results r[] durable for LPI `upto` (one write, one
+ * fdatasync). `restart` (forced on the first write): a new generation at
+ * the start of the file, and r[] must be every result not committed;
+ * else a frame after the last one with the results not written before.
+ * `base`: the lowest offset of a result not committed. */
+int bk_held_write(bk_held_file *f, const char *path, int restart, int64_t upto,
+                  int64_t base, const bk_held_rec *r, size_t n, bk_err *e);
+
+/* Read `path`: the results of the frames of the last generation from the
+ * last frame's `base` up to its `upto` (*upto), oldest first.
+ * BK_OK with *n = 0 and *upto = -1 when it does not exist or holds no
+ * frame yet; otherwise *out (malloc'd, with malloc'd strings) and *n.
+ * BK_ERR when its first frame is damaged (a torn write) or unreadable. */
 int bk_held_read(const char *path, int64_t *upto, bk_held_rec **out, size_t *n,
                  bk_err *e);
 

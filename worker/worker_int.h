@@ -89,7 +89,8 @@ typedef struct worker {
     int64_t last_digest_ms, digest_cost_ms; /* when, and how long it took */
     int pos_fd;           /* worker.pos, open for overwrites (-1: not yet) */
     char held_path[4096]; /* worker.held (worker.h) */
-    int held_fd;          /* ... open for overwrites (-1: not yet) */
+    bk_held_file hf;      /* ... open for writing (hf.fd -1: not yet) */
+    int64_t held_hi;      /* the highest offset of a held result in a frame */
     int crash_hook;       /* BR2K_TEST_CRASH_BEFORE_COMMIT=1 (tests only) */
     char app_why[sizeof(((bk_err *)0)->msg)]; /* why app_failed, when not the digest */
     int app_failed;              /* an apply or sync failed: the application crashed,
@@ -107,8 +108,7 @@ typedef struct worker {
     cjob job;               /* under s.mu; h and n written by main only */
     pthread_cond_t jcv;     /* job handed over / finished / quit */
     /* state-version-up (svu.c: wk_backup_poll) */
-    bk_backup_phase bp;     /* the phase as last read */
-    int64_t bp_lease_epoch; /* epoch of the lease when bp was read (0: none) */
+    bk_backup_phase bp; /* the phase as last read */
     int64_t bp_read_ms, ssv_check_ms, ssv;
     pid_t snap_pid;               /* the snapshot child, 0: none */
     int64_t snap_epoch, snap_cut; /* the last snapshot forked */
@@ -186,7 +186,6 @@ void wk_q_drop(worker *w, size_t k);
 
 /* svu.c: state-version-up */
 int wk_phase_is(const worker *w, const char *p);
-int wk_follower_paused(const worker *w);
 int wk_leader_holds(const worker *w);
 void wk_backup_poll(worker *w, int force);
 void wk_leader_hold(worker *w);

@@ -145,6 +145,10 @@ int bk_rlog_delete_below(bk_rlog *l, int64_t offset, bk_err *e) {
     return l->ops->delete_below(l, offset, e);
 }
 
+int bk_rlog_read_ahead(bk_rlog *l, bk_err *e) {
+    return l->ops->read_ahead != NULL ? l->ops->read_ahead(l, e) : BK_OK;
+}
+
 int bk_rlog_prop_int(const char *props, const char *name, int *out, bk_err *e) {
     size_t nl = strlen(name);
     const char *p = props;

@@ -161,4 +161,11 @@ int64_t bk_rlog_cached_end(bk_rlog *l);
  * end cannot (the development broker). */
 int bk_rlog_delete_below(bk_rlog *l, int64_t offset, bk_err *e);
 
+/* Read ahead on a thread of the handle's own while the caller works on
+ * what bk_rlog_poll returned (the worker). Kafka's client always does (a
+ * no-op); on Redis Streams a thread with its own connection reads the
+ * records that follow one another ahead of poll, up to a few thousand.
+ * Call once, before the first seek. BK_ERR when the thread cannot start. */
+int bk_rlog_read_ahead(bk_rlog *l, bk_err *e);
+
 #endif

@@ -37,6 +37,7 @@ typedef struct bk_rlog_ops {
     int (*offsets)(bk_rlog *l, int64_t *first, int64_t *end, bk_err *e);
     int64_t (*cached_end)(bk_rlog *l);
     int (*delete_below)(bk_rlog *l, int64_t offset, bk_err *e);
+    int (*read_ahead)(bk_rlog *l, bk_err *e); /* NULL: the client does by itself */
 } bk_rlog_ops;
 
 /* The first member of every back end's handle (rlog.c sets timeout_ms

@@ -474,6 +474,7 @@ static void redis_close(bk_rlog *l) {
             (void)run_callbacks(r);
         }
     }
+    rr_prefetch_stop(r);
     rr_drop_buf(r);
     free(r->buf);
     free(r->q);
@@ -542,6 +543,11 @@ static int redis_delete_below(bk_rlog *l, int64_t offset, bk_err *e) {
     }
 }
 
+static int redis_read_ahead(bk_rlog *l, bk_err *e) {
+    rlog_redis *r = R(l);
+    return r->pf_on ? BK_OK : rr_prefetch_start(r, e);
+}
+
 const bk_rlog_ops bk_rlog_redis_ops = {
     .name = "redis",
     .accepts = redis_accepts,
@@ -559,4 +565,5 @@ const bk_rlog_ops bk_rlog_redis_ops = {
     .offsets = redis_offsets,
     .cached_end = redis_cached_end,
     .delete_below = redis_delete_below,
+    .read_ahead = redis_read_ahead,
 };

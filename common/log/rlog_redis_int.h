@@ -6,6 +6,7 @@
 #define BK_RLOG_REDIS_INT_H
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "redis/script.h"
 
 #define READ_COUNT 500
+#define PF_MAX 4000 /* records read ahead by the prefetch thread at most */
 #define END_REFRESH_MS 200
 #define PIPE_MAX 256           /* appends sent together */
 #define QUEUE_MAX 100000       /* appends queued and not delivered (as librdkafka's) */
@@ -71,11 +73,28 @@ typedef struct rlog_redis {
     int seeked;
     int64_t next;      /* the offset the next poll returns */
     bk_rlog_rec **buf; /* records read, not yet returned */
-    size_t nbuf, ibuf;
+    size_t nbuf, ibuf, capbuf;
     char head[64];       /* the id of the entry at which fill stopped, "" none */
     int64_t last_end_ms; /* when the counter was last read by poll */
     int64_t adopt_fail_ms, adopt_warn_ms;
     atomic_llong cached_end;
+    /* prefetch (bk_rlog_settings.prefetch, rlog_redis_read.c): a thread on
+     * its own connection reads the records that follow pf_next into pf_q
+     * while records are there one after another; at the end of the log, a
+     * gap, a foreign entry or an error it halts, and poll reads (and looks
+     * again) on the handle's connection as without prefetch, then resumes
+     * it after what it read. pf_gen changes on each seek: a read begun
+     * before is dropped. */
+    int pf_on;
+    pthread_t pf_thr;
+    pthread_mutex_t pf_mu;
+    pthread_cond_t pf_cv;
+    bk_redis *pf_rc;    /* the thread's connection (the thread's only) */
+    bk_rlog_rec **pf_q; /* PF_MAX slots, pf_n used, in offset order */
+    size_t pf_n;
+    int64_t pf_next; /* the offset the thread reads next */
+    unsigned pf_gen;
+    int pf_halt, pf_quit;
 } rlog_redis;
 
 typedef struct rrec {
@@ -106,6 +125,11 @@ redisReply *rr_cmdv(rlog_redis *r, bk_err *e, int argc, const char **argv,
 redisReply *rr_eval(rlog_redis *r, bk_script *s, int nkeys, int argc, const char **argv,
                     const size_t *lens, bk_err *e);
 void rr_drop_buf(rlog_redis *r);
+
+/* rlog_redis_read.c: the prefetch thread (started by redis_open, stopped
+ * and its records freed by rr_prefetch_stop). */
+int rr_prefetch_start(rlog_redis *r, bk_err *e);
+void rr_prefetch_stop(rlog_redis *r);
 
 /* rlog_redis_read.c: the reading side of the ops table. */
 int rr_seek(bk_rlog *l, int64_t offset, bk_err *e);

@@ -6,9 +6,16 @@
 
 /* ---- reading ---- */
 
+static void pf_reset(rlog_redis *r);
+
 int rr_seek(bk_rlog *l, int64_t offset, bk_err *e) {
     rlog_redis *r = R(l);
     rr_drop_buf(r);
+    if (r->pf_on) {
+        pthread_mutex_lock(&r->pf_mu);
+        pf_reset(r);
+        pthread_mutex_unlock(&r->pf_mu);
+    }
     r->next = offset;
     r->seeked = 1;
     return rr_conn(r, e) != NULL ? BK_OK : BK_ERR;
@@ -107,17 +114,19 @@ static int get_counter(rlog_redis *r, int64_t *end, bk_err *e) {
     return BK_OK;
 }
 
-/* XREAD after r->next - 1 into the buffer: the records r->next, r->next +
- * 1, ... that follow one another. Returns how many were buffered; r->head
- * is the id of the entry it stopped at when that was the first one (not
- * record r->next: a gap, or an entry that BR2K did not append), else "". */
-static int fill(rlog_redis *r, int block_ms, bk_err *e) {
+/* XREAD on connection c after `next` - 1 into out[] (READ_COUNT slots):
+ * the records next, next + 1, ... that follow one another. Returns how
+ * many, or BK_ERR; head[64] gets the id of the entry it stopped at when
+ * that was the first one (not record `next`: a gap, or an entry that BR2K
+ * did not append), else "". */
+static int xread_run(rlog_redis *r, bk_redis *c, int64_t next, int block_ms,
+                     bk_rlog_rec **out, char *head, bk_err *e) {
     char last[32], blk[16], cnt[16];
-    r->head[0] = '\0';
-    if (r->next == 0)
+    head[0] = '\0';
+    if (next == 0)
         snprintf(last, sizeof(last), "0-0");
     else
-        snprintf(last, sizeof(last), "1-%" PRId64, r->next - 1);
+        snprintf(last, sizeof(last), "1-%" PRId64, next - 1);
     snprintf(cnt, sizeof(cnt), "%d", READ_COUNT);
     const char *argv[8];
     size_t lens[8];
@@ -133,9 +142,9 @@ static int fill(rlog_redis *r, int block_ms, bk_err *e) {
     argv[n] = "STREAMS", lens[n++] = 7;
     argv[n] = r->stream, lens[n++] = strlen(r->stream);
     argv[n] = last, lens[n++] = strlen(last);
-    redisReply *rep = rr_cmdv(r, e, n, argv, lens);
+    redisReply *rep = bk_redis_commandv(c, e, n, argv, lens);
     if (rep == NULL)
-        return BK_ERR;
+        return bk_err_prefix(e, "log %s", r->where);
     const redisReply *ents = NULL;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
         rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
@@ -145,19 +154,10 @@ static int fill(rlog_redis *r, int block_ms, bk_err *e) {
         freeReplyObject(rep);
         return bk_err_set(e, BK_E_PROTO, "log %s: unexpected XREAD reply", r->where);
     }
-    size_t k = ents ? ents->elements : 0;
-    if (k > 0) {
-        bk_rlog_rec **b = realloc(r->buf, k * sizeof(*b));
-        if (b == NULL) {
-            freeReplyObject(rep);
-            return bk_err_set(e, BK_E_NOMEM, "out of memory");
-        }
-        r->buf = b;
-    }
-    r->nbuf = r->ibuf = 0;
+    size_t k = ents ? ents->elements : 0, got = 0;
     int rc = 0;
-    int64_t want = r->next;
-    for (size_t i = 0; i < k; i++) {
+    int64_t want = next;
+    for (size_t i = 0; i < k && i < READ_COUNT; i++) {
         const redisReply *ent = ents->element[i];
         int64_t seq = -1;
         if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
@@ -169,7 +169,7 @@ static int fill(rlog_redis *r, int block_ms, bk_err *e) {
                 const redisReply *id =
                     ent->type == REDIS_REPLY_ARRAY && ent->elements >= 1 ? ent->element[0]
                                                                          : NULL;
-                snprintf(r->head, sizeof(r->head), "%.*s",
+                snprintf(head, 64, "%.*s",
                          id && id->type == REDIS_REPLY_STRING ? (int)id->len : 1,
                          id && id->type == REDIS_REPLY_STRING ? id->str : "?");
             }
@@ -180,17 +180,176 @@ static int fill(rlog_redis *r, int block_ms, bk_err *e) {
             rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
             break;
         }
-        r->buf[r->nbuf++] = x;
+        out[got++] = x;
         want++;
     }
     freeReplyObject(rep);
     if (rc != 0) {
-        rr_drop_buf(r);
+        for (size_t i = 0; i < got; i++)
+            free(out[i]); /* an rrec: one allocation */
         return BK_ERR;
     }
-    if (r->nbuf > 0)
+    if (got > 0)
         rr_note_end(r, want);
-    return (int)r->nbuf;
+    return (int)got;
+}
+
+/* Room for `n` records in r->buf (empty). */
+static int buf_room(rlog_redis *r, size_t n, bk_err *e) {
+    if (r->capbuf >= n)
+        return BK_OK;
+    bk_rlog_rec **b = realloc(r->buf, n * sizeof(*b));
+    if (b == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    r->buf = b;
+    r->capbuf = n;
+    return BK_OK;
+}
+
+/* XREAD after r->next - 1 into the buffer (xread_run on the handle's
+ * connection; r->head as its head). Returns how many were buffered. */
+static int fill(rlog_redis *r, int block_ms, bk_err *e) {
+    r->head[0] = '\0';
+    r->nbuf = r->ibuf = 0;
+    bk_redis *c = rr_conn(r, e);
+    if (c == NULL || buf_room(r, READ_COUNT, e) != BK_OK)
+        return BK_ERR;
+    int got = xread_run(r, c, r->next, block_ms, r->buf, r->head, e);
+    if (got < 0)
+        return BK_ERR;
+    r->nbuf = (size_t)got;
+    return got;
+}
+
+/* ---- prefetch ---- */
+
+static void *pf_main(void *arg) {
+    rlog_redis *r = arg;
+    bk_rlog_rec *tmp[READ_COUNT];
+    pthread_mutex_lock(&r->pf_mu);
+    while (!r->pf_quit) {
+        if (r->pf_halt || r->pf_n + READ_COUNT > PF_MAX) {
+            pthread_cond_wait(&r->pf_cv, &r->pf_mu);
+            continue;
+        }
+        unsigned gen = r->pf_gen;
+        int64_t next = r->pf_next;
+        pthread_mutex_unlock(&r->pf_mu);
+        bk_err e;
+        bk_err_clear(&e);
+        char head[64];
+        int got = -1;
+        if (r->pf_rc == NULL)
+            r->pf_rc = bk_redis_new(r->addr, r->timeout_ms, &e);
+        if (r->pf_rc != NULL)
+            got = xread_run(r, r->pf_rc, next, 0, tmp, head, &e);
+        if (got < 0 && r->pf_rc != NULL) { /* connect again next time */
+            bk_redis_free(r->pf_rc);
+            r->pf_rc = NULL;
+        }
+        pthread_mutex_lock(&r->pf_mu);
+        if (gen != r->pf_gen) { /* a seek came meanwhile */
+            for (int i = 0; i < got; i++)
+                free(tmp[i]);
+            continue;
+        }
+        if (got > 0) {
+            memcpy(r->pf_q + r->pf_n, tmp, (size_t)got * sizeof(*tmp));
+            r->pf_n += (size_t)got;
+            r->pf_next += got;
+        } else /* the end, a gap, a foreign entry or an error: poll's turn */
+            r->pf_halt = 1;
+        pthread_cond_broadcast(&r->pf_cv);
+    }
+    pthread_mutex_unlock(&r->pf_mu);
+    return NULL;
+}
+
+int rr_prefetch_start(rlog_redis *r, bk_err *e) {
+    r->pf_q = malloc(PF_MAX * sizeof(*r->pf_q));
+    if (r->pf_q == NULL || buf_room(r, PF_MAX, e) != BK_OK) {
+        free(r->pf_q);
+        r->pf_q = NULL;
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    }
+    r->pf_halt = 1; /* until poll has read the first records */
+    pthread_mutex_init(&r->pf_mu, NULL);
+    pthread_cond_init(&r->pf_cv, NULL);
+    if (pthread_create(&r->pf_thr, NULL, pf_main, r) != 0) {
+        free(r->pf_q);
+        r->pf_q = NULL;
+        pthread_mutex_destroy(&r->pf_mu);
+        pthread_cond_destroy(&r->pf_cv);
+        return bk_err_set(e, BK_E_NOMEM, "cannot start the log's read-ahead thread");
+    }
+    r->pf_on = 1;
+    return BK_OK;
+}
+
+/* Drop what the thread read ahead and halt it (under pf_mu). */
+static void pf_reset(rlog_redis *r) {
+    r->pf_gen++;
+    for (size_t i = 0; i < r->pf_n; i++)
+        free(r->pf_q[i]);
+    r->pf_n = 0;
+    r->pf_halt = 1;
+}
+
+void rr_prefetch_stop(rlog_redis *r) {
+    if (!r->pf_on)
+        return;
+    pthread_mutex_lock(&r->pf_mu);
+    pf_reset(r);
+    r->pf_quit = 1;
+    pthread_cond_broadcast(&r->pf_cv);
+    pthread_mutex_unlock(&r->pf_mu);
+    pthread_join(r->pf_thr, NULL);
+    bk_redis_free(r->pf_rc);
+    free(r->pf_q);
+    pthread_mutex_destroy(&r->pf_mu);
+    pthread_cond_destroy(&r->pf_cv);
+    r->pf_on = 0;
+}
+
+/* Take what the thread read ahead into the (empty) buffer, waiting up to
+ * timeout_ms while it reads: > 0 records buffered, 0 with *halted when it
+ * stopped (poll reads itself), 0 on a timeout. */
+static int pf_take(rlog_redis *r, int timeout_ms, int *halted) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->pf_mu);
+    while (r->pf_n == 0 && !r->pf_halt && timeout_ms > 0 &&
+           pthread_cond_timedwait(&r->pf_cv, &r->pf_mu, &until) == 0)
+        ;
+    int got = (int)r->pf_n;
+    *halted = got == 0 && r->pf_halt;
+    if (got > 0) { /* swap the arrays: both have PF_MAX slots */
+        bk_rlog_rec **b = r->buf;
+        r->buf = r->pf_q;
+        r->pf_q = b;
+        r->nbuf = r->pf_n;
+        r->ibuf = 0;
+        r->pf_n = 0;
+        pthread_cond_broadcast(&r->pf_cv); /* room again */
+    }
+    pthread_mutex_unlock(&r->pf_mu);
+    return got;
+}
+
+/* Poll read r->buf itself: the thread goes on after its last record. */
+static void pf_resume(rlog_redis *r) {
+    pthread_mutex_lock(&r->pf_mu);
+    r->pf_gen++;
+    r->pf_next = r->buf[r->nbuf - 1]->offset + 1;
+    r->pf_halt = 0;
+    pthread_cond_broadcast(&r->pf_cv);
+    pthread_mutex_unlock(&r->pf_mu);
 }
 
 /* Run the adopt script: BK_OK, or BK_ERR with e. */
@@ -282,6 +441,17 @@ int rr_poll(bk_rlog *l, int timeout_ms, bk_rlog_rec **rec, bk_err *e) {
     rlog_redis *r = R(l);
     if (!r->seeked)
         return bk_err_set(e, BK_E_STATE, "log %s is read before a seek", r->where);
+    int halted = 1;
+    if (r->ibuf == r->nbuf && r->pf_on) {
+        int got = pf_take(r, timeout_ms, &halted);
+        if (got == 0 && !halted)
+            return 0; /* the thread is reading: nothing yet */
+        if (got > 0 && bk_mono_ms() - r->last_end_ms >= END_REFRESH_MS) {
+            int64_t end = 0; /* for the lag seen by bk_rlog_cached_end */
+            if (get_counter(r, &end, e) != BK_OK)
+                return BK_ERR;
+        }
+    }
     if (r->ibuf == r->nbuf) {
         /* keep the block below the connection's command timeout */
         int block = timeout_ms;
@@ -300,6 +470,8 @@ int rr_poll(bk_rlog *l, int timeout_ms, bk_rlog_rec **rec, bk_err *e) {
             if (got <= 0)
                 return got;
         }
+        if (r->pf_on)
+            pf_resume(r);
     }
     *rec = r->buf[r->ibuf++];
     r->next = (*rec)->offset + 1;
