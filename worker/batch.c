@@ -168,6 +168,7 @@ static int apply_all(worker *w, bk_rlog_rec **recs, size_t n, batch_out *b, int6
 /* Apply recs[0..n-1] (contiguous offsets). BK_ERR: fatal. */
 int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     const br2k_app_ops *ops = w->o->app;
+    int64_t t_start = bk_mono_ns(); /* for the debug line's stages */
     /* I6: the mark of exactly these records is durable before the first is
      * applied. Usually the previous batch's position write set it already
      * (look-ahead below); otherwise (idle before, or the batch was cut by
@@ -245,6 +246,7 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         w->app_failed = 1;
         return bk_err_prefix(e, "cannot sync the application state");
     }
+    int64_t t_synced = bk_mono_ns();
     int64_t lpi = recs[k - 1]->offset;
     wk_q_drop(w, k); /* recs[] points into w->q: not used below */
     /* Look ahead: the records that are already here and may be applied
@@ -260,18 +262,21 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             next_last = w->q[m - 1]->offset;
         }
     }
+    int64_t t_ahead = bk_mono_ns();
     /* The leader's results not committed yet are durable before LPI covers
      * their records (worker.h: worker.held), so that a crash between here
      * and the commit does not leave LPI > SSI without them. */
     if (w->role == R_LEADER && (w->nheld > 0 || (w->job.busy && w->job.n > 0)) &&
         wk_store_held(w, lpi, e) != BK_OK)
         return BK_ERR;
+    int64_t t_held = bk_mono_ns();
     w->pos.lpi = lpi;
     memcpy(w->pos.digest, digest, 65);
     w->pos.inflight_first = next_first;
     w->pos.inflight_last = next_last;
     if (bk_pos_store(&w->pos_fd, w->pos_path, &w->pos, e) != BK_OK)
         return BK_ERR;
+    int64_t t_pos = bk_mono_ns();
     if (w->crash_hook && w->role == R_LEADER) {
         /* tests only: die between the sync of the first leader batch and
          * its commit (tests/integration/core_stall.sh) */
@@ -294,9 +299,13 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     else if (w->role == R_LEADER)
         wk_flush_held(w);
     BK_DEBUG("batch ..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
-             "commit %.2f ms",
+             "commit %.2f ms (durable: state %.2f, read-ahead %.2f, results %.2f, "
+             "position %.2f ms; batch %.2f ms)",
              w->pos.lpi, k, (double)ns / 1e6, (double)(t_durable - t_applied) / 1e6,
-             (double)(bk_mono_ns() - t_durable) / 1e6);
+             (double)(bk_mono_ns() - t_durable) / 1e6,
+             (double)(t_synced - t_applied) / 1e6, (double)(t_ahead - t_synced) / 1e6,
+             (double)(t_held - t_ahead) / 1e6, (double)(t_pos - t_held) / 1e6,
+             (double)(bk_mono_ns() - t_start) / 1e6);
     if (w->q_rc != BK_EXIT_OK) { /* the look-ahead read failed */
         *e = re;
         return BK_ERR;
