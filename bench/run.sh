@@ -130,7 +130,7 @@ stages() {
         S["apply"] += ap; S["bookkeeping"] += b - ap - du - cm; S["sync state"] += st
         S["read-ahead"] += ra; S["sync results"] += he; S["sync position"] += po
         S["durable other"] += du - st - ra - he - po; S["commit wait"] += cm
-        S["log read (between batches)"] += (t - tp) - b; tp = t; recs += 0
+        S["log read + main loop (between batches)"] += (t - tp) - b; tp = t; recs += 0
     }
     / debug: commit \.\.[0-9]+ / && nb > 0 {
         t = ts($1); match($0, /commit \.\.[0-9]+/); o = substr($0, RSTART + 9, RLENGTH - 9) + 0
@@ -142,7 +142,7 @@ stages() {
         n = last - o1; w = t2 - t1
         if (nb < 2 || t2 <= t1 || n <= 0) { print "0 0 0"; exit }
         printf "%.0f %d %d\n", n * 1000 / w, n, w
-        split("apply|bookkeeping|sync state|sync results|sync position|durable other|commit wait|read-ahead|log read (between batches)", k, "|")
+        split("apply|bookkeeping|sync state|sync results|sync position|durable other|commit wait|read-ahead|log read + main loop (between batches)", k, "|")
         for (i = 1; i <= 9; i++) printf "%s|%.3f|%.1f\n", k[i], S[k[i]] * 1000 / n, 100 * S[k[i]] / w
         printf "fenced commit (commit thread, %d commits)|%.3f|%.1f\n", nc, C * 1000 / n, 100 * C / w
         printf "last batch to its commit|%.3f|%.1f\n", (t2 - tp) * 1000 / n, 100 * (t2 - tp) / w
