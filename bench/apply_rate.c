@@ -25,8 +25,8 @@
 #include "log/rlog.h"
 
 static bk_cfg_opt opts[] = {
-    {"kafka", BK_CFG_STR, "", 0, 0, NULL, "the log (Kafka bootstrap or redis://)", NULL, 0,
-     0},
+    {"kafka", BK_CFG_STR, "", 0, 0, NULL, "the log (Kafka bootstrap or redis://)", NULL,
+     0, 0},
     {"kafka-props", BK_CFG_STR, "", 0, 0, NULL, "extra librdkafka properties", NULL, 0,
      0},
     {"service", BK_CFG_STR, "default", 0, 0, NULL, "service name", NULL, 0, 0},
@@ -77,8 +77,8 @@ int main(int argc, char **argv) {
             BK_OK ||
         bk_app_resolve(bk_cfg_str(&cfg, "app"), &ops, &e) != BK_OK)
         goto out;
-    bk_rlog_settings ls = {bk_cfg_str(&cfg, "kafka"), topic, bk_cfg_str(&cfg, "kafka-props"),
-                           10000};
+    bk_rlog_settings ls = {bk_cfg_str(&cfg, "kafka"), topic,
+                           bk_cfg_str(&cfg, "kafka-props"), 10000};
     if ((log = bk_rlog_open(&ls, &e)) == NULL)
         goto out;
     int64_t first = 0, end = 0;
@@ -98,7 +98,8 @@ int main(int argc, char **argv) {
         if (got < 0)
             goto out;
         if (got == 0) {
-            bk_err_set(&e, BK_E_TIMEOUT, "read %" PRId64 " of %" PRId64 " records", n, want);
+            bk_err_set(&e, BK_E_TIMEOUT, "read %" PRId64 " of %" PRId64 " records", n,
+                       want);
             goto out;
         }
         n++;
@@ -113,8 +114,8 @@ int main(int argc, char **argv) {
         for (int64_t j = i; j < n && j < i + batch; j++) {
             char *result = NULL;
             int did = 0;
-            if (ops->apply(app, recs[j]->offset, recs[j]->value, recs[j]->len, &result, &did,
-                           &e) != BK_OK)
+            if (ops->apply(app, recs[j]->offset, recs[j]->value, recs[j]->len, &result,
+                           &did, &e) != BK_OK)
                 goto out;
             changed += did != 0;
             free(result);

@@ -47,7 +47,8 @@ int main(void) {
     const char *raddr = getenv("BR2K_REDIS");
     redisContext *rc = raddr != NULL ? bk_redis_connect(raddr, 2000, NULL) : NULL;
     if (c == NULL || rc == NULL) {
-        fprintf(stderr, "itest_poll0: cannot connect: %s\n", c == NULL ? err.msg : "redis");
+        fprintf(stderr, "itest_poll0: cannot connect: %s\n",
+                c == NULL ? err.msg : "redis");
         return 2;
     }
     char chan[BK_KEY_MAX], key[600];
@@ -56,21 +57,22 @@ int main(void) {
     for (int i = 0; i < ROUNDS; i++) {
         st s = {0, 0, -1};
         const char *v = "{\"x\":1}";
-        if (br2k_submit(c, "poll0", (uint64_t)i + 1, v, strlen(v), BR2K_WANT_RESULT, cb, &s,
-                        &err) != BR2K_OK) {
+        if (br2k_submit(c, "poll0", (uint64_t)i + 1, v, strlen(v), BR2K_WANT_RESULT, cb,
+                        &s, &err) != BR2K_OK) {
             fprintf(stderr, "itest_poll0: submit: %s\n", err.msg);
             return 2;
         }
         double end = bk_mono_msf() + 10000;
         while (!s.appended && bk_mono_msf() < end)
             (void)br2k_poll(c, 10, NULL);
-        if (!s.appended || br2k_result_key(c, "poll0", (uint64_t)i + 1, key, sizeof(key)) !=
-                               BR2K_OK) {
+        if (!s.appended ||
+            br2k_result_key(c, "poll0", (uint64_t)i + 1, key, sizeof(key)) != BR2K_OK) {
             fprintf(stderr, "itest_poll0: request %d was not appended\n", i + 1);
             return 2;
         }
         char json[128], ssi[32];
-        snprintf(json, sizeof(json), "{\"status\":\"ok\",\"offset\":%" PRId64 "}", s.offset);
+        snprintf(json, sizeof(json), "{\"status\":\"ok\",\"offset\":%" PRId64 "}",
+                 s.offset);
         snprintf(ssi, sizeof(ssi), "%" PRId64, s.offset);
         redisReply *r1 = redisCommand(rc, "SET %s %s", key, json);
         double t0 = bk_mono_msf();
