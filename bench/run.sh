@@ -24,8 +24,10 @@
 #                 skips (a) on br2k-devkafka
 #   BENCH_B_CLIENTS (10), BENCH_B_COUNT (2000 per client)
 #   BENCH_C_SECONDS (5 per rate), BENCH_C_RATES ("500 1000 2000"),
-#   BENCH_C_OLD_BR2K  another br2k binary (e.g. one without the br2k_poll
-#                 fix): also measured at 1,000/s in each run, for comparison
+#   BENCH_C_APP (infodid), BENCH_C_WORKERS (3),
+#   BENCH_C_COMPARE "LABEL=PATH ..." other br2k binaries (e.g. one built
+#                 without the br2k_poll fix), each also measured at 1,000/s
+#                 in each run, for comparison
 #   BENCH_WORKER_ARGS extra worker arguments
 # Every server is started by tests/integration/lib.sh on a free loopback
 # port and stopped by PID. The machine's other processes move every figure:
@@ -44,6 +46,8 @@ N_AK=${BENCH_A_KAFKA_RECORDS:-9000}
 CLIENTS_B=${BENCH_B_CLIENTS:-10}
 COUNT_B=${BENCH_B_COUNT:-2000}
 SECS_C=${BENCH_C_SECONDS:-5}
+APP_C=${BENCH_C_APP:-infodid}
+NW_C=${BENCH_C_WORKERS:-3}
 RATES_C=(${BENCH_C_RATES:-500 1000 2000})
 NCPU=$(nproc)
 for b in br2k-worker br2k br2k-bench-consume br2k-bench-apply; do
@@ -268,13 +272,23 @@ want b && {
 }
 
 # ---------------------------------------------------------------- (c)
+# child_cpu: the user + system CPU seconds of the children waited for so far
+# (times runs in this shell: in $(...) it would count the subshell's)
+child_cpu() {
+    times >"$T/times"
+    awk 'END { n = split($0, f, " "); s = 0; for (i = 1; i <= n; i++) { split(f[i], p, "m"); s += p[1] * 60 + p[2] } printf "%.3f", s }' "$T/times"
+}
+
 # c_load BR2K RATE TAG: one paced load of SECS_C seconds; appends to C[RATE]
 c_load() {
     local br=$1 rate=$2 tag=$3 out=$T/c-$3.json l0 l1 ll
     ll=$T/c-$r-$LEADER.log
     l0=$(wc -l <"$ll")
+    local c0; child_cpu >"$T/c0"; c0=$(cat "$T/c0")
     "$br" submit --clients 10 --count $((rate * SECS_C / 10)) --rate "$rate" --json \
         --prefix "benchc$tag" --wait-ms 60000 >"$out" || true
+    local gcpu; child_cpu >"$T/c1"
+    gcpu=$(awk -v a="$c0" -v b="$(cat "$T/c1")" 'BEGIN { printf "%.2f", b - a }')
     l1=$(wc -l <"$ll")
     local p50 p99
     p50=$(jq .latency_ms.p50 "$out") p99=$(jq .latency_ms.p99 "$out")
@@ -286,13 +300,13 @@ c_load() {
         / debug: batch \.\./ { match($0, /\(([0-9]+) records/); nb++; rs += substr($0, RSTART + 1, RLENGTH - 9); A[nb] = f("apply"); S[nb] = f("state"); R[nb] = f("read-ahead"); H[nb] = f("results"); P[nb] = f("position"); D[nb] = f("durable"); B[nb] = f("; batch"); O[nb] = D[nb] - S[nb] - R[nb] - H[nb] - P[nb] }
         / debug: commit \.\./ { nc++; F[nc] = f("fenced commit") }
         END { if (nb == 0) { print "no batches"; exit } printf "%d batches of %.1f records; medians per batch (ms): apply %.2f, sync state %.2f, read-ahead %.2f, sync results %.2f, sync position %.2f, durable other %.2f (durable %.2f), batch %.2f; fenced commit %.2f", nb, rs / nb, med(A, nb), med(S, nb), med(R, nb), med(H, nb), med(P, nb), med(O, nb), med(D, nb), med(B, nb), med(F, nc) }')
-    printf '    %-18s p50 %6.2f ms, p99 %7.2f ms  %s; leader: %s\n' "$tag" "$p50" "$p99" \
-        "$(jq -c '{succeeded, failed}' "$out")" "${CBRK[$tag]}"
+    printf '    %-18s p50 %6.2f ms, p99 %7.2f ms  %s, load generator %s CPU-s; leader: %s\n' "$tag" "$p50" "$p99" \
+        "$(jq -c '{succeeded, failed}' "$out")" "$gcpu" "${CBRK[$tag]}"
 }
 
 want c && {
-    echo "== (c) publish-to-result latency (br2k submit --rate, 10 clients, $SECS_C s per rate), 3 InfoDID"
-    echo "   workers, $MAIN_LOG log, $RUNS runs (one stack each, the rates in rotating order);"
+    echo "== (c) publish-to-result latency (br2k submit --rate, 10 clients, $SECS_C s per rate), $NW_C $APP_C"
+    echo "   worker(s), $MAIN_LOG log, $RUNS runs (one stack each, the rates in rotating order);"
     echo "   target at 1,000/s: p50 <= 10 ms, p99 <= 50 ms"
     declare -A CP50 CP99 CBRK
     for r in $(seq "$RUNS"); do
@@ -301,11 +315,11 @@ want c && {
         fresh_log
         export BR2K_KAFKA=$KAFKA BR2K_REDIS=$REDIS BR2K_SERVICE=default
         wp=()
-        for i in 1 2 3; do
-            start_worker "w$i" infodid "$T/c-$r-w$i.log"
+        for i in $(seq "$NW_C"); do
+            start_worker "w$i" "$APP_C" "$T/c-$r-w$i.log"
             wp+=("$WPID")
         done
-        ready() { "$BIN/br2k" status --json | jq -e '.leader != null and (.members | length) == 3' >/dev/null; }
+        ready() { "$BIN/br2k" status --json | jq -e --argjson n "$NW_C" '.leader != null and (.members | length) == $n' >/dev/null; }
         wait_for 30 ready || fail "workers did not start (see $T)"
         LEADER=$("$BIN/br2k" status --json | jq -r .leader.id)
         echo "  run $r (leader $LEADER):"
@@ -314,16 +328,18 @@ want c && {
             rate=${RATES_C[$(((i + r - 1) % k))]}
             c_load "$BIN/br2k" "$rate" "$rate-$r"
         done
-        [ -z "${BENCH_C_OLD_BR2K:-}" ] || c_load "$BENCH_C_OLD_BR2K" 1000 "1000-old-$r"
+        for cmp in ${BENCH_C_COMPARE:-}; do
+            c_load "${cmp#*=}" 1000 "1000-${cmp%%=*}-$r"
+        done
         stop_pids "${wp[@]}" "$KAFKA_PID" "$REDIS_PID"
     done
     echo "  summary (min/median/max over $RUNS runs):"
     tags=("${RATES_C[@]}")
-    [ -z "${BENCH_C_OLD_BR2K:-}" ] || tags+=(1000-old)
+    for cmp in ${BENCH_C_COMPARE:-}; do tags+=("1000-${cmp%%=*}"); done
     for rate in "${tags[@]}"; do
         a=() b=()
         for r in $(seq "$RUNS"); do a+=("${CP50[$rate-$r]}") b+=("${CP99[$rate-$r]}"); done
-        printf '    %-9s p50 %s ms; p99 %s ms\n' "$rate/s" "$(stats '%.2f' "${a[@]}")" "$(stats '%.2f' "${b[@]}")"
+        printf '    %-16s p50 %s ms; p99 %s ms\n' "$rate/s" "$(stats '%.2f' "${a[@]}")" "$(stats '%.2f' "${b[@]}")"
     done
 }
 true
