@@ -259,11 +259,11 @@ want b && {
             tap=$(jq .cpu_us_per_request "$T/b$nw-$r.apply.json")
             bound=$(awk -v c="$NCPU" -v n="$nw" -v t="$tap" 'BEGIN { printf "%.0f", c / (n * t / 1e6) }')
             BR+=("$rps") BT+=("$tap") BB+=("$bound") BF+=("$(div "$rps" "$bound")")
-            printf '  %d worker(s), run %d: %.0f requests/s (%s); t_apply %.1f us CPU (apply alone %.1f us, %s records, wall %.1f us); bound %s/s; fraction %.3f\n' \
+            printf '  %d worker(s), run %d: %.0f requests/s (%s); t_apply %.1f us CPU (apply alone %.1f us, %s records, wall %.1f us: the thread had %.0f%% of a core); bound %s/s; fraction %.3f\n' \
                 "$nw" "$r" "$rps" "$(jq -c '{succeeded, failed}' "$T/b$nw-$r.json")" "$tap" \
                 "$(jq .apply_cpu_us_per_request "$T/b$nw-$r.apply.json")" \
                 "$(jq .records "$T/b$nw-$r.apply.json")" "$(jq .wall_us_per_request "$T/b$nw-$r.apply.json")" \
-                "$bound" "$(div "$rps" "$bound")"
+                "$(jq '100 * .cpu_s / .wall_s' "$T/b$nw-$r.apply.json")" "$bound" "$(div "$rps" "$bound")"
         done
         echo "  $nw worker(s): $(stats '%.0f' "${BR[@]}") requests/s"
         echo "               t_apply $(stats '%.1f' "${BT[@]}") us; bound $(stats '%.0f' "${BB[@]}")/s"
