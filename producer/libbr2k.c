@@ -705,6 +705,13 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
         if (c->nwaiting > 0) {
             if (c->sub == NULL)
                 (void)subscribe(c);
+            /* what the subscription has delivered already, without
+             * waiting: also at a timeout of 0 (a paced load generator
+             * polls with < 1 ms left), or results would be found only by
+             * the fallback look */
+            struct pollfd sp = {c->sub != NULL ? c->sub->fd : -1, POLLIN, 0};
+            if (c->sub != NULL && poll(&sp, 1, 0) > 0)
+                read_sub(c);
             double now = bk_mono_msf();
             double every = c->sub != NULL ? POLL_FALLBACK_MS : POLL_NOSUB_MS;
             int full = now - c->last_look >= every;
@@ -737,8 +744,10 @@ int br2k_poll(br2k_client *c, int timeout_ms, br2k_error *err) {
         if (c->appending > 0 && c->nwaiting > 0) {
             if (c->sub != NULL && poll(&pfd, 1, 0) > 0)
                 read_sub(c);
-            (void)bk_rlog_serve(c->log,
-                                wait > SERVE_SLICE_MS ? SERVE_SLICE_MS : (int)wait);
+            /* at least 1 ms when there is time left: a slice of 0 would
+             * spin through the last fraction of a ms (like the waits
+             * below, it may end up to 1 ms late) */
+            (void)bk_rlog_serve(c->log, wait <= 0 ? 0 : SERVE_SLICE_MS);
         } else if (c->appending > 0) {
             (void)bk_rlog_serve(c->log, (int)wait + 1);
         } else if (poll(&pfd, 1, (int)wait + 1) > 0 && c->sub != NULL) {

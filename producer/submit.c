@@ -472,8 +472,22 @@ static int loadgen(const cli_globals *g) {
         long ci = r % k, j = r / k;
         if (rate > 0) { /* pace: request r is due at t0 + r / rate */
             double due = t0 + (double)r * 1000.0 / (double)rate;
-            for (double left = due - bk_mono_msf(); left > 0; left = due - bk_mono_msf())
-                (void)br2k_poll(c, (int)left, NULL);
+            for (double left = due - bk_mono_msf(); left > 0;
+                 left = due - bk_mono_msf()) {
+                if (left >= 1) {
+                    (void)br2k_poll(c, (int)left, NULL);
+                    continue;
+                }
+                /* < 1 ms left: serve what is here (results announced
+                 * already too), then sleep the rest instead of spinning
+                 * on br2k_poll(c, 0), which took a core of its own */
+                (void)br2k_poll(c, 0, NULL);
+                left = due - bk_mono_msf();
+                if (left > 0) {
+                    struct timespec ts = {0, (long)(left * 1e6)};
+                    nanosleep(&ts, NULL);
+                }
+            }
         }
         while (br2k_pending(c) >= window)
             (void)br2k_poll(c, 100, NULL);

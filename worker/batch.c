@@ -168,6 +168,7 @@ static int apply_all(worker *w, bk_rlog_rec **recs, size_t n, batch_out *b, int6
 /* Apply recs[0..n-1] (contiguous offsets). BK_ERR: fatal. */
 int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     const br2k_app_ops *ops = w->o->app;
+    int64_t t_start = bk_mono_ns(); /* for the debug line's stages */
     /* I6: the mark of exactly these records is durable before the first is
      * applied. Usually the previous batch's position write set it already
      * (look-ahead below); otherwise (idle before, or the batch was cut by
@@ -245,8 +246,8 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         w->app_failed = 1;
         return bk_err_prefix(e, "cannot sync the application state");
     }
+    int64_t t_synced = bk_mono_ns();
     int64_t lpi = recs[k - 1]->offset;
-    int64_t t_sync = bk_mono_ns();
     wk_q_drop(w, k); /* recs[] points into w->q: not used below */
     /* Look ahead: the records that are already here and may be applied
      * next get their in-flight mark in the same durable write that clears
@@ -261,7 +262,7 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             next_last = w->q[m - 1]->offset;
         }
     }
-    int64_t t_fill = bk_mono_ns();
+    int64_t t_ahead = bk_mono_ns();
     /* The leader's results not committed yet are durable before LPI covers
      * their records (worker.h: worker.held), so that a crash between here
      * and the commit does not leave LPI > SSI without them. */
@@ -297,16 +298,18 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         wk_commit_async(w);
     else if (w->role == R_LEADER)
         wk_flush_held(w);
-    /* the stages (bench/ reads them): durable = the application's sync +
-     * the look-ahead read + the held results + the position + the rest
-     * (LPI mirror, metrics); commit = the hand-over to the commit thread
-     * (waiting for the previous job) or the inline commit */
+    /* the stages (bench/run.sh reads them): durable = the application's
+     * sync (state) + the look-ahead read + the held results + the position
+     * + the rest (LPI mirror, metrics); commit = the hand-over to the
+     * commit thread (waiting for the previous job) or the inline commit */
     BK_DEBUG("batch ..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
-             "commit %.2f ms [sync %.2f read %.2f held %.2f pos %.2f rest %.2f]",
+             "commit %.2f ms (durable: state %.2f, read-ahead %.2f, results %.2f, "
+             "position %.2f ms; batch %.2f ms)",
              w->pos.lpi, k, (double)ns / 1e6, (double)(t_durable - t_applied) / 1e6,
-             (double)(bk_mono_ns() - t_durable) / 1e6, (double)(t_sync - t_applied) / 1e6,
-             (double)(t_fill - t_sync) / 1e6, (double)(t_held - t_fill) / 1e6,
-             (double)(t_pos - t_held) / 1e6, (double)(t_durable - t_pos) / 1e6);
+             (double)(bk_mono_ns() - t_durable) / 1e6,
+             (double)(t_synced - t_applied) / 1e6, (double)(t_ahead - t_synced) / 1e6,
+             (double)(t_held - t_ahead) / 1e6, (double)(t_pos - t_held) / 1e6,
+             (double)(bk_mono_ns() - t_start) / 1e6);
     if (w->q_rc != BK_EXIT_OK) { /* the look-ahead read failed */
         *e = re;
         return BK_ERR;

@@ -121,6 +121,7 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
      * that had them may be gone. */
     int two_step = bk_redis_wait_needed(r) > 0;
     int rc = BK_OK;
+    int64_t t0 = bk_mono_ns(), t1 = t0; /* for the debug line below */
     if (o->app->external_many != NULL)
         rc = external_many(w, r, epoch, hv, nh, e);
     for (size_t i = 0; rc == BK_OK && i < nh; i++) {
@@ -139,9 +140,11 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
         if (hv[i].request_id != NULL)
             items[n++] = (bk_result_item){hv[i].request_id, hv[i].json, hv[i].offset,
                                           !names_itself(hv[i].json, hv[i].request_id)};
-    if (rc == BK_OK)
+    if (rc == BK_OK) {
+        t1 = bk_mono_ns();
         rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s,
                               two_step ? -1 : upto, ssi_after, e);
+    }
     free(items);
     if (rc == BK_OK && two_step) {
         if (bk_redis_wait(r, 1000, e) != BK_OK)
@@ -153,6 +156,10 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
     if (rc != BK_OK && two_step)
         for (size_t i = 0; i < nh; i++)
             hv[i].ext_done = 0;
+    if (rc == BK_OK)
+        BK_DEBUG("commit ..%" PRId64
+                 " (%zu results): external %.2f ms, fenced commit %.2f ms",
+                 upto, nh, (double)(t1 - t0) / 1e6, (double)(bk_mono_ns() - t1) / 1e6);
     return rc;
 }
 
