@@ -102,7 +102,7 @@ static int p_digest(br2k_app *a, char hex[65], br2k_app_error *e) {
 
 static br2k_app_plugin plugin = {
     BR2K_APP_ABI_VERSION, "xwcheck", p_open,   p_apply, p_sync, p_external, NULL,
-    p_snapshot,           p_restore, p_digest, NULL};
+    p_snapshot,           p_restore, p_digest, NULL,    NULL};
 
 static void adapter_checks(void) {
     bk_err e;
