@@ -60,10 +60,8 @@ static void set_step(bd_run *u, const char *step) {
 
 /* ---- backup-run ---- */
 
-static int run_save(bd *d, bd_run *u, bk_err *e) {
-    char k[BK_KEY_MAX];
-    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", e) != BK_OK)
-        return BK_ERR;
+/* backup-run's text (malloc'd), or NULL when out of memory. */
+static char *run_text(const bd_run *u) {
     json_t *j =
         json_pack("{sI sI sI sI sI sI ss ss ss}", "version", (json_int_t)u->version,
                   "epoch", (json_int_t)u->epoch, "cut", (json_int_t)u->cut, "prev_cut",
@@ -71,7 +69,7 @@ static int run_save(bd *d, bd_run *u, bk_err *e) {
                   "first_offset", (json_int_t)u->first_offset, "leader", u->leader,
                   "step", u->step, "reason", u->reason);
     if (j == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return NULL;
     if (u->members)
         json_object_set(j, "members", u->members);
     if (u->alive)
@@ -86,20 +84,41 @@ static int run_save(bd *d, bd_run *u, bk_err *e) {
         json_object_set(j, "archive", u->archive);
     char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
-    if (text == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    return text;
+}
+
+static int run_save_text(bd *d, const char *text, bk_err *e) {
+    char k[BK_KEY_MAX];
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", e) != BK_OK)
+        return BK_ERR;
     redisReply *rep = bk_redis_command(d->r, e, "SET %s %s", k, text);
-    free(text);
     if (rep == NULL)
         return bk_err_prefix(e, "cannot save '%s'", k);
     freeReplyObject(rep);
     return BK_OK;
 }
 
+static int run_save(bd *d, bd_run *u, bk_err *e) {
+    char *text = run_text(u);
+    if (text == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    int rc = run_save_text(d, text, e);
+    free(text);
+    return rc;
+}
+
+/* The run is finished or given up: nothing to save again. */
+static void unfinished_clear(bd *d) {
+    free(d->unfinished);
+    d->unfinished = NULL;
+    d->unfinished_version = 0;
+}
+
 static void run_drop(bd *d) {
     char k[BK_KEY_MAX], k2[BK_KEY_MAX];
     bk_err e;
     bk_err_clear(&e);
+    unfinished_clear(d);
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", &e) != BK_OK ||
         bk_key_backup_aux(k2, sizeof(k2), d->o->service, "backup-report", &e) != BK_OK)
         return;
@@ -710,6 +729,10 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
     if (rc != BK_OK) { /* logged on chain: kept in backup-run, finished later */
         BK_ERROR("backup version %" PRId64 " is on chain but not finished: %s (retrying)",
                  u.version, e->msg);
+        /* and in memory: a Redis failover may lose backup-run (I7, I9) */
+        unfinished_clear(d);
+        d->unfinished = run_text(&u);
+        d->unfinished_version = u.version;
         run_free(&u);
         return BK_ERR;
     }
@@ -891,6 +914,21 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
             next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
             continue;
         }
+        if (!found && d.unfinished != NULL) {
+            /* backup-run of a version on chain is gone: a Redis failover
+             * promoted a replica that missed it. Put it back and finish it
+             * (resume: SV, the last backup and its cut from this run), so
+             * that the next backup archives from its cut, not an older one */
+            BK_WARN("backup version %" PRId64
+                    " is on chain but Redis lost its backup-run (a failover): saving it "
+                    "again to finish it",
+                    d.unfinished_version);
+            if (run_save_text(&d, d.unfinished, &le) != BK_OK) {
+                BK_WARN("%s", le.msg);
+                next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
+            }
+            continue;
+        }
         if (found) {
             int r2 = resume(&d, &u, &le);
             run_free(&u);
@@ -924,6 +962,7 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
             break;
         }
     }
+    unfinished_clear(&d);
     bk_rlog_close(d.log);
     bk_redis_free(d.r);
     bk_rpc_free(d.rpc);

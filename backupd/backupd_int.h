@@ -30,6 +30,10 @@ typedef struct bd {
     char pubhex[131];
     int delete_warned; /* the log back end cannot delete: not asked again */
     char topic[256];   /* the log's topic (history.c opens a reader of its own) */
+    /* backup-run of a version on chain whose finish failed (backupd.c): if
+     * a Redis failover loses backup-run, it is saved again from here */
+    char *unfinished;
+    int64_t unfinished_version;
 } bd;
 
 /* How the external state was read (objects.c): the key names under
