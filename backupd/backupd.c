@@ -42,12 +42,16 @@ static void run_free(bd_run *u) {
     memset(u, 0, sizeof(*u));
 }
 
-/* Tests only: BR2K_TEST_BACKUP_STOP=<step> stops this process (SIGSTOP)
- * when it reaches that step, so a test can kill whatever it wants then. */
+/* Tests only: BR2K_TEST_BACKUP_STOP=<step>[:<n>] stops this process
+ * (SIGSTOP) the n-th time (default 1) it reaches that step, so a test can
+ * kill whatever it wants then. */
 static void hook(const char *step) {
-    static int fired; /* once per process */
+    static int fired, seen; /* once per process */
     const char *h = getenv("BR2K_TEST_BACKUP_STOP");
-    if (fired || h == NULL || strcmp(h, step) != 0)
+    size_t n = h ? strcspn(h, ":") : 0;
+    if (fired || h == NULL || strlen(step) != n || strncmp(h, step, n) != 0)
+        return;
+    if (++seen < (h[n] == ':' ? atoi(h + n + 1) : 1))
         return;
     fired = 1;
     BK_WARN("BR2K_TEST_BACKUP_STOP: stopped at step '%s'", step);
@@ -656,6 +660,37 @@ static int current_leader(bd *d, bd_run *u, bk_err *e) {
     return bk_lease_get(d->r, d->o->service, u->leader, &u->epoch, e);
 }
 
+/* Remember what was finished (bd.done_*). */
+static void done_note(bd *d, const bd_run *u) {
+    const char *sd = json_string_value(json_object_get(u->report, "state_digest"));
+    d->done_version = u->version;
+    d->done_cut = u->cut;
+    snprintf(d->done_sd, sizeof(d->done_sd), "%s", sd ? sd : "");
+}
+
+/* Redis's last backup is below the chain's version V: a Redis failover
+ * lost the finish of V (or a backupd stopped before it). When this
+ * backupd finished V itself, put the finish back with the current leader's
+ * token (SV, backup-last with V's cut: raises, never down) and V's state
+ * digest, and take V's cut as the previous one; else *prev_cut is left as
+ * Redis says. */
+static int refinish(bd *d, bd_run *u, uint64_t chain_sv, bk_err *e) {
+    if (d->done_version != (int64_t)chain_sv)
+        return BK_OK;
+    BK_WARN("Redis lost the finish of backup version %" PRId64
+            " (a failover; last backup there: cut %" PRId64
+            "): putting it back, cut %" PRId64,
+            d->done_version, u->prev_cut, d->done_cut);
+    int64_t sv = 0;
+    if (bk_fenced_backup_finish(d->r, d->o->service, u->epoch, u->leader, d->done_version,
+                                d->done_cut, &sv, e) != BK_OK)
+        return bk_err_prefix(e, "cannot put back the finish of version %" PRId64,
+                             d->done_version);
+    bd_history_note(d, d->done_version, d->done_sd);
+    u->prev_cut = d->done_cut;
+    return BK_OK;
+}
+
 static void done_line(bd *d, const bd_run *u) {
     BK_INFO("backup version %" PRId64 " done (%s): cut %" PRId64 ", %" PRId64
             " records since the previous cut, leader '%s' held %" PRId64
@@ -683,7 +718,10 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
         bk_sv_get(d->r, d->o->service, &sv, e) != BK_OK ||
         bk_backup_last_get(d->r, d->o->service, &last_v, &u.prev_cut, e) != BK_OK)
         return BK_ERR;
-    if ((int64_t)chain_sv > sv)
+    if ((int64_t)chain_sv > last_v && d->done_version == (int64_t)chain_sv) {
+        if (refinish(d, &u, chain_sv, e) != BK_OK)
+            return BK_ERR;
+    } else if ((int64_t)chain_sv > sv)
         BK_WARN("the chain is at version %" PRIu64 " and Redis at %" PRId64
                 " (a backup logged by a backupd that stopped before finishing it)",
                 chain_sv, sv);
@@ -737,6 +775,7 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
         return BK_ERR;
     }
     done_line(d, &u);
+    done_note(d, &u);
     run_drop(d);
     prune(d, u.version);
     bd_archive_prune(d, u.version, u.epoch);
@@ -793,6 +832,7 @@ static int resume(bd *d, bd_run *u, bk_err *e) {
     if (step_finish(d, u, 1, e) != BK_OK)
         return BK_ERR;
     done_line(d, u);
+    done_note(d, u);
     run_drop(d);
     prune(d, u->version);
     bd_archive_prune(d, u->version, u->epoch);

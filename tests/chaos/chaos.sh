@@ -467,18 +467,23 @@ redis_stale_promotion() {
     wait_for 30 ssi_above "$(ssi_quiet)" || true
     log "stale-promotion: epoch $ep_after ($(leader_id)) committed up to SSI $(ssi_quiet); replica $b missed all of it"
     if [ -n "$BSTOP" ]; then
-        # a backup in flight whose progress (phase, backup-run, SV, the
-        # last cut) only the primary and A get: backupd again with its
-        # test hook, stopped (SIGSTOP) at step $BSTOP until B is promoted
-        BSTOP_SV=$(sv); BSTOP_CHAIN=$(chain_sv)
+        # backupd again with its test hook: a backup it finishes that B
+        # misses (its SV, last cut and state digest), then one in flight
+        # whose progress (phase, backup-run) only the primary and A get,
+        # stopped (SIGSTOP) at step $BSTOP until B is promoted
         kill -TERM "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
-        export BR2K_TEST_BACKUP_STOP=$BSTOP
+        export BR2K_TEST_BACKUP_STOP=$BSTOP:2
         start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
         unset BR2K_TEST_BACKUP_STOP
+        local v0; v0=$(sv)
+        rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
+        sv_above0() { [ "$(sv)" -gt "$v0" ]; }
+        wait_for 60 sv_above0 || fail "no backup finished before the failover (SV $(sv))"
+        BSTOP_SV=$(sv); BSTOP_CHAIN=$(chain_sv)
         rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
         bd_stopped() { grep -q "BR2K_TEST_BACKUP_STOP: stopped at step '$BSTOP'" "$T/backupd.log"; }
         wait_for 60 bd_stopped || fail "backupd did not reach step '$BSTOP': $(tail -2 "$T/backupd.log")"
-        log "stale-promotion: a backup in flight, backupd stopped at step '$BSTOP' (phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $(sv) (was $BSTOP_SV), chain $(chain_sv) (was $BSTOP_CHAIN)); replica $b misses it"
+        log "stale-promotion: backup $BSTOP_SV finished, then one in flight, backupd stopped at step '$BSTOP' (phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $(sv), chain $(chain_sv)); replica $b misses both"
     fi
     v=$(ssi_quiet); s=$(now_ms)
     # the primary and the replica that has the writes die together; the
@@ -750,6 +755,7 @@ if [ -n "$BSTOP" ]; then
     [ "$(chain_sv)" -gt "$BSTOP_CHAIN" ] || fail "no backup after the one in flight at the failover (chain at $(chain_sv))"
     last=$(rc_ GET "br2k:{$SVC}:backup-last")
     [ "${last%% *}" = "$(chain_sv)" ] || fail "the last backup in Redis is '$last', the chain is at version $(chain_sv)"
+    log "backupd after the failover: $(grep -oE "Redis lost the finish of backup version [0-9]+|backup version [0-9]+ is on chain but Redis lost its backup-run|backup version [0-9]+ failed at step '[a-z]+'" "$T/backupd.log" | tr '\n' ';')"
     log "backup in flight at the failover (stopped at '$BSTOP'): $(grep -E "version $((BSTOP_CHAIN + 1)) (done|failed|is on chain but)|finishing backup version $((BSTOP_CHAIN + 1))" "$T/backupd.log" | tail -1 | cut -d' ' -f4- | cut -c1-160); SV $(sv) = chain; last backup '$last'"
 fi
 EXT_DIDS=$(rc_ HLEN "br2k:{$SVC}:ext:did")
