@@ -42,12 +42,16 @@ static void run_free(bd_run *u) {
     memset(u, 0, sizeof(*u));
 }
 
-/* Tests only: BR2K_TEST_BACKUP_STOP=<step> stops this process (SIGSTOP)
- * when it reaches that step, so a test can kill whatever it wants then. */
+/* Tests only: BR2K_TEST_BACKUP_STOP=<step>[:<n>] stops this process
+ * (SIGSTOP) the n-th time (default 1) it reaches that step, so a test can
+ * kill whatever it wants then. */
 static void hook(const char *step) {
-    static int fired; /* once per process */
+    static int fired, seen; /* once per process */
     const char *h = getenv("BR2K_TEST_BACKUP_STOP");
-    if (fired || h == NULL || strcmp(h, step) != 0)
+    size_t n = h ? strcspn(h, ":") : 0;
+    if (fired || h == NULL || strlen(step) != n || strncmp(h, step, n) != 0)
+        return;
+    if (++seen < (h[n] == ':' ? atoi(h + n + 1) : 1))
         return;
     fired = 1;
     BK_WARN("BR2K_TEST_BACKUP_STOP: stopped at step '%s'", step);
@@ -60,10 +64,8 @@ static void set_step(bd_run *u, const char *step) {
 
 /* ---- backup-run ---- */
 
-static int run_save(bd *d, bd_run *u, bk_err *e) {
-    char k[BK_KEY_MAX];
-    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", e) != BK_OK)
-        return BK_ERR;
+/* backup-run's text (malloc'd), or NULL when out of memory. */
+static char *run_text(const bd_run *u) {
     json_t *j =
         json_pack("{sI sI sI sI sI sI ss ss ss}", "version", (json_int_t)u->version,
                   "epoch", (json_int_t)u->epoch, "cut", (json_int_t)u->cut, "prev_cut",
@@ -71,7 +73,7 @@ static int run_save(bd *d, bd_run *u, bk_err *e) {
                   "first_offset", (json_int_t)u->first_offset, "leader", u->leader,
                   "step", u->step, "reason", u->reason);
     if (j == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return NULL;
     if (u->members)
         json_object_set(j, "members", u->members);
     if (u->alive)
@@ -86,20 +88,41 @@ static int run_save(bd *d, bd_run *u, bk_err *e) {
         json_object_set(j, "archive", u->archive);
     char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
-    if (text == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    return text;
+}
+
+static int run_save_text(bd *d, const char *text, bk_err *e) {
+    char k[BK_KEY_MAX];
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", e) != BK_OK)
+        return BK_ERR;
     redisReply *rep = bk_redis_command(d->r, e, "SET %s %s", k, text);
-    free(text);
     if (rep == NULL)
         return bk_err_prefix(e, "cannot save '%s'", k);
     freeReplyObject(rep);
     return BK_OK;
 }
 
+static int run_save(bd *d, bd_run *u, bk_err *e) {
+    char *text = run_text(u);
+    if (text == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    int rc = run_save_text(d, text, e);
+    free(text);
+    return rc;
+}
+
+/* The run is finished or given up: nothing to save again. */
+static void unfinished_clear(bd *d) {
+    free(d->unfinished);
+    d->unfinished = NULL;
+    d->unfinished_version = 0;
+}
+
 static void run_drop(bd *d) {
     char k[BK_KEY_MAX], k2[BK_KEY_MAX];
     bk_err e;
     bk_err_clear(&e);
+    unfinished_clear(d);
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", &e) != BK_OK ||
         bk_key_backup_aux(k2, sizeof(k2), d->o->service, "backup-report", &e) != BK_OK)
         return;
@@ -637,6 +660,37 @@ static int current_leader(bd *d, bd_run *u, bk_err *e) {
     return bk_lease_get(d->r, d->o->service, u->leader, &u->epoch, e);
 }
 
+/* Remember what was finished (bd.done_*). */
+static void done_note(bd *d, const bd_run *u) {
+    const char *sd = json_string_value(json_object_get(u->report, "state_digest"));
+    d->done_version = u->version;
+    d->done_cut = u->cut;
+    snprintf(d->done_sd, sizeof(d->done_sd), "%s", sd ? sd : "");
+}
+
+/* Redis's last backup is below the chain's version V: a Redis failover
+ * lost the finish of V (or a backupd stopped before it). When this
+ * backupd finished V itself, put the finish back with the current leader's
+ * token (SV, backup-last with V's cut: raises, never down) and V's state
+ * digest, and take V's cut as the previous one; else *prev_cut is left as
+ * Redis says. */
+static int refinish(bd *d, bd_run *u, uint64_t chain_sv, bk_err *e) {
+    if (d->done_version != (int64_t)chain_sv)
+        return BK_OK;
+    BK_WARN("Redis lost the finish of backup version %" PRId64
+            " (a failover; last backup there: cut %" PRId64
+            "): putting it back, cut %" PRId64,
+            d->done_version, u->prev_cut, d->done_cut);
+    int64_t sv = 0;
+    if (bk_fenced_backup_finish(d->r, d->o->service, u->epoch, u->leader, d->done_version,
+                                d->done_cut, &sv, e) != BK_OK)
+        return bk_err_prefix(e, "cannot put back the finish of version %" PRId64,
+                             d->done_version);
+    bd_history_note(d, d->done_version, d->done_sd);
+    u->prev_cut = d->done_cut;
+    return BK_OK;
+}
+
 static void done_line(bd *d, const bd_run *u) {
     BK_INFO("backup version %" PRId64 " done (%s): cut %" PRId64 ", %" PRId64
             " records since the previous cut, leader '%s' held %" PRId64
@@ -664,7 +718,10 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
         bk_sv_get(d->r, d->o->service, &sv, e) != BK_OK ||
         bk_backup_last_get(d->r, d->o->service, &last_v, &u.prev_cut, e) != BK_OK)
         return BK_ERR;
-    if ((int64_t)chain_sv > sv)
+    if ((int64_t)chain_sv > last_v && d->done_version == (int64_t)chain_sv) {
+        if (refinish(d, &u, chain_sv, e) != BK_OK)
+            return BK_ERR;
+    } else if ((int64_t)chain_sv > sv)
         BK_WARN("the chain is at version %" PRIu64 " and Redis at %" PRId64
                 " (a backup logged by a backupd that stopped before finishing it)",
                 chain_sv, sv);
@@ -710,10 +767,15 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
     if (rc != BK_OK) { /* logged on chain: kept in backup-run, finished later */
         BK_ERROR("backup version %" PRId64 " is on chain but not finished: %s (retrying)",
                  u.version, e->msg);
+        /* and in memory: a Redis failover may lose backup-run (I7, I9) */
+        unfinished_clear(d);
+        d->unfinished = run_text(&u);
+        d->unfinished_version = u.version;
         run_free(&u);
         return BK_ERR;
     }
     done_line(d, &u);
+    done_note(d, &u);
     run_drop(d);
     prune(d, u.version);
     bd_archive_prune(d, u.version, u.epoch);
@@ -770,6 +832,7 @@ static int resume(bd *d, bd_run *u, bk_err *e) {
     if (step_finish(d, u, 1, e) != BK_OK)
         return BK_ERR;
     done_line(d, u);
+    done_note(d, u);
     run_drop(d);
     prune(d, u->version);
     bd_archive_prune(d, u->version, u->epoch);
@@ -891,6 +954,21 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
             next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
             continue;
         }
+        if (!found && d.unfinished != NULL) {
+            /* backup-run of a version on chain is gone: a Redis failover
+             * promoted a replica that missed it. Put it back and finish it
+             * (resume: SV, the last backup and its cut from this run), so
+             * that the next backup archives from its cut, not an older one */
+            BK_WARN("backup version %" PRId64
+                    " is on chain but Redis lost its backup-run (a failover): saving it "
+                    "again to finish it",
+                    d.unfinished_version);
+            if (run_save_text(&d, d.unfinished, &le) != BK_OK) {
+                BK_WARN("%s", le.msg);
+                next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
+            }
+            continue;
+        }
         if (found) {
             int r2 = resume(&d, &u, &le);
             run_free(&u);
@@ -924,6 +1002,7 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
             break;
         }
     }
+    unfinished_clear(&d);
     bk_rlog_close(d.log);
     bk_redis_free(d.r);
     bk_rpc_free(d.rpc);

@@ -30,6 +30,15 @@ typedef struct bd {
     char pubhex[131];
     int delete_warned; /* the log back end cannot delete: not asked again */
     char topic[256];   /* the log's topic (history.c opens a reader of its own) */
+    /* backup-run of a version on chain whose finish failed (backupd.c): if
+     * a Redis failover loses backup-run, it is saved again from here */
+    char *unfinished;
+    int64_t unfinished_version;
+    /* the last version this backupd finished, its cut and state digest: if
+     * a Redis failover loses its finish (SV, backup-last), it is put back
+     * before the next backup, which archives from that cut */
+    int64_t done_version, done_cut;
+    char done_sd[65];
 } bd;
 
 /* How the external state was read (objects.c): the key names under
@@ -111,6 +120,9 @@ int bd_archive_build(bd *d, bd_run *u, bk_err *e);
 /* BK_OK when the chain holds u->archive's digest for u->version (then the
  * state digest is noted for the next archive); else why not. */
 int bd_archive_on_chain(bd *d, const bd_run *u, bk_err *e);
+/* Record in Redis the state digest of `version` (sd; NULL or "": nothing),
+ * which the next archive names. */
+void bd_history_note(bd *d, int64_t version, const char *sd);
 
 /* --archive-keep: record pruneArchives on chain, then delete the archives
  * of the versions it covers. Warns, never fails a backup. */

@@ -226,21 +226,27 @@ int bd_archive_on_chain(bd *d, const bd_run *u, bk_err *e) {
                           ", not %.16s...",
                           got, u->version, sha);
     /* the next archive names this state digest */
+    bd_history_note(d, u->version,
+                    json_string_value(json_object_get(u->report, "state_digest")));
+    bk_err_clear(e);
+    return BK_OK;
+}
+
+void bd_history_note(bd *d, int64_t version, const char *sd) {
     char k[BK_KEY_MAX];
-    const char *sd = json_string_value(json_object_get(u->report, "state_digest"));
+    bk_err e;
+    bk_err_clear(&e);
     char val[96];
-    snprintf(val, sizeof(val), "%lld %s", (long long)u->version, sd ? sd : "");
-    if (sd != NULL &&
-        bk_key_backup_aux(k, sizeof(k), d->o->service, HIST_KEY, e) == BK_OK) {
-        redisReply *rep = bk_redis_command(d->r, e, "SET %s %s", k, val);
+    snprintf(val, sizeof(val), "%lld %s", (long long)version, sd ? sd : "");
+    if (sd != NULL && sd[0] != '\0' &&
+        bk_key_backup_aux(k, sizeof(k), d->o->service, HIST_KEY, &e) == BK_OK) {
+        redisReply *rep = bk_redis_command(d->r, &e, "SET %s %s", k, val);
         if (rep == NULL)
-            BK_WARN("cannot record the state digest of version %" PRId64 ": %s",
-                    u->version, e->msg);
+            BK_WARN("cannot record the state digest of version %" PRId64 ": %s", version,
+                    e.msg);
         else
             freeReplyObject(rep);
     }
-    bk_err_clear(e);
-    return BK_OK;
 }
 
 void bd_archive_prune(bd *d, int64_t latest, int64_t epoch) {

@@ -85,6 +85,17 @@ typedef struct br2k_app_ops {
     int (*external_many)(br2k_app *app, bk_redis *r, const char *svc, int64_t epoch,
                          const int64_t *offsets, const char *const *results, size_t n,
                          bk_err *e);
+
+    /* Optional (NULL: none): replace the whole external view in Redis by
+     * the one the state gives as of its LPI (bk_ext_replace: fenced with
+     * `epoch`, atomic, ext:applied = that LPI). Called on a new leader
+     * whose claim counts, from the main thread, when Redis lost external
+     * writes of committed records in a failover (a stale promotion: the
+     * marker br2k:{svc}:ext-lost, claim.c, I9); their results are gone,
+     * the state is not. Must leave what `external` of every record up to
+     * the LPI would have left; running it again changes nothing. */
+    int (*republish)(br2k_app *app, bk_redis *r, const char *svc, int64_t epoch,
+                     bk_err *e);
 } br2k_app_ops;
 
 #endif

@@ -119,9 +119,38 @@ static int host_ext_applied(const br2k_host *h, int64_t *offset, br2k_app_error 
     return BR2K_APP_OK;
 }
 
-static br2k_host host_of(bk_redis *r, const char *svc, int64_t epoch) {
-    return (br2k_host){BR2K_APP_ABI_VERSION, svc, epoch, host_ext_write,
-                       host_ext_applied,     r};
+/* For `republish` only (host_of gives NULL in `external`). */
+static int host_ext_replace(const br2k_host *h, int64_t offset, const br2k_ext_op *ops,
+                            size_t n, br2k_app_error *pe) {
+    bk_ext_op *o = calloc(n ? n : 1, sizeof(*o));
+    bk_err e;
+    bk_err_clear(&e);
+    int rc = BK_ERR;
+    if (o == NULL)
+        bk_err_set(&e, BK_E_NOMEM, "external view: out of memory");
+    else if (n > 0 && ops == NULL)
+        bk_err_set(&e, BK_E_INVAL, "external view of offset %" PRId64 ": no ops array",
+                   offset);
+    else {
+        for (size_t j = 0; j < n; j++)
+            o[j] = (bk_ext_op){ops[j].kind, ops[j].name, ops[j].field, ops[j].value,
+                               ops[j].by};
+        rc = bk_ext_replace((bk_redis *)h->priv, h->service, h->epoch, offset, o, n, &e);
+    }
+    free(o);
+    if (rc != BK_OK)
+        br2k_app_error_set(pe, e.code, "%s", e.msg);
+    return rc;
+}
+
+static br2k_host host_of(bk_redis *r, const char *svc, int64_t epoch, int replace) {
+    return (br2k_host){BR2K_APP_ABI_VERSION,
+                       svc,
+                       epoch,
+                       host_ext_write,
+                       host_ext_applied,
+                       r,
+                       replace ? host_ext_replace : NULL};
 }
 
 /* ---- the operations, for the plug-in of slot s ---- */
@@ -165,7 +194,7 @@ static int ad_external(int s, br2k_app *app, bk_redis *r, const char *svc, int64
                        int64_t offset, const char *result, bk_err *e) {
     const br2k_app_plugin *p = plugin_of(s);
     PE(pe);
-    br2k_host h = host_of(r, svc, epoch);
+    br2k_host h = host_of(r, svc, epoch, 0);
     return back(p, "external", p->external(app, &h, offset, result, &pe), &pe, e);
 }
 
@@ -174,9 +203,17 @@ static int ad_external_many(int s, br2k_app *app, bk_redis *r, const char *svc,
                             const char *const *results, size_t n, bk_err *e) {
     const br2k_app_plugin *p = plugin_of(s);
     PE(pe);
-    br2k_host h = host_of(r, svc, epoch);
+    br2k_host h = host_of(r, svc, epoch, 0);
     return back(p, "external_many", p->external_many(app, &h, offsets, results, n, &pe),
                 &pe, e);
+}
+
+static int ad_republish(int s, br2k_app *app, bk_redis *r, const char *svc, int64_t epoch,
+                        bk_err *e) {
+    const br2k_app_plugin *p = plugin_of(s);
+    PE(pe);
+    br2k_host h = host_of(r, svc, epoch, 1);
+    return back(p, "republish", p->republish(app, &h, &pe), &pe, e);
 }
 
 static int ad_snapshot(int s, br2k_app *app, void **buf, size_t *len, int64_t *lpi,
@@ -253,6 +290,10 @@ static void ad_close(int s, br2k_app *app) {
                                  const int64_t *o, const char *const *res, size_t n,     \
                                  bk_err *e) {                                            \
         return ad_external_many(S, a, r, svc, ep, o, res, n, e);                         \
+    }                                                                                    \
+    static int republish_##S(br2k_app *a, bk_redis *r, const char *svc, int64_t ep,      \
+                             bk_err *e) {                                                \
+        return ad_republish(S, a, r, svc, ep, e);                                        \
     }
 
 ADAPTER(0)
@@ -267,7 +308,7 @@ ADAPTER(7)
 #define OPS(S, NAME)                                                                     \
     {                                                                                    \
         NAME, open_##S, apply_##S, sync_##S, external_##S, snapshot_##S, restore_##S,    \
-            digest_##S, close_##S, external_many_##S                                     \
+            digest_##S, close_##S, external_many_##S, republish_##S                      \
     }
 
 static const br2k_app_ops templates[SLOTS] = {OPS(0, NULL), OPS(1, NULL), OPS(2, NULL),
@@ -277,8 +318,8 @@ static const br2k_app_ops templates[SLOTS] = {OPS(0, NULL), OPS(1, NULL), OPS(2,
 /* InfoDID has both external operations, no-op neither: bk_app_resolve
  * checks that the plug-ins still say so. */
 const br2k_app_ops bk_infodid_ops = OPS(0, "infodid");
-const br2k_app_ops bk_noop_ops = {"noop",     open_1,    apply_1,  sync_1,  NULL,
-                                  snapshot_1, restore_1, digest_1, close_1, NULL};
+const br2k_app_ops bk_noop_ops = {"noop",    open_1,   apply_1, sync_1, NULL, snapshot_1,
+                                  restore_1, digest_1, close_1, NULL,   NULL};
 
 /* ---- checking and loading ---- */
 
@@ -286,11 +327,12 @@ static int check_plugin(const br2k_app_plugin *p, const char *origin, bk_err *e)
     if (p == NULL)
         return bk_err_set(e, BK_E_INVAL, "application '%s': %s() returned NULL", origin,
                           BR2K_APP_ENTRY_SYMBOL);
-    if (p->abi_version != BR2K_APP_ABI_VERSION)
+    /* version 1 is version 2 without `republish` (appended): still loaded */
+    if (p->abi_version != BR2K_APP_ABI_VERSION && p->abi_version != 1)
         return bk_err_set(
             e, BK_E_INVAL,
             "application '%s': wrong ABI version %" PRIu32
-            ", this worker supports %u (rebuild it against this br2k/app.h)",
+            ", this worker supports 1 to %u (rebuild it against this br2k/app.h)",
             origin, p->abi_version, BR2K_APP_ABI_VERSION);
     if (p->name == NULL || p->name[0] == '\0' || strlen(p->name) > 64)
         return bk_err_set(e, BK_E_INVAL, "application '%s': no name (1 to 64 bytes)",
@@ -327,6 +369,8 @@ int bk_app_adapt(const br2k_app_plugin *p, const char *origin, const br2k_app_op
             sl->ops.external = NULL;
         if (p->external_many == NULL)
             sl->ops.external_many = NULL;
+        if (p->abi_version < 2 || p->republish == NULL) /* v1: no such member */
+            sl->ops.republish = NULL;
         sl->p = p;
         *ops = &sl->ops;
         return BK_OK;
@@ -379,7 +423,7 @@ static int builtin(const br2k_app_plugin *p, const br2k_app_ops *ops, int extern
     if (check_plugin(p, "built-in", e) != BK_OK)
         return BK_ERR;
     if ((p->external != NULL) != external || (p->external_many != NULL) != external ||
-        strcmp(p->name, ops->name) != 0)
+        (p->republish != NULL) != external || strcmp(p->name, ops->name) != 0)
         return bk_err_set(e, BK_E_STATE,
                           "built-in application '%s' does not match its adapter table",
                           p->name);

@@ -123,6 +123,64 @@ void wk_claim_append(worker *w) {
             w->epoch, off);
 }
 
+/* A new leader whose claim counts, before its first fenced write: did a
+ * Redis failover lose writes of committed records? A worker that found
+ * SSI lower than it had seen put it back and marked ext-lost
+ * (bk_ssi_restore); this leader does the same with the SSI it saw. The
+ * results of those records are gone with the primary, and with them the
+ * external effects they drove (a commit writes the external effects, then
+ * raises SSI, so the promoted replica lacks the effects of every record
+ * above the SSI it had): running `external` again is impossible. The
+ * state has them: the application republishes its whole external view
+ * from its state (`republish`, bk_ext_replace: fenced with our token,
+ * atomic, ext:applied = its LPI, ext-lost deleted), so the view is whole
+ * again and the commits of the records after it go on once per offset.
+ * BK_ERR with why[]: give the lease up (the next leader tries again). */
+static int ext_repair(worker *w, char *why, size_t size) {
+    const br2k_app_ops *ops = w->o->app;
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t seen = wk_shared_ssi(w), ssi = -1, lost = -2;
+    if (bk_ext_lost_check(w->rm, w->o->service, seen, &ssi, &lost, &e) != BK_OK) {
+        snprintf(why, size, "cannot check what Redis lost: %.200s", e.msg);
+        return BK_ERR;
+    }
+    wk_raise_ssi(w, ssi);
+    if (lost == -2 || (ops->external == NULL && ops->external_many == NULL))
+        return BK_OK;
+    /* BR2K_TEST_NO_REPUBLISH=1: tests only, the chaos test's proof that its
+     * check of the external index fails without the repair */
+    const char *off = getenv("BR2K_TEST_NO_REPUBLISH");
+    if (off != NULL && strcmp(off, "1") == 0) {
+        BK_WARN("BR2K_TEST_NO_REPUBLISH: the external view is not republished after "
+                "Redis lost writes after SSI %" PRId64,
+                lost);
+        return BK_OK;
+    }
+    if (ops->republish == NULL) {
+        BK_WARN("a Redis failover lost writes after SSI %" PRId64
+                ": the external effects of those records are lost too, and the "
+                "application '%s' cannot republish its external view (no republish)",
+                lost, ops->name);
+        return BK_OK;
+    }
+    BK_INFO("a Redis failover lost writes after SSI %" PRId64
+            " (their external effects too): the application republishes its external "
+            "view from its state (I9)",
+            lost);
+    if (ops->republish(w->app, w->rm, w->o->service, w->epoch, &e) != BK_OK) {
+        snprintf(why, size, "cannot republish the external view: %.200s", e.msg);
+        return BK_ERR;
+    }
+    int64_t at = -1;
+    bk_err_clear(&e);
+    if (bk_ext_applied_get(w->rm, w->o->service, &at, &e) != BK_OK)
+        BK_WARN("%s", e.msg);
+    BK_INFO("external view republished at offset %" PRId64 " (epoch %" PRId64 ", I9)", at,
+            w->epoch);
+    return BK_OK;
+}
+
 int wk_claim_seen(worker *w, const bk_rlog_rec *r, bk_err *e) {
     const void *v = NULL;
     size_t len = 0;
@@ -157,7 +215,9 @@ int wk_claim_seen(worker *w, const bk_rlog_rec *r, bk_err *e) {
     int own = strcmp(id, w->o->id) == 0 && ep == w->epoch;
     char why[256];
     if (own && r->offset == w->claim_off) {
-        if (counts) {
+        if (counts && ext_repair(w, why, sizeof(why)) != BK_OK) {
+            give_up(w, why);
+        } else if (counts) {
             w->claimed = 1;
             BK_INFO("claim of epoch %lld read back at offset %" PRId64 ": leading (I9)",
                     ep, r->offset);

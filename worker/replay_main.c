@@ -271,7 +271,7 @@ int main(int argc, char **argv) {
         json_decref(m.keys);
         return 2;
     }
-    br2k_host host = {BR2K_APP_ABI_VERSION, svc, 0, host_write, host_applied, &m};
+    br2k_host host = {BR2K_APP_ABI_VERSION, svc, 0, host_write, host_applied, &m, NULL};
     const char *tmp = getenv("TMPDIR");
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/br2k-replay-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");

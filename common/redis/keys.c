@@ -175,6 +175,9 @@ int bk_key_ext_active(char *buf, size_t size, const char *svc, bk_err *e) {
 int bk_key_ext_did(char *buf, size_t size, const char *svc, bk_err *e) {
     return key(buf, size, svc, "ext:did", NULL, e);
 }
+int bk_key_ext_lost(char *buf, size_t size, const char *svc, bk_err *e) {
+    return key(buf, size, svc, "ext-lost", NULL, e);
+}
 
 /* ---- backup keys ---- */
 
@@ -312,6 +315,23 @@ bk_script bk_lua_heartbeat =
                    "redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n"
                    "return 1\n");
 
+/* KEYS ssi ext-lost; ARGV v (keys.h). An SSI put back means that Redis
+ * lost writes after the SSI it had, the external ones of those records
+ * included (a commit writes them before it raises SSI): ext-lost keeps the
+ * lowest such SSI until a leader republishes the external view. */
+bk_script bk_lua_ssi_restore =
+    BK_SCRIPT_INIT("local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')\n"
+                   "local v = tonumber(ARGV[1])\n"
+                   "if v > cur then\n"
+                   "  redis.call('SET', KEYS[1], ARGV[1])\n"
+                   "  local m = redis.call('GET', KEYS[2])\n"
+                   "  if not m or tonumber(m) > cur then\n"
+                   "    redis.call('SET', KEYS[2], string.format('%d', cur))\n"
+                   "  end\n"
+                   "  cur = v\n"
+                   "end\n"
+                   "return {cur, tonumber(redis.call('GET', KEYS[2]) or '-2')}\n");
+
 /* KEYS epoch sv ssv last backup; ARGV token version cut channel. */
 bk_script bk_lua_backup_finish = BK_SCRIPT_INIT(
     FENCE_CHECK "local v = tonumber(ARGV[2])\n"
@@ -370,6 +390,40 @@ bk_script bk_lua_ext_write = BK_SCRIPT_INIT(
     "end\n"
     "if last then redis.call('SET', KEYS[2], last) end\n"
     "return done\n");
+
+/* An application's republished external view (keys.h): the ext: keys
+ * found by SCAN are deleted (ext:applied kept), then the ops run; all in
+ * one script, so a reader sees the old view or the new one. */
+bk_script bk_lua_ext_replace = BK_SCRIPT_INIT(
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur ~= ARGV[1] then\n"
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is not the current epoch "
+    "'"
+    " .. tostring(cur))\n"
+    "end\n"
+    "local c, gone = '0', 0\n"
+    "repeat\n"
+    "  local r = redis.call('SCAN', c, 'MATCH', ARGV[3], 'COUNT', 1000)\n"
+    "  c = r[1]\n"
+    "  for _, k in ipairs(r[2]) do\n"
+    "    if k ~= KEYS[2] then redis.call('DEL', k); gone = gone + 1 end\n"
+    "  end\n"
+    "until c == '0'\n"
+    "local i, k = 4, 4\n"
+    "while i <= #ARGV do\n"
+    "  local op, key = ARGV[i], KEYS[k]\n"
+    "  if op == 'SET' then redis.call('SET', key, ARGV[i + 1])\n"
+    "  elseif op == 'DEL' then redis.call('DEL', key)\n"
+    "  elseif op == 'HSET' then redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2])\n"
+    "  elseif op == 'HDEL' then redis.call('HDEL', key, ARGV[i + 1])\n"
+    "  elseif op == 'INCRBY' then redis.call('INCRBY', key, ARGV[i + 1])\n"
+    "  end\n"
+    "  i = i + 3\n"
+    "  k = k + 1\n"
+    "end\n"
+    "redis.call('SET', KEYS[2], ARGV[2])\n"
+    "redis.call('DEL', KEYS[3])\n"
+    "return gone\n");
 
 /* br2k-backupd's read of the external state at the cut (backupd/objects.c):
  * KEYS epoch, backup phase, ext:applied, then the external keys; returns

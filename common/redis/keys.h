@@ -101,6 +101,12 @@ int bk_key_ext(char *buf, size_t size, const char *svc, const char *name, bk_err
 int bk_key_ext_applied(char *buf, size_t size, const char *svc, bk_err *e);
 int bk_key_ext_active(char *buf, size_t size, const char *svc, bk_err *e);
 int bk_key_ext_did(char *buf, size_t size, const char *svc, bk_err *e);
+/* br2k:{svc}:ext-lost: set when a worker put back an SSI that a Redis
+ * failover lost (bk_ssi_restore): the SSI Redis showed then, the lowest
+ * such; the external writes of the records after it may be lost too. The
+ * next leader republishes the external view and deletes it (claim.c,
+ * bk_ext_replace, I9). */
+int bk_key_ext_lost(char *buf, size_t size, const char *svc, bk_err *e);
 /* 1 when `name` is 1 to BK_EXT_NAME_MAX bytes of A-Z a-z 0-9 . _ - : and
  * not "applied". */
 #define BK_EXT_NAME_MAX 128
@@ -127,6 +133,15 @@ extern bk_script bk_lua_commit;
 extern bk_script bk_lua_fenced_raise;
 /* KEYS target; ARGV v. */
 extern bk_script bk_lua_raise;
+/* KEYS ssi ext-lost; ARGV v. Raise SSI to v if lower and then set
+ * ext-lost to the lowest SSI seen going back; returns {SSI after, ext-lost
+ * or -2 when unset} (bk_ssi_restore, bk_ext_lost_check). */
+extern bk_script bk_lua_ssi_restore;
+/* KEYS epoch ext:applied ext-lost, then one key per op; ARGV token offset
+ * match-pattern, then per op: kind arg1 arg2. Fenced; deletes every key
+ * matching the pattern (the ext: keys) but ext:applied, runs the ops, sets
+ * ext:applied = offset and deletes ext-lost (bk_ext_replace). */
+extern bk_script bk_lua_ext_replace;
 /* KEYS epoch backup aux; ARGV token mode expect to ttl_ms channel aux_val.
  * Fenced. */
 extern bk_script bk_lua_backup_step;
@@ -253,6 +268,20 @@ int bk_ext_write(bk_redis *r, const char *svc, int64_t epoch, const bk_ext_rec *
 /* ext:applied (-1 when unset). */
 int bk_ext_applied_get(bk_redis *r, const char *svc, int64_t *offset, bk_err *e);
 
+/* Replace the whole external view (an application's `republish`): with
+ * token `epoch` (else BK_E_FENCED, nothing written), in one script: every
+ * br2k:{svc}:ext:* key but ext:applied deleted, the n ops run in order,
+ * ext:applied = offset, ext-lost deleted. The ops are checked first. */
+int bk_ext_replace(bk_redis *r, const char *svc, int64_t epoch, int64_t offset,
+                   const bk_ext_op *ops, size_t n, bk_err *e);
+
+/* A new leader's check (claim.c): raise SSI to `seen` like bk_ssi_restore
+ * (marking ext-lost if it was lower), then *lost = ext-lost: the SSI
+ * below which the external view is whole, or -2 when nothing was lost.
+ * *ssi (may be NULL) gets SSI after. */
+int bk_ext_lost_check(bk_redis *r, const char *svc, int64_t seen, int64_t *ssi,
+                      int64_t *lost, bk_err *e);
+
 /* ---- state-version-up (backupd and the leader; schemas/redis-keys.md) ----
  *
  * The phase key br2k:{svc}:backup holds "<phase> <epoch> <cut>": the step
@@ -343,8 +372,9 @@ int bk_metrics_write(bk_redis *r, const char *svc, const char *id,
                      bk_err *e);
 
 /* Raise SSI to v if it is lower (never down): a worker restores the SSI
- * it saw committed when a Redis failover lost it (I3, I9). *now (may be
- * NULL) gets SSI after. */
+ * it saw committed when a Redis failover lost it (I3, I9), and marks
+ * ext-lost (the external writes after the SSI Redis had may be lost too).
+ * *now (may be NULL) gets SSI after. */
 int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err *e);
 
 /* ---- reads ---- */

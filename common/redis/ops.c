@@ -472,6 +472,79 @@ out:
     return rc;
 }
 
+int bk_ext_replace(bk_redis *r, const char *svc, int64_t epoch, int64_t offset,
+                   const bk_ext_op *ops, size_t n, bk_err *e) {
+    if (n > 0 && ops == NULL)
+        return bk_err_set(e, BK_E_INVAL, "external view of offset %" PRId64 ": no ops",
+                          offset);
+    for (size_t j = 0; j < n; j++)
+        if (ext_op_check(&ops[j], offset, e) != BK_OK)
+            return BK_ERR;
+    /* argv: epoch, ext:applied, ext-lost, a key per op, then the token,
+     * the offset, the pattern and 3 per op */
+    size_t nkeys = 3 + n, argc = nkeys + 3 + 3 * n;
+    const char **argv = calloc(argc, sizeof(*argv));
+    char(*nums)[24] = calloc(2 + n, 24);
+    char(*keys)[BK_KEY_MAX] = calloc(nkeys, BK_KEY_MAX);
+    char prefix[BK_KEY_MAX], pat[2 * BK_KEY_MAX + 2];
+    int rc = BK_ERR;
+    if (argv == NULL || nums == NULL || keys == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (bk_key_epoch(keys[0], BK_KEY_MAX, svc, e) ||
+        bk_key_ext_applied(keys[1], BK_KEY_MAX, svc, e) ||
+        bk_key_ext_lost(keys[2], BK_KEY_MAX, svc, e) ||
+        bk_key_ext_prefix(prefix, sizeof(prefix), svc, e))
+        goto out;
+    size_t q = 0; /* the prefix as a glob: its * ? [ ] \ escaped, then * */
+    for (const char *c = prefix; *c; c++) {
+        if (strchr("*?[]\\", *c) != NULL)
+            pat[q++] = '\\';
+        pat[q++] = *c;
+    }
+    pat[q++] = '*';
+    pat[q] = '\0';
+    size_t a = nkeys, m = 0;
+    for (size_t i = 0; i < 3; i++)
+        argv[i] = keys[i];
+    snprintf(nums[m], 24, "%" PRId64, epoch);
+    argv[a++] = nums[m++];
+    snprintf(nums[m], 24, "%" PRId64, offset);
+    argv[a++] = nums[m++];
+    argv[a++] = pat;
+    for (size_t j = 0; j < n; j++) {
+        const bk_ext_op *op = &ops[j];
+        if (bk_key_ext(keys[3 + j], BK_KEY_MAX, svc, op->name, e) != BK_OK)
+            goto out;
+        argv[3 + j] = keys[3 + j];
+        argv[a++] = ext_kind_word(op->kind);
+        if (op->kind == BK_EXT_INCRBY) {
+            snprintf(nums[m], 24, "%" PRId64, op->by);
+            argv[a++] = nums[m++];
+            argv[a++] = "";
+        } else if (op->kind == BK_EXT_SET) {
+            argv[a++] = op->value;
+            argv[a++] = "";
+        } else {
+            argv[a++] = op->field ? op->field : "";
+            argv[a++] = op->value ? op->value : "";
+        }
+    }
+    redisReply *rep =
+        bk_script_eval(r, &bk_lua_ext_replace, (int)nkeys, (int)argc, argv, NULL, e);
+    if (rep != NULL) {
+        freeReplyObject(rep);
+        rc = BK_OK;
+    } else
+        bk_err_prefix(e, "cannot replace the external view");
+out:
+    free(argv);
+    free(nums);
+    free(keys);
+    return rc;
+}
+
 int bk_ext_applied_get(bk_redis *r, const char *svc, int64_t *offset, bk_err *e) {
     KEYBUF(k);
     if (bk_key_ext_applied(k, sizeof(k), svc, e))
@@ -597,11 +670,35 @@ static int raise_to(bk_redis *r, const char *target, int64_t v, int64_t *now,
     return BK_OK;
 }
 
-int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err *e) {
+int bk_ext_lost_check(bk_redis *r, const char *svc, int64_t seen, int64_t *ssi,
+                      int64_t *lost, bk_err *e) {
     KEYBUF(k);
-    if (bk_key_ssi(k, sizeof(k), svc, e))
+    KEYBUF(kl);
+    if (bk_key_ssi(k, sizeof(k), svc, e) || bk_key_ext_lost(kl, sizeof(kl), svc, e))
         return BK_ERR;
-    return raise_to(r, k, v, now, "restore", e);
+    char a_v[24];
+    snprintf(a_v, sizeof(a_v), "%" PRId64, seen);
+    const char *keys[] = {k, kl}, *args[] = {a_v};
+    redisReply *rep = run(r, &bk_lua_ssi_restore, 2, keys, 1, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot restore '%s'", k);
+    int rc = BK_OK;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER)
+        rc = bk_err_set(e, BK_E_PROTO, "unexpected Redis reply to the SSI restore");
+    else {
+        if (ssi != NULL)
+            *ssi = rep->element[0]->integer;
+        if (lost != NULL)
+            *lost = rep->element[1]->integer;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int bk_ssi_restore(bk_redis *r, const char *svc, int64_t v, int64_t *now, bk_err *e) {
+    return bk_ext_lost_check(r, svc, v, now, NULL, e);
 }
 
 int bk_ssv_raise(bk_redis *r, const char *svc, const char *id, int64_t v, int64_t *now,

@@ -1,12 +1,19 @@
 /* redis.c - see redis.h. */
 #include "redis/redis.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
+
+/* How often a connection looks at its Sentinel subscription, and waits
+ * before subscribing again after a failure. */
+#define SUB_POLL_MS 20
+#define SUB_RETRY_MS 1000
 
 struct bk_redis {
     bk_redis_addr a;
@@ -16,6 +23,13 @@ struct bk_redis {
     int next_sentinel; /* the Sentinel asked first next time */
     redisContext *c;
     long connects;
+    /* sentinel://: a subscription to +switch-master on one Sentinel, so
+     * that a failover is noticed without an error (a demoted primary still
+     * answers reads) */
+    redisContext *sub;
+    int sub_sentinel;
+    int64_t sub_next_ms, sub_poll_ms;
+    long switches;
 };
 
 /* ---- addresses ---- */
@@ -314,7 +328,100 @@ static void drop(bk_redis *r) {
     r->where[0] = '\0';
 }
 
+/* ---- +switch-master ---- */
+
+static void sub_close(bk_redis *r, int64_t now) {
+    if (r->sub != NULL)
+        redisFree(r->sub);
+    r->sub = NULL;
+    r->sub_sentinel = (r->sub_sentinel + 1) % r->a.nnodes; /* another one next */
+    r->sub_next_ms = now + SUB_RETRY_MS;
+}
+
+static void sub_open(bk_redis *r, int64_t now) {
+    creds sc;
+    bk_err e;
+    bk_err_clear(&e);
+    if (load_creds(&SENTINEL_ENV, &sc, &e) != BK_OK) {
+        r->sub_next_ms = now + SUB_RETRY_MS;
+        return;
+    }
+    r->sub =
+        connect_node("Sentinel", &r->a.nodes[r->sub_sentinel], r->timeout_ms, &sc, &e);
+    if (r->sub == NULL) {
+        sub_close(r, now);
+        return;
+    }
+    redisReply *rep = redisCommand(r->sub, "SUBSCRIBE +switch-master");
+    int ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY;
+    if (rep)
+        freeReplyObject(rep);
+    if (!ok)
+        sub_close(r, now);
+}
+
+/* One +switch-master message: "<name> <old ip> <old port> <new ip> <new
+ * port>"; for our primary, drop the connection unless it is already there. */
+static void sub_message(bk_redis *r, const redisReply *m) {
+    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||
+        m->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(m->element[0]->str, "message") != 0 ||
+        m->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    char name[256], oh[256], nh[256];
+    int op = 0, np = 0;
+    if (sscanf(m->element[2]->str, "%255s %255s %d %255s %d", name, oh, &op, nh, &np) !=
+            5 ||
+        strcmp(name, r->a.name) != 0)
+        return;
+    char now_at[300];
+    snprintf(now_at, sizeof(now_at), "%s:%d", nh, np);
+    r->switches++;
+    if (r->c != NULL && strcmp(r->where, now_at) == 0)
+        return;
+    BK_INFO("Sentinel: primary '%s' moved from %s:%d to %s (+switch-master); "
+            "reconnecting",
+            name, oh, op, now_at);
+    if (r->c != NULL)
+        redisFree(r->c);
+    r->c = NULL;
+    r->where[0] = '\0';
+}
+
+/* Read what the subscription has, without blocking (at most every
+ * SUB_POLL_MS; opened or opened again when due). */
+static void sub_check(bk_redis *r) {
+    if (!r->a.sentinel)
+        return;
+    int64_t now = bk_mono_ms();
+    if (now < r->sub_poll_ms)
+        return;
+    r->sub_poll_ms = now + SUB_POLL_MS;
+    if (r->sub == NULL) {
+        if (now >= r->sub_next_ms)
+            sub_open(r, now);
+        return;
+    }
+    struct pollfd pf = {r->sub->fd, POLLIN, 0};
+    int n = poll(&pf, 1, 0);
+    if (n <= 0)
+        return;
+    if (redisBufferRead(r->sub) != REDIS_OK) { /* the Sentinel went away */
+        sub_close(r, now);
+        return;
+    }
+    void *m = NULL;
+    while (redisGetReplyFromReader(r->sub, &m) == REDIS_OK && m != NULL) {
+        sub_message(r, m);
+        freeReplyObject(m);
+        m = NULL;
+    }
+    if (r->sub->err != 0)
+        sub_close(r, now);
+}
+
 static int reconnect(bk_redis *r, bk_err *e) {
+    sub_check(r);
     if (r->c != NULL && r->c->err == 0)
         return BK_OK;
     drop(r);
@@ -363,6 +470,8 @@ void bk_redis_free(bk_redis *r) {
     if (r == NULL)
         return;
     drop(r);
+    if (r->sub != NULL)
+        redisFree(r->sub);
     free(r);
 }
 
@@ -443,6 +552,10 @@ int bk_redis_wait_needed(const bk_redis *r) {
 
 long bk_redis_connects(const bk_redis *r) {
     return r->connects;
+}
+
+long bk_redis_switches(const bk_redis *r) {
+    return r->switches;
 }
 
 const char *bk_redis_where(const bk_redis *r) {

@@ -83,6 +83,13 @@ int bk_redis_wait_needed(const bk_redis *r);
 /* Number of (re)connections made so far (for tests and metrics). */
 long bk_redis_connects(const bk_redis *r);
 
+/* With sentinel://, every command first reads (without blocking, at most
+ * every 20 ms) a subscription to +switch-master on one Sentinel: when our
+ * primary moved, the connection is dropped and the next command finds the
+ * new one, even when the old one still answers (a demoted primary serves
+ * reads). The number of +switch-master messages seen for our primary. */
+long bk_redis_switches(const bk_redis *r);
+
 /* "HOST:PORT" of the server connected now ("" when none). */
 const char *bk_redis_where(const bk_redis *r);
 

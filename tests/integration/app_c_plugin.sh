@@ -21,7 +21,7 @@ for f in bin/br2k-worker bin/br2k include/br2k/app.h; do
 done
 export PKG_CONFIG_PATH=$T/prefix/lib/pkgconfig:$T/prefix/share/pkgconfig
 pkg-config --exists br2k-app || fail "no br2k-app.pc under $T/prefix"
-[ "$(pkg-config --variable=abi_version br2k-app)" = 1 ] || fail "br2k-app.pc abi_version"
+[ "$(pkg-config --variable=abi_version br2k-app)" = 2 ] || fail "br2k-app.pc abi_version"
 pass "installed: $(cd "$T/prefix" && find . -type f | sort | tr '\n' ' ')"
 mkdir -p "$T/src"
 cp "$SRC/worker/apps/examples/c-counter/counter.c" "$SRC/worker/apps/examples/c-counter/Makefile" \

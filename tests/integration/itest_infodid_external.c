@@ -1,7 +1,10 @@
 /* itest_infodid_external.c - InfoDID's external effect against a real
  * Redis: applied once per offset (I5), a stale epoch refused with FENCED
  * (I2), the active count and the DID -> controller hash match the
- * accepted requests, EVAL is used again after SCRIPT FLUSH.
+ * accepted requests, EVAL is used again after SCRIPT FLUSH; after a Redis
+ * failover lost external writes (I9): an SSI put back marks ext-lost
+ * (the lowest SSI Redis had), and InfoDID's republish replaces the index
+ * by its state's, fenced, with ext:applied = its LPI.
  * Usage: itest_infodid_external HOST:PORT (run by infodid_external.sh). */
 #include <ftw.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include "chain/ethkey.h"
 #include "infodid.h"
 #include "chain/request.h"
+#include "redis/keys.h"
 
 #define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define ADDR0 "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -138,6 +142,62 @@ int main(int argc, char **argv) {
     EXPECT(get_int(r, active) == 2, "active %lld", get_int(r, active));
     EXPECT(get_int(r, applied) == 3, "applied %lld", get_int(r, applied));
     EXPECT(get_int(r, active) == bk_infodid_active(a), "index matches the local state");
+
+    /* I9: a failover promoted a replica that had SSI 1 and missed the rest:
+     * workers put back what they saw, the lowest SSI Redis had is kept */
+    const char *lostk = "br2k:{" SVC "}:ext-lost", *ssik = "br2k:{" SVC "}:SSI";
+    rep = bk_redis_command(r, &e, "SET %s 1", ssik);
+    freeReplyObject(rep);
+    int64_t now = -9, lost = -9;
+    EXPECT(bk_ssi_restore(r, SVC, 4, &now, &e) == BK_OK && now == 4, "restore: %lld %s",
+           (long long)now, e.msg);
+    EXPECT(get_int(r, lostk) == 1, "ext-lost %lld after a restore from 1",
+           get_int(r, lostk));
+    EXPECT(bk_ext_lost_check(r, SVC, 5, &now, &lost, &e) == BK_OK, "%s", e.msg);
+    EXPECT(now == 5 && lost == 1, "check: SSI %lld, ext-lost %lld (the lowest stays)",
+           (long long)now, (long long)lost);
+    EXPECT(bk_ext_lost_check(r, SVC, 3, &now, &lost, &e) == BK_OK && now == 5 &&
+               lost == 1,
+           "a lower SSI changes nothing: SSI %lld, ext-lost %lld", (long long)now,
+           (long long)lost);
+    /* what the promoted replica has: the index of offsets 0 and 1, and a key
+     * of its own that the state does not give */
+    const char *lose[] = {
+        "HDEL br2k:{" SVC "}:ext:did did:example:x", "SET br2k:{" SVC "}:ext:active 2",
+        "SET br2k:{" SVC "}:ext:applied 1", "SET br2k:{" SVC "}:ext:stray x"};
+    for (size_t i = 0; i < sizeof(lose) / sizeof(lose[0]); i++) {
+        rep = bk_redis_command(r, &e, lose[i]);
+        freeReplyObject(rep);
+    }
+    EXPECT(bk_infodid_ops.republish != NULL, "InfoDID has republish");
+    bk_err_clear(&e);
+    EXPECT(bk_infodid_ops.republish(a, r, SVC, 4, &e) == BK_ERR && e.code == BK_E_FENCED,
+           "republish with a stale epoch: code %d %s", e.code, e.msg);
+    rep = bk_redis_command(r, &e, "EXISTS br2k:{" SVC "}:ext:stray");
+    EXPECT(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 &&
+               get_int(r, applied) == 1,
+           "nothing written when fenced (applied %lld)", get_int(r, applied));
+    freeReplyObject(rep);
+    EXPECT(get_int(r, lostk) == 1, "ext-lost kept when fenced");
+    EXPECT(bk_infodid_ops.republish(a, r, SVC, 5, &e) == BK_OK, "republish: %s", e.msg);
+    EXPECT(hash_is(r, DID0, ADDR0) && hash_is(r, DID1, ADDR1) &&
+               hash_is(r, "did:example:x", ADDR0),
+           "every DID of the state back in the index");
+    rep = bk_redis_command(r, &e, "HLEN br2k:{" SVC "}:ext:did");
+    EXPECT(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 3, "HLEN %lld",
+           rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1);
+    freeReplyObject(rep);
+    EXPECT(get_int(r, active) == bk_infodid_active(a) && get_int(r, active) == 2,
+           "active %lld after republish", get_int(r, active));
+    EXPECT(get_int(r, applied) == 5, "applied %lld: the state's LPI",
+           get_int(r, applied));
+    rep = bk_redis_command(r, &e, "EXISTS br2k:{" SVC "}:ext:stray %s", lostk);
+    EXPECT(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0,
+           "the stray ext: key and ext-lost deleted");
+    freeReplyObject(rep);
+    /* the next leader re-running offset 5: nothing (ext:applied) */
+    EXPECT(bk_infodid_ops.external(a, r, SVC, 5, 5, res[5], &e) == BK_OK, "%s", e.msg);
+    EXPECT(get_int(r, active) == 2, "active %lld after a re-run", get_int(r, active));
 
     for (int i = 0; i < 6; i++)
         free(res[i]);

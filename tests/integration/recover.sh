@@ -89,6 +89,15 @@ wait_for 60 all_at w1 w2 w3 || { show w1 w2 w3; fail "$F did not rejoin after it
 # may first see that the log no longer starts where it must)
 grep -q "no local state\|records were deleted" "$T/$F.log" && grep -q "restored backup version 2" "$T/$F.log" || fail "$F did not restore after the wipe"
 pass "$F with a wiped state directory: restored backup 2 and rejoined"
+# its claim floor (worker/claim.c, wk_claim_floor; I9): the claims before
+# the backup's cut are not in the log it read, so the restore sets the
+# highest epoch claimed to the epoch the backup ran under (the leader's,
+# unchanged since): a take asks for an epoch above it, never a lost one
+ep=$(rc_ GET "br2k:{$SVC}:epoch")
+[ -f "$T/$F/worker.claim" ] || fail "$F restored backup 2 but has no claim floor ($T/$F/worker.claim missing)"
+read -r floor <"$T/$F/worker.claim"
+[ "$floor" = "$ep" ] || fail "$F's claim floor after the restore is $floor, expected the backup's epoch $ep"
+pass "$F's claim floor after the restore: epoch $floor (the backup's)"
 
 # 3. a new worker after three backups reads only the records after the cut
 backup_now; load 50; backup_now

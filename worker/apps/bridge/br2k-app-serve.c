@@ -79,10 +79,11 @@ static int check_plugin(const br2k_app_plugin *p, const char *origin) {
                 BR2K_APP_ENTRY_SYMBOL);
         return -1;
     }
-    if (p->abi_version != BR2K_APP_ABI_VERSION) {
+    /* version 1 lacks only `republish`, which the protocol does not carry */
+    if (p->abi_version != BR2K_APP_ABI_VERSION && p->abi_version != 1) {
         fprintf(stderr,
                 "br2k-app-serve: application '%s': wrong ABI version %" PRIu32
-                ", this bridge supports %u (rebuild it against this br2k/app.h)\n",
+                ", this bridge supports 1 to %u (rebuild it against this br2k/app.h)\n",
                 origin, p->abi_version, BR2K_APP_ABI_VERSION);
         return -1;
     }
@@ -671,8 +672,13 @@ static int m_external(served *s, conn *c) {
     if (rc == 0) {
         const char *svc = getenv("BR2K_SERVICE");
         gather ga = {offs, n, g};
-        br2k_host h = {BR2K_APP_ABI_VERSION, svc ? svc : "",   epoch,
-                       host_ext_write,       host_ext_applied, &ga};
+        br2k_host h = {BR2K_APP_ABI_VERSION,
+                       svc ? svc : "",
+                       epoch,
+                       host_ext_write,
+                       host_ext_applied,
+                       &ga,
+                       NULL};
         PE(pe);
         if (P->external_many != NULL) {
             if (P->external_many(s->app, &h, offs, (const char *const *)res, n, &pe) !=

@@ -12,9 +12,11 @@
  * the conditional INCR/DECR left. */
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/ethkey.h"
 #include "infodid_int.h"
 
 #define EXT_DID "did"
@@ -106,5 +108,47 @@ out:
     free(objs);
     free(recs);
     free(ops);
+    return rc;
+}
+
+/* The whole index from the state (br2k/app.h `republish`): ext:did gets
+ * every DID ever registered with its controller (a DID is never removed
+ * and its controller never changes: what the registers' HSETs left), and
+ * ext:active the count of active DIDs (what the INCRBYs left), as of the
+ * state's LPI, in one ext_replace. Called after a Redis failover lost
+ * external writes of committed records (I9). */
+int idd_republish(br2k_app *a, const br2k_host *h, br2k_app_error *e) {
+    if (h->ext_replace == NULL)
+        return br2k_app_error_set(e, BR2K_APP_E_STATE,
+                                  "infodid: republish without the host's ext_replace");
+    size_t n = a->st.dids.n, k = 0;
+    br2k_ext_op *ops = calloc(n + 1, sizeof(*ops));
+    char(*addr)[43] = calloc(n ? n : 1, 43);
+    char active[24];
+    int rc = BR2K_APP_OK;
+    if (ops == NULL || addr == NULL) {
+        rc = br2k_app_error_set(e, BR2K_APP_E_NOMEM, "infodid: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < a->st.dids.cap && k < n; i++) {
+        const did_rec *d = a->st.dids.s[i].v;
+        if (d == NULL)
+            continue;
+        bk_eth_addr_hex(d->ctrl, addr[k]);
+        ops[k] = (br2k_ext_op){BR2K_EXT_HSET, EXT_DID, d->key, addr[k], 0};
+        k++;
+    }
+    snprintf(active, sizeof(active), "%" PRId64, a->st.active);
+    ops[k++] = (br2k_ext_op){BR2K_EXT_SET, EXT_ACTIVE, NULL, active, 0};
+    if (h->ext_replace(h, a->lpi, ops, k, e) != BR2K_APP_OK) {
+        char why[sizeof(e->msg)];
+        memcpy(why, e->msg, sizeof(why));
+        br2k_app_error_set(e, e->code, "infodid: republish at offset %" PRId64 ": %s",
+                           a->lpi, why);
+        rc = BR2K_APP_ERR;
+    }
+out:
+    free(ops);
+    free(addr);
     return rc;
 }

@@ -648,6 +648,7 @@ static const br2k_app_plugin plugin = {
     .restore = p_restore,
     .digest = p_digest,
     .close = app_close,
+    .republish = idd_republish,
 };
 
 const br2k_app_plugin *br2k_infodid_entry(void) {

@@ -104,5 +104,6 @@ int idd_external(br2k_app *a, const br2k_host *h, int64_t offset, const char *re
                  br2k_app_error *e);
 int idd_external_many(br2k_app *a, const br2k_host *h, const int64_t *offsets,
                       const char *const *results, size_t n, br2k_app_error *e);
+int idd_republish(br2k_app *a, const br2k_host *h, br2k_app_error *e);
 
 #endif

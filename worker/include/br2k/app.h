@@ -40,7 +40,9 @@
  *
  * ABI: the worker refuses a plug-in whose abi_version is not the one it
  * was built with. A change to any struct or signature below increments
- * BR2K_APP_ABI_VERSION. */
+ * BR2K_APP_ABI_VERSION. Version 2 appended `republish` to the plug-in
+ * table and `ext_replace` to the host; the worker still loads a plug-in
+ * built against version 1 (it has no `republish`). */
 #ifndef BR2K_PUBLIC_APP_H
 #define BR2K_PUBLIC_APP_H
 
@@ -53,7 +55,7 @@
 extern "C" {
 #endif
 
-#define BR2K_APP_ABI_VERSION 1u
+#define BR2K_APP_ABI_VERSION 2u
 
 /* The name of the entry point the worker looks up with dlsym(). */
 #define BR2K_APP_ENTRY_SYMBOL "br2k_app_entry"
@@ -157,6 +159,15 @@ struct br2k_host {
     int (*ext_applied)(const br2k_host *h, int64_t *offset, br2k_app_error *e);
 
     void *priv; /* the worker's */
+
+    /* ABI 2, for `republish` only (NULL in `external`): replace the whole
+     * external view in one atomic, fenced step: every key under ext: but
+     * ext:applied is deleted, the ops run in order, and ext:applied =
+     * `offset`, the LPI of the state the view was computed from (so the
+     * records up to it are not run again). Stale `epoch`: nothing
+     * (BR2K_APP_E_FENCED). */
+    int (*ext_replace)(const br2k_host *h, int64_t offset, const br2k_ext_op *ops,
+                       size_t n, br2k_app_error *e);
 };
 
 /* ---- the application ---- */
@@ -209,6 +220,16 @@ typedef struct br2k_app_plugin {
     int (*digest)(br2k_app *app, char hex[65], br2k_app_error *e);
 
     void (*close)(br2k_app *app); /* optional; frees the state */
+
+    /* Optional (NULL: none; ABI 2): write the whole external view from the
+     * state, as `external` of every record up to the state's LPI would
+     * have left it, through host->ext_replace(host, <LPI>, ops, n). The
+     * worker calls it on a new leader (main thread, no `apply` beside it)
+     * when a Redis failover promoted a replica that missed external
+     * writes of committed records: they are not in the results any more,
+     * only in the state (I9). Like the external effect, fenced by the
+     * host's epoch and harmless to run again. */
+    int (*republish)(br2k_app *app, const br2k_host *host, br2k_app_error *e);
 } br2k_app_plugin;
 
 /* The entry point every plug-in exports (BR2K_APP_ENTRY_SYMBOL). */
