@@ -72,7 +72,8 @@ static void *poll_lpi(void *arg) {
             double t = now_ms();
             redisReply *r = reply;
             if (r->type == REDIS_REPLY_STRING && r->len < sizeof(p->last[i]) &&
-                (strlen(p->last[i]) != r->len || memcmp(p->last[i], r->str, r->len) != 0)) {
+                (strlen(p->last[i]) != r->len ||
+                 memcmp(p->last[i], r->str, r->len) != 0)) {
                 memcpy(p->last[i], r->str, r->len);
                 p->last[i][r->len] = '\0';
                 pthread_mutex_lock(&out_mu);
@@ -90,12 +91,13 @@ static void *poll_lpi(void *arg) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "Usage: br2k-bench-changes [--redis HOST:PORT] [--service NAME] [--lpi IDS]\n"
-               "Print '<unix ms> <message>' for every message of the channel\n"
-               "br2k:{NAME}:changes (defaults: BR2K_REDIS or 127.0.0.1:6379,\n"
-               "BR2K_SERVICE or default); with --lpi ID[,ID...] (at most 16) also\n"
-               "'<unix ms> lpi <id> <value>' when a worker's LPI mirror changes (read\n"
-               "every 5 ms).\n");
+    fprintf(f,
+            "Usage: br2k-bench-changes [--redis HOST:PORT] [--service NAME] [--lpi IDS]\n"
+            "Print '<unix ms> <message>' for every message of the channel\n"
+            "br2k:{NAME}:changes (defaults: BR2K_REDIS or 127.0.0.1:6379,\n"
+            "BR2K_SERVICE or default); with --lpi ID[,ID...] (at most 16) also\n"
+            "'<unix ms> lpi <id> <value>' when a worker's LPI mirror changes (read\n"
+            "every 5 ms).\n");
 }
 
 int main(int argc, char **argv) {
@@ -151,7 +153,8 @@ int main(int argc, char **argv) {
                 return 2;
             }
             pl.ids[pl.n] = id;
-            snprintf(pl.keys[pl.n++], sizeof(pl.keys[0]), "br2k:{%s}:LPI-%s", service, id);
+            snprintf(pl.keys[pl.n++], sizeof(pl.keys[0]), "br2k:{%s}:LPI-%s", service,
+                     id);
         }
     }
     redisContext *c = redisConnect(host, port);

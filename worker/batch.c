@@ -295,7 +295,7 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     wk_mirror_lpi(w, next_first < 0);
     int64_t t_durable = bk_mono_ns();
     if (w->role == R_LEADER && w->pipelined)
-        wk_commit_async(w);
+        wk_commit_async(w, 0);
     else if (w->role == R_LEADER)
         wk_flush_held(w);
     /* the stages (bench/run.sh reads them): durable = the application's

@@ -63,6 +63,8 @@ static int still_leader(worker *w) {
 }
 
 #define EXTERNAL_CHUNK 1000 /* records per external_many call */
+/* results held before a hand-over waits for the commit thread */
+#define COMMIT_BACKLOG(w) (4 * (w)->o->batch_max)
 
 /* The external effects of the held records not done yet, EXTERNAL_CHUNK
  * at a time, with the application's external_many. */
@@ -321,10 +323,21 @@ void wk_collect(worker *w, int block) {
         wk_step_down(w, j.why);
 }
 
-/* Hand the held results and SSI = LPI (durable) over to the commit thread,
- * after the previous job is done. */
-void wk_commit_async(worker *w) {
-    wk_collect(w, 1);
+/* Hand the held results and SSI = LPI (durable) over to the commit thread.
+ * With `wait`, after the previous job is done; without, only when it is
+ * done already: otherwise they stay held and go with the next hand-over,
+ * so that a commit slower than a batch carries the results of the
+ * batches applied meanwhile in one script call (the apply never waits
+ * for it while fewer than COMMIT_BACKLOG results are held). */
+void wk_commit_async(worker *w, int wait) {
+    if (!wait && w->nheld >= (size_t)COMMIT_BACKLOG(w))
+        wait = 1;
+    wk_collect(w, wait);
+    pthread_mutex_lock(&w->s.mu);
+    int busy = w->job.busy;
+    pthread_mutex_unlock(&w->s.mu);
+    if (busy) /* not done yet (wait = 0): next time */
+        return;
     if (!wk_claimed(w)) /* a follower, or a leader before its claim counts (I9) */
         return;
     if (!still_leader(w)) {

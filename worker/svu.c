@@ -106,7 +106,7 @@ void wk_leader_hold(worker *w) {
     wk_collect(w, 1);
     if (w->role == R_LEADER && w->nheld > 0) {
         if (w->pipelined) {
-            wk_commit_async(w);
+            wk_commit_async(w, 1);
             wk_collect(w, 1);
         } else {
             wk_flush_held(w);

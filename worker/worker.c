@@ -201,6 +201,10 @@ static int run_loop(worker *w, bk_err *e) {
                     w->bp.set ? w->bp.phase : "none");
             w->hold_since_ms = 0;
         }
+        /* results left held while the commit thread was busy (commit.c):
+         * handed over before this loop waits for the log */
+        if (w->role == R_LEADER && w->pipelined && w->nheld > 0 && w->nq == 0)
+            wk_commit_async(w, 1);
         /* a batch closes as soon as the records already fetched are used up:
          * it never waits to fill */
         if (wk_q_fill(w, 100, e) != BK_OK) {
@@ -242,6 +246,8 @@ static int run_loop(worker *w, bk_err *e) {
         if (bk_mono_ms() - w->last_digest_ms >= wk_digest_gap_ms(w, DIGEST_EVERY_MS))
             wk_update_digest(w, 1);
     }
+    if (w->role == R_LEADER && w->pipelined && w->nheld > 0)
+        wk_commit_async(w, 1); /* what a busy commit thread left held */
     wk_collect(w, 1);
     if (w->pos.inflight_first >= 0) { /* stopping between batches: no mark */
         w->pos.inflight_first = w->pos.inflight_last = -1;

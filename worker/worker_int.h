@@ -162,7 +162,7 @@ int wk_held_push(worker *w, int64_t offset, char *request_id, char *json, bk_err
 int wk_flush_held(worker *w);
 void *wk_commit_main(void *arg);
 void wk_collect(worker *w, int block);
-void wk_commit_async(worker *w);
+void wk_commit_async(worker *w, int wait);
 int wk_store_held(worker *w, int64_t upto, bk_err *e);
 void wk_load_held(worker *w);
 void wk_check_stall(worker *w, int64_t ssi);
