@@ -558,6 +558,10 @@ long bk_redis_switches(const bk_redis *r) {
     return r->switches;
 }
 
+void bk_redis_check_switch(bk_redis *r) {
+    sub_check(r);
+}
+
 const char *bk_redis_where(const bk_redis *r) {
     return r->where;
 }

@@ -90,6 +90,10 @@ long bk_redis_connects(const bk_redis *r);
  * reads). The number of +switch-master messages seen for our primary. */
 long bk_redis_switches(const bk_redis *r);
 
+/* Read that subscription now, as a command would (opening it when it is
+ * not open yet); a no-op for redis://. */
+void bk_redis_check_switch(bk_redis *r);
+
 /* "HOST:PORT" of the server connected now ("" when none). */
 const char *bk_redis_where(const bk_redis *r);
 
