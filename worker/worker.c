@@ -53,6 +53,7 @@
 
 #define SSI_REFRESH_MS 1000  /* GET SSI when no notification came for this long */
 #define DIGEST_EVERY_MS 5000 /* state digest at least this often when busy */
+#define FIRST_BATCH 32       /* most records in a new leader's first batch */
 
 /* ---- start-up: position, application, log (I1, I6) ---- */
 
@@ -212,6 +213,10 @@ static int run_loop(worker *w, bk_err *e) {
             continue;
         }
         size_t n = wk_q_ready(w, limit);
+        /* a new leader's first batch is short: the first result after a
+         * failover does not wait for the whole backlog of the pause */
+        if (w->role == R_LEADER && w->pos.lpi == w->lead_from && n > FIRST_BATCH)
+            n = FIRST_BATCH;
         if (n == 0) {
             if (w->pos.inflight_first >= 0) {
                 /* a look-ahead mark for records we will not apply now (a
