@@ -3,7 +3,7 @@
  *
  *   lease  takes the lease when free and caught up (the take window is
  *          published by main: commit.c) the moment it expires, renews it
- *          every lease/3 (a long apply never starves it); its own thread
+ *          every lease/5 (a long apply never starves it); its own thread
  *          writes the heartbeat and the metrics hash every METRICS_MS;
  *   watch  SUBSCRIBEs to the changes channel and wakes main when SSI
  *          moves (or anything else changes: then main reads again).
@@ -110,23 +110,23 @@ static int64_t gap_pct(const gaps *g, int per_mille) {
     return g->max;
 }
 
-static void gaps_add(gaps *g, int64_t ms, int lease_ms, int tick) {
+static void gaps_add(gaps *g, int64_t ms, int lease_ms, int renew) {
     g->n++;
     g->h[ms < 0 ? 0 : ms >= GAP_SLOTS ? GAP_SLOTS - 1 : ms]++;
     if (ms > g->max)
         g->max = ms;
-    if (ms > 2 * tick) {
+    if (ms > 2 * renew) {
         g->late++;
-        BK_WARN("lease renewal late: %" PRId64
-                " ms since the last one (lease %d ms, every "
-                "%d ms)%s",
-                ms, lease_ms, tick, ms >= lease_ms ? ": the lease may have expired" : "");
+        BK_WARN(
+            "lease renewal late: %" PRId64 " ms since the last one (lease %d ms, every "
+            "%d ms)%s",
+            ms, lease_ms, renew, ms >= lease_ms ? ": the lease may have expired" : "");
     }
     if (ms >= lease_ms)
         g->over++;
 }
 
-static void gaps_log(gaps *g, int lease_ms, int tick) {
+static void gaps_log(gaps *g, int lease_ms, int renew) {
     if (g->n == 0 || g->n == g->logged_n)
         return;
     g->logged_n = g->n;
@@ -135,7 +135,7 @@ static void gaps_log(gaps *g, int lease_ms, int tick) {
             " late (a renewal missed, gap > %d ms), %" PRId64
             " at or over the lease (%d ms, renewed every %d ms)",
             g->n, gap_pct(g, 500), gap_pct(g, 900), gap_pct(g, 990), gap_pct(g, 999),
-            g->max, g->late, 2 * tick, g->over, lease_ms, tick);
+            g->max, g->late, 2 * renew, g->over, lease_ms, renew);
 }
 
 static void lease_lost(worker *w, int64_t epoch, const char *why) {
@@ -170,24 +170,35 @@ static void *beat_main(void *arg) {
                 BK_WARN("%s", e.msg);
             wk_write_metrics(w, r, &prev_applied, &prev_ns, &prev_ms);
         }
-        int64_t left = METRICS_MS - (bk_mono_ms() - now);
-        if (left > 0)
-            bk_sleep_full_ms((int)left);
+        int64_t left; /* sleep in steps, so that a stop is not kept waiting */
+        while ((left = METRICS_MS - (bk_mono_ms() - now)) > 0) {
+            bk_sleep_full_ms((int)(left < 100 ? left : 100));
+            pthread_mutex_lock(&w->s.mu);
+            quit = w->s.quit;
+            pthread_mutex_unlock(&w->s.mu);
+            if (quit)
+                break;
+        }
     }
     bk_redis_free(r);
     return NULL;
 }
 
-/* The lease thread. The holder renews every lease/3 on this thread's own
+/* The lease thread. The holder renews every lease/5 on this thread's own
  * connection (a long apply on main never starves it). A follower that
  * finds the lease held learns its remaining time from the take script and
  * tries again the moment it expires (or after lease/3, if sooner): a dead
  * leader is replaced lease-ms after its last renewal, not up to lease/3
- * later. */
+ * later. The gaps between renewals under load chose these periods
+ * (bench/failover.sh). */
 void *wk_lease_main(void *arg) {
     worker *w = arg;
     const bk_worker_opts *o = w->o;
-    int tick = o->lease_ms / 3 > 10 ? o->lease_ms / 3 : 10;
+    /* the holder renews every lease/5: a stall of up to 4/5 of the lease
+     * right before a renewal is due does not lose it; a follower polls
+     * every lease/3 and is woken at the expiry it was told */
+    int tick = o->lease_ms / 3 > 10 ? o->lease_ms / 3 : 10,
+        renew = o->lease_ms / 5 > 10 ? o->lease_ms / 5 : 10;
     bk_err e;
     bk_err_clear(&e);
     bk_redis *r = NULL;
@@ -212,11 +223,11 @@ void *wk_lease_main(void *arg) {
             if (r == NULL)
                 BK_WARN("lease thread: %s", e.msg);
         }
-        int64_t now = bk_mono_ms(), wake_at = now + tick;
+        int64_t now = bk_mono_ms(), wake_at = now + (held > 0 ? renew : tick);
         if (r != NULL && held > 0) {
             if (bk_lease_renew(r, o->service, o->id, held, o->lease_ms, &e) == BK_OK) {
                 if (g != NULL)
-                    gaps_add(g, bk_mono_ms() - last_ok, o->lease_ms, tick);
+                    gaps_add(g, bk_mono_ms() - last_ok, o->lease_ms, renew);
                 last_ok = now;
             } else if (e.code == BK_E_FENCED)
                 lease_lost(w, held, e.msg);
@@ -245,7 +256,7 @@ void *wk_lease_main(void *arg) {
         }
         if (g != NULL && held > 0 && now >= next_gaps_log) {
             if (next_gaps_log > 0)
-                gaps_log(g, o->lease_ms, tick);
+                gaps_log(g, o->lease_ms, renew);
             next_gaps_log = now + GAPS_LOG_MS;
         }
         int64_t left = wake_at - bk_mono_ms();
@@ -255,7 +266,7 @@ void *wk_lease_main(void *arg) {
     if (beating)
         pthread_join(beat, NULL);
     if (g != NULL)
-        gaps_log(g, o->lease_ms, tick);
+        gaps_log(g, o->lease_ms, renew);
     free(g);
     bk_redis_free(r);
     return NULL;

@@ -34,7 +34,7 @@ static bk_cfg_opt opts[] = {
      "this time is killed and restarted like a crashed worker",
      NULL, 0, 0},
     {"lease-ms", BK_CFG_INT, "300", 30, 60000, NULL,
-     "leader lease TTL in ms; the leader renews it every lease-ms/3 on a thread and "
+     "leader lease TTL in ms; the leader renews it every lease-ms/5 on a thread and "
      "Redis connection of its own; a leader silent this long is replaced: another "
      "worker takes the lease the moment it expires (a stopped leader's next result "
      "comes about lease-ms later). Longer: fewer spurious leader changes when Redis or "

@@ -1,11 +1,12 @@
 /* worker.c - the worker runtime (see worker.h).
  *
- * Four threads, each with its own Redis connection:
+ * Five threads, each with its own Redis connection:
  *   main   reads the log, applies records in batches, and as leader runs
  *          the external effects and commits results + SSI (fenced);
- *   lease  takes the lease when free and caught up, renews it every
- *          lease/3 (a long apply never starves it), writes the heartbeat
- *          and the metrics hash every METRICS_MS;
+ *   lease  takes the lease when free and caught up (the moment it
+ *          expires), renews it every lease/5 (a long apply never starves
+ *          it); it starts the fifth thread, which writes the heartbeat and
+ *          the metrics hash every METRICS_MS (lease.c);
  *   watch  SUBSCRIBEs to the changes channel and wakes main when SSI moves.
  *   commit (leader, when the application allows it: no per-record
  *          `external`) runs the external effects and the fenced commit of
