@@ -35,8 +35,8 @@
 # changes are the epoch's increments (br2k:{default}:epoch) over the window: any
 # is spurious. From the workers' logs: the lease renewals of each leader (the
 # "lease renewals:" line each logs every 60 s while leading and when it stops:
-# the gap from one renewal to the next, p50..max, how many were late, i.e. a
-# renewal missed, and how many reached the lease), and the "lease renewal late"
+# the gap from one renewal to the next, p50..max, how many were late, i.e. over
+# half the lease, and how many reached the lease), and the "lease renewal late"
 # warnings inside the window.
 #
 # Every process is stopped by PID (`stack down`, the load generator, the
@@ -259,7 +259,7 @@ run_loaded() {
     teardown # the workers log their last "lease renewals:" line as they stop
     echo "loaded: $MINUTES min at $RATE requests/s with no fault, $(grep -om1 'lease [0-9]* ms' "${logs[0]}"), log $LOG; SSI $ssi at the end"
     echo "  spurious leader changes: $((ep1 - ep0)) (epoch $ep0 -> $ep1; $took lease takes, $lost leases lost in the window)"
-    echo "  late renewals in the window (a renewal missed): $late"
+    echo "  late renewals in the window (gap over half the lease): $late"
     local f
     for f in "${logs[@]}"; do
         local l; l=$({ grep 'lease renewals:' "$f" || true; } | tail -1 | sed 's/.*lease renewals: /renewals: /')
