@@ -33,9 +33,12 @@ static bk_cfg_opt opts[] = {
      "an application over the protocol (exec:, unix:) that does not answer a call in "
      "this time is killed and restarted like a crashed worker",
      NULL, 0, 0},
-    {"lease-ms", BK_CFG_INT, "1000", 30, 60000, NULL,
-     "leader lease TTL in ms; renewed every lease-ms/3; a leader silent this long is "
-     "replaced",
+    {"lease-ms", BK_CFG_INT, "300", 30, 60000, NULL,
+     "leader lease TTL in ms; the leader renews it every lease-ms/5 on a thread and "
+     "Redis connection of its own; a leader silent this long is replaced: another "
+     "worker takes the lease the moment it expires (a stopped leader's next result "
+     "comes about lease-ms later). Longer: fewer spurious leader changes when Redis or "
+     "the host stalls (bench/failover.sh measures both)",
      NULL, 0, 0},
     {"batch-max", BK_CFG_INT, "1000", 1, 100000, NULL,
      "most records per batch (one in-flight mark, one sync, one SSI update)", NULL, 0, 0},

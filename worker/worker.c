@@ -1,11 +1,12 @@
 /* worker.c - the worker runtime (see worker.h).
  *
- * Four threads, each with its own Redis connection:
+ * Five threads, each with its own Redis connection:
  *   main   reads the log, applies records in batches, and as leader runs
  *          the external effects and commits results + SSI (fenced);
- *   lease  takes the lease when free and caught up, renews it every
- *          lease/3 (a long apply never starves it), writes the heartbeat
- *          and the metrics hash every METRICS_MS;
+ *   lease  takes the lease when free and caught up (the moment it
+ *          expires), renews it every lease/5 (a long apply never starves
+ *          it); it starts the fifth thread, which writes the heartbeat and
+ *          the metrics hash every METRICS_MS (lease.c);
  *   watch  SUBSCRIBEs to the changes channel and wakes main when SSI moves.
  *   commit (leader, when the application allows it: no per-record
  *          `external`) runs the external effects and the fenced commit of
@@ -53,6 +54,7 @@
 
 #define SSI_REFRESH_MS 1000  /* GET SSI when no notification came for this long */
 #define DIGEST_EVERY_MS 5000 /* state digest at least this often when busy */
+#define FIRST_BATCH 32       /* most records in a new leader's first batch */
 
 /* ---- start-up: position, application, log (I1, I6) ---- */
 
@@ -213,6 +215,10 @@ static int run_loop(worker *w, bk_err *e) {
             continue;
         }
         size_t n = wk_q_ready(w, limit);
+        /* a new leader's first batch is short: the first result after a
+         * failover does not wait for the whole backlog of the pause */
+        if (w->role == R_LEADER && w->pos.lpi == w->lead_from && n > FIRST_BATCH)
+            n = FIRST_BATCH;
         if (n == 0) {
             if (w->pos.inflight_first >= 0) {
                 /* a look-ahead mark for records we will not apply now (a

@@ -200,9 +200,12 @@ int bk_key_backup_aux(char *buf, size_t size, const char *svc, const char *name,
 
 /* KEYS leader epoch ssi; ARGV id max_ssi lease_ms min_ssi min_epoch. The
  * new epoch is above both the current one and min_epoch (the highest
- * epoch the caller saw claimed in the log, I9). */
+ * epoch the caller saw claimed in the log, I9). A lease held: -1 - its
+ * PTTL in ms (the caller waits that long and takes it the moment it
+ * expires); not caught up: 0. */
 bk_script bk_lua_lease_take = BK_SCRIPT_INIT(
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "local ttl = redis.call('PTTL', KEYS[1])\n"
+    "if ttl ~= -2 then return -1 - math.max(ttl, 0) end\n"
     "local ssi = tonumber(redis.call('GET', KEYS[3]) or '-1')\n"
     "if ssi < tonumber(ARGV[4]) or ssi > tonumber(ARGV[2]) then return 0 end\n"
     "local ep = redis.call('INCR', KEYS[2])\n"

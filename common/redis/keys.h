@@ -116,7 +116,9 @@ int bk_ext_name_ok(const char *name);
  * KEYS and ARGV of each, in order. A fenced script starts with the check
  * of ARGV[1] (the caller's token) against KEYS[1] (epoch). */
 
-/* KEYS leader epoch ssi; ARGV id max_ssi lease_ms min_ssi. */
+/* KEYS leader epoch ssi; ARGV id max_ssi lease_ms min_ssi min_epoch.
+ * Returns the new epoch, 0 (not caught up) or -1 - the PTTL of a lease
+ * held. */
 extern bk_script bk_lua_lease_take;
 /* KEYS epoch leader; ARGV token id lease_ms. Fenced. */
 extern bk_script bk_lua_lease_renew;
@@ -183,6 +185,13 @@ int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
 int bk_lease_take_above(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
                         int64_t max_ssi, int64_t min_epoch, int lease_ms, int64_t *epoch,
                         bk_err *e);
+
+/* bk_lease_take_above that also says, when the lease is held by another,
+ * in how many ms it expires (*held_ms; -1 when it is not held): a caller
+ * that waits that long takes it the moment it expires. */
+int bk_lease_take_wait(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
+                       int64_t max_ssi, int64_t min_epoch, int lease_ms, int64_t *epoch,
+                       int64_t *held_ms, bk_err *e);
 
 /* Extend the lease by lease_ms only if it is still "<id> <epoch>" and
  * epoch is current; otherwise BK_ERR with BK_E_FENCED. */

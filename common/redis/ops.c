@@ -67,6 +67,15 @@ int bk_lease_take(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
 int bk_lease_take_above(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
                         int64_t max_ssi, int64_t min_epoch, int lease_ms, int64_t *epoch,
                         bk_err *e) {
+    int64_t held_ms;
+    return bk_lease_take_wait(r, svc, id, min_ssi, max_ssi, min_epoch, lease_ms, epoch,
+                              &held_ms, e);
+}
+
+int bk_lease_take_wait(bk_redis *r, const char *svc, const char *id, int64_t min_ssi,
+                       int64_t max_ssi, int64_t min_epoch, int lease_ms, int64_t *epoch,
+                       int64_t *held_ms, bk_err *e) {
+    *held_ms = -1;
     KEYBUF(kl);
     KEYBUF(ke);
     KEYBUF(ks);
@@ -85,6 +94,10 @@ int bk_lease_take_above(bk_redis *r, const char *svc, const char *id, int64_t mi
         return bk_err_prefix(e, "cannot take the lease '%s'", kl);
     if (reply_i64(rep, epoch, e) != BK_OK)
         return BK_ERR;
+    if (*epoch < 0) { /* held: -1 - its PTTL */
+        *held_ms = -1 - *epoch;
+        *epoch = 0;
+    }
     if (*epoch == 0)
         return BK_OK;
     /* I9: the new epoch must be on a replica before its token is used, so
