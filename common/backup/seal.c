@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 #include <zlib.h>
 
+#include "base/clock.h"
 #include "base/hex.h"
 
 #define OFF_VERSION 8
@@ -171,6 +172,17 @@ static int is_sha256_hex(const char *s) {
 
 int bk_unseal(const uint8_t key[32], const void *sealed, size_t len,
               const char *expect_sha256_hex, void **plain, size_t *plain_len, bk_err *e) {
+    return bk_unseal_ex(key, sealed, len, expect_sha256_hex, plain, plain_len, NULL, e);
+}
+
+int bk_unseal_ex(const uint8_t key[32], const void *sealed, size_t len,
+                 const char *expect_sha256_hex, void **plain, size_t *plain_len,
+                 bk_unseal_stats *stats, bk_err *e) {
+    bk_unseal_stats st0;
+    if (stats == NULL)
+        stats = &st0;
+    memset(stats, 0, sizeof(*stats));
+    double t = bk_mono_msf();
     *plain = NULL;
     *plain_len = 0;
     const uint8_t *s = sealed;
@@ -183,6 +195,7 @@ int bk_unseal(const uint8_t key[32], const void *sealed, size_t len,
         char got[65];
         if (bk_sha256_hex(s, len, got, e) != BK_OK)
             return BK_ERR;
+        stats->verify_ms = bk_mono_msf() - t;
         if (strcasecmp(got, expect_sha256_hex) != 0)
             return bk_err_set(e, BK_E_INVAL,
                               "seal: digest mismatch: object has sha256 %s, expected %s",
@@ -219,7 +232,9 @@ int bk_unseal(const uint8_t key[32], const void *sealed, size_t len,
     int rc = BK_ERR;
     uint8_t tag[TAG_LEN];
     memcpy(tag, s + OFF_TAG, TAG_LEN);
+    t = bk_mono_msf();
     int g = gcm(0, key, s, s + BK_SEAL_HEADER_LEN, zlen, z, tag);
+    stats->decrypt_ms = bk_mono_msf() - t;
     if (g < 0) {
         bk_err_set(e, BK_E_IO, "seal: aes-256-gcm decryption failed");
         goto done;
@@ -237,7 +252,9 @@ int bk_unseal(const uint8_t key[32], const void *sealed, size_t len,
     }
     uLongf olen = (uLongf)want;
     uLong srclen = (uLong)zlen;
+    t = bk_mono_msf();
     int zr = uncompress2(out, &olen, z, &srclen);
+    stats->decompress_ms = bk_mono_msf() - t;
     if (zr != Z_OK || olen != (uLongf)want || srclen != (uLong)zlen) {
         bk_err_set(e, BK_E_INVAL,
                    "seal: cannot decompress: %s (header says %llu bytes, got %lu)",

@@ -69,6 +69,16 @@ int bk_seal(const void *plain, size_t len, uint8_t key_out[32], void **sealed,
 int bk_unseal(const uint8_t key[32], const void *sealed, size_t len,
               const char *expect_sha256_hex, void **plain, size_t *plain_len, bk_err *e);
 
+/* bk_unseal, and the time it spent in each step (stats may be NULL). */
+typedef struct bk_unseal_stats {
+    double verify_ms;     /* SHA-256 of the sealed bytes */
+    double decrypt_ms;    /* AES-256-GCM, with its tag check */
+    double decompress_ms; /* zlib */
+} bk_unseal_stats;
+int bk_unseal_ex(const uint8_t key[32], const void *sealed, size_t len,
+                 const char *expect_sha256_hex, void **plain, size_t *plain_len,
+                 bk_unseal_stats *stats, bk_err *e);
+
 /* SHA-256 of len bytes as 64 lowercase hex digits and a NUL (the object
  * address). Returns BK_OK or BK_ERR (BK_E_IO: OpenSSL failed). */
 int bk_sha256_hex(const void *data, size_t len, char out[65], bk_err *e);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/fileio.h"
 #include "base/hex.h"
 #include "base/log.h"
@@ -564,11 +565,13 @@ static int app_restore(br2k_app *a, const void *snap, size_t len, bk_err *e) {
     idd_state st;
     idd_state_init(&st);
     int64_t lpi = -1;
+    double t0 = bk_mono_msf();
     if (idd_decode_snapshot(snap, len, &st, &lpi, e) != BK_OK) {
         idd_state_release(&st);
         return bk_err_prefix(e, "cannot restore");
     }
     /* Durable first: the new checkpoint and an empty journal. */
+    double t1 = bk_mono_msf();
     int64_t old_lpi = a->lpi;
     a->lpi = lpi;
     if (write_checkpoint(a, snap, len, e) != BK_OK) {
@@ -576,9 +579,12 @@ static int app_restore(br2k_app *a, const void *snap, size_t len, bk_err *e) {
         idd_state_release(&st);
         return BK_ERR;
     }
+    double t2 = bk_mono_msf();
     idd_state_release(&a->st);
     a->st = st;
     a->jlpi = lpi;
+    BK_INFO("infodid restore stages: parse=%.0fms write=%.0fms release=%.0fms", t1 - t0,
+            t2 - t1, bk_mono_msf() - t2);
     return BK_OK;
 }
 
