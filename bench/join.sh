@@ -85,13 +85,17 @@ stop_all() {
 }
 ALL_PIDS=()
 # fill COUNT PREFIX: COUNT records (no-op records, or signed InfoDID registrations)
+# (in the background, its PID in PIDS, so that a stopped run stops it too)
 fill() {
     if [ "$APP" = noop ]; then
-        produce "$1" 0 "$2" >/dev/null
+        produce "$1" 0 "$2" >"$T/fill-$2.out" 2>&1 &
     else
         "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 4 --count $(($1 / 4)) \
-            --prefix "$2" >"$T/fill-$2.out" 2>&1 || fail "fill: $(tail -2 "$T/fill-$2.out")"
+            --prefix "$2" >"$T/fill-$2.out" 2>&1 &
     fi
+    local p=$!
+    PIDS+=("$p")
+    wait "$p" || fail "fill: $(tail -2 "$T/fill-$2.out")"
 }
 # proc_kb PID FIELD: VmRSS / VmHWM of PID in kB
 proc_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
@@ -188,6 +192,12 @@ for n in $SIZES; do
                 s=$(stages "$id")
                 ST[$b]="${ST[$b]:-}|$s joined=$(joined_ms "$id") wall=$JOIN_MS rss=$rss hwm=$hwm"
                 stop_worker "$id"
+                # the memory of the restored state, measured on its files
+                rm -f "$T/mem.out"
+                if [ "$app" = infodid ] && [ "$b" = new ] && [ "$r" = "$RUNS" ] &&
+                    [ -x "$BIN/br2k-bench-infodid-mem" ]; then
+                    "$BIN/br2k-bench-infodid-mem" "$T/$id/app" >"$T/mem.out" 2>&1 || true
+                fi
                 rm -rf "${T:?}/$id"
             done
         done
@@ -229,6 +239,7 @@ for n in $SIZES; do
             done
             printf '\n'
         done
+        [ ! -s "$T/mem.out" ] || { echo "   InfoDID's state in memory (br2k-bench-infodid-mem):"; sed 's/^/   /' "$T/mem.out"; }
         unset FAST ST
         stop_all
     done

@@ -14,6 +14,17 @@
 #include "chain/jsonrpc.h"
 #include "base/log.h"
 
+typedef struct feed_ctx {
+    bk_unsealer *u;
+    uint64_t bytes;
+} feed_ctx;
+
+static int feed(void *opaque, const void *piece, size_t n, bk_err *e) {
+    feed_ctx *f = opaque;
+    f->bytes += n;
+    return bk_unsealer_feed(f->u, piece, n, e);
+}
+
 int bk_restore_fetch(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_key,
                      uint64_t version, uint64_t *ver, json_t **log, void **plain,
                      size_t *len, bk_err *e) {
@@ -72,27 +83,31 @@ int bk_restore_fetch_ex(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *sv
     }
     uint8_t key[32];
     bk_storage *sto = NULL;
-    void *sealed = NULL;
-    size_t slen = 0;
+    bk_unsealer *u = NULL;
     rc = bk_blog_unwrap_key(wrapped, svc_key, key, e);
     st->log_ms = bk_mono_msf() - t;
+    /* one pass: each piece read is hashed, decrypted and inflated at once
+     * (seal.h); the plaintext counts only once every check has passed */
     t = bk_mono_msf();
     if (rc == BK_OK)
-        rc = bk_storage_open(url, &sto, e);
+        rc = bk_unsealer_new(key, sha, &u, e);
+    memset(key, 0, sizeof(key));
     if (rc == BK_OK)
-        rc = bk_storage_get(sto, obj, &sealed, &slen, e);
-    st->fetch_ms = bk_mono_msf() - t;
-    st->sealed = slen;
+        rc = bk_storage_open(url, &sto, e);
+    feed_ctx fc = {u, 0};
+    if (rc == BK_OK)
+        rc = bk_storage_read(sto, obj, feed, &fc, e);
     bk_unseal_stats us = {0, 0, 0};
     if (rc == BK_OK)
-        rc = bk_unseal_ex(key, sealed, slen, sha, plain, len, &us, e);
+        rc = bk_unsealer_finish(u, plain, len, &us, e);
+    st->pass_ms = bk_mono_msf() - t;
     st->verify_ms = us.verify_ms;
     st->decrypt_ms = us.decrypt_ms;
     st->decompress_ms = us.decompress_ms;
-    st->pass_ms = bk_mono_msf() - t;
+    st->fetch_ms = st->pass_ms - us.verify_ms - us.decrypt_ms - us.decompress_ms;
+    st->sealed = fc.bytes;
     st->plain = *len;
-    memset(key, 0, sizeof(key));
-    free(sealed);
+    bk_unsealer_free(u);
     bk_storage_close(sto);
     if (rc != BK_OK) {
         json_decref(j);

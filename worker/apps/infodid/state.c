@@ -42,6 +42,7 @@ void idd_state_init(idd_state *st) {
     idd_map_init(&st->dids);
     idd_map_init(&st->ids);
     st->active = 0;
+    st->digest_ok = 0;
 }
 
 static void did_free_v(void *v) {
@@ -56,12 +57,14 @@ void idd_state_release(idd_state *st) {
     idd_map_free(&st->dids, did_free_v);
     idd_map_free(&st->ids, id_free_v);
     st->active = 0;
+    st->digest_ok = 0;
 }
 
 /* Commit one change: takes ownership of `ir` and `dr` (either may be NULL),
  * also on failure. */
 int idd_state_commit(idd_state *st, id_rec *ir, did_rec *dr, bk_err *e) {
     void *old = NULL;
+    st->digest_ok = 0;
     if (dr != NULL) {
         if (idd_map_put(&st->dids, dr, &old) != BK_OK) {
             idd_did_free(dr);
@@ -186,9 +189,21 @@ int idd_encode_body(const idd_state *st, idd_buf *b, bk_err *e) {
     return BK_OK;
 }
 
+/* The smallest encodings (empty strings, no attributes): a bound on the
+ * count a body of a given size can hold, for reserving the tables. */
+#define DID_MIN (4 + 20 + 1 + 4 * 8 + 4)
+#define ID_MIN (4 + 32 + 4)
+
+static void reserve(idd_map *m, uint64_t n, const idd_rd *r, size_t min) {
+    uint64_t most = (uint64_t)(r->len - r->pos) / min;
+    /* a failure only means the table grows as it goes */
+    (void)idd_map_reserve(m, (size_t)(n < most ? n : most));
+}
+
 /* Decode a body into an empty `st` (strictly ascending keys). */
 static int decode_body(idd_rd *r, idd_state *st, bk_err *e) {
     uint64_t n = idd_get_u64(r);
+    reserve(&st->dids, n, r, DID_MIN);
     const char *prev = NULL; /* the last key, owned by the table */
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         did_rec *d = idd_get_did(r);
@@ -203,6 +218,8 @@ static int decode_body(idd_rd *r, idd_state *st, bk_err *e) {
     }
     prev = NULL;
     n = r->bad ? 0 : idd_get_u64(r);
+    if (!r->bad)
+        reserve(&st->ids, n, r, ID_MIN);
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         id_rec *x = idd_get_id(r);
         if (x != NULL && prev != NULL && strcmp(prev, x->key) >= 0) {
@@ -233,14 +250,18 @@ int idd_encode_snapshot(const idd_state *st, int64_t lpi, idd_buf *b, bk_err *e)
     return b->oom ? bk_err_set(e, BK_E_NOMEM, "infodid: out of memory") : BK_OK;
 }
 
-int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
-                        bk_err *e) {
-    uint8_t h[32];
+int idd_snapshot_body(size_t len, size_t *from, size_t *to) {
+    if (len < 8 + 8 + 16 + 32)
+        return 0;
+    *from = 16;
+    *to = len - 32;
+    return 1;
+}
+
+int idd_decode_snapshot_nosum(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
+                              bk_err *e) {
     if (len < 8 + 8 + 16 + 32 || memcmp(p, SNAP_MAGIC, 8) != 0)
         return bk_err_set(e, BK_E_INVAL, "infodid: not an infodid snapshot");
-    idd_sha256(p, len - 32, h);
-    if (memcmp(h, p + len - 32, 32) != 0)
-        return bk_err_set(e, BK_E_INVAL, "infodid: snapshot checksum mismatch");
     idd_rd r = {p, len - 32, 8, 0};
     *lpi = (int64_t)idd_get_u64(&r);
     if (*lpi < -1)
@@ -251,4 +272,15 @@ int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lp
     if (r.pos != r.len)
         return bk_err_set(e, BK_E_INVAL, "infodid: snapshot has trailing bytes");
     return BK_OK;
+}
+
+int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
+                        bk_err *e) {
+    uint8_t h[32];
+    if (len < 8 + 8 + 16 + 32 || memcmp(p, SNAP_MAGIC, 8) != 0)
+        return bk_err_set(e, BK_E_INVAL, "infodid: not an infodid snapshot");
+    idd_sha256(p, len - 32, h);
+    if (memcmp(h, p + len - 32, 32) != 0)
+        return bk_err_set(e, BK_E_INVAL, "infodid: snapshot checksum mismatch");
+    return idd_decode_snapshot_nosum(p, len, st, lpi, e);
 }

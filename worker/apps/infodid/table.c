@@ -174,8 +174,7 @@ void *idd_map_get(const idd_map *m, const char *k) {
     }
 }
 
-static int map_grow(idd_map *m) {
-    size_t cap = m->cap ? m->cap * 2 : 64;
+static int map_resize(idd_map *m, size_t cap) {
     idd_slot *s = calloc(cap, sizeof(*s));
     if (s == NULL)
         return BK_ERR;
@@ -191,6 +190,17 @@ static int map_grow(idd_map *m) {
     m->s = s;
     m->cap = cap;
     return BK_OK;
+}
+
+static int map_grow(idd_map *m) {
+    return map_resize(m, m->cap ? m->cap * 2 : 64);
+}
+
+int idd_map_reserve(idd_map *m, size_t n) {
+    size_t cap = m->cap ? m->cap : 64;
+    while ((n + 1) * 10 > cap * 7 && cap < ((size_t)1 << 40))
+        cap *= 2;
+    return cap == m->cap ? BK_OK : map_resize(m, cap);
 }
 
 /* Insert or replace; *old gets the replaced value (NULL if none). */

@@ -58,6 +58,9 @@ void *idd_map_get(const idd_map *m, const char *k); /* NULL: absent */
 /* Insert or replace; *old gets the replaced value (NULL if none). BK_ERR
  * when out of memory (nothing changed). */
 int idd_map_put(idd_map *m, void *v, void **old);
+/* Room for n values without growing (a restore that knows the count).
+ * BK_ERR when out of memory (nothing changed). */
+int idd_map_reserve(idd_map *m, size_t n);
 /* The values sorted by key (malloc'd; NULL only when out of memory). */
 void **idd_map_sorted(const idd_map *m);
 /* Call free_value on every value, free the slots and zero the table. */
