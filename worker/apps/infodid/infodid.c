@@ -705,9 +705,9 @@ static int app_restore(br2k_app *a, const void *snap, size_t len, bk_err *e) {
     memcpy(a->st.digest, j.body, 32);
     a->st.digest_ok = 1;
     a->jlpi = lpi;
-    BK_INFO("infodid restore stages: parse=%.0fms write=%.0fms wait=%.0fms "
-            "journal=%.0fms release=%.0fms",
-            t1 - t0, j.ms, t2 - t1, t3 - t2, bk_mono_msf() - t3);
+    BK_DEBUG("infodid restore stages: parse=%.0fms write=%.0fms wait=%.0fms "
+             "journal=%.0fms release=%.0fms",
+             t1 - t0, j.ms, t2 - t1, t3 - t2, bk_mono_msf() - t3);
     free(j.tmp);
     free(dst);
     return BK_OK;
