@@ -31,6 +31,7 @@ typedef struct did_rec {
     char *key; /* the DID; first member: the table reads it */
     uint8_t ctrl[20];
     uint8_t revoked;
+    uint8_t one_block; /* key and attrs live in the record's own block */
     int64_t created_ts, created_off, updated_ts, updated_off;
     uint32_t nattrs;
     did_attr *attrs; /* sorted by name */
@@ -40,6 +41,7 @@ typedef struct id_rec {
     char *key;     /* "<client>:<seq>"; first member: the table reads it */
     uint8_t h[32]; /* keccak256(canonical || sig): what was first seen */
     char *result;  /* the first result (repeat = false) */
+    int one_block; /* key and result live in the record's own block (decoded) */
 } id_rec;
 
 typedef struct idd_state {

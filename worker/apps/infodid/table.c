@@ -117,6 +117,22 @@ char *idd_get_str(idd_rd *r, size_t max) {
     return c;
 }
 
+const char *idd_get_span(idd_rd *r, size_t max, size_t *n) {
+    uint32_t len = idd_get_u32(r);
+    *n = 0;
+    if (len > max) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *s = idd_get_bytes(r, len);
+    if (s == NULL || memchr(s, 0, len) != NULL) {
+        r->bad = 1;
+        return NULL;
+    }
+    *n = len;
+    return (const char *)s;
+}
+
 uint32_t idd_crc32(const uint8_t *p, size_t n) {
     static uint32_t table[256];
     static int ready;

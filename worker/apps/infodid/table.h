@@ -39,6 +39,9 @@ uint8_t idd_get_u8(idd_rd *r);
  * no NUL inside (NULL and `bad` otherwise). */
 char *idd_get_str(idd_rd *r, size_t max);
 
+/* The same string in place (not copied, not NUL-terminated): *n bytes. */
+const char *idd_get_span(idd_rd *r, size_t max, size_t *n);
+
 uint32_t idd_crc32(const uint8_t *p, size_t n); /* CRC-32 (IEEE) */
 void idd_sha256(const void *p, size_t n, uint8_t out[32]);
 
