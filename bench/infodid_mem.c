@@ -58,7 +58,8 @@ int main(int argc, char **argv) {
         const id_rec *r = ids->s[i].v;
         if (r == NULL)
             continue;
-        id_heap += used(r) + used(r->key) + used(r->result);
+        /* a decoded record holds its key and result in its own block */
+        id_heap += used(r) + (r->one_block ? 0 : used(r->key) + used(r->result));
         id_key += strlen(r->key);
         id_res += strlen(r->result);
         id_enc += 4 + strlen(r->key) + 32 + 4 + strlen(r->result);
@@ -68,7 +69,7 @@ int main(int argc, char **argv) {
         const did_rec *d = dids->s[i].v;
         if (d == NULL)
             continue;
-        did_heap += used(d) + used(d->key) + used(d->attrs);
+        did_heap += used(d) + (d->one_block ? 0 : used(d->key) + used(d->attrs));
         did_enc += 4 + strlen(d->key) + 20 + 1 + 32 + 4;
         for (uint32_t k = 0; k < d->nattrs; k++) {
             did_heap += used(d->attrs[k].k) + used(d->attrs[k].v);

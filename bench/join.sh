@@ -153,6 +153,7 @@ for n in $SIZES; do
         wait_for 3600 at $((m - TAIL - 1)) w1 || fail "w1 did not apply the history"
         fill_s=$(secs $(($(now_ms) - t)))
         rss1=$(proc_kb "${WPID[w1]}" VmRSS) hwm1=$(proc_kb "${WPID[w1]}" VmHWM)
+        echo "   $app $m: filled in $fill_s s; w1 VmRSS $((rss1 / 1024)) MiB, VmHWM $((hwm1 / 1024)) MiB"
         # (1) full replay of the whole history, before the backup (on Redis
         # Streams backupd really deletes the records below its cut)
         full=
