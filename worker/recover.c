@@ -19,6 +19,32 @@
 
 /* ---- get-the-latest-state (restore.h) ---- */
 
+/* ms since this process started (/proc/self/stat's start time against
+ * CLOCK_BOOTTIME), -1 when unknown: the "start" of the restore stages. */
+static double process_age_ms(void) {
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f == NULL)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command may hold spaces */
+    unsigned long long start = 0;
+    /* after ") ": state is field 3, starttime field 22 */
+    if (p == NULL || sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+                            "%*d %*d %*d %*d %llu",
+                            &start) != 1)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    struct timespec ts;
+    if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return -1;
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 -
+           (double)start * 1e3 / (double)hz;
+}
+
 int wk_recovery_on(const worker *w) {
     return w->o->eth_rpc != NULL && w->o->eth_rpc[0] != '\0' && w->o->registry != NULL &&
            w->o->registry[0] != '\0';
@@ -149,6 +175,7 @@ int wk_recover(worker *w, int fresh, bk_err *e) {
     }
     int app_empty = w->state_aside; /* only until it is restored or rebuilt */
     w->state_aside = 0;
+    double age = process_age_ms();
     int64_t t0 = bk_mono_ms();
     bk_recover_args a = {o->app, w->app, o->eth_rpc, o->registry, &key, w->log};
     bk_recovered out;
@@ -165,6 +192,7 @@ int wk_recover(worker *w, int fresh, bk_err *e) {
         bk_err_prefix(e, "get-the-latest-state failed (%s)", w->recover_why);
         return BK_EXIT_INTEGRITY;
     }
+    double tp = bk_mono_msf();
     rc = reset_position(w, out.cut, out.record_digest, e);
     if (rc != BK_EXIT_OK)
         return rc;
@@ -197,6 +225,13 @@ int wk_recover(worker *w, int fresh, bk_err *e) {
             " ms; replaying the log from offset %" PRId64,
             out.version, out.cut, out.bytes, out.state_digest, bk_mono_ms() - t0,
             out.cut + 1);
+    const bk_restore_stats *st = &out.stats;
+    BK_INFO("restore stages: start=%.0fms log=%.0fms fetch=%.0fms verify=%.0fms "
+            "decrypt=%.0fms decompress=%.0fms pass=%.0fms restore=%.0fms check=%.0fms "
+            "position=%.0fms total=%" PRId64 "ms sealed=%" PRIu64 " plain=%" PRIu64,
+            age, st->log_ms, st->fetch_ms, st->verify_ms, st->decrypt_ms,
+            st->decompress_ms, st->pass_ms, st->restore_ms, st->check_ms,
+            bk_mono_msf() - tp, bk_mono_ms() - t0, st->sealed, st->plain);
     w->recover_why[0] = '\0';
     return BK_EXIT_OK;
 }

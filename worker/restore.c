@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backup/backuplog.h"
+#include "base/clock.h"
 #include "base/hex.h"
 #include "chain/registry.h"
 #include "backup/seal.h"
@@ -13,9 +14,31 @@
 #include "chain/jsonrpc.h"
 #include "base/log.h"
 
+typedef struct feed_ctx {
+    bk_unsealer *u;
+    uint64_t bytes;
+} feed_ctx;
+
+static int feed(void *opaque, const void *piece, size_t n, bk_err *e) {
+    feed_ctx *f = opaque;
+    f->bytes += n;
+    return bk_unsealer_feed(f->u, piece, n, e);
+}
+
 int bk_restore_fetch(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_key,
                      uint64_t version, uint64_t *ver, json_t **log, void **plain,
                      size_t *len, bk_err *e) {
+    return bk_restore_fetch_ex(rpc, reg, svc_key, version, ver, log, plain, len, NULL, e);
+}
+
+int bk_restore_fetch_ex(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_key,
+                        uint64_t version, uint64_t *ver, json_t **log, void **plain,
+                        size_t *len, bk_restore_stats *st, bk_err *e) {
+    bk_restore_stats st0;
+    if (st == NULL)
+        st = &st0;
+    memset(st, 0, sizeof(*st));
+    double t = bk_mono_msf();
     *log = NULL;
     *plain = NULL;
     *len = 0;
@@ -59,19 +82,33 @@ int bk_restore_fetch(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_k
                           version);
     }
     uint8_t key[32];
-    bk_storage *st = NULL;
-    void *sealed = NULL;
-    size_t slen = 0;
+    bk_storage *sto = NULL;
+    bk_unsealer *u = NULL;
     rc = bk_blog_unwrap_key(wrapped, svc_key, key, e);
+    st->log_ms = bk_mono_msf() - t;
+    /* one pass: each piece read is hashed, decrypted and inflated at once
+     * (seal.h); the plaintext counts only once every check has passed */
+    t = bk_mono_msf();
     if (rc == BK_OK)
-        rc = bk_storage_open(url, &st, e);
-    if (rc == BK_OK)
-        rc = bk_storage_get(st, obj, &sealed, &slen, e);
-    if (rc == BK_OK)
-        rc = bk_unseal(key, sealed, slen, sha, plain, len, e);
+        rc = bk_unsealer_new(key, sha, &u, e);
     memset(key, 0, sizeof(key));
-    free(sealed);
-    bk_storage_close(st);
+    if (rc == BK_OK)
+        rc = bk_storage_open(url, &sto, e);
+    feed_ctx fc = {u, 0};
+    if (rc == BK_OK)
+        rc = bk_storage_read(sto, obj, feed, &fc, e);
+    bk_unseal_stats us = {0, 0, 0};
+    if (rc == BK_OK)
+        rc = bk_unsealer_finish(u, plain, len, &us, e);
+    st->pass_ms = bk_mono_msf() - t;
+    st->verify_ms = us.verify_ms;
+    st->decrypt_ms = us.decrypt_ms;
+    st->decompress_ms = us.decompress_ms;
+    st->fetch_ms = st->pass_ms - us.verify_ms - us.decrypt_ms - us.decompress_ms;
+    st->sealed = fc.bytes;
+    st->plain = *len;
+    bk_unsealer_free(u);
+    bk_storage_close(sto);
     if (rc != BK_OK) {
         json_decref(j);
         return bk_err_prefix(e, "backup version %" PRIu64, version);
@@ -87,7 +124,9 @@ static int try_version(const bk_recover_args *a, bk_rpc *rpc, const uint8_t reg[
     void *plain = NULL;
     size_t len = 0;
     uint64_t ver = 0;
-    if (bk_restore_fetch(rpc, reg, a->key, version, &ver, &log, &plain, &len, e) != BK_OK)
+    bk_restore_stats st;
+    if (bk_restore_fetch_ex(rpc, reg, a->key, version, &ver, &log, &plain, &len, &st,
+                            e) != BK_OK)
         return BK_ERR;
     int64_t cut = json_integer_value(json_object_get(log, "cut_offset"));
     const char *rd = json_string_value(json_object_get(log, "record_digest"));
@@ -104,9 +143,14 @@ static int try_version(const bk_recover_args *a, bk_rpc *rpc, const uint8_t reg[
                         ") is older than the log, which starts at offset %" PRId64,
                         ver, cut, first);
     char got[65] = "";
-    if (rc == BK_OK && (a->ops->restore(a->app, plain, len, e) != BK_OK ||
-                        a->ops->digest(a->app, got, e) != BK_OK))
+    double t = bk_mono_msf();
+    if (rc == BK_OK && a->ops->restore(a->app, plain, len, e) != BK_OK)
         rc = bk_err_prefix(e, "backup version %" PRIu64 ": cannot restore", ver);
+    st.restore_ms = bk_mono_msf() - t;
+    t = bk_mono_msf();
+    if (rc == BK_OK && a->ops->digest(a->app, got, e) != BK_OK)
+        rc = bk_err_prefix(e, "backup version %" PRIu64 ": cannot restore", ver);
+    st.check_ms = bk_mono_msf() - t;
     if (rc == BK_OK && (sd == NULL || strcmp(got, sd) != 0))
         rc =
             bk_err_set(e, BK_E_INVAL,
@@ -121,6 +165,7 @@ static int try_version(const bk_recover_args *a, bk_rpc *rpc, const uint8_t reg[
         out->bytes = (uint64_t)size;
         out->log_first = first;
         out->epoch = (int64_t)json_integer_value(json_object_get(log, "epoch"));
+        out->stats = st;
     }
     free(plain);
     json_decref(log);

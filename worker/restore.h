@@ -14,6 +14,19 @@
 
 typedef struct bk_rpc bk_rpc;
 
+/* Where a restore spent its time, in ms (the worker's "restore stages"
+ * line): the log read from the chain and decrypted, the object fetched
+ * from the storage, its SHA-256 (verify), AES-GCM (decrypt), zlib
+ * (decompress); the application's restore (write: the new state made
+ * durable; parse: read into memory, when the application says), the
+ * digest check. Stages that overlap (a streamed restore) each count their
+ * own time; `pass` is the wall time of the streamed part. */
+typedef struct bk_restore_stats {
+    double log_ms, fetch_ms, verify_ms, decrypt_ms, decompress_ms, pass_ms;
+    double restore_ms, check_ms;
+    uint64_t sealed, plain; /* bytes */
+} bk_restore_stats;
+
 /* The backup of `version` (0: the latest on chain): *log (the decrypted
  * state-backup-log, checked; the caller decrefs) and *plain (malloc'd,
  * *len bytes: the application's snapshot at the log's cut_offset). *ver
@@ -23,6 +36,11 @@ typedef struct bk_rpc bk_rpc;
 int bk_restore_fetch(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_key,
                      uint64_t version, uint64_t *ver, json_t **log, void **plain,
                      size_t *len, bk_err *e);
+/* The same, and its stages (log, fetch, verify, decrypt, decompress) in
+ * *st (may be NULL). */
+int bk_restore_fetch_ex(bk_rpc *rpc, const uint8_t reg[20], const bk_eth_key *svc_key,
+                        uint64_t version, uint64_t *ver, json_t **log, void **plain,
+                        size_t *len, bk_restore_stats *st, bk_err *e);
 
 /* ---- get-the-latest-state for a worker ---- */
 
@@ -46,6 +64,7 @@ typedef struct bk_recovered {
     uint64_t bytes;         /* the state object's size */
     int64_t log_first;      /* the log's first offset when checked */
     int64_t epoch;          /* the leader's fencing token the backup ran under */
+    bk_restore_stats stats; /* of the version restored */
 } bk_recovered;
 
 /* Restore the latest backup whose log decrypts, whose object reads back

@@ -1,6 +1,8 @@
 /* seal.c - the snapshot envelope: zlib, then AES-256-GCM; see seal.h. */
 #include "backup/seal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +13,7 @@
 #include <openssl/rand.h>
 #include <zlib.h>
 
+#include "base/clock.h"
 #include "base/hex.h"
 
 #define OFF_VERSION 8
@@ -171,91 +174,315 @@ static int is_sha256_hex(const char *s) {
 
 int bk_unseal(const uint8_t key[32], const void *sealed, size_t len,
               const char *expect_sha256_hex, void **plain, size_t *plain_len, bk_err *e) {
+    return bk_unseal_ex(key, sealed, len, expect_sha256_hex, plain, plain_len, NULL, e);
+}
+
+int bk_unseal_ex(const uint8_t key[32], const void *sealed, size_t len,
+                 const char *expect_sha256_hex, void **plain, size_t *plain_len,
+                 bk_unseal_stats *stats, bk_err *e) {
     *plain = NULL;
     *plain_len = 0;
-    const uint8_t *s = sealed;
+    if (stats != NULL)
+        memset(stats, 0, sizeof(*stats));
+    bk_unsealer *u = NULL;
+    if (bk_unsealer_new(key, expect_sha256_hex, &u, e) != BK_OK)
+        return BK_ERR;
+    int rc = bk_unsealer_feed(u, sealed, len, e);
+    if (rc == BK_OK)
+        rc = bk_unsealer_finish(u, plain, plain_len, stats, e);
+    bk_unsealer_free(u);
+    return rc;
+}
 
-    if (expect_sha256_hex != NULL) {
-        if (!is_sha256_hex(expect_sha256_hex))
-            return bk_err_set(e, BK_E_INVAL,
-                              "seal: expected digest '%.80s' is not 64 hex digits",
-                              expect_sha256_hex);
+/* ---- the streamed open (seal.h: bk_unsealer) ---- */
+
+/* Decrypted bytes are inflated in pieces of this size. */
+#define PIECE ((size_t)256 << 10)
+
+struct bk_unsealer {
+    uint8_t key[BK_SEAL_KEY_LEN];
+    char expect[65]; /* "" when the caller checked the digest already */
+    EVP_MD_CTX *sha;
+    EVP_CIPHER_CTX *gcm;
+    z_stream z;
+    int z_on;
+    uint8_t hdr[BK_SEAL_HEADER_LEN];
+    size_t hlen;
+    uint64_t want, total;
+    uint8_t *out, *piece;
+    /* The first problem found while the bytes stream in: reported by
+     * bk_unsealer_finish only after the checks that bk_unseal makes
+     * before it (the digest, then the header, the key, the tag), so that
+     * both say the same thing about the same object. */
+    bk_err late, zerr; /* zerr: zlib's, reported after the tag check */
+    int late_set, zerr_set, zdone;
+    bk_unseal_stats st;
+};
+
+__attribute__((format(printf, 3, 4))) static void late(bk_unsealer *u, int code,
+                                                       const char *fmt, ...) {
+    if (u->late_set)
+        return;
+    u->late_set = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    bk_err_clear(&u->late);
+    vsnprintf(u->late.msg, sizeof(u->late.msg), fmt, ap);
+    va_end(ap);
+    u->late.code = code;
+}
+
+void bk_unsealer_free(bk_unsealer *u) {
+    if (u == NULL)
+        return;
+    EVP_MD_CTX_free(u->sha);
+    EVP_CIPHER_CTX_free(u->gcm);
+    if (u->z_on)
+        inflateEnd(&u->z);
+    if (u->out != NULL) {
+        OPENSSL_cleanse(u->out, (size_t)u->want + 1);
+        free(u->out);
+    }
+    if (u->piece != NULL) {
+        OPENSSL_cleanse(u->piece, PIECE);
+        free(u->piece);
+    }
+    OPENSSL_cleanse(u->key, sizeof(u->key));
+    free(u);
+}
+
+int bk_unsealer_new(const uint8_t key[32], const char *expect_sha256_hex,
+                    bk_unsealer **out, bk_err *e) {
+    *out = NULL;
+    if (expect_sha256_hex != NULL && !is_sha256_hex(expect_sha256_hex))
+        return bk_err_set(e, BK_E_INVAL,
+                          "seal: expected digest '%.80s' is not 64 hex digits",
+                          expect_sha256_hex);
+    bk_unsealer *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "seal: out of memory");
+    memcpy(u->key, key, sizeof(u->key));
+    if (expect_sha256_hex != NULL)
+        memcpy(u->expect, expect_sha256_hex, 65);
+    u->sha = EVP_MD_CTX_new();
+    u->gcm = EVP_CIPHER_CTX_new();
+    u->piece = malloc(PIECE);
+    if (u->sha == NULL || u->gcm == NULL || u->piece == NULL) {
+        bk_unsealer_free(u);
+        return bk_err_set(e, BK_E_NOMEM, "seal: out of memory");
+    }
+    if (EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1) {
+        bk_unsealer_free(u);
+        return bk_err_set(e, BK_E_IO, "sha-256 failed");
+    }
+    *out = u;
+    return BK_OK;
+}
+
+/* The header is complete: check it as bk_unseal does, set up GCM and
+ * zlib and the output buffer (the header's plaintext length, + 1 NUL). */
+static void header_done(bk_unsealer *u) {
+    const uint8_t *s = u->hdr;
+    if (memcmp(s, BK_SEAL_MAGIC, 8) != 0) {
+        late(u, BK_E_INVAL, "seal: not a sealed object (bad magic)");
+        return;
+    }
+    if (s[OFF_VERSION] != BK_SEAL_VERSION) {
+        late(u, BK_E_INVAL, "seal: unsupported format version %u",
+             (unsigned)s[OFF_VERSION]);
+        return;
+    }
+    if (s[OFF_COMPRESSION] != COMPRESSION_ZLIB) {
+        late(u, BK_E_INVAL, "seal: unsupported compression %u",
+             (unsigned)s[OFF_COMPRESSION]);
+        return;
+    }
+    if (s[OFF_RESERVED] != 0 || s[OFF_RESERVED + 1] != 0) {
+        late(u, BK_E_INVAL, "seal: reserved header bytes are not zero");
+        return;
+    }
+    uint8_t kcv[KCV_LEN];
+    bk_err ke;
+    if (key_check(u->key, kcv, &ke) != BK_OK) {
+        late(u, BK_E_IO, "%s", ke.msg);
+        return;
+    }
+    if (CRYPTO_memcmp(kcv, s + OFF_KCV, KCV_LEN) != 0) {
+        late(u, BK_E_INVAL, "seal: wrong key (key check does not match)");
+        return;
+    }
+    u->want = get_be64(s + OFF_PLAIN_LEN);
+    if (u->want > (uint64_t)SIZE_MAX - 1 || u->want > (uint64_t)(uLong)-1) {
+        late(u, BK_E_INVAL, "seal: plaintext length %llu too large",
+             (unsigned long long)u->want);
+        return;
+    }
+    int l = 0;
+    if (EVP_DecryptInit_ex(u->gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(u->gcm, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
+        EVP_DecryptInit_ex(u->gcm, NULL, NULL, u->key, s + OFF_NONCE) != 1 ||
+        EVP_DecryptUpdate(u->gcm, NULL, &l, s, AAD_LEN) != 1) {
+        late(u, BK_E_IO, "seal: aes-256-gcm decryption failed");
+        return;
+    }
+    /* the pages are only touched as the plaintext arrives */
+    u->out = malloc((size_t)u->want + 1);
+    if (u->out == NULL) {
+        late(u, BK_E_NOMEM, "seal: out of memory (%llu bytes)",
+             (unsigned long long)u->want);
+        return;
+    }
+    if (inflateInit(&u->z) != Z_OK) {
+        late(u, BK_E_NOMEM, "seal: zlib init failed");
+        return;
+    }
+    u->z_on = 1;
+    u->z.next_out = u->out;
+    u->z.avail_out = 0;
+}
+
+__attribute__((format(printf, 2, 3))) static void zfail(bk_unsealer *u, const char *fmt,
+                                                        ...) {
+    if (u->zerr_set)
+        return;
+    u->zerr_set = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    bk_err_clear(&u->zerr);
+    vsnprintf(u->zerr.msg, sizeof(u->zerr.msg), fmt, ap);
+    va_end(ap);
+    u->zerr.code = BK_E_INVAL;
+}
+
+/* Inflate n decrypted bytes into the output buffer. */
+static void inflate_piece(bk_unsealer *u, const uint8_t *p, size_t n) {
+    if (u->zerr_set)
+        return;
+    if (u->zdone) {
+        if (n > 0)
+            zfail(u, "seal: cannot decompress: %s (header says %llu bytes, got %llu)",
+                  "trailing data", (unsigned long long)u->want,
+                  (unsigned long long)u->z.total_out);
+        return;
+    }
+    u->z.next_in = (Bytef *)(uintptr_t)p;
+    u->z.avail_in = (uInt)n;
+    while (u->z.avail_in > 0) {
+        size_t room = (size_t)u->want - (size_t)u->z.total_out;
+        u->z.next_out = u->out + u->z.total_out;
+        u->z.avail_out = (uInt)(room < CHUNK ? room : CHUNK);
+        int zr = inflate(&u->z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END) {
+            u->zdone = 1;
+            if (u->z.avail_in > 0)
+                zfail(u, "seal: cannot decompress: %s (header says %llu bytes, got %llu)",
+                      "trailing data", (unsigned long long)u->want,
+                      (unsigned long long)u->z.total_out);
+            return;
+        }
+        if (zr == Z_OK)
+            continue;
+        /* no room left (more than the header said) or a broken stream */
+        zfail(u, "seal: cannot decompress: %s (header says %llu bytes, got %llu)",
+              zr == Z_BUF_ERROR ? "more data than the header says" : zError(zr),
+              (unsigned long long)u->want, (unsigned long long)u->z.total_out);
+        return;
+    }
+}
+
+int bk_unsealer_feed(bk_unsealer *u, const void *data, size_t n, bk_err *e) {
+    const uint8_t *p = data;
+    double t = bk_mono_msf();
+    for (size_t off = 0; off < n;) {
+        size_t m = n - off < CHUNK ? n - off : CHUNK;
+        if (EVP_DigestUpdate(u->sha, p + off, m) != 1)
+            return bk_err_set(e, BK_E_IO, "sha-256 failed");
+        off += m;
+    }
+    u->st.verify_ms += bk_mono_msf() - t;
+    u->total += n;
+    if (u->hlen < BK_SEAL_HEADER_LEN) {
+        size_t m = BK_SEAL_HEADER_LEN - u->hlen < n ? BK_SEAL_HEADER_LEN - u->hlen : n;
+        memcpy(u->hdr + u->hlen, p, m);
+        u->hlen += m;
+        p += m;
+        n -= m;
+        if (u->hlen == BK_SEAL_HEADER_LEN)
+            header_done(u);
+    }
+    while (n > 0 && !u->late_set) {
+        size_t m = n < PIECE ? n : PIECE;
+        int l = 0;
+        t = bk_mono_msf();
+        int ok = EVP_DecryptUpdate(u->gcm, u->piece, &l, p, (int)m) == 1;
+        u->st.decrypt_ms += bk_mono_msf() - t;
+        if (!ok) {
+            late(u, BK_E_IO, "seal: aes-256-gcm decryption failed");
+            break;
+        }
+        t = bk_mono_msf();
+        inflate_piece(u, u->piece, (size_t)l);
+        u->st.decompress_ms += bk_mono_msf() - t;
+        p += m;
+        n -= m;
+    }
+    return BK_OK;
+}
+
+int bk_unsealer_finish(bk_unsealer *u, void **plain, size_t *plain_len,
+                       bk_unseal_stats *stats, bk_err *e) {
+    *plain = NULL;
+    *plain_len = 0;
+    double t = bk_mono_msf();
+    uint8_t d[32];
+    unsigned int dn = 0;
+    if (EVP_DigestFinal_ex(u->sha, d, &dn) != 1 || dn != 32)
+        return bk_err_set(e, BK_E_IO, "sha-256 failed");
+    u->st.verify_ms += bk_mono_msf() - t;
+    if (stats != NULL)
+        *stats = u->st;
+    if (u->expect[0] != '\0') {
         char got[65];
-        if (bk_sha256_hex(s, len, got, e) != BK_OK)
-            return BK_ERR;
-        if (strcasecmp(got, expect_sha256_hex) != 0)
+        bk_hex_encode(d, 32, 0, got);
+        if (strcasecmp(got, u->expect) != 0)
             return bk_err_set(e, BK_E_INVAL,
                               "seal: digest mismatch: object has sha256 %s, expected %s",
-                              got, expect_sha256_hex);
+                              got, u->expect);
     }
-    if (len < BK_SEAL_HEADER_LEN)
-        return bk_err_set(e, BK_E_INVAL, "seal: truncated header (%zu bytes, need %d)",
-                          len, BK_SEAL_HEADER_LEN);
-    if (memcmp(s, BK_SEAL_MAGIC, 8) != 0)
-        return bk_err_set(e, BK_E_INVAL, "seal: not a sealed object (bad magic)");
-    if (s[OFF_VERSION] != BK_SEAL_VERSION)
-        return bk_err_set(e, BK_E_INVAL, "seal: unsupported format version %u",
-                          (unsigned)s[OFF_VERSION]);
-    if (s[OFF_COMPRESSION] != COMPRESSION_ZLIB)
-        return bk_err_set(e, BK_E_INVAL, "seal: unsupported compression %u",
-                          (unsigned)s[OFF_COMPRESSION]);
-    if (s[OFF_RESERVED] != 0 || s[OFF_RESERVED + 1] != 0)
-        return bk_err_set(e, BK_E_INVAL, "seal: reserved header bytes are not zero");
-
-    uint8_t kcv[KCV_LEN];
-    if (key_check(key, kcv, e) != BK_OK)
+    if (u->hlen < BK_SEAL_HEADER_LEN)
+        return bk_err_set(e, BK_E_INVAL, "seal: truncated header (%llu bytes, need %d)",
+                          (unsigned long long)u->total, BK_SEAL_HEADER_LEN);
+    /* a header problem, the key, or a failure before the tag could be read */
+    if (u->late_set) {
+        *e = u->late;
         return BK_ERR;
-    if (CRYPTO_memcmp(kcv, s + OFF_KCV, KCV_LEN) != 0)
-        return bk_err_set(e, BK_E_INVAL, "seal: wrong key (key check does not match)");
-
-    uint64_t want = get_be64(s + OFF_PLAIN_LEN);
-    if (want > (uint64_t)SIZE_MAX - 1 || want > (uint64_t)(uLong)-1)
-        return bk_err_set(e, BK_E_INVAL, "seal: plaintext length %llu too large",
-                          (unsigned long long)want);
-    size_t zlen = len - BK_SEAL_HEADER_LEN;
-    uint8_t *z = malloc(zlen > 0 ? zlen : 1), *out = NULL;
-    if (z == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "seal: out of memory (%zu bytes)", zlen);
-    int rc = BK_ERR;
-    uint8_t tag[TAG_LEN];
-    memcpy(tag, s + OFF_TAG, TAG_LEN);
-    int g = gcm(0, key, s, s + BK_SEAL_HEADER_LEN, zlen, z, tag);
-    if (g < 0) {
-        bk_err_set(e, BK_E_IO, "seal: aes-256-gcm decryption failed");
-        goto done;
     }
-    if (g > 0) {
-        bk_err_set(e, BK_E_INVAL,
-                   "seal: authentication tag mismatch (object corrupted or tampered)");
-        goto done;
+    /* the tag covers everything decrypted: checked before any byte counts */
+    int l = 0;
+    t = bk_mono_msf();
+    int good = EVP_CIPHER_CTX_ctrl(u->gcm, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
+                                   u->hdr + OFF_TAG) == 1 &&
+               EVP_DecryptFinal_ex(u->gcm, u->piece, &l) == 1;
+    u->st.decrypt_ms += bk_mono_msf() - t;
+    if (stats != NULL)
+        *stats = u->st;
+    if (!good)
+        return bk_err_set(
+            e, BK_E_INVAL,
+            "seal: authentication tag mismatch (object corrupted or tampered)");
+    if (u->zerr_set) {
+        *e = u->zerr;
+        return BK_ERR;
     }
-    out = malloc((size_t)want + 1);
-    if (out == NULL) {
-        bk_err_set(e, BK_E_NOMEM, "seal: out of memory (%llu bytes)",
-                   (unsigned long long)want);
-        goto done;
-    }
-    uLongf olen = (uLongf)want;
-    uLong srclen = (uLong)zlen;
-    int zr = uncompress2(out, &olen, z, &srclen);
-    if (zr != Z_OK || olen != (uLongf)want || srclen != (uLong)zlen) {
-        bk_err_set(e, BK_E_INVAL,
-                   "seal: cannot decompress: %s (header says %llu bytes, got %lu)",
-                   zr == Z_OK ? "trailing data" : zError(zr), (unsigned long long)want,
-                   (unsigned long)olen);
-        goto done;
-    }
-    out[want] = '\0';
-    *plain = out;
-    *plain_len = (size_t)want;
-    out = NULL;
-    rc = BK_OK;
-done:
-    OPENSSL_cleanse(z, zlen > 0 ? zlen : 1);
-    free(z);
-    if (out != NULL) {
-        OPENSSL_cleanse(out, (size_t)want + 1);
-        free(out);
-    }
-    return rc;
+    if (!u->zdone || u->z.total_out != u->want)
+        return bk_err_set(
+            e, BK_E_INVAL,
+            "seal: cannot decompress: %s (header says %llu bytes, got %llu)",
+            u->zdone ? "wrong length" : zError(Z_BUF_ERROR), (unsigned long long)u->want,
+            (unsigned long long)u->z.total_out);
+    u->out[u->want] = '\0';
+    *plain = u->out;
+    *plain_len = (size_t)u->want;
+    u->out = NULL;
+    return BK_OK;
 }

@@ -69,6 +69,40 @@ int bk_seal(const void *plain, size_t len, uint8_t key_out[32], void **sealed,
 int bk_unseal(const uint8_t key[32], const void *sealed, size_t len,
               const char *expect_sha256_hex, void **plain, size_t *plain_len, bk_err *e);
 
+/* bk_unseal, and the time it spent in each step (stats may be NULL). */
+typedef struct bk_unseal_stats {
+    double verify_ms;     /* SHA-256 of the sealed bytes */
+    double decrypt_ms;    /* AES-256-GCM, with its tag check */
+    double decompress_ms; /* zlib */
+} bk_unseal_stats;
+int bk_unseal_ex(const uint8_t key[32], const void *sealed, size_t len,
+                 const char *expect_sha256_hex, void **plain, size_t *plain_len,
+                 bk_unseal_stats *stats, bk_err *e);
+
+/* The same check and open, streamed: the sealed bytes are fed in pieces
+ * of any size as they are read (bk_unsealer_feed), each piece hashed,
+ * decrypted and inflated at once into the one output buffer (the
+ * header's plaintext length), with no whole copy of the sealed or the
+ * compressed bytes. Nothing comes out before bk_unsealer_finish has
+ * checked, in bk_unseal's order, the SHA-256 of all the bytes against
+ * expect_sha256_hex (NULL: the caller checked it), the header, the key
+ * check, the AES-GCM tag over everything decrypted, and then the zlib
+ * stream (complete, of exactly the header's length, no trailing data);
+ * it returns the same errors as bk_unseal for the same object. A problem
+ * seen while streaming (a bad header, a broken zlib stream) is held back
+ * until those checks that come before it have been made.
+ *   bk_unsealer_new: BK_E_INVAL (a malformed expected digest), BK_E_NOMEM.
+ *   bk_unsealer_feed: BK_ERR only when OpenSSL fails (BK_E_IO).
+ *   bk_unsealer_finish: *plain (malloc'd, *plain_len bytes and a NUL),
+ *   stats (may be NULL) the time in each step so far. Then free it. */
+typedef struct bk_unsealer bk_unsealer;
+int bk_unsealer_new(const uint8_t key[32], const char *expect_sha256_hex, bk_unsealer **u,
+                    bk_err *e);
+int bk_unsealer_feed(bk_unsealer *u, const void *data, size_t n, bk_err *e);
+int bk_unsealer_finish(bk_unsealer *u, void **plain, size_t *plain_len,
+                       bk_unseal_stats *stats, bk_err *e);
+void bk_unsealer_free(bk_unsealer *u); /* NULL is fine; wipes the key and plaintext */
+
 /* SHA-256 of len bytes as 64 lowercase hex digits and a NUL (the object
  * address). Returns BK_OK or BK_ERR (BK_E_IO: OpenSSL failed). */
 int bk_sha256_hex(const void *data, size_t len, char out[65], bk_err *e);

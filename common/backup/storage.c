@@ -130,6 +130,21 @@ int bk_storage_put(bk_storage *s, const char *name, const void *data, size_t len
     return s->ops->put(s, name, data != NULL ? data : &empty, len, e);
 }
 
+int bk_storage_read(bk_storage *s, const char *name, bk_storage_piece_cb cb, void *opaque,
+                    bk_err *e) {
+    if (!bk_storage_valid_name(name))
+        return bad_name(s, name, e);
+    if (s->ops->read != NULL)
+        return s->ops->read(s, name, cb, opaque, e);
+    void *data = NULL;
+    size_t len = 0;
+    if (s->ops->get(s, name, &data, &len, e) != BK_OK)
+        return BK_ERR;
+    int rc = cb(opaque, data, len, e);
+    free(data);
+    return rc;
+}
+
 int bk_storage_get(bk_storage *s, const char *name, void **data, size_t *len, bk_err *e) {
     *data = NULL;
     *len = 0;

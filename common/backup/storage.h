@@ -103,6 +103,15 @@ int bk_storage_put(bk_storage *s, const char *name, const void *data, size_t len
  * *data is NULL and *len 0. */
 int bk_storage_get(bk_storage *s, const char *name, void **data, size_t *len, bk_err *e);
 
+/* Read the object name in pieces, in order, without a copy of the whole:
+ * cb(opaque, piece, n, e) for each (a piece is only valid during the
+ * call; a cb that returns BK_ERR, with e set, stops the read and its
+ * error is returned). A back end that cannot stream hands the whole
+ * object in one piece. Errors as bk_storage_get. */
+typedef int (*bk_storage_piece_cb)(void *opaque, const void *piece, size_t n, bk_err *e);
+int bk_storage_read(bk_storage *s, const char *name, bk_storage_piece_cb cb, void *opaque,
+                    bk_err *e);
+
 /* Whether name exists, and its size. Returns BK_OK with *exists (0 or 1)
  * and *size (0 when absent; size may be NULL), or BK_ERR: BK_E_INVAL (bad
  * name), BK_E_IO. */

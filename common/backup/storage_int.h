@@ -21,6 +21,9 @@ typedef struct storage_ops {
                 bk_err *e);
     int (*del)(bk_storage *s, const char *name, bk_err *e);
     void (*close)(bk_storage *s);
+    /* optional (NULL: get, then one piece): storage.h's bk_storage_read */
+    int (*read)(bk_storage *s, const char *name, bk_storage_piece_cb cb, void *opaque,
+                bk_err *e);
 } storage_ops;
 
 struct bk_storage {

@@ -741,7 +741,8 @@ static void s3_close(bk_storage *s) {
     s->be = NULL;
 }
 
-static const storage_ops s3_ops = {s3_put, s3_get, s3_head, s3_list, s3_del, s3_close};
+static const storage_ops s3_ops = {s3_put, s3_get,   s3_head, s3_list,
+                                   s3_del, s3_close, NULL};
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) {

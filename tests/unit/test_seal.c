@@ -100,6 +100,41 @@ static uint8_t *damaged(const uint8_t *s, size_t len, size_t i, uint8_t x, char 
     return d;
 }
 
+/* The streamed open (bk_unsealer) fed in pieces of `piece` bytes: the
+ * plaintext of bk_unseal, or its error (want != NULL: the message starts
+ * with want). */
+static void streamed(const uint8_t key[32], const uint8_t *s, size_t len,
+                     const char *digest, size_t piece, const uint8_t *plain_want,
+                     size_t plain_len, const char *want, int line) {
+    bk_err e;
+    bk_unsealer *u = NULL;
+    CHECK(bk_unsealer_new(key, digest, &u, &e) == BK_OK, "line %d: new: %s", line, e.msg);
+    for (size_t off = 0; off < len; off += piece)
+        CHECK(bk_unsealer_feed(u, s + off, len - off < piece ? len - off : piece, &e) ==
+                  BK_OK,
+              "line %d: feed: %s", line, e.msg);
+    void *plain = (void *)1;
+    size_t plen = 7;
+    bk_unseal_stats st;
+    int rc = bk_unsealer_finish(u, &plain, &plen, &st, &e);
+    bk_unsealer_free(u);
+    if (want == NULL) {
+        CHECK(rc == BK_OK, "line %d: streamed open: %s", line, e.msg);
+        CHECK(rc == BK_OK && plen == plain_len &&
+                  (plain_len == 0 || memcmp(plain, plain_want, plain_len) == 0),
+              "line %d: the same plaintext in pieces of %zu", line, piece);
+        CHECK(rc == BK_OK && ((char *)plain)[plen] == '\0', "line %d: NUL", line);
+        if (rc == BK_OK)
+            free(plain);
+        return;
+    }
+    CHECK(rc == BK_ERR && plain == NULL && plen == 0, "line %d: refused, outputs cleared",
+          line);
+    CHECK(strncmp(e.msg, want, strlen(want)) == 0, "line %d: got '%s', want '%s...'",
+          line, e.msg, want);
+}
+#define STREAMED(k, s, l, d, p, pw, pl, w) streamed(k, s, l, d, p, pw, pl, w, __LINE__)
+
 int main(void) {
     bk_err e;
     round_trip(0);
@@ -197,6 +232,34 @@ int main(void) {
     CHECK_INT(plen, 0);
     free(plain);
     free(s3);
+
+    /* streamed, in pieces of any size: the same plaintext, the same errors */
+    {
+        size_t n = 3 * 1024 * 1024 + 17;
+        uint8_t *data = make_data(n), key[32];
+        void *big = NULL;
+        size_t bl = 0;
+        char bh[65];
+        CHECK_INT(bk_seal(data, n, key, &big, &bl, bh, &e), BK_OK);
+        STREAMED(key, big, bl, bh, 1 << 20, data, n, NULL);
+        STREAMED(key, big, bl, bh, 4093, data, n, NULL);
+        STREAMED(key, big, bl, NULL, bl, data, n, NULL);
+        d = damaged(big, bl, bl / 2, 0x10, dh);
+        STREAMED(key, d, bl, bh, 65536, NULL, 0, "seal: digest mismatch");
+        STREAMED(key, d, bl, dh, 65536, NULL, 0, "seal: authentication tag mismatch");
+        free(d);
+        d = damaged(big, bl, 19, 0x01, dh); /* the plaintext length */
+        STREAMED(key, d, bl, dh, 7, NULL, 0, "seal: authentication tag mismatch");
+        free(d);
+        STREAMED(k1, big, bl, bh, 4096, NULL, 0, "seal: wrong key");
+        STREAMED(key, big, 40, NULL, 1, NULL, 0, "seal: truncated header (40 bytes");
+        free(big);
+        free(data);
+    }
+    STREAMED(k1, s, l1, h1, 1, (const uint8_t *)text, strlen(text), NULL);
+    d = damaged(s, l1, 0, 0x20, dh);
+    STREAMED(k1, d, l1, dh, 3, NULL, 0, "seal: not a sealed object (bad magic)");
+    free(d);
 
     free(s1);
     free(s2);

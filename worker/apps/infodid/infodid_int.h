@@ -31,6 +31,7 @@ typedef struct did_rec {
     char *key; /* the DID; first member: the table reads it */
     uint8_t ctrl[20];
     uint8_t revoked;
+    uint8_t one_block; /* key and attrs live in the record's own block */
     int64_t created_ts, created_off, updated_ts, updated_off;
     uint32_t nattrs;
     did_attr *attrs; /* sorted by name */
@@ -40,11 +41,17 @@ typedef struct id_rec {
     char *key;     /* "<client>:<seq>"; first member: the table reads it */
     uint8_t h[32]; /* keccak256(canonical || sig): what was first seen */
     char *result;  /* the first result (repeat = false) */
+    int one_block; /* key and result live in the record's own block (decoded) */
 } id_rec;
 
 typedef struct idd_state {
     idd_map dids, ids;
     int64_t active; /* DIDs not revoked */
+    /* the digest (SHA-256 of the canonical body) while no change was made
+     * since it was computed: set by a restore, which has the body's bytes,
+     * or by a digest; cleared by every idd_state_commit */
+    int digest_ok;
+    uint8_t digest[32];
 } idd_state;
 
 struct br2k_app {
@@ -87,6 +94,13 @@ int idd_encode_body(const idd_state *st, idd_buf *b, bk_err *e);
 int idd_encode_snapshot(const idd_state *st, int64_t lpi, idd_buf *b, bk_err *e);
 int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
                         bk_err *e);
+/* The same without checking the trailing SHA-256 (the caller checks it,
+ * idd_snapshot_sums, in parallel) and without setting the digest. */
+int idd_decode_snapshot_nosum(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
+                              bk_err *e);
+/* Where the body of a snapshot of len bytes starts and ends (the digest is
+ * the SHA-256 of p[*from..*to)); 0 when len is too short. */
+int idd_snapshot_body(size_t len, size_t *from, size_t *to);
 
 /* ---- infodid.c ---- */
 

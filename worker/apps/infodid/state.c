@@ -23,16 +23,20 @@ void idd_did_free(did_rec *d) {
         free(d->attrs[i].k);
         free(d->attrs[i].v);
     }
-    free(d->attrs);
-    free(d->key);
+    if (!d->one_block) {
+        free(d->attrs);
+        free(d->key);
+    }
     free(d);
 }
 
 void idd_id_free(id_rec *r) {
     if (r == NULL)
         return;
-    free(r->key);
-    free(r->result);
+    if (!r->one_block) {
+        free(r->key);
+        free(r->result);
+    }
     free(r);
 }
 
@@ -42,6 +46,7 @@ void idd_state_init(idd_state *st) {
     idd_map_init(&st->dids);
     idd_map_init(&st->ids);
     st->active = 0;
+    st->digest_ok = 0;
 }
 
 static void did_free_v(void *v) {
@@ -56,12 +61,14 @@ void idd_state_release(idd_state *st) {
     idd_map_free(&st->dids, did_free_v);
     idd_map_free(&st->ids, id_free_v);
     st->active = 0;
+    st->digest_ok = 0;
 }
 
 /* Commit one change: takes ownership of `ir` and `dr` (either may be NULL),
  * also on failure. */
 int idd_state_commit(idd_state *st, id_rec *ir, did_rec *dr, bk_err *e) {
     void *old = NULL;
+    st->digest_ok = 0;
     if (dr != NULL) {
         if (idd_map_put(&st->dids, dr, &old) != BK_OK) {
             idd_did_free(dr);
@@ -106,33 +113,38 @@ void idd_put_id(idd_buf *b, const id_rec *r) {
     idd_put_str(b, r->result);
 }
 
+/* Decoded records take one allocation (the record, its key, and the
+ * result or the attribute array; one_block), not three: a restore of a
+ * million identities makes millions fewer calls to malloc. */
 did_rec *idd_get_did(idd_rd *r) {
-    did_rec *d = calloc(1, sizeof(*d));
+    size_t kn = 0;
+    const char *k = idd_get_span(r, BK_INFODID_DID_MAX, &kn);
+    const uint8_t *c = idd_get_bytes(r, 20);
+    uint8_t revoked = idd_get_u8(r);
+    int64_t cts = (int64_t)idd_get_u64(r), coff = (int64_t)idd_get_u64(r);
+    int64_t uts = (int64_t)idd_get_u64(r), uoff = (int64_t)idd_get_u64(r);
+    uint32_t n = idd_get_u32(r);
+    if (r->bad || n > BK_INFODID_ATTRS_MAX || revoked > 1) {
+        r->bad = 1;
+        return NULL;
+    }
+    size_t na = n ? n : 1;
+    did_rec *d = calloc(1, sizeof(*d) + na * sizeof(did_attr) + kn + 1);
     if (d == NULL) {
         r->bad = 1;
         return NULL;
     }
-    d->key = idd_get_str(r, BK_INFODID_DID_MAX);
-    const uint8_t *c = idd_get_bytes(r, 20);
-    if (c != NULL)
-        memcpy(d->ctrl, c, 20);
-    d->revoked = idd_get_u8(r);
-    d->created_ts = (int64_t)idd_get_u64(r);
-    d->created_off = (int64_t)idd_get_u64(r);
-    d->updated_ts = (int64_t)idd_get_u64(r);
-    d->updated_off = (int64_t)idd_get_u64(r);
-    uint32_t n = idd_get_u32(r);
-    if (r->bad || n > BK_INFODID_ATTRS_MAX || d->revoked > 1) {
-        r->bad = 1;
-        idd_did_free(d);
-        return NULL;
-    }
-    d->attrs = calloc(n ? n : 1, sizeof(*d->attrs));
-    if (d->attrs == NULL) {
-        r->bad = 1;
-        idd_did_free(d);
-        return NULL;
-    }
+    d->one_block = 1;
+    d->attrs = (did_attr *)(d + 1);
+    d->key = (char *)(d->attrs + na);
+    memcpy(d->key, k, kn);
+    d->key[kn] = '\0';
+    memcpy(d->ctrl, c, 20);
+    d->revoked = revoked;
+    d->created_ts = cts;
+    d->created_off = coff;
+    d->updated_ts = uts;
+    d->updated_off = uoff;
     for (uint32_t i = 0; i < n && !r->bad; i++) {
         d->attrs[i].k = idd_get_str(r, BK_INFODID_KEY_MAX);
         d->attrs[i].v = idd_get_str(r, BK_INFODID_VALUE_MAX);
@@ -146,20 +158,25 @@ did_rec *idd_get_did(idd_rd *r) {
 }
 
 id_rec *idd_get_id(idd_rd *r) {
-    id_rec *x = calloc(1, sizeof(*x));
+    size_t kn = 0, rn = 0;
+    const char *k = idd_get_span(r, BK_REQUEST_CLIENT_MAX + 24, &kn);
+    const uint8_t *h = idd_get_bytes(r, 32);
+    const char *res = idd_get_span(r, 1u << 20, &rn);
+    if (r->bad)
+        return NULL;
+    id_rec *x = malloc(sizeof(*x) + kn + 1 + rn + 1);
     if (x == NULL) {
         r->bad = 1;
         return NULL;
     }
-    x->key = idd_get_str(r, BK_REQUEST_CLIENT_MAX + 24);
-    const uint8_t *h = idd_get_bytes(r, 32);
-    if (h != NULL)
-        memcpy(x->h, h, 32);
-    x->result = idd_get_str(r, 1u << 20);
-    if (r->bad) {
-        idd_id_free(x);
-        return NULL;
-    }
+    x->one_block = 1;
+    x->key = (char *)(x + 1);
+    memcpy(x->key, k, kn);
+    x->key[kn] = '\0';
+    x->result = x->key + kn + 1;
+    memcpy(x->result, res, rn);
+    x->result[rn] = '\0';
+    memcpy(x->h, h, 32);
     return x;
 }
 
@@ -186,9 +203,21 @@ int idd_encode_body(const idd_state *st, idd_buf *b, bk_err *e) {
     return BK_OK;
 }
 
+/* The smallest encodings (empty strings, no attributes): a bound on the
+ * count a body of a given size can hold, for reserving the tables. */
+#define DID_MIN (4 + 20 + 1 + 4 * 8 + 4)
+#define ID_MIN (4 + 32 + 4)
+
+static void reserve(idd_map *m, uint64_t n, const idd_rd *r, size_t min) {
+    uint64_t most = (uint64_t)(r->len - r->pos) / min;
+    /* a failure only means the table grows as it goes */
+    (void)idd_map_reserve(m, (size_t)(n < most ? n : most));
+}
+
 /* Decode a body into an empty `st` (strictly ascending keys). */
 static int decode_body(idd_rd *r, idd_state *st, bk_err *e) {
     uint64_t n = idd_get_u64(r);
+    reserve(&st->dids, n, r, DID_MIN);
     const char *prev = NULL; /* the last key, owned by the table */
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         did_rec *d = idd_get_did(r);
@@ -203,6 +232,8 @@ static int decode_body(idd_rd *r, idd_state *st, bk_err *e) {
     }
     prev = NULL;
     n = r->bad ? 0 : idd_get_u64(r);
+    if (!r->bad)
+        reserve(&st->ids, n, r, ID_MIN);
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         id_rec *x = idd_get_id(r);
         if (x != NULL && prev != NULL && strcmp(prev, x->key) >= 0) {
@@ -233,14 +264,18 @@ int idd_encode_snapshot(const idd_state *st, int64_t lpi, idd_buf *b, bk_err *e)
     return b->oom ? bk_err_set(e, BK_E_NOMEM, "infodid: out of memory") : BK_OK;
 }
 
-int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
-                        bk_err *e) {
-    uint8_t h[32];
+int idd_snapshot_body(size_t len, size_t *from, size_t *to) {
+    if (len < 8 + 8 + 16 + 32)
+        return 0;
+    *from = 16;
+    *to = len - 32;
+    return 1;
+}
+
+int idd_decode_snapshot_nosum(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
+                              bk_err *e) {
     if (len < 8 + 8 + 16 + 32 || memcmp(p, SNAP_MAGIC, 8) != 0)
         return bk_err_set(e, BK_E_INVAL, "infodid: not an infodid snapshot");
-    idd_sha256(p, len - 32, h);
-    if (memcmp(h, p + len - 32, 32) != 0)
-        return bk_err_set(e, BK_E_INVAL, "infodid: snapshot checksum mismatch");
     idd_rd r = {p, len - 32, 8, 0};
     *lpi = (int64_t)idd_get_u64(&r);
     if (*lpi < -1)
@@ -251,4 +286,15 @@ int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lp
     if (r.pos != r.len)
         return bk_err_set(e, BK_E_INVAL, "infodid: snapshot has trailing bytes");
     return BK_OK;
+}
+
+int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
+                        bk_err *e) {
+    uint8_t h[32];
+    if (len < 8 + 8 + 16 + 32 || memcmp(p, SNAP_MAGIC, 8) != 0)
+        return bk_err_set(e, BK_E_INVAL, "infodid: not an infodid snapshot");
+    idd_sha256(p, len - 32, h);
+    if (memcmp(h, p + len - 32, 32) != 0)
+        return bk_err_set(e, BK_E_INVAL, "infodid: snapshot checksum mismatch");
+    return idd_decode_snapshot_nosum(p, len, st, lpi, e);
 }

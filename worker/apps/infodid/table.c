@@ -117,6 +117,22 @@ char *idd_get_str(idd_rd *r, size_t max) {
     return c;
 }
 
+const char *idd_get_span(idd_rd *r, size_t max, size_t *n) {
+    uint32_t len = idd_get_u32(r);
+    *n = 0;
+    if (len > max) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *s = idd_get_bytes(r, len);
+    if (s == NULL || memchr(s, 0, len) != NULL) {
+        r->bad = 1;
+        return NULL;
+    }
+    *n = len;
+    return (const char *)s;
+}
+
 uint32_t idd_crc32(const uint8_t *p, size_t n) {
     static uint32_t table[256];
     static int ready;
@@ -174,8 +190,7 @@ void *idd_map_get(const idd_map *m, const char *k) {
     }
 }
 
-static int map_grow(idd_map *m) {
-    size_t cap = m->cap ? m->cap * 2 : 64;
+static int map_resize(idd_map *m, size_t cap) {
     idd_slot *s = calloc(cap, sizeof(*s));
     if (s == NULL)
         return BK_ERR;
@@ -191,6 +206,17 @@ static int map_grow(idd_map *m) {
     m->s = s;
     m->cap = cap;
     return BK_OK;
+}
+
+static int map_grow(idd_map *m) {
+    return map_resize(m, m->cap ? m->cap * 2 : 64);
+}
+
+int idd_map_reserve(idd_map *m, size_t n) {
+    size_t cap = m->cap ? m->cap : 64;
+    while ((n + 1) * 10 > cap * 7 && cap < ((size_t)1 << 40))
+        cap *= 2;
+    return cap == m->cap ? BK_OK : map_resize(m, cap);
 }
 
 /* Insert or replace; *old gets the replaced value (NULL if none). */

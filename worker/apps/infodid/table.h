@@ -39,6 +39,9 @@ uint8_t idd_get_u8(idd_rd *r);
  * no NUL inside (NULL and `bad` otherwise). */
 char *idd_get_str(idd_rd *r, size_t max);
 
+/* The same string in place (not copied, not NUL-terminated): *n bytes. */
+const char *idd_get_span(idd_rd *r, size_t max, size_t *n);
+
 uint32_t idd_crc32(const uint8_t *p, size_t n); /* CRC-32 (IEEE) */
 void idd_sha256(const void *p, size_t n, uint8_t out[32]);
 
@@ -58,6 +61,9 @@ void *idd_map_get(const idd_map *m, const char *k); /* NULL: absent */
 /* Insert or replace; *old gets the replaced value (NULL if none). BK_ERR
  * when out of memory (nothing changed). */
 int idd_map_put(idd_map *m, void *v, void **old);
+/* Room for n values without growing (a restore that knows the count).
+ * BK_ERR when out of memory (nothing changed). */
+int idd_map_reserve(idd_map *m, size_t n);
 /* The values sorted by key (malloc'd; NULL only when out of memory). */
 void **idd_map_sorted(const idd_map *m);
 /* Call free_value on every value, free the slots and zero the table. */

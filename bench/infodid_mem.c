@@ -1,0 +1,102 @@
+/* infodid_mem.c - br2k-bench-infodid-mem APP_DIR: what InfoDID's state in
+ * APP_DIR (a stopped worker's STATE_DIR/app) costs in memory once open:
+ * the live heap it takes (mallinfo2, before and after the open), and,
+ * table by table, the bytes per entry: the allocations of each record
+ * (malloc_usable_size) plus its share of the table's slots, against its
+ * encoded size in the snapshot. The request-id table's bytes per entry
+ * is its growth per request (each request id is kept forever today).
+ * Prints figures; asserts nothing (bench/README.md). */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "infodid_int.h"
+
+static size_t used(const void *p) {
+    return p != NULL ? malloc_usable_size((void *)p) : 0;
+}
+
+static long status_kb(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            v = strtol(line + n + 1, NULL, 10);
+    if (f != NULL)
+        fclose(f);
+    return v;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: br2k-bench-infodid-mem APP_DIR (a stopped worker's "
+                        "STATE_DIR/app)\n");
+        return 2;
+    }
+    const br2k_app_plugin *p = br2k_infodid_entry();
+    struct mallinfo2 m0 = mallinfo2();
+    br2k_app *a = NULL;
+    int64_t lpi = -1;
+    br2k_app_error pe;
+    double t0 = bk_mono_msf();
+    if (p->open(argv[1], &a, &lpi, &pe) != BR2K_APP_OK) {
+        fprintf(stderr, "cannot open '%s': %s\n", argv[1], pe.msg);
+        return 1;
+    }
+    double open_ms = bk_mono_msf() - t0;
+    malloc_trim(0);
+    struct mallinfo2 m1 = mallinfo2();
+    size_t heap = (m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd);
+
+    const idd_map *ids = &a->st.ids, *dids = &a->st.dids;
+    size_t id_heap = 0, id_enc = 0, id_key = 0, id_res = 0;
+    for (size_t i = 0; i < ids->cap; i++) {
+        const id_rec *r = ids->s[i].v;
+        if (r == NULL)
+            continue;
+        /* a decoded record holds its key and result in its own block */
+        id_heap += used(r) + (r->one_block ? 0 : used(r->key) + used(r->result));
+        id_key += strlen(r->key);
+        id_res += strlen(r->result);
+        id_enc += 4 + strlen(r->key) + 32 + 4 + strlen(r->result);
+    }
+    size_t did_heap = 0, did_enc = 0;
+    for (size_t i = 0; i < dids->cap; i++) {
+        const did_rec *d = dids->s[i].v;
+        if (d == NULL)
+            continue;
+        did_heap += used(d) + (d->one_block ? 0 : used(d->key) + used(d->attrs));
+        did_enc += 4 + strlen(d->key) + 20 + 1 + 32 + 4;
+        for (uint32_t k = 0; k < d->nattrs; k++) {
+            did_heap += used(d->attrs[k].k) + used(d->attrs[k].v);
+            did_enc += 8 + strlen(d->attrs[k].k) + strlen(d->attrs[k].v);
+        }
+    }
+    size_t n_id = ids->n ? ids->n : 1, n_did = dids->n ? dids->n : 1;
+    printf("state '%s': LPI %lld, %zu DIDs, %zu request ids; opened in %.0f ms\n",
+           argv[1], (long long)lpi, dids->n, ids->n, open_ms);
+    printf("live heap of the open state: %.1f MiB (%.0f bytes per request id)\n",
+           (double)heap / 1048576.0, (double)heap / (double)n_id);
+    printf(
+        "request-id table: %.0f bytes per id in memory (records %.0f + slots %.0f: %zu "
+        "slots of 16 bytes); encoded %.0f; key %.0f chars, result %.0f chars\n",
+        (double)(id_heap + ids->cap * sizeof(idd_slot)) / (double)n_id,
+        (double)id_heap / (double)n_id,
+        (double)(ids->cap * sizeof(idd_slot)) / (double)n_id, ids->cap,
+        (double)id_enc / (double)n_id, (double)id_key / (double)n_id,
+        (double)id_res / (double)n_id);
+    printf("DID table: %.0f bytes per DID in memory (records %.0f + slots %.0f); encoded "
+           "%.0f\n",
+           (double)(did_heap + dids->cap * sizeof(idd_slot)) / (double)n_did,
+           (double)did_heap / (double)n_did,
+           (double)(dids->cap * sizeof(idd_slot)) / (double)n_did,
+           (double)did_enc / (double)n_did);
+    printf("this process: VmRSS %ld MiB, VmHWM %ld MiB\n", status_kb("VmRSS") / 1024,
+           status_kb("VmHWM") / 1024);
+    p->close(a);
+    return 0;
+}
