@@ -313,6 +313,128 @@ int bd_external_discover(bd *d, bd_run *u, bk_err *e) {
     return scan_keys(d, x->prefix, &x->names, &x->n, e);
 }
 
+/* A hash read with HSCAN in pieces of about 1000 fields into *agg: an
+ * array reply whose elements point into the pieces' replies (kept in
+ * *pieces, *npieces; agg_free releases both). */
+static int hscan_all(bd *d, const char *key, redisReply **agg, redisReply ***pieces,
+                     size_t *npieces, bk_err *e) {
+    char cursor[32] = "0";
+    redisReply **pv = NULL, *a = calloc(1, sizeof(*a));
+    size_t np = 0, total = 0;
+    if (a == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    a->type = REDIS_REPLY_ARRAY;
+    do {
+        redisReply *rep =
+            bk_redis_command(d->r, e, "HSCAN %s %s COUNT 1000", key, cursor);
+        if (rep == NULL)
+            goto fail;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY ||
+            rep->element[1]->elements % 2 != 0) {
+            freeReplyObject(rep);
+            bk_err_set(e, BK_E_PROTO, "HSCAN of '%s': unexpected reply", key);
+            goto fail;
+        }
+        redisReply **npv = realloc(pv, (np + 1) * sizeof(*pv));
+        redisReply **ne =
+            realloc(a->element, (total + rep->element[1]->elements + 1) * sizeof(*ne));
+        if (npv != NULL)
+            pv = npv;
+        if (ne != NULL)
+            a->element = ne;
+        if (npv == NULL || ne == NULL) {
+            freeReplyObject(rep);
+            bk_err_set(e, BK_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        pv[np++] = rep;
+        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+        for (size_t i = 0; i < rep->element[1]->elements; i++)
+            a->element[total++] = rep->element[1]->element[i];
+    } while (strcmp(cursor, "0") != 0);
+    a->elements = total; /* a field seen twice (a rehash): the same value */
+    *agg = a;
+    *pieces = pv;
+    *npieces = np;
+    return BK_OK;
+fail:
+    for (size_t i = 0; i < np; i++)
+        freeReplyObject(pv[i]);
+    free(pv);
+    free(a->element);
+    free(a);
+    return bk_err_prefix(e, "cannot read the external key '%s'", key);
+}
+
+static void agg_free(redisReply *agg, redisReply **pieces, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        freeReplyObject(pieces[i]);
+    free(pieces);
+    if (agg != NULL)
+        free(agg->element);
+    free(agg);
+}
+
+/* The large hashes of the reply ("hash+") read in pieces into it (their
+ * replies kept in *keep); then the head read again: the leader still holds
+ * at the cut and ext:applied did not move, so no external write came
+ * between the script and the last piece. */
+static int read_large(bd *d, bd_run *u, redisReply *rep, const char **argv,
+                      redisReply ***keep, size_t *nkeep, bk_err *e) {
+    bd_ext *x = &u->ext;
+    size_t large = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        redisReply *t = rep->element[EXT_HEAD + 2 * i];
+        if (t->type != REDIS_REPLY_STRING || strcmp(t->str, "hash+") != 0)
+            continue;
+        redisReply *agg = NULL, **pv = NULL;
+        size_t np = 0;
+        if (hscan_all(d, x->names[i], &agg, &pv, &np, e) != BK_OK)
+            return BK_ERR;
+        redisReply **nk = realloc(*keep, (*nkeep + np + 1) * sizeof(*nk));
+        if (nk == NULL) {
+            agg_free(agg, pv, np);
+            return bk_err_set(e, BK_E_NOMEM, "out of memory");
+        }
+        *keep = nk;
+        for (size_t j = 0; j < np; j++)
+            (*keep)[(*nkeep)++] = pv[j]; /* agg's strings live in these */
+        free(pv);
+        freeReplyObject(rep->element[EXT_HEAD + 1 + 2 * i]);
+        rep->element[EXT_HEAD + 1 + 2 * i] = agg; /* detached before rep is freed */
+        t->str[4] = '\0';                         /* "hash" */
+        t->len = 4;
+        t->type = REDIS_REPLY_STATUS; /* marks it as read in pieces */
+        large++;
+    }
+    if (large == 0)
+        return BK_OK;
+    redisReply *again = bk_script_eval(d->r, &bk_lua_external_read, 3, 3, argv, NULL, e);
+    if (again == NULL)
+        return bk_err_prefix(e, "cannot read the external state again");
+    int rc = BK_OK;
+    if (again->type != REDIS_REPLY_ARRAY || again->elements != EXT_HEAD ||
+        again->element[2]->type != REDIS_REPLY_INTEGER ||
+        again->element[3]->type != REDIS_REPLY_STRING)
+        rc = bk_err_set(e, BK_E_PROTO, "reading the external state: unexpected reply");
+    else if ((rc = still_held(u, again->element[0], again->element[1], e)) == BK_OK &&
+             ((again->element[2]->integer == 1) != x->has_cut ||
+              strcmp(again->element[3]->str, x->applied_cut) != 0))
+        rc = bk_err_set(e, BK_E_STATE,
+                        "the external state changed while its %zu large key(s) were read "
+                        "in pieces at the cut %" PRId64
+                        " (applied '%s', now '%s'): this backup is given up",
+                        large, u->cut, x->applied_cut, again->element[3]->str);
+    freeReplyObject(again);
+    if (rc == BK_OK)
+        BK_INFO("external state at the cut %" PRId64 ": %zu hash(es) of more than 1000 "
+                "fields read in pieces (HSCAN), unchanged meanwhile",
+                u->cut, large);
+    return rc;
+}
+
 json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e) {
     bd_ext *x = &u->ext;
     const char *svc = d->o->service;
@@ -333,8 +455,9 @@ json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e) {
         argv[3 + i] = x->names[i];
     redisReply *rep = bk_script_eval(d->r, &bk_lua_external_read, (int)(x->n + 3),
                                      (int)(x->n + 3), argv, NULL, e);
-    free(argv);
     json_t *j = NULL;
+    redisReply **keep = NULL; /* the pieces of the large hashes */
+    size_t nkeep = 0;
     if (rep == NULL) {
         bk_err_prefix(e, "cannot read the external state '%s*'", x->prefix);
     } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != EXT_HEAD + 2 * x->n ||
@@ -344,8 +467,22 @@ json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e) {
     } else if (still_held(u, rep->element[0], rep->element[1], e) == BK_OK) {
         x->has_cut = rep->element[2]->integer == 1;
         snprintf(x->applied_cut, sizeof(x->applied_cut), "%s", rep->element[3]->str);
-        j = ext_build(d, u, rep, e);
+        if (read_large(d, u, rep, argv, &keep, &nkeep, e) == BK_OK)
+            j = ext_build(d, u, rep, e);
     }
+    for (size_t i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < x->n &&
+                       EXT_HEAD + 2 * i + 1 < rep->elements;
+         i++) {
+        redisReply *t = rep->element[EXT_HEAD + 2 * i];
+        if (t->type == REDIS_REPLY_STATUS && strcmp(t->str, "hash") == 0) {
+            agg_free(rep->element[EXT_HEAD + 1 + 2 * i], NULL, 0); /* not its strings */
+            rep->element[EXT_HEAD + 1 + 2 * i] = NULL;
+        }
+    }
+    for (size_t i = 0; i < nkeep; i++)
+        freeReplyObject(keep[i]);
+    free(keep);
+    free(argv);
     if (rep != NULL)
         freeReplyObject(rep);
     return j;

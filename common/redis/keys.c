@@ -440,6 +440,7 @@ bk_script bk_lua_external_read = BK_SCRIPT_INIT(
     "  local t = redis.call('TYPE', k)['ok']\n"
     "  local v = {}\n"
     "  if t == 'string' then v = {redis.call('GET', k)}\n"
+    "  elseif t == 'hash' and redis.call('HLEN', k) > 1000 then t = 'hash+'\n"
     "  elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
     "  elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
     "  elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"

@@ -162,7 +162,11 @@ extern bk_script bk_lua_ext_write;
  * backup, ext:applied, then the external keys. Read-only: returns the
  * epoch, the phase, EXISTS and GET of ext:applied, then (type, value) per
  * key (string: {value}; hash: HGETALL; set: SMEMBERS; list: LRANGE; zset:
- * ZRANGE WITHSCORES; other types: {}). */
+ * ZRANGE WITHSCORES; other types: {}). A hash of more than 1000 fields
+ * comes as type "hash+" and {}: the caller reads it with HSCAN (one script
+ * reading InfoDID's 1M-field index blocked Redis for seconds), then reads
+ * the head again (no keys) to check that ext:applied and the phase did not
+ * move meanwhile. */
 extern bk_script bk_lua_external_read;
 
 /* ---- the lease and the fencing token (I2) (ops.c, as all below) ---- */

@@ -9,7 +9,8 @@
 #    line, nothing changes (SV, chain, no phase left); the next one holds
 #    the key;
 #  - every kind of key (string, hash, set, list, sorted set, bytes that are
-#    not UTF-8) comes back as it is in Redis;
+#    not UTF-8) comes back as it is in Redis, a hash of more than 1000
+#    fields too (read with HSCAN in pieces, not in the one script);
 #  - a key of a kind backupd cannot store (a stream): refused clearly, and
 #    the next backup succeeds once it is gone.
 source "$(dirname "$0")/lib.sh"
@@ -77,6 +78,9 @@ rc_ RPUSH "${P}l" x y x >/dev/null
 rc_ ZADD "${P}z" 2.5 m2 1 m1 >/dev/null
 printf '\xff\xfeA' | rc_ -x SET "${P}bin" >/dev/null
 rc_ SET "${P}applied" 7 >/dev/null
+# a hash over the one script's 1000 fields (InfoDID's index has one per DID)
+args=(); for i in $(seq 2500); do args+=("f$i" "v$i"); done
+rc_ HSET "${P}big" "${args[@]}" >/dev/null
 more
 backup_now
 out=$(external_json 4 2>&1) || fail "external state of version 4: $out"
@@ -90,9 +94,16 @@ for want in \
     got=$(value "${want%% *}")
     [ "$got" = "${want#* }" ] || fail "${P}${want%% *}: got $got, want ${want#* }"
 done
-[ "$(jq -c '[.meta.key_count, .meta.applied_offset, .content.applied_offset]' <<<"$out")" = '[7,7,7]' ] ||
+[ "$(jq -c '[.meta.key_count, .meta.applied_offset, .content.applied_offset]' <<<"$out")" = '[8,7,7]' ] ||
     fail "version 4 meta: $(jq -c .meta <<<"$out")"
-pass "version 4: strings, hashes, sets (sorted), lists, sorted sets and bytes (hex) as in Redis; applied_offset from ${P}applied"
+big=$(jq -S -c --arg k "${P}big" '.content.keys[$k] | [.type, .encoding, (.value | length), .value.f1, .value.f2500]' <<<"$out")
+[ "$big" = '["hash","utf-8",2500,"v1","v2500"]' ] || fail "${P}big: $big"
+[ "$(jq -S -c --arg k "${P}big" '.content.keys[$k].value' <<<"$out")" = "$(redis_hash "${P}big" | jq -S -c .)" ] ||
+    fail "${P}big differs from Redis"
+grep -q "1 hash(es) of more than 1000 fields read in pieces" "$T/backupd.log" ||
+    fail "${P}big was not read in pieces: $(grep -c 'in pieces' "$T/backupd.log") lines"
+grep -q "hash+" "$T/backupd.log" && fail "a large hash leaked its marker: $(grep 'hash+' "$T/backupd.log" | head -1)"
+pass "version 4: strings, hashes (one of 2500 fields, read in pieces), sets (sorted), lists, sorted sets and bytes (hex) as in Redis; applied_offset from ${P}applied"
 
 # 4. a kind backupd cannot store
 rc_ XADD "${P}st" '*' a 1 >/dev/null
@@ -103,7 +114,7 @@ wait_for 30 grep -q "backup version 5 failed at step 'wait': the external key '$
 wait_for 10 no_phase || fail "a phase or backup-run was left after the stream"
 rc_ DEL "${P}st" >/dev/null
 backup_now
-[ "$(external_json 5 | jq -r .meta.key_count)" = 7 ] || fail "version 5 after the stream was deleted"
+[ "$(external_json 5 | jq -r .meta.key_count)" = 8 ] || fail "version 5 after the stream was deleted"
 pass "a stream under ${P}: refused with one line; version 5 once it is gone"
 
 grep -q "Sanitizer\|runtime error" "$T"/*.log && fail "sanitizer report in a log"
