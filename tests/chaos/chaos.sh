@@ -444,6 +444,9 @@ bd_hooked() { [ "$(grep -c "BR2K_TEST_BACKUP_STOP: stopped at step '${2:-[a-z]*}
 redis_stale_promotion() {
     local p a b s v ep l ep_after stale_run=""
     wait_load_share 20
+    p=$(redis_port)
+    read -r a b <<<"$(ha_replicas | tr '\n' ' ')"
+    [ -n "$a" ] && [ -n "$b" ] || fail "expected two replicas, got '$a' '$b'"
     if [ -n "$BSTOP" ]; then
         # B keeps the backup-run of a backup in flight (what a replica
         # stopped mid-backup holds; stale after the promotion): backupd
@@ -458,10 +461,9 @@ redis_stale_promotion() {
         wait_for 60 bd_hooked "$h0" cut || fail "backupd did not reach step 'cut': $(tail -2 "$T/backupd.log")"
         stale_run=$(rc_ GET "br2k:{$SVC}:backup-run" | jq -c '{version, step}')
         [ -n "$stale_run" ] && [ "$stale_run" != null ] || fail "backupd stopped at step 'cut' but there is no backup-run"
+        b_has_run() { [ "$(redis-cli -p "$b" GET "br2k:{$SVC}:backup-run" | jq -c '{version, step}')" = "$stale_run" ]; }
+        wait_for 30 b_has_run || fail "replica $b did not receive the backup-run $stale_run"
     fi
-    p=$(redis_port)
-    read -r a b <<<"$(ha_replicas | tr '\n' ' ')"
-    [ -n "$a" ] && [ -n "$b" ] || fail "expected two replicas, got '$a' '$b'"
     # B's link to the primary (its local address, as the primary sees it)
     local link; link=$(redis-cli -p "$b" CLIENT LIST | tr -d '\r' | awk '/flags=M/ {for (i = 1; i <= NF; i++) if ($i ~ /^laddr=/) print substr($i, 7)}')
     [ -n "$link" ] || fail "replica $b has no link to the primary"
