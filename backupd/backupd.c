@@ -116,13 +116,40 @@ static void unfinished_clear(bd *d) {
     free(d->unfinished);
     d->unfinished = NULL;
     d->unfinished_version = 0;
+    d->unfinished_sha[0] = '\0';
 }
 
-static void run_drop(bd *d) {
+/* u is on chain and its finish failed: kept in memory (I7, I9), since a
+ * Redis failover may lose backup-run or put an older one in its place. */
+static void unfinished_set(bd *d, const bd_run *u) {
+    unfinished_clear(d);
+    d->unfinished = run_text(u);
+    if (d->unfinished == NULL)
+        return;
+    d->unfinished_version = u->version;
+    snprintf(d->unfinished_sha, sizeof(d->unfinished_sha), "%s",
+             json_string_value(json_object_get(u->report, "sha256")) ?: "");
+}
+
+/* Whether u is the run kept in memory (same version, same snapshot). */
+static int is_unfinished(const bd *d, const bd_run *u) {
+    const char *sha = json_string_value(json_object_get(u->report, "sha256"));
+    return d->unfinished != NULL && u->version == d->unfinished_version && sha != NULL &&
+           strcmp(sha, d->unfinished_sha) == 0;
+}
+
+/* backup-run is deleted: u was finished (finished 1) or given up (0); NULL
+ * when damaged. The run kept in memory goes with it only when u is that
+ * run, or finished a later version: a stale run dropped (another version,
+ * or an older attempt at that version: what a promoted replica held) does
+ * not make this backupd forget a version on chain it has not finished. */
+static void run_drop(bd *d, const bd_run *u, int finished) {
     char k[BK_KEY_MAX], k2[BK_KEY_MAX];
     bk_err e;
     bk_err_clear(&e);
-    unfinished_clear(d);
+    if (u != NULL && (is_unfinished(d, u) || (finished && d->unfinished != NULL &&
+                                              u->version >= d->unfinished_version)))
+        unfinished_clear(d);
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-run", &e) != BK_OK ||
         bk_key_backup_aux(k2, sizeof(k2), d->o->service, "backup-report", &e) != BK_OK)
         return;
@@ -155,7 +182,7 @@ static int run_load(bd *d, bd_run *u, int *found, bk_err *e) {
     if (j == NULL || leader == NULL || step == NULL) {
         json_decref(j);
         BK_WARN("'%s' is damaged: dropped", k);
-        run_drop(d);
+        run_drop(d, NULL, 0);
         return BK_OK;
     }
     u->version = json_integer_value(json_object_get(j, "version"));
@@ -652,7 +679,7 @@ static void abandon(bd *d, bd_run *u, const bk_err *why) {
                               NULL, NULL, &e) != BK_OK &&
         e.code != BK_E_FENCED)
         BK_WARN("cannot clear the backup phase: %s", e.msg);
-    run_drop(d);
+    run_drop(d, u, 0);
 }
 
 /* The leader's id and epoch; *epoch 0 when there is none. */
@@ -660,8 +687,10 @@ static int current_leader(bd *d, bd_run *u, bk_err *e) {
     return bk_lease_get(d->r, d->o->service, u->leader, &u->epoch, e);
 }
 
-/* Remember what was finished (bd.done_*). */
+/* Remember what was finished (bd.done_*; the highest version). */
 static void done_note(bd *d, const bd_run *u) {
+    if (u->version < d->done_version)
+        return;
     const char *sd = json_string_value(json_object_get(u->report, "state_digest"));
     d->done_version = u->version;
     d->done_cut = u->cut;
@@ -703,6 +732,17 @@ static void done_line(bd *d, const bd_run *u) {
 
 /* One backup from step 1. */
 static int backup_once(bd *d, const char *reason, bk_err *e) {
+    /* a version on chain that this backupd has not finished comes first
+     * (the loop finishes it): a backup started now would take Redis's last
+     * cut, older than that version's, and archive records twice */
+    if (d->unfinished != NULL) {
+        bk_err_set(e, BK_E_STATE,
+                   "backup version %" PRId64
+                   " is on chain but not finished: no new backup before it is",
+                   d->unfinished_version);
+        BK_WARN("%s", e->msg);
+        return BK_ERR;
+    }
     bd_run u;
     memset(&u, 0, sizeof(u));
     u.start_ms = bk_wall_ms();
@@ -721,6 +761,8 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
     if ((int64_t)chain_sv > last_v && d->done_version == (int64_t)chain_sv) {
         if (refinish(d, &u, chain_sv, e) != BK_OK)
             return BK_ERR;
+    } else if (d->done_version == (int64_t)chain_sv) {
+        u.prev_cut = d->done_cut; /* the chain's latest version, finished here */
     } else if ((int64_t)chain_sv > sv)
         BK_WARN("the chain is at version %" PRIu64 " and Redis at %" PRId64
                 " (a backup logged by a backupd that stopped before finishing it)",
@@ -768,15 +810,13 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
         BK_ERROR("backup version %" PRId64 " is on chain but not finished: %s (retrying)",
                  u.version, e->msg);
         /* and in memory: a Redis failover may lose backup-run (I7, I9) */
-        unfinished_clear(d);
-        d->unfinished = run_text(&u);
-        d->unfinished_version = u.version;
+        unfinished_set(d, &u);
         run_free(&u);
         return BK_ERR;
     }
     done_line(d, &u);
     done_note(d, &u);
-    run_drop(d);
+    run_drop(d, &u, 1);
     prune(d, u.version);
     bd_archive_prune(d, u.version, u.epoch);
     run_free(&u);
@@ -817,6 +857,10 @@ static int resume(bd *d, bd_run *u, bk_err *e) {
         if (!yes)
             bk_sleep_ms(200);
     }
+    /* on chain: this backupd knows it now, and keeps it until it is
+     * finished (a Redis failover may lose backup-run before) */
+    if (!is_unfinished(d, u))
+        unfinished_set(d, u);
     char cur[BK_ID_MAX + 1];
     int64_t ep = 0;
     if (bk_lease_get(d->r, d->o->service, cur, &ep, e) != BK_OK)
@@ -833,7 +877,7 @@ static int resume(bd *d, bd_run *u, bk_err *e) {
         return BK_ERR;
     done_line(d, u);
     done_note(d, u);
-    run_drop(d);
+    run_drop(d, u, 1);
     prune(d, u->version);
     bd_archive_prune(d, u->version, u->epoch);
     return BK_OK;
@@ -954,15 +998,29 @@ int bk_backupd_run(const bk_backupd_opts *o, bk_err *e) {
             next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;
             continue;
         }
-        if (!found && d.unfinished != NULL) {
-            /* backup-run of a version on chain is gone: a Redis failover
-             * promoted a replica that missed it. Put it back and finish it
-             * (resume: SV, the last backup and its cut from this run), so
-             * that the next backup archives from its cut, not an older one */
-            BK_WARN("backup version %" PRId64
-                    " is on chain but Redis lost its backup-run (a failover): saving it "
-                    "again to finish it",
-                    d.unfinished_version);
+        if (d.unfinished != NULL &&
+            (!found || (u.version <= d.unfinished_version && !is_unfinished(&d, &u)))) {
+            /* backup-run of a version on chain is gone, or an older one is
+             * in its place: a Redis failover promoted a replica that missed
+             * it (and held the run of a backup in flight before). Put it
+             * back and finish it first (resume: SV, the last backup and its
+             * cut from this run, with the current leader's token), so that
+             * the next backup archives from its cut, not an older one; the
+             * older run is obsolete (that version was given up, or the
+             * finish of this one covers it) */
+            if (found) {
+                BK_WARN("backup version %" PRId64
+                        " is on chain but Redis holds the backup-run of version %" PRId64
+                        " (step '%s') in its place (a failover): saving it again to "
+                        "finish it",
+                        d.unfinished_version, u.version, u.step);
+                run_free(&u);
+            } else {
+                BK_WARN("backup version %" PRId64
+                        " is on chain but Redis lost its backup-run (a failover): saving "
+                        "it again to finish it",
+                        d.unfinished_version);
+            }
             if (run_save_text(&d, d.unfinished, &le) != BK_OK) {
                 BK_WARN("%s", le.msg);
                 next_ms = bk_mono_ms() + FAIL_BACKOFF_MS;

@@ -31,9 +31,12 @@ typedef struct bd {
     int delete_warned; /* the log back end cannot delete: not asked again */
     char topic[256];   /* the log's topic (history.c opens a reader of its own) */
     /* backup-run of a version on chain whose finish failed (backupd.c): if
-     * a Redis failover loses backup-run, it is saved again from here */
+     * a Redis failover loses backup-run, or puts an older one in its place
+     * (a promoted replica's), it is saved again from here and finished
+     * before any new backup starts; unfinished_sha is its snapshot digest */
     char *unfinished;
     int64_t unfinished_version;
+    char unfinished_sha[65];
     /* the last version this backupd finished, its cut and state digest: if
      * a Redis failover loses its finish (SV, backup-last), it is put back
      * before the next backup, which archives from that cut */

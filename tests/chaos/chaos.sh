@@ -45,9 +45,11 @@ Options:
   --backup-stop STEP  redis-stale-promotion: a backup is in flight, backupd
                       stopped at STEP (cut, wait, phase, snapshot, archive,
                       log, delete, raise, clear; its test hook), while the
-                      failover loses its progress (I7); it goes on after the
-                      promotion, and the run checks SV, the last backup and
-                      the history (no version logged twice or skipped)
+                      failover loses its progress (I7; the promoted replica
+                      holds the backup-run of an earlier backup in flight
+                      instead); it goes on after the promotion, and the run
+                      checks SV, the last backup and the history (no
+                      version logged twice or skipped)
   --failovers N       redis-failover: primaries killed in turn (default 1);
                       the report gives p50 and max of the time from each
                       primary's death to the next committed result
@@ -436,12 +438,32 @@ redis_node_lost() {
 # commits reach only the primary and replica A. Then the primary and A die
 # and B, which missed them, is the only one Sentinel can promote. Without
 # I9 the next take would hand out the epoch the last leader holds.
+# bd_hooked N: backupd.log has more than N lines of the test hook
+# (BR2K_TEST_BACKUP_STOP) of step STEP (any step when STEP is empty)
+bd_hooked() { [ "$(grep -c "BR2K_TEST_BACKUP_STOP: stopped at step '${2:-[a-z]*}'" "$T/backupd.log" || true)" -gt "$1" ]; }
 redis_stale_promotion() {
-    local p a b s v ep l ep_after
+    local p a b s v ep l ep_after stale_run=""
     wait_load_share 20
     p=$(redis_port)
     read -r a b <<<"$(ha_replicas | tr '\n' ' ')"
     [ -n "$a" ] && [ -n "$b" ] || fail "expected two replicas, got '$a' '$b'"
+    if [ -n "$BSTOP" ]; then
+        # B keeps the backup-run of a backup in flight (what a replica
+        # stopped mid-backup holds; stale after the promotion): backupd
+        # stopped at step 'cut' (backup-run saved, no hold yet), then B
+        # stops and this backupd is SIGKILLed
+        kill -TERM "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
+        local h0; h0=$(grep -c 'BR2K_TEST_BACKUP_STOP: stopped at step' "$T/backupd.log" || true)
+        export BR2K_TEST_BACKUP_STOP=cut
+        start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
+        unset BR2K_TEST_BACKUP_STOP
+        rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
+        wait_for 60 bd_hooked "$h0" cut || fail "backupd did not reach step 'cut': $(tail -2 "$T/backupd.log")"
+        stale_run=$(rc_ GET "br2k:{$SVC}:backup-run" | jq -c '{version, step}')
+        [ -n "$stale_run" ] && [ "$stale_run" != null ] || fail "backupd stopped at step 'cut' but there is no backup-run"
+        b_has_run() { [ "$(redis-cli -p "$b" GET "br2k:{$SVC}:backup-run" | jq -c '{version, step}')" = "$stale_run" ]; }
+        wait_for 30 b_has_run || fail "replica $b did not receive the backup-run $stale_run"
+    fi
     # B's link to the primary (its local address, as the primary sees it)
     local link; link=$(redis-cli -p "$b" CLIENT LIST | tr -d '\r' | awk '/flags=M/ {for (i = 1; i <= NF; i++) if ($i ~ /^laddr=/) print substr($i, 7)}')
     [ -n "$link" ] || fail "replica $b has no link to the primary"
@@ -451,7 +473,10 @@ redis_stale_promotion() {
     kill -STOP "${HA_PID[$b]}"
     redis-cli -p "$p" CLIENT KILL ADDR "$link" >/dev/null || fail "cannot cut the link of replica $b ($link)"
     local off0; off0=$(redis-cli -p "$p" INFO replication | tr -d '\r' | awk -F: '/^master_repl_offset/ {print $2}')
-    log "stale-promotion: replica $b stopped and its link cut at replication offset $off0"
+    log "stale-promotion: replica $b stopped and its link cut at replication offset $off0${stale_run:+ (it holds the backup-run $stale_run of a backup in flight)}"
+    if [ -n "$BSTOP" ]; then
+        kill -KILL "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
+    fi
     l=$(leader_id); ep=$(leader_epoch)
     kill -KILL "${WPID[$l]}"; wait "${WPID[$l]}" 2>/dev/null || true
     log "stale-promotion: leader $l (epoch $ep) SIGKILLed; waiting for a new epoch and commits"
@@ -471,7 +496,8 @@ redis_stale_promotion() {
         # misses (its SV, last cut and state digest), then one in flight
         # whose progress (phase, backup-run) only the primary and A get,
         # stopped (SIGSTOP) at step $BSTOP until B is promoted
-        kill -TERM "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
+        # (it first gives up the backup-run the SIGKILLed one left)
+        local h1; h1=$(grep -c "BR2K_TEST_BACKUP_STOP: stopped at step '$BSTOP'" "$T/backupd.log" || true)
         export BR2K_TEST_BACKUP_STOP=$BSTOP:2
         start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
         unset BR2K_TEST_BACKUP_STOP
@@ -481,8 +507,7 @@ redis_stale_promotion() {
         wait_for 60 sv_above0 || fail "no backup finished before the failover (SV $(sv))"
         BSTOP_SV=$(sv); BSTOP_CHAIN=$(chain_sv)
         rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
-        bd_stopped() { grep -q "BR2K_TEST_BACKUP_STOP: stopped at step '$BSTOP'" "$T/backupd.log"; }
-        wait_for 60 bd_stopped || fail "backupd did not reach step '$BSTOP': $(tail -2 "$T/backupd.log")"
+        wait_for 60 bd_hooked "$h1" "$BSTOP" || fail "backupd did not reach step '$BSTOP': $(tail -2 "$T/backupd.log")"
         log "stale-promotion: backup $BSTOP_SV finished, then one in flight, backupd stopped at step '$BSTOP' (phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $(sv), chain $(chain_sv)); replica $b misses both"
     fi
     v=$(ssi_quiet); s=$(now_ms)
@@ -504,7 +529,9 @@ redis_stale_promotion() {
     wait_for 30 is_replica_of_primary "$a" || fail "replica $a did not follow the promoted $b"
     wait_resumed "$s" "$v"
     if [ -n "$BSTOP" ]; then
-        log "stale-promotion: Redis now says phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $(sv), last backup '$(rc_ GET "br2k:{$SVC}:backup-last")', chain $(chain_sv); backupd goes on"
+        local run_b; run_b=$(rc_ GET "br2k:{$SVC}:backup-run" | jq -c '{version, step}')
+        log "stale-promotion: Redis now says phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $(sv), last backup '$(rc_ GET "br2k:{$SVC}:backup-last")', backup-run $run_b, chain $(chain_sv); backupd goes on"
+        [ "$run_b" = "$stale_run" ] || fail "the promoted replica holds the backup-run $run_b, not $stale_run (the one it had when stopped): the test did not test"
         kill -CONT "$BD_PID"
     fi
     ha_restart "$p"
@@ -755,7 +782,7 @@ if [ -n "$BSTOP" ]; then
     [ "$(chain_sv)" -gt "$BSTOP_CHAIN" ] || fail "no backup after the one in flight at the failover (chain at $(chain_sv))"
     last=$(rc_ GET "br2k:{$SVC}:backup-last")
     [ "${last%% *}" = "$(chain_sv)" ] || fail "the last backup in Redis is '$last', the chain is at version $(chain_sv)"
-    log "backupd after the failover: $(grep -oE "Redis lost the finish of backup version [0-9]+|backup version [0-9]+ is on chain but Redis lost its backup-run|backup version [0-9]+ failed at step '[a-z]+'" "$T/backupd.log" | tr '\n' ';')"
+    log "backupd after the failover: $(grep -oE "Redis lost the finish of backup version [0-9]+|backup version [0-9]+ is on chain but Redis (lost its backup-run|holds the backup-run of version [0-9]+)|backup version [0-9]+ failed at step '[a-z]*'" "$T/backupd.log" | tr '\n' ';')"
     log "backup in flight at the failover (stopped at '$BSTOP'): $(grep -E "version $((BSTOP_CHAIN + 1)) (done|failed|is on chain but)|finishing backup version $((BSTOP_CHAIN + 1))" "$T/backupd.log" | tail -1 | cut -d' ' -f4- | cut -c1-160); SV $(sv) = chain; last backup '$last'"
 fi
 EXT_DIDS=$(rc_ HLEN "br2k:{$SVC}:ext:did")
