@@ -383,6 +383,24 @@ static const char *ext_kind_word(int kind) {
     return NULL;
 }
 
+/* An op's 3 script arguments (kind, then value or field and value) at
+ * argv[*a]; a number made here goes into nums[*m]. */
+static void put_op(const bk_ext_op *op, const char **argv, size_t *a, char (*nums)[24],
+                   size_t *m) {
+    argv[(*a)++] = ext_kind_word(op->kind);
+    if (op->kind == BK_EXT_INCRBY) {
+        snprintf(nums[*m], 24, "%" PRId64, op->by);
+        argv[(*a)++] = nums[(*m)++];
+        argv[(*a)++] = "";
+    } else if (op->kind == BK_EXT_SET) {
+        argv[(*a)++] = op->value;
+        argv[(*a)++] = "";
+    } else {
+        argv[(*a)++] = op->field ? op->field : "";
+        argv[(*a)++] = op->value ? op->value : "";
+    }
+}
+
 /* Check one op of the record at `offset` (nothing is written when any is
  * bad: a script stopped halfway would keep its first writes). */
 static int ext_op_check(const bk_ext_op *op, int64_t offset, bk_err *e) {
@@ -458,18 +476,7 @@ int bk_ext_write(bk_redis *r, const char *svc, int64_t epoch, const bk_ext_rec *
                 goto out;
             argv[k] = keys[k];
             k++;
-            argv[a++] = ext_kind_word(op->kind);
-            if (op->kind == BK_EXT_INCRBY) {
-                snprintf(nums[m], 24, "%" PRId64, op->by);
-                argv[a++] = nums[m++];
-                argv[a++] = "";
-            } else if (op->kind == BK_EXT_SET) {
-                argv[a++] = op->value;
-                argv[a++] = "";
-            } else {
-                argv[a++] = op->field ? op->field : "";
-                argv[a++] = op->value ? op->value : "";
-            }
+            put_op(op, argv, &a, nums, &m);
         }
     }
     redisReply *rep =
@@ -533,18 +540,7 @@ int bk_ext_replace(bk_redis *r, const char *svc, int64_t epoch, int64_t offset,
         if (bk_key_ext(keys[3 + j], BK_KEY_MAX, svc, op->name, e) != BK_OK)
             goto out;
         argv[3 + j] = keys[3 + j];
-        argv[a++] = ext_kind_word(op->kind);
-        if (op->kind == BK_EXT_INCRBY) {
-            snprintf(nums[m], 24, "%" PRId64, op->by);
-            argv[a++] = nums[m++];
-            argv[a++] = "";
-        } else if (op->kind == BK_EXT_SET) {
-            argv[a++] = op->value;
-            argv[a++] = "";
-        } else {
-            argv[a++] = op->field ? op->field : "";
-            argv[a++] = op->value ? op->value : "";
-        }
+        put_op(op, argv, &a, nums, &m);
     }
     redisReply *rep =
         bk_script_eval(r, &bk_lua_ext_replace, (int)nkeys, (int)argc, argv, NULL, e);
