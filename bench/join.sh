@@ -147,7 +147,10 @@ for n in $SIZES; do
         APP=$app
         start_worker w1
         wait_for 15 has_leader || fail "no leader"
-        start_backupd --max-replicated 1000000000
+        # the hold at the cut lasts while backupd reads the external view (at 1M
+        # InfoDID identities a 1M-field ext:did hash, seconds): longer than
+        # backupd's default hold timeout (3 s), so the bench allows 60 s
+        start_backupd --max-replicated 1000000000 --hold-timeout-ms "${BENCH_JOIN_HOLD_MS:-60000}"
         t=$(now_ms)
         fill $((m - TAIL)) hist
         wait_for 3600 at $((m - TAIL - 1)) w1 || fail "w1 did not apply the history"
