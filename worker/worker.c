@@ -176,6 +176,11 @@ static int run_loop(worker *w, bk_err *e) {
     while (!bk_sig_stop) {
         wk_collect(w, 0);
         wk_check_role(w);
+        /* results left held while the commit thread was busy (commit.c):
+         * handed over before this loop waits for the log (here, before the
+         * limit below: the hand-over may step down) */
+        if (w->role == R_LEADER && w->pipelined && w->nheld > 0 && w->nq == 0)
+            wk_commit_async(w, 1);
         pthread_mutex_lock(&w->s.mu);
         int resync = w->s.resync;
         w->s.resync = 0;
@@ -203,10 +208,6 @@ static int run_loop(worker *w, bk_err *e) {
                     w->bp.set ? w->bp.phase : "none");
             w->hold_since_ms = 0;
         }
-        /* results left held while the commit thread was busy (commit.c):
-         * handed over before this loop waits for the log */
-        if (w->role == R_LEADER && w->pipelined && w->nheld > 0 && w->nq == 0)
-            wk_commit_async(w, 1);
         /* a batch closes as soon as the records already fetched are used up:
          * it never waits to fill */
         if (wk_q_fill(w, 100, e) != BK_OK) {
@@ -214,6 +215,10 @@ static int run_loop(worker *w, bk_err *e) {
                 goto out;
             continue;
         }
+        /* stepped down above (a hold's commit fenced): a follower applies
+         * nothing beyond SSI, or its records would have no held results */
+        if (w->role != R_LEADER && limit > wk_shared_ssi(w))
+            limit = wk_shared_ssi(w);
         size_t n = wk_q_ready(w, limit);
         /* a new leader's first batch is short: the first result after a
          * failover does not wait for the whole backlog of the pause */
