@@ -145,16 +145,11 @@ static int held_open(bk_held_file *f, const char *path, bk_err *e) {
     f->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f->fd < 0)
         return bk_err_set(e, BK_E_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (created) { /* make the new name durable once */
-        char dir[4096];
-        snprintf(dir, sizeof(dir), "%s", path);
-        int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            if (fsync(dfd) != 0)
-                BK_WARN("cannot sync the directory of '%s'", path);
-            close(dfd);
-        }
-    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    bk_err de;
+    if (created && bk_fsync_dir(dirname(dir), &de) != BK_OK) /* the new name, once */
+        BK_WARN("%s", de.msg);
     f->seq = -1;
     f->end = 0;
     return BK_OK;

@@ -351,19 +351,32 @@ bk_script bk_lua_backup_finish = BK_SCRIPT_INIT(
                 "redis.call('PUBLISH', ARGV[4], 'backup-clear')\n"
                 "return tonumber(redis.call('GET', KEYS[2]))\n");
 
+/* What the external write and the republish share: the fence (KEYS[1] the
+ * epoch, ARGV[1] the token) and one op on a key (kind, then its
+ * arguments; keys.h: the kinds). */
+#define EXT_PRELUDE                                                                      \
+    "local cur = redis.call('GET', KEYS[1])\n"                                           \
+    "if cur ~= ARGV[1] then\n"                                                           \
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is not the current "     \
+    "epoch "                                                                             \
+    "' .. tostring(cur))\n"                                                              \
+    "end\n"                                                                              \
+    "local function ext_op(op, key, a, b)\n"                                             \
+    "  if op == 'SET' then redis.call('SET', key, a)\n"                                  \
+    "  elseif op == 'DEL' then redis.call('DEL', key)\n"                                 \
+    "  elseif op == 'HSET' then redis.call('HSET', key, a, b)\n"                         \
+    "  elseif op == 'HDEL' then redis.call('HDEL', key, a)\n"                            \
+    "  elseif op == 'INCRBY' then redis.call('INCRBY', key, a)\n"                        \
+    "  end\n"                                                                            \
+    "end\n"
+
 /* The applications' external write (keys.h): every record in turn, each
  * skipped when its offset is <= ext:applied, in one call: all or nothing,
  * one round trip and one Redis fsync per batch. */
 bk_script bk_lua_ext_write = BK_SCRIPT_INIT(
     "-- external write; KEYS: epoch, ext:applied, then one key per op\n"
-    "-- ARGV: token, then per record: offset, nops, then per op: kind, arg1, arg2\n"
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur ~= ARGV[1] then\n"
-    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is not the current epoch "
-    "'"
-    " .. tostring(cur))\n"
-    "end\n"
-    "local applied = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"
+    "-- ARGV: token, then per record: offset, nops, then per op: kind, arg1, "
+    "arg2\n" EXT_PRELUDE "local applied = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"
     "local last = nil\n"
     "local done = 0\n"
     "local i, k = 2, 3\n"
@@ -378,15 +391,7 @@ bk_script bk_lua_ext_write = BK_SCRIPT_INIT(
     "  end\n"
     "  i = i + 2\n"
     "  for j = 1, n do\n"
-    "    if run then\n"
-    "      local op, key = ARGV[i], KEYS[k]\n"
-    "      if op == 'SET' then redis.call('SET', key, ARGV[i + 1])\n"
-    "      elseif op == 'DEL' then redis.call('DEL', key)\n"
-    "      elseif op == 'HSET' then redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2])\n"
-    "      elseif op == 'HDEL' then redis.call('HDEL', key, ARGV[i + 1])\n"
-    "      elseif op == 'INCRBY' then redis.call('INCRBY', key, ARGV[i + 1])\n"
-    "      end\n"
-    "    end\n"
+    "    if run then ext_op(ARGV[i], KEYS[k], ARGV[i + 1], ARGV[i + 2]) end\n"
     "    i = i + 3\n"
     "    k = k + 1\n"
     "  end\n"
@@ -398,35 +403,23 @@ bk_script bk_lua_ext_write = BK_SCRIPT_INIT(
  * found by SCAN are deleted (ext:applied kept), then the ops run; all in
  * one script, so a reader sees the old view or the new one. */
 bk_script bk_lua_ext_replace = BK_SCRIPT_INIT(
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur ~= ARGV[1] then\n"
-    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is not the current epoch "
-    "'"
-    " .. tostring(cur))\n"
-    "end\n"
-    "local c, gone = '0', 0\n"
-    "repeat\n"
-    "  local r = redis.call('SCAN', c, 'MATCH', ARGV[3], 'COUNT', 1000)\n"
-    "  c = r[1]\n"
-    "  for _, k in ipairs(r[2]) do\n"
-    "    if k ~= KEYS[2] then redis.call('DEL', k); gone = gone + 1 end\n"
-    "  end\n"
-    "until c == '0'\n"
-    "local i, k = 4, 4\n"
-    "while i <= #ARGV do\n"
-    "  local op, key = ARGV[i], KEYS[k]\n"
-    "  if op == 'SET' then redis.call('SET', key, ARGV[i + 1])\n"
-    "  elseif op == 'DEL' then redis.call('DEL', key)\n"
-    "  elseif op == 'HSET' then redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2])\n"
-    "  elseif op == 'HDEL' then redis.call('HDEL', key, ARGV[i + 1])\n"
-    "  elseif op == 'INCRBY' then redis.call('INCRBY', key, ARGV[i + 1])\n"
-    "  end\n"
-    "  i = i + 3\n"
-    "  k = k + 1\n"
-    "end\n"
-    "redis.call('SET', KEYS[2], ARGV[2])\n"
-    "redis.call('DEL', KEYS[3])\n"
-    "return gone\n");
+    EXT_PRELUDE "local c, gone = '0', 0\n"
+                "repeat\n"
+                "  local r = redis.call('SCAN', c, 'MATCH', ARGV[3], 'COUNT', 1000)\n"
+                "  c = r[1]\n"
+                "  for _, k in ipairs(r[2]) do\n"
+                "    if k ~= KEYS[2] then redis.call('DEL', k); gone = gone + 1 end\n"
+                "  end\n"
+                "until c == '0'\n"
+                "local i, k = 4, 4\n"
+                "while i <= #ARGV do\n"
+                "  ext_op(ARGV[i], KEYS[k], ARGV[i + 1], ARGV[i + 2])\n"
+                "  i = i + 3\n"
+                "  k = k + 1\n"
+                "end\n"
+                "redis.call('SET', KEYS[2], ARGV[2])\n"
+                "redis.call('DEL', KEYS[3])\n"
+                "return gone\n");
 
 /* br2k-backupd's read of the external state at the cut (backupd/objects.c):
  * KEYS epoch, backup phase, ext:applied, then the external keys; returns
