@@ -280,9 +280,11 @@ void wk_join_progress(worker *w, int64_t ssi) {
  * LPI are gone (I1) and this worker is a follower that can restore, it
  * restores the latest backup in place and reads on from its cut: never
  * skipping them. Returns BK_EXIT_OK to go on, or the exit code. */
-/* A read that fails at the same LPI as the one before the last recovery in
- * place means that recovery made no progress (the log stays broken after
- * the backup's cut): the next one waits, from RF_BACKOFF_MIN_MS doubling
+/* A read that fails at the same offset as the one before the last recovery
+ * in place means that recovery made no progress (the log stays broken after
+ * the backup's cut). The offset, not the LPI: the read may fail while
+ * records before it still wait in the queue, so the LPI at the failure
+ * depends on timing. The next recovery waits, from RF_BACKOFF_MIN_MS doubling
  * to RF_BACKOFF_MAX_MS, so that it costs a restore a minute, not several
  * a second. */
 #define RF_BACKOFF_MIN_MS 1000
@@ -300,14 +302,15 @@ int wk_read_failed(worker *w, bk_err *e) {
     if (w->q_rc != BK_EXIT_INTEGRITY || e->code != BK_E_RLOG_RANGE ||
         !wk_recovery_on(w) || w->role == R_LEADER)
         return w->q_rc;
-    if (w->pos.lpi == w->rf_fail_lpi) {
+    if (w->rnext == w->rf_fail_at) {
         w->rf_backoff_ms = w->rf_backoff_ms ? w->rf_backoff_ms * 2 : RF_BACKOFF_MIN_MS;
         if (w->rf_backoff_ms > RF_BACKOFF_MAX_MS)
             w->rf_backoff_ms = RF_BACKOFF_MAX_MS;
         BK_WARN(
             "get-the-latest-state made no progress: the log fails again at LPI %" PRId64
-            " (%s); waiting %" PRId64 " ms before the next try",
-            w->pos.lpi, e->msg, w->rf_backoff_ms);
+            ", reading record %" PRId64 " (%s); waiting %" PRId64
+            " ms before the next try",
+            w->pos.lpi, w->rnext, e->msg, w->rf_backoff_ms);
         if (wait_or_stop(w->rf_backoff_ms)) {
             wk_q_drop(w, w->nq);
             w->q_rc = BK_EXIT_OK;
@@ -317,7 +320,7 @@ int wk_read_failed(worker *w, bk_err *e) {
     } else {
         w->rf_backoff_ms = 0;
     }
-    w->rf_fail_lpi = w->pos.lpi;
+    w->rf_fail_at = w->rnext;
     snprintf(w->recover_why, sizeof(w->recover_why), "%s", e->msg);
     BK_WARN("get-the-latest-state: %s", w->recover_why);
     wk_q_drop(w, w->nq);

@@ -384,7 +384,7 @@ static int run_once(const bk_worker_opts *o, bk_err *e, int *app_failed) {
     w->mirrored = -2;
     w->role = R_STARTING;
     w->lead_from = INT64_MAX;
-    w->rf_fail_lpi = INT64_MIN; /* no recovery in place yet */
+    w->rf_fail_at = INT64_MIN; /* no recovery in place yet */
     pthread_mutex_init(&w->s.mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -114,8 +114,8 @@ typedef struct worker {
     int64_t snap_epoch, snap_cut; /* the last snapshot forked */
     int64_t hold_since_ms;        /* leader: holding since (0: not holding) */
     /* get-the-latest-state */
-    int gap;               /* check_log found records deleted after LPI */
-    int64_t rf_fail_lpi;   /* LPI when the last recovery in place began (recover.c) */
+    int gap;            /* check_log found records deleted after LPI */
+    int64_t rf_fail_at; /* record whose read failed before the last recovery in place */
     int64_t rf_backoff_ms; /* the wait before the next one that makes no progress */
     char recover_why[512]; /* why the state must be restored ("": it need not) */
     int state_aside;       /* open_state set the damaged state aside: the open one is
