@@ -157,18 +157,24 @@ static int ext_repair(worker *w, char *why, size_t size) {
                 lost);
         return BK_OK;
     }
-    if (ops->republish == NULL) {
+    /* no republish: a plug-in without it (ABI 1, or NULL), or an
+     * application over the protocol whose Open did not offer it */
+    int rc = BK_ERR;
+    if (ops->republish != NULL) {
+        BK_INFO("a Redis failover lost writes after SSI %" PRId64
+                " (their external effects too): the application republishes its "
+                "external view from its state (I9)",
+                lost);
+        rc = ops->republish(w->app, w->rm, w->o->service, w->epoch, &e);
+    }
+    if (ops->republish == NULL || (rc != BK_OK && e.code == BK_E_UNSUPPORTED)) {
         BK_WARN("a Redis failover lost writes after SSI %" PRId64
                 ": the external effects of those records are lost too, and the "
                 "application '%s' cannot republish its external view (no republish)",
                 lost, ops->name);
         return BK_OK;
     }
-    BK_INFO("a Redis failover lost writes after SSI %" PRId64
-            " (their external effects too): the application republishes its external "
-            "view from its state (I9)",
-            lost);
-    if (ops->republish(w->app, w->rm, w->o->service, w->epoch, &e) != BK_OK) {
+    if (rc != BK_OK) {
         snprintf(why, size, "cannot republish the external view: %.200s", e.msg);
         return BK_ERR;
     }

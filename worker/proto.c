@@ -28,7 +28,14 @@
  * (the application answers one request at a time, in order); the ops it
  * answers are written by the engine with bk_ext_write (fenced, once per
  * offset: I2, I5). Any failure of the application there is BK_E_APP: the
- * commit is not retried, the worker restarts as for a crash. */
+ * commit is not retried, the worker restarts as for a crash.
+ *
+ * Republish (0x09; only to an application whose Open reply said
+ * "republish": true as well): after a Redis failover lost external writes
+ * (claim.c), the new leader asks for the whole external view as of the
+ * application's LPI and replaces the view with it (bk_ext_replace: fenced,
+ * atomic, ext:applied = that LPI). The adapter keeps the application's LPI
+ * (Open, Apply, Restore) to check the reply's. */
 #include "proto.h"
 
 #include <errno.h>
@@ -64,6 +71,8 @@ struct br2k_app {
     int timeout_ms;
     int dead;      /* a call failed: no more calls */
     int external;  /* Open said "external": true: External calls */
+    int republish; /* Open said "republish": true: Republish calls */
+    int64_t lpi;   /* the application's LPI (Open, Apply, Restore) */
     char why[256]; /* ... why */
     char name[64]; /* the application's name (OPEN reply) */
     uint8_t *buf;  /* the last frame read (payload) */
@@ -110,6 +119,8 @@ static const char *call_name(int t) {
         return "close";
     case BR2K_WIRE_EXTERNAL:
         return "external";
+    case BR2K_WIRE_REPUBLISH:
+        return "republish";
     default:
         return "?";
     }
@@ -592,9 +603,18 @@ static int p_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
         } else if (json_object_get(rep, "external") != NULL &&
                    !json_is_boolean(json_object_get(rep, "external"))) {
             rc = malformed(a, BR2K_WIRE_OPEN, "\"external\" is not true or false", e);
+        } else if (json_object_get(rep, "republish") != NULL &&
+                   !json_is_boolean(json_object_get(rep, "republish"))) {
+            rc = malformed(a, BR2K_WIRE_OPEN, "\"republish\" is not true or false", e);
+        } else if (json_is_true(json_object_get(rep, "republish")) &&
+                   !json_is_true(json_object_get(rep, "external"))) {
+            rc = malformed(a, BR2K_WIRE_OPEN,
+                           "\"republish\": true without \"external\": true", e);
         } else {
             a->external = json_is_true(json_object_get(rep, "external"));
+            a->republish = json_is_true(json_object_get(rep, "republish"));
             *lpi = json_integer_value(jl);
+            a->lpi = *lpi;
             snprintf(a->name, sizeof(a->name), "%s", name);
             snprintf(g_name, sizeof(g_name), "%s", name);
         }
@@ -611,14 +631,16 @@ static int p_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
         free(a);
         return BK_ERR;
     }
+    const char *ext = !a->external   ? ""
+                      : a->republish ? ", with an external effect it can republish"
+                                     : ", with an external effect";
     if (a->pid > 0)
         BK_INFO("application '%s' open over the protocol (process %d): LPI %" PRId64 "%s",
-                a->name, (int)a->pid, *lpi,
-                a->external ? ", with an external effect" : "");
+                a->name, (int)a->pid, *lpi, ext);
     else
-        BK_INFO(
-            "application '%s' open over the protocol (socket '%s'): LPI %" PRId64 "%s",
-            a->name, g_spec + 5, *lpi, a->external ? ", with an external effect" : "");
+        BK_INFO("application '%s' open over the protocol (socket '%s'): LPI %" PRId64
+                "%s",
+                a->name, g_spec + 5, *lpi, ext);
     g_open = a;
     *out = a;
     return BK_OK;
@@ -684,6 +706,8 @@ static int apply_call(br2k_app *a, const int64_t *offsets, const void *const *re
         }
         q += 5 + len;
     }
+    if (n > 0)
+        a->lpi = offsets[n - 1];
     return BK_OK;
 }
 
@@ -892,6 +916,7 @@ static int restore_call(br2k_app *a, const void *buf, size_t len, bk_err *e) {
         return BK_ERR;
     if (a->len != 8)
         return malformed(a, BR2K_WIRE_RESTORE, "not an 8-byte LPI", e);
+    a->lpi = (int64_t)br2k_wire_get64(a->buf);
     BK_INFO("application '%s' restored %zu bytes: LPI %" PRId64, a->name, len,
             (int64_t)br2k_wire_get64(a->buf));
     return BK_OK;
@@ -906,8 +931,78 @@ static int p_restore(br2k_app *a, const void *buf, size_t len, bk_err *e) {
 
 /* ---- the external effect ---- */
 
+/* Room for the ops of a reply of len bytes (every op takes at least 21
+ * bytes, so the length bounds their number) and their strings. */
+static int ops_alloc(size_t len, bk_ext_op **ops, char **arena, size_t *maxops,
+                     bk_err *e) {
+    *maxops = len / 21 + 1;
+    *ops = calloc(*maxops, sizeof(**ops));
+    *arena = malloc(len + 3 * *maxops + 1);
+    if (*ops == NULL || *arena == NULL) {
+        free(*ops);
+        free(*arena);
+        *ops = NULL;
+        *arena = NULL;
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    }
+    return BK_OK;
+}
+
+/* nops ops (of `offset`; -1: the view of a Republish) at *qp into
+ * ops[*k...] and their strings, NUL-terminated, into arena at *at:
+ * BK_OK, or BK_ERR with what[] set. The encoding of an External-reply's
+ * op and a Republish-reply's is the same. */
+static int parse_ops(const uint8_t **qp, const uint8_t *end, uint32_t nops,
+                     int64_t offset, bk_ext_op *ops, size_t maxops, size_t *k,
+                     char *arena, size_t *at, char *what, size_t wsize) {
+    const uint8_t *q = *qp;
+    char of[48] = "of the view";
+    if (offset >= 0)
+        snprintf(of, sizeof(of), "of offset %" PRId64, offset);
+    for (uint32_t j = 0; j < nops; j++) {
+        if (end - q < 1 || *k >= maxops)
+            goto bad_len;
+        bk_ext_op *op = &ops[(*k)++];
+        op->kind = q[0];
+        q++;
+        const char **dst[3] = {&op->name, &op->field, &op->value};
+        for (int f = 0; f < 3; f++) {
+            if (end - q < 4 || (size_t)(end - q - 4) < br2k_wire_get32(q))
+                goto bad_len;
+            uint32_t len = br2k_wire_get32(q);
+            if (len > 0 && memchr(q + 4, 0, len) != NULL) {
+                snprintf(what, wsize, "op %" PRIu32 " %s has a NUL byte in a string",
+                         j + 1, of);
+                return BK_ERR;
+            }
+            memcpy(arena + *at, q + 4, len);
+            arena[*at + len] = '\0';
+            *dst[f] = arena + *at; /* "" for a field the kind does not use */
+            *at += len + 1;
+            q += 4 + len;
+        }
+        if (end - q < 8)
+            goto bad_len;
+        op->by = (int64_t)br2k_wire_get64(q);
+        q += 8;
+        if (op->kind < BR2K_WIRE_EXT_SET || op->kind > BR2K_WIRE_EXT_INCRBY ||
+            !bk_ext_name_ok(op->name)) {
+            snprintf(what, wsize,
+                     "op %" PRIu32 " %s is bad (kind %d, key '%.40s': 1 to %d of A-Z a-z "
+                     "0-9 . _ - :, not 'applied')",
+                     j + 1, of, op->kind, op->name, BK_EXT_NAME_MAX);
+            return BK_ERR;
+        }
+    }
+    *qp = q;
+    return BK_OK;
+bad_len:
+    snprintf(what, wsize, "the answers are truncated");
+    return BK_ERR;
+}
+
 /* Parse an External reply (a->buf) for n records into recs[] and ops
- * (strings copied, NUL-terminated, into *arena): BK_OK, or fail(). */
+ * (strings copied into *arena): BK_OK, or fail(). */
 static int parse_external(br2k_app *a, const int64_t *offsets, size_t n, bk_ext_rec *recs,
                           bk_ext_op **ops_out, char **arena_out, bk_err *e) {
     const uint8_t *q = a->buf, *end = a->buf + a->len;
@@ -919,62 +1014,23 @@ static int parse_external(br2k_app *a, const int64_t *offsets, size_t n, bk_ext_
                  a->len < 4 ? 0 : br2k_wire_get32(q), n);
         return malformed(a, BR2K_WIRE_EXTERNAL, what, e);
     }
-    /* every op takes at least 21 bytes: the count bounds the allocation */
-    size_t maxops = a->len / 21 + 1;
-    bk_ext_op *ops = calloc(maxops, sizeof(*ops));
-    char *arena = malloc(a->len + 3 * maxops + 1);
-    if (ops == NULL || arena == NULL) {
-        free(ops);
-        free(arena);
-        bk_err_set(e, BK_E_NOMEM, "out of memory");
+    bk_ext_op *ops = NULL;
+    char *arena = NULL;
+    size_t maxops = 0, k = 0, at = 0;
+    if (ops_alloc(a->len, &ops, &arena, &maxops, e) != BK_OK)
         return fail(a, e);
-    }
-    size_t k = 0, at = 0;
     q += 4;
     for (size_t i = 0; i < n; i++) {
-        if (end - q < 4)
-            goto bad_len;
+        if (end - q < 4) {
+            snprintf(what, sizeof(what), "the answers are truncated");
+            goto bad;
+        }
         uint32_t nops = br2k_wire_get32(q);
         q += 4;
         recs[i] = (bk_ext_rec){offsets[i], ops + k, nops};
-        for (uint32_t j = 0; j < nops; j++) {
-            if (end - q < 1 || k >= maxops)
-                goto bad_len;
-            bk_ext_op *op = &ops[k++];
-            op->kind = q[0];
-            q++;
-            const char **dst[3] = {&op->name, &op->field, &op->value};
-            for (int f = 0; f < 3; f++) {
-                if (end - q < 4 || (size_t)(end - q - 4) < br2k_wire_get32(q))
-                    goto bad_len;
-                uint32_t len = br2k_wire_get32(q);
-                if (len > 0 && memchr(q + 4, 0, len) != NULL) {
-                    snprintf(what, sizeof(what),
-                             "op %" PRIu32 " of offset %" PRId64
-                             " has a NUL byte in a string",
-                             j + 1, offsets[i]);
-                    goto bad;
-                }
-                memcpy(arena + at, q + 4, len);
-                arena[at + len] = '\0';
-                *dst[f] = arena + at; /* "" for a field the kind does not use */
-                at += len + 1;
-                q += 4 + len;
-            }
-            if (end - q < 8)
-                goto bad_len;
-            op->by = (int64_t)br2k_wire_get64(q);
-            q += 8;
-            if (op->kind < BR2K_WIRE_EXT_SET || op->kind > BR2K_WIRE_EXT_INCRBY ||
-                !bk_ext_name_ok(op->name)) {
-                snprintf(what, sizeof(what),
-                         "op %" PRIu32 " of offset %" PRId64
-                         " is bad (kind %d, key '%.40s': 1 to %d of A-Z a-z 0-9 . _ - :,"
-                         " not 'applied')",
-                         j + 1, offsets[i], op->kind, op->name, BK_EXT_NAME_MAX);
-                goto bad;
-            }
-        }
+        if (parse_ops(&q, end, nops, offsets[i], ops, maxops, &k, arena, &at, what,
+                      sizeof(what)) != BK_OK)
+            goto bad;
     }
     if (q != end) {
         snprintf(what, sizeof(what), "%zu bytes after the last answer",
@@ -984,8 +1040,6 @@ static int parse_external(br2k_app *a, const int64_t *offsets, size_t n, bk_ext_
     *ops_out = ops;
     *arena_out = arena;
     return BK_OK;
-bad_len:
-    snprintf(what, sizeof(what), "the answers are truncated");
 bad:
     free(ops);
     free(arena);
@@ -1047,6 +1101,62 @@ static int p_external_many(br2k_app *a, bk_redis *r, const char *svc, int64_t ep
     return rc;
 }
 
+/* The whole external view as of the application's LPI (Republish), put in
+ * place of the one in Redis (bk_ext_replace: fenced with `epoch`, atomic,
+ * ext:applied = that LPI). The main thread only (nothing applies
+ * meanwhile). BK_E_UNSUPPORTED for an application whose Open did not say
+ * "republish": true. */
+static int p_republish(br2k_app *a, bk_redis *r, const char *svc, int64_t epoch,
+                       bk_err *e) {
+    if (!a->republish)
+        return bk_err_set(e, BK_E_UNSUPPORTED,
+                          "application '%s' cannot republish its external view (its Open "
+                          "did not say \"republish\": true)",
+                          a->name);
+    bk_ext_op *ops = NULL;
+    char *arena = NULL, what[160];
+    size_t maxops = 0, k = 0, at = 0;
+    int64_t lpi = -1;
+    LOCK();
+    int rc = check_alive(a, BR2K_WIRE_REPUBLISH, e);
+    if (rc == BK_OK &&
+        (out_room(a, 8, e) != BK_OK ||
+         (br2k_wire_put64(a->out + 5, (uint64_t)epoch),
+          send_frame(a, BR2K_WIRE_REPUBLISH, 8, BR2K_WIRE_REPUBLISH, e)) != BK_OK ||
+         recv_reply(a, BR2K_WIRE_REPUBLISH, e) != BK_OK))
+        rc = BK_ERR;
+    if (rc == BK_OK && a->len < 12) {
+        rc = malformed(a, BR2K_WIRE_REPUBLISH, "shorter than an LPI and a count", e);
+    } else if (rc == BK_OK) {
+        const uint8_t *q = a->buf + 12, *end = a->buf + a->len;
+        lpi = (int64_t)br2k_wire_get64(a->buf);
+        uint32_t nops = br2k_wire_get32(a->buf + 8);
+        if (lpi != a->lpi) {
+            snprintf(what, sizeof(what),
+                     "the view of LPI %" PRId64 ", the application's LPI is %" PRId64,
+                     lpi, a->lpi);
+            rc = malformed(a, BR2K_WIRE_REPUBLISH, what, e);
+        } else if (ops_alloc(a->len, &ops, &arena, &maxops, e) != BK_OK) {
+            rc = fail(a, e);
+        } else if (parse_ops(&q, end, nops, -1, ops, maxops, &k, arena, &at, what,
+                             sizeof(what)) != BK_OK) {
+            rc = malformed(a, BR2K_WIRE_REPUBLISH, what, e);
+        } else if (q != end) {
+            snprintf(what, sizeof(what), "%zu bytes after the last op",
+                     (size_t)(end - q));
+            rc = malformed(a, BR2K_WIRE_REPUBLISH, what, e);
+        }
+    }
+    UNLOCK();
+    if (rc != BK_OK)
+        e->code = e->code == BK_E_NOMEM ? BK_E_NOMEM : BK_E_APP;
+    else
+        rc = bk_ext_replace(r, svc, epoch, lpi, ops, k, e);
+    free(ops);
+    free(arena);
+    return rc;
+}
+
 static void p_close(br2k_app *a) {
     if (a == NULL)
         return;
@@ -1083,6 +1193,7 @@ static br2k_app_ops g_ops = {
     .digest = p_digest,
     .close = p_close,
     .external_many = p_external_many,
+    .republish = p_republish,
 };
 
 bk_apply_many_fn bk_app_apply_many(const br2k_app_ops *ops) {

@@ -70,6 +70,10 @@ const char *bk_errcode_name(int code) {
         return "notfound";
     case BK_E_STATE:
         return "state";
+    case BK_E_APP:
+        return "app";
+    case BK_E_UNSUPPORTED:
+        return "unsupported";
     case BK_E_RLOG_RANGE:
         return "offset_out_of_range";
     case BK_E_RLOG_UNSUPPORTED:

@@ -24,6 +24,7 @@ typedef enum bk_errcode {
     BK_E_NOTFOUND,
     BK_E_STATE,           /* an operation not allowed in the current state */
     BK_E_APP,             /* the application process failed: only a restart helps */
+    BK_E_UNSUPPORTED,     /* the peer cannot do this (an optional operation) */
     BK_E_RLOG_RANGE = 32, /* a log offset out of range: deleted or not yet there (I1) */
     BK_E_RLOG_UNSUPPORTED /* the log back end cannot do this (DeleteRecords on devkafka)
                            */

@@ -758,11 +758,12 @@ if [ "$REDIS_MODE" = ha ]; then
     restored=$(cat "${wlogs[@]}" | grep -c 'a Redis failover lost it; restoring it' || true)
     log "I9: $nclaims leader claims counted, no epoch by two workers; $gaveup lease(s) given up on a claim; SSI restored by a worker $restored time(s)"
     [ "$nclaims" -ge 1 ] || [ "${BR2K_TEST_NO_CLAIMS:-}" = 1 ] || fail "no leader claim was read back: the claims (I9) were not on"
-    if [ "$SCENARIO" = redis-stale-promotion ] && [ "$CAPP" = infodid ]; then
+    if [ "$SCENARIO" = redis-stale-promotion ]; then
         # the promoted replica lacks the external writes (InfoDID's ext:
-        # index) of records committed before the failover: the next leader
-        # republishes the index from its state (claim.c); the check below
-        # compares the index with the replicas
+        # index, the examples' views) of records committed before the
+        # failover: the next leader republishes the view from its state
+        # (claim.c; over the protocol, Republish 0x09); the checks below
+        # compare the view with the replicas
         nrep=$(cat "${wlogs[@]}" | grep -c 'external view republished' || true)
         log "stale-promotion: external view republished $nrep time(s) ($(cat "${wlogs[@]}" | grep -o 'lost writes after SSI [0-9]*' | sort -u | tr '\n' ' '))"
         [ "$nrep" -ge 1 ] || [ "${BR2K_TEST_NO_REPUBLISH:-}" = 1 ] ||
@@ -787,14 +788,42 @@ if [ -n "$BSTOP" ]; then
 fi
 EXT_DIDS=$(rc_ HLEN "br2k:{$SVC}:ext:did")
 EXT_ACTIVE=$(rc_ GET "br2k:{$SVC}:ext:active")
-# (the examples make no external effect: no index to compare)
+# (the examples' views are compared below, with a replica's state)
 [ "$CAPP" = infodid ] || EXT_DIDS=-1 EXT_ACTIVE=-1
+# ext_view: an example's external view in Redis, one "key field value" line
+# each, sorted; state_view STATE: the view its state implies (every ok
+# result's ops once: node, balances and the supply; python, each key's
+# version and the count of ok puts)
+ext_view() {
+    local h=balances c=supply
+    [ "$CAPP" = node ] || h=kv-version c=puts
+    rc_ HGETALL "br2k:{$SVC}:ext:$h" | paste - - | awk -v h="$h" '{print h, $1, $2}'
+    echo "$c - $(rc_ GET "br2k:{$SVC}:ext:$c")"
+}
+state_view() {
+    if [ "$CAPP" = node ]; then
+        jq -r '(.balances | to_entries[] | "balances \(.key) \(.value)"), "supply - \(.supply)"' "$1"
+    else
+        jq -r '(.kv | to_entries[] | "kv-version \(.key) \(.value.version)"),
+               "puts - \([.seen[] | select(.op == "put" and .status == "ok")] | length)"' "$1"
+    fi
+}
 BACKUPS=$(sv)
 # the leader last: a follower left alone would take the lease, and with
 # Redis replicas append its claim (I9), one record more than the others
 ldr=$(leader_id || true)
 for id in "${ids[@]}"; do [ "$id" = "$ldr" ] || stop_worker "$id"; done
 for id in "${ids[@]}"; do [ "$id" != "$ldr" ] || stop_worker "$id"; done
+if [ "$CAPP" != infodid ]; then
+    # every replica is at the same state (the checker below); the view the
+    # leaders' External calls made, each request's ops once, equals it
+    st=$T/${ids[0]}/app/$([ "$CAPP" = node ] && echo ledger.json || echo kv.json)
+    ext_view | sort >"$T/ext-view.txt"
+    state_view "$st" | sort >"$T/state-view.txt"
+    cmp -s "$T/ext-view.txt" "$T/state-view.txt" ||
+        fail "the external view in Redis is not the one the replicas' state implies: $(diff "$T/ext-view.txt" "$T/state-view.txt" | head -6 | tr '\n' ' ')"
+    log "external view: $(wc -l <"$T/ext-view.txt") entries in Redis equal the replicas' state ($(grep -E '^(supply|puts) ' "$T/ext-view.txt"))"
+fi
 cat >"$T/meta.json" <<EOF
 {"scenario": "$SCENARIO", "total_s": $(((T2 - T0) / 1000)).$(((T2 - T0) % 1000 / 100)), "load_s": $(((T1 - T0) / 1000)),
  "workers": $W, "clients": $K, "count": $C, "rate_per_client": $RATE, "interval_s": [$IA, $IB],

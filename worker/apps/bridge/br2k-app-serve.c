@@ -27,7 +27,10 @@
  * the engine then writes, fenced and once per offset, exactly as the
  * worker's own host would (`ext_applied` is not available here: the
  * bridge has no Redis; the host's `service` is $BR2K_SERVICE, which the
- * worker sets).
+ * worker sets). A plug-in with `republish` (ABI 2) says so too; Republish
+ * calls it with a host whose `ext_replace` gathers the whole view into the
+ * Republish reply, which the engine puts in place of the view in Redis
+ * (fenced, atomic) as the worker's own host would.
  *
  * Signals: with fd 3 the worker owns the bridge's life (Close, the end of
  * the connection, or the worker's death), so SIGINT and SIGTERM sent to the
@@ -79,7 +82,7 @@ static int check_plugin(const br2k_app_plugin *p, const char *origin) {
                 BR2K_APP_ENTRY_SYMBOL);
         return -1;
     }
-    /* version 1 lacks only `republish`, which the protocol does not carry */
+    /* version 1 lacks only `republish` (then never offered in Open) */
     if (p->abi_version != BR2K_APP_ABI_VERSION && p->abi_version != 1) {
         fprintf(stderr,
                 "br2k-app-serve: application '%s': wrong ABI version %" PRIu32
@@ -354,6 +357,11 @@ static int open_state(served *s, conn *c) {
     return 0;
 }
 
+/* `republish` is appended in ABI 2: a version 1 table has no such member */
+static int can_republish(void) {
+    return P->abi_version >= 2 && P->republish != NULL;
+}
+
 static int m_open(served *s, conn *c) {
     json_error_t je;
     json_t *req = json_loadb((const char *)c->in, c->inlen, 0, &je);
@@ -376,8 +384,9 @@ static int m_open(served *s, conn *c) {
     char text[160];
     int ext = P->external != NULL || P->external_many != NULL;
     int n = snprintf(text, sizeof(text),
-                     "{\"protocol\":%d,\"name\":\"%s\",\"lpi\":%" PRId64 "%s}",
-                     BR2K_WIRE_VERSION, s->name, s->lpi, ext ? ",\"external\":true" : "");
+                     "{\"protocol\":%d,\"name\":\"%s\",\"lpi\":%" PRId64 "%s%s}",
+                     BR2K_WIRE_VERSION, s->name, s->lpi, ext ? ",\"external\":true" : "",
+                     ext && can_republish() ? ",\"republish\":true" : "");
     BK_INFO("application '%s' (%s) open in '%s': LPI %" PRId64, P->name, P_origin, s->dir,
             s->lpi);
     begin(c);
@@ -713,6 +722,77 @@ static int m_external(served *s, conn *c) {
     return rc;
 }
 
+/* ---- Republish: the host's ext_replace gathers the whole view ---- */
+
+typedef struct gather_view {
+    gathered g;     /* the ops, encoded as in the Republish reply */
+    int64_t offset; /* the LPI the plug-in gave */
+    int calls;      /* ext_replace calls (one is allowed) */
+} gather_view;
+
+static int host_ext_replace(const br2k_host *h, int64_t offset, const br2k_ext_op *ops,
+                            size_t n, br2k_app_error *pe) {
+    gather_view *v = h->priv;
+    if (v->calls++ > 0)
+        return br2k_app_error_set(pe, BR2K_APP_E_STATE,
+                                  "ext_replace called twice in one republish");
+    if (n > 0 && ops == NULL)
+        return br2k_app_error_set(pe, BR2K_APP_E_INVAL, "ext_replace: no ops array");
+    v->offset = offset;
+    for (size_t j = 0; j < n; j++) {
+        uint8_t kind = (uint8_t)ops[j].kind, by[8];
+        br2k_wire_put64(by, (uint64_t)ops[j].by);
+        if (g_put(&v->g, &kind, 1) != 0 || g_str(&v->g, ops[j].name) != 0 ||
+            g_str(&v->g, ops[j].field) != 0 || g_str(&v->g, ops[j].value) != 0 ||
+            g_put(&v->g, by, 8) != 0)
+            return br2k_app_error_set(pe, BR2K_APP_E_NOMEM, "out of memory");
+        v->g.nops++;
+    }
+    return BR2K_APP_OK;
+}
+
+static int host_ext_write_none(const br2k_host *h, const br2k_ext_record *recs, size_t n,
+                               br2k_app_error *pe) {
+    (void)h;
+    (void)recs;
+    (void)n;
+    return br2k_app_error_set(pe, BR2K_APP_E_STATE,
+                              "ext_write in republish (use ext_replace)");
+}
+
+static int m_republish(served *s, conn *c) {
+    if (!can_republish())
+        return refuse(c, "republish: application '%s' has no republish", P->name);
+    if (c->inlen != 8)
+        return refuse(c, "republish: %zu bytes, not an 8-byte epoch", c->inlen);
+    const char *svc = getenv("BR2K_SERVICE");
+    gather_view v;
+    memset(&v, 0, sizeof(v));
+    v.offset = -2;
+    br2k_host h = {
+        BR2K_APP_ABI_VERSION, svc ? svc : "",   (int64_t)br2k_wire_get64(c->in),
+        host_ext_write_none,  host_ext_applied, &v,
+        host_ext_replace};
+    PE(pe);
+    int rc = 0;
+    if (P->republish(s->app, &h, &pe) != BR2K_APP_OK)
+        rc = refuse(c, "republish: %s", why(&pe));
+    else if (v.calls == 0)
+        rc = refuse(c, "republish: application '%s' gave no view (no ext_replace)",
+                    P->name);
+    if (rc == 0) {
+        uint8_t w[12];
+        br2k_wire_put64(w, (uint64_t)v.offset);
+        br2k_wire_put32(w + 8, v.g.nops);
+        begin(c);
+        rc = append(c, w, 12) != 0 || append(c, v.g.b, v.g.len) != 0
+                 ? -1
+                 : send_reply(c, BR2K_WIRE_REPUBLISH | BR2K_WIRE_REPLY);
+    }
+    free(v.g.b);
+    return rc;
+}
+
 /* Serve one connection until Close, its end or a failure: 0 after Close
  * or a clean end, -1 after a failure (c->err says why). */
 static int serve(int fd) {
@@ -754,6 +834,9 @@ static int serve(int fd) {
             break;
         case BR2K_WIRE_EXTERNAL:
             rc = m_external(&s, &c);
+            break;
+        case BR2K_WIRE_REPUBLISH:
+            rc = m_republish(&s, &c);
             break;
         case BR2K_WIRE_CLOSE:
             close_state(&s);

@@ -19,7 +19,8 @@ enum br2k_wire_type {
     BR2K_WIRE_SNAPSHOT = 0x05,
     BR2K_WIRE_RESTORE = 0x06,
     BR2K_WIRE_CLOSE = 0x07,
-    BR2K_WIRE_EXTERNAL = 0x08, /* only to an application whose Open said "external" */
+    BR2K_WIRE_EXTERNAL = 0x08,  /* only to an application whose Open said "external" */
+    BR2K_WIRE_REPUBLISH = 0x09, /* only to one whose Open said "republish" too */
     BR2K_WIRE_CHUNK = 0x10,
     BR2K_WIRE_END = 0x11,
     BR2K_WIRE_ERROR = 0x7f,
