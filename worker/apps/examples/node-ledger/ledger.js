@@ -10,7 +10,8 @@
 // State: <dir>/ledger.json, balances + LPI + the request ids seen, in one
 // file replaced atomically on sync. The leader's external effect keeps the
 // balances public in Redis (br2k:{svc}:ext:balances, account -> balance)
-// with the supply (ext:supply), each written once per request. Run it with
+// with the supply (ext:supply), each written once per request, and
+// rebuilt whole from the state by republish after a Redis failover. Run it with
 //   br2k-worker --app "exec:node worker/apps/examples/node-ledger/ledger.js" ...
 const fs = require('fs');
 const path = require('path');
@@ -97,6 +98,19 @@ class Ledger {
     if (r.op === 'mint') ops.push({ op: 'incrby', key: 'supply', by: d.amount });
     else ops.push({ op: 'hset', key: 'balances', field: d.to, value: String(d.to_balance) });
     return ops;
+  }
+
+  // After a Redis failover lost some of the external writes: the whole
+  // view, from the state as of its LPI (the engine deletes every ext: key,
+  // runs these and records the LPI, fenced, in one step). Every account in
+  // the balances got there by an ok result, whose external HSET it; the
+  // supply is SET to its total (external INCRBYs it; the same value for
+  // Redis), and left absent while no mint made it, as external would.
+  republish(epoch) {
+    const bal = this.s.balances;
+    const ops = Object.keys(bal).sort().map((a) => ({ op: 'hset', key: 'balances', field: a, value: String(bal[a]) }));
+    if (this.s.supply !== 0) ops.push({ op: 'set', key: 'supply', value: String(this.s.supply) });
+    return { lpi: this.s.lpi, ops };
   }
 
   sync() {

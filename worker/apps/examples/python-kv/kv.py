@@ -9,7 +9,8 @@ A key is 1 to 128 characters, a value a string of at most 4096. Anything
 else is a rejected result. State: <dir>/kv.json, the whole state and its
 LPI in one file replaced atomically on sync. The leader's external effect
 keeps a public index in Redis (br2k:{svc}:ext:kv-version, key -> version)
-and a count of the puts (ext:puts), each written once per request. Run it
+and a count of the puts (ext:puts), each written once per request, and
+rebuilt whole from the state by republish after a Redis failover. Run it
 with
     br2k-worker --app "exec:python3 worker/apps/examples/python-kv/kv.py" ...
 """
@@ -100,6 +101,24 @@ class KV:
             return [{"op": "hset", "key": "kv-version", "field": d["key"], "value": str(d["version"])},
                     {"op": "incrby", "key": "puts", "by": 1}]
         return [{"op": "hdel", "key": "kv-version", "field": d["key"]}]
+
+    def republish(self, epoch):
+        """After a Redis failover lost some of the external writes: the
+        whole view, from the state as of its LPI (the engine deletes every
+        ext: key, runs these and records the LPI, fenced, in one step).
+        kv-version: every key in the state with its version (external HSETs
+        it on each ok put and HDELs it on the delete). puts: the state keeps
+        no count, but every ok put result that external counted is the
+        first result of its request id, kept once in "seen" (a repeat is
+        not counted, nor stored again), so the count is derived from there;
+        SET to it, and absent while there is none, as external leaves it."""
+        st = self.state
+        ops = [{"op": "hset", "key": "kv-version", "field": k, "value": str(st["kv"][k]["version"])}
+               for k in sorted(st["kv"])]
+        puts = sum(1 for r in st["seen"].values() if r["status"] == "ok" and r["op"] == "put")
+        if puts:
+            ops.append({"op": "set", "key": "puts", "value": str(puts)})
+        return st["lpi"], ops
 
     def sync(self):
         tmp = self.path + ".tmp"

@@ -14,6 +14,7 @@
 //     restore(chunks) { return lpi; },           // chunks: async iterable
 //     close() {},                                // optional
 //     external(epoch, offset, result) { return ops; }, // optional: see below
+//     republish(epoch) { return { lpi, ops }; },  // optional: see below
 //   });
 //
 // The leader-only external effect (optional): `external` gets the fencing
@@ -27,13 +28,24 @@
 // [{offset, result}], may answer for a whole batch at once. It runs on the
 // leader only, between other calls: it must not read or change the state.
 //
+// `republish(epoch)` (optional, with `external`) rebuilds that view from
+// the state after a Redis failover lost some of its writes (records whose
+// results are gone with them). It returns { lpi, ops }: lpi the state's
+// current LPI, ops (as above) that build the WHOLE view `external` of every
+// record up to lpi would have left (a counter: set it to its final value).
+// The worker deletes every ext: key, runs the ops and records lpi, in one
+// fenced atomic step. It is called on a leader only, with no apply meanwhile,
+// so it may read the state (not change it). `epoch` (a BigInt, as for
+// external) is the new leader's fencing token. With it defined, the Open
+// reply says "republish": true and the engine may send Republish (0x09).
+//
 // Any method may return a Promise. A thrown error answers the engine with an
 // Error frame: the worker treats the application as crashed and recovers (I6).
 const net = require('net');
 const fs = require('fs');
 
 const PROTOCOL = 1;
-const T = { OPEN: 1, APPLY: 2, SYNC: 3, DIGEST: 4, SNAPSHOT: 5, RESTORE: 6, CLOSE: 7, EXTERNAL: 8 };
+const T = { OPEN: 1, APPLY: 2, SYNC: 3, DIGEST: 4, SNAPSHOT: 5, RESTORE: 6, CLOSE: 7, EXTERNAL: 8, REPUBLISH: 9 };
 const EXT_KIND = { set: 1, del: 2, hset: 3, hdel: 4, incrby: 5 };
 const REPLY = 0x80, CHUNK = 0x10, END = 0x11, ERROR = 0x7f;
 const FRAME_MAX = 256 << 20;
@@ -126,6 +138,31 @@ async function applyBatch(app, p) {
   return out.subarray(0, o);
 }
 
+// One op list out, as the External-reply and the Republish-reply both
+// carry it: u32 nops, then per op u8 kind, u32 len + key, u32 len + field,
+// u32 len + value, i64 by (pushed onto `parts`). `where(j)` names op j in
+// an error ("external: offset 12").
+function encodeOps(parts, ops, where) {
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(ops.length);
+  parts.push(h);
+  ops.forEach((op, j) => {
+    const kind = op && EXT_KIND[op.op];
+    if (!kind) throw new Error(`${where(j)}: unknown op ${JSON.stringify(op && op.op)} (set, del, hset, hdel, incrby)`);
+    if (typeof op.key !== 'string' || op.key === '') throw new Error(`${where(j)}: ${op.op} without a key`);
+    if ((kind === 3 || kind === 4) && typeof op.field !== 'string') throw new Error(`${where(j)}: ${op.op} without a field`);
+    if ((kind === 1 || kind === 3) && op.value == null) throw new Error(`${where(j)}: ${op.op} without a value`);
+    if (kind === 5 && !Number.isSafeInteger(op.by)) throw new Error(`${where(j)}: incrby without an integer 'by'`);
+    const k = Buffer.from(op.key), f = Buffer.from(op.field || ''), v = Buffer.from(op.value == null ? '' : String(op.value));
+    const b = Buffer.alloc(1 + 12 + k.length + f.length + v.length + 8);
+    let o = 0;
+    b[o++] = kind;
+    for (const s of [k, f, v]) { b.writeUInt32BE(s.length, o); s.copy(b, o + 4); o += 4 + s.length; }
+    b.writeBigInt64BE(BigInt(kind === 5 ? op.by : 0), o);
+    parts.push(b);
+  });
+}
+
 // An External payload in (i64 epoch, u32 count, count x (i64 offset, u32 len,
 // result)), the External-reply frame out (count x (u32 nops, nops x op)).
 async function externalBatch(app, p) {
@@ -152,26 +189,26 @@ async function externalBatch(app, p) {
   answers.forEach((ops, i) => {
     ops = ops || [];
     if (!Array.isArray(ops)) throw new Error(`external: the answer for offset ${items[i].offset} is not an array of ops`);
-    const h = Buffer.alloc(4);
-    h.writeUInt32BE(ops.length);
-    parts.push(h);
-    for (const op of ops) {
-      const kind = op && EXT_KIND[op.op];
-      if (!kind) throw new Error(`external: offset ${items[i].offset}: unknown op ${JSON.stringify(op && op.op)} (set, del, hset, hdel, incrby)`);
-      if (typeof op.key !== 'string' || op.key === '') throw new Error(`external: offset ${items[i].offset}: ${op.op} without a key`);
-      if ((kind === 3 || kind === 4) && typeof op.field !== 'string') throw new Error(`external: offset ${items[i].offset}: ${op.op} without a field`);
-      if ((kind === 1 || kind === 3) && op.value == null) throw new Error(`external: offset ${items[i].offset}: ${op.op} without a value`);
-      if (kind === 5 && !Number.isSafeInteger(op.by)) throw new Error(`external: offset ${items[i].offset}: incrby without an integer 'by'`);
-      const k = Buffer.from(op.key), f = Buffer.from(op.field || ''), v = Buffer.from(op.value == null ? '' : String(op.value));
-      const b = Buffer.alloc(1 + 12 + k.length + f.length + v.length + 8);
-      let o = 0;
-      b[o++] = kind;
-      for (const s of [k, f, v]) { b.writeUInt32BE(s.length, o); s.copy(b, o + 4); o += 4 + s.length; }
-      b.writeBigInt64BE(BigInt(kind === 5 ? op.by : 0), o);
-      parts.push(b);
-    }
+    encodeOps(parts, ops, () => `external: offset ${items[i].offset}`);
   });
   return frame(T.EXTERNAL | REPLY, ...parts);
+}
+
+// A Republish payload in (i64 epoch), the Republish-reply frame out (i64
+// lpi, u32 nops, nops x op): the whole external view as of the state's LPI.
+async function republishView(app, p) {
+  if (p.length !== 8) throw new Error(`republish: a payload of ${p.length} bytes, not 8 (i64 epoch)`);
+  const r = await app.republish(p.readBigInt64BE(0));
+  if (!r || typeof r !== 'object') throw new Error('republish: the answer is not {lpi, ops}');
+  const { lpi, ops } = r;
+  if (!(Number.isSafeInteger(lpi) || typeof lpi === 'bigint') || lpi < -1)
+    throw new Error(`republish: lpi ${JSON.stringify(typeof lpi === 'bigint' ? String(lpi) : lpi)} is not an integer >= -1`);
+  if (!Array.isArray(ops)) throw new Error('republish: ops is not an array of ops');
+  const parts = [i64(lpi)];
+  encodeOps(parts, ops, (j) => `republish: op ${j}`);
+  const n = 1 + parts.reduce((a, b) => a + b.length, 0);
+  if (n > FRAME_MAX) throw new Error(`republish: a view of ${n} bytes, more than a frame's ${FRAME_MAX}`);
+  return frame(T.REPUBLISH | REPLY, ...parts);
 }
 
 async function* restoreChunks(reader) {
@@ -198,7 +235,10 @@ async function handle(app, sock) {
           if (req.protocol !== PROTOCOL) throw new Error(`protocol ${req.protocol}, not ${PROTOCOL}`);
           const lpi = await app.open(req.dir);
           const rep = { protocol: PROTOCOL, name: app.name || 'app', lpi: Number(lpi) };
-          if (app.external || app.externalMany) rep.external = true;
+          if (app.external || app.externalMany) {
+            rep.external = true;
+            if (typeof app.republish === 'function') rep.republish = true;
+          }
           await send(frame(T.OPEN | REPLY, Buffer.from(JSON.stringify(rep))));
           break;
         }
@@ -232,6 +272,11 @@ async function handle(app, sock) {
         case T.EXTERNAL:
           if (!app.external && !app.externalMany) throw new Error('External to an application with no external effect');
           await send(await externalBatch(app, f.payload));
+          break;
+        case T.REPUBLISH:
+          if (!(app.external || app.externalMany) || typeof app.republish !== 'function')
+            throw new Error('Republish to an application with no republish');
+          await send(await republishView(app, f.payload));
           break;
         case T.CLOSE:
           if (app.close) await app.close();

@@ -17,6 +17,8 @@ these methods and call serve(app):
     external(epoch, offset, result) -> ops
                                       optional: the leader-only external
                                       effect (below)
+    republish(epoch) -> (lpi, ops)    optional, with external: the whole
+                                      external view from the state (below)
 
 The external effect gets the fencing token `epoch`, the record's offset and
 its result (JSON text) and returns the writes to make, as dicts on keys
@@ -30,6 +32,16 @@ the idempotency key). external_many(epoch, items), items a list of
 (offset, result), may answer a whole batch. It runs on the leader only,
 between other calls: it must not read or change the state.
 
+republish(epoch) rebuilds that view from the state after a Redis failover
+lost some of its writes (records whose results are gone with them). It
+returns (lpi, ops): lpi the state's current LPI, ops (as above) that build
+the WHOLE view that external of every record up to lpi would have left (a
+counter: set it to its final value). The worker deletes every ext: key,
+runs the ops and records lpi, in one fenced atomic step. It is called on a
+leader only, with no apply meanwhile, so it may read the state (not change
+it); epoch is the new leader's fencing token. With it defined, the Open
+reply says "republish": true and the engine may send Republish (0x09).
+
 An exception in a method answers the engine with an Error frame (the worker
 then treats the application as crashed and recovers, I6). Standard library
 only; Python 3.8 or later.
@@ -42,7 +54,7 @@ import sys
 __all__ = ["serve", "Conn", "PROTOCOL"]
 
 PROTOCOL = 1
-OPEN, APPLY, SYNC, DIGEST, SNAPSHOT, RESTORE, CLOSE, EXTERNAL = 1, 2, 3, 4, 5, 6, 7, 8
+OPEN, APPLY, SYNC, DIGEST, SNAPSHOT, RESTORE, CLOSE, EXTERNAL, REPUBLISH = 1, 2, 3, 4, 5, 6, 7, 8, 9
 EXT_KIND = {"set": 1, "del": 2, "hset": 3, "hdel": 4, "incrby": 5}
 REPLY, CHUNK, END, ERROR = 0x80, 0x10, 0x11, 0x7F
 FRAME_MAX = 256 << 20
@@ -98,6 +110,35 @@ def _apply(app, payload):
     return b"".join(out)
 
 
+def _encode_ops(out, ops, where):
+    """One op list, as the External-reply and the Republish-reply both carry
+    it: u32 nops, then per op u8 kind, u32 len + key, u32 len + field, u32
+    len + value, i64 by (appended to `out`). where(j) names op j in an error
+    ("external: offset 12")."""
+    out.append(struct.pack(">I", len(ops)))
+    for j, op in enumerate(ops):
+        kind = EXT_KIND.get(op.get("op")) if isinstance(op, dict) else None
+        if kind is None:
+            raise ValueError("%s: unknown op %r (set, del, hset, hdel, incrby)"
+                             % (where(j), op.get("op") if isinstance(op, dict) else op))
+        key = op.get("key")
+        if not isinstance(key, str) or not key:
+            raise ValueError("%s: %s without a key" % (where(j), op["op"]))
+        if kind in (3, 4) and not isinstance(op.get("field"), str):
+            raise ValueError("%s: %s without a field" % (where(j), op["op"]))
+        if kind in (1, 3) and op.get("value") is None:
+            raise ValueError("%s: %s without a value" % (where(j), op["op"]))
+        by = op.get("by", 0) if kind == 5 else 0
+        if not isinstance(by, int):
+            raise ValueError("%s: incrby without an integer 'by'" % where(j))
+        out.append(struct.pack(">B", kind))
+        for s in (key, op.get("field") or "", "" if op.get("value") is None else str(op["value"])):
+            b = s.encode()
+            out.append(struct.pack(">I", len(b)))
+            out.append(b)
+        out.append(struct.pack(">q", by))
+
+
 def _external(app, payload):
     epoch, count = struct.unpack_from(">qI", payload, 0)
     pos, items = 12, []
@@ -113,29 +154,33 @@ def _external(app, payload):
         raise ValueError("external: %d answers for %d records" % (len(answers), count))
     out = [struct.pack(">I", count)]
     for (off, _), ops in zip(items, answers):
-        ops = list(ops or [])
-        out.append(struct.pack(">I", len(ops)))
-        for op in ops:
-            kind = EXT_KIND.get(op.get("op")) if isinstance(op, dict) else None
-            if kind is None:
-                raise ValueError("external: offset %d: unknown op %r (set, del, hset, hdel, incrby)"
-                                 % (off, op.get("op") if isinstance(op, dict) else op))
-            key = op.get("key")
-            if not isinstance(key, str) or not key:
-                raise ValueError("external: offset %d: %s without a key" % (off, op["op"]))
-            if kind in (3, 4) and not isinstance(op.get("field"), str):
-                raise ValueError("external: offset %d: %s without a field" % (off, op["op"]))
-            if kind in (1, 3) and op.get("value") is None:
-                raise ValueError("external: offset %d: %s without a value" % (off, op["op"]))
-            by = op.get("by", 0) if kind == 5 else 0
-            if not isinstance(by, int):
-                raise ValueError("external: offset %d: incrby without an integer 'by'" % off)
-            out.append(struct.pack(">B", kind))
-            for s in (key, op.get("field") or "", "" if op.get("value") is None else str(op["value"])):
-                b = s.encode()
-                out.append(struct.pack(">I", len(b)))
-                out.append(b)
-            out.append(struct.pack(">q", by))
+        _encode_ops(out, list(ops or []), lambda j, off=off: "external: offset %d" % off)
+    return b"".join(out)
+
+
+def _republish(app, payload):
+    """A Republish payload in (i64 epoch), the Republish-reply out (i64 lpi,
+    u32 nops, nops x op): the whole external view as of the state's LPI."""
+    if len(payload) != 8:
+        raise ValueError("republish: a payload of %d bytes, not 8 (i64 epoch)" % len(payload))
+    (epoch,) = struct.unpack(">q", payload)
+    answer = app.republish(epoch)
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        raise ValueError("republish: the answer is not (lpi, ops)")
+    lpi, ops = answer
+    if not isinstance(lpi, int) or isinstance(lpi, bool) or lpi < -1:
+        raise ValueError("republish: lpi %r is not an integer >= -1" % (lpi,))
+    try:
+        if isinstance(ops, (str, bytes, dict)):
+            raise TypeError
+        ops = list(ops)
+    except TypeError:
+        raise ValueError("republish: ops is not a list of ops") from None
+    out = [struct.pack(">q", lpi)]
+    _encode_ops(out, ops, lambda j: "republish: op %d" % j)
+    n = 1 + sum(len(b) for b in out)
+    if n > FRAME_MAX:
+        raise ValueError("republish: a view of %d bytes, more than a frame's %d" % (n, FRAME_MAX))
     return b"".join(out)
 
 
@@ -149,6 +194,14 @@ def _chunks_in(conn):
         if f[0] != CHUNK:
             raise ValueError("frame 0x%02x in a restore stream" % f[0])
         yield f[1]
+
+
+def _has_external(app):
+    return hasattr(app, "external") or hasattr(app, "external_many")
+
+
+def _has_republish(app):
+    return callable(getattr(app, "republish", None))
 
 
 def handle(app, conn):
@@ -167,8 +220,10 @@ def handle(app, conn):
                     raise ValueError("protocol %r, not %d" % (req.get("protocol"), PROTOCOL))
                 lpi = app.open(req["dir"])
                 rep = {"protocol": PROTOCOL, "name": getattr(app, "name", "app"), "lpi": int(lpi)}
-                if hasattr(app, "external") or hasattr(app, "external_many"):
+                if _has_external(app):
                     rep["external"] = True
+                    if _has_republish(app):
+                        rep["republish"] = True
                 conn.send(OPEN | REPLY, json.dumps(rep).encode())
             elif t == APPLY:
                 conn.send(APPLY | REPLY, _apply(app, payload))
@@ -191,9 +246,13 @@ def handle(app, conn):
                     pass
                 conn.send(RESTORE | REPLY, struct.pack(">q", lpi))
             elif t == EXTERNAL:
-                if not (hasattr(app, "external") or hasattr(app, "external_many")):
+                if not _has_external(app):
                     raise ValueError("External to an application with no external effect")
                 conn.send(EXTERNAL | REPLY, _external(app, payload))
+            elif t == REPUBLISH:
+                if not (_has_external(app) and _has_republish(app)):
+                    raise ValueError("Republish to an application with no republish")
+                conn.send(REPUBLISH | REPLY, _republish(app, payload))
             elif t == CLOSE:
                 if hasattr(app, "close"):
                     app.close()

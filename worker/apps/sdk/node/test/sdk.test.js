@@ -70,7 +70,8 @@ function tmpdir() { return fs.mkdtempSync(path.join(os.tmpdir(), 'br2k-node-'));
 test('apply, sync, reopen, repeats', async () => {
   const dir = tmpdir();
   const e = await engine(new Ledger(), dir);
-  assert.deepStrictEqual(await e.open(dir), { protocol: 1, name: 'node-ledger', lpi: -1, external: true });
+  assert.deepStrictEqual(await e.open(dir),
+    { protocol: 1, name: 'node-ledger', lpi: -1, external: true, republish: true });
   const out = await e.apply(0, [
     req('alice', 1, 'mint', { amount: 100 }),
     req('alice', 2, 'transfer', { to: 'bob', amount: 30 }),
@@ -213,4 +214,187 @@ test('an application error is an Error frame', async () => {
   assert.strictEqual(f.type, 0x7f);
   assert.match(f.payload.toString(), /record 7 after LPI -1/);
   await e.end();
+});
+
+// A Republish request: the new leader's epoch.
+function republishReq(epoch) { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(epoch)); return b; }
+
+// A Republish reply: {lpi, ops}, ops as [kind, key, field, value, by].
+function republishView(p) {
+  const lpi = Number(p.readBigInt64BE(0));
+  const n = p.readUInt32BE(8);
+  let pos = 12;
+  const ops = [];
+  for (let j = 0; j < n; j++) {
+    const op = [p[pos]];
+    pos += 1;
+    for (let f = 0; f < 3; f++) {
+      const len = p.readUInt32BE(pos);
+      op.push(p.toString('utf8', pos + 4, pos + 4 + len));
+      pos += 4 + len;
+    }
+    op.push(Number(p.readBigInt64BE(pos)));
+    pos += 8;
+    ops.push(op);
+  }
+  assert.strictEqual(pos, p.length);
+  return { lpi, ops };
+}
+
+test('republish: the ledger answers its whole view from the state', async () => {
+  const dir = tmpdir();
+  let epochSeen;
+  const app = new Ledger();
+  const orig = app.republish.bind(app);
+  app.republish = (epoch) => { epochSeen = epoch; return orig(epoch); };
+  const e = await engine(app, dir);
+  assert.strictEqual((await e.open(dir)).republish, true);
+  await e.apply(0, [
+    req('carol', 1, 'mint', { amount: 5 }),
+    req('alice', 1, 'mint', { amount: 100 }),
+    req('alice', 2, 'transfer', { to: 'bob', amount: 30 }),
+    req('bob', 1, 'transfer', { to: 'carol', amount: 31 }), // rejected
+    req('alice', 1, 'mint', { amount: 100 }), // a repeat
+  ]);
+  const f = await e.call(9, republishReq(12));
+  assert.strictEqual(f.type, 0x89, f.payload.toString());
+  assert.strictEqual(epochSeen, 12n);
+  // Byte for byte: i64 lpi 4, u32 4 ops, the first HSET balances alice 70.
+  assert.strictEqual(f.payload.subarray(0, 13).toString('hex'), '0000000000000004' + '00000004' + '03');
+  assert.deepStrictEqual(republishView(f.payload), {
+    lpi: 4,
+    ops: [
+      [3, 'balances', 'alice', '70', 0],
+      [3, 'balances', 'bob', '30', 0],
+      [3, 'balances', 'carol', '5', 0],
+      [1, 'supply', '', '105', 0],
+    ],
+  });
+  // Calls go on after it: the connection is still served.
+  assert.match(await e.digest(), /^[0-9a-f]{64}$/);
+  assert.strictEqual(await e.close(), 0x87);
+});
+
+test('republish: an empty state is an empty view at LPI -1; a Promise is awaited', async () => {
+  const dir = tmpdir();
+  const app = new Ledger();
+  const orig = app.republish.bind(app);
+  app.republish = async (epoch) => orig(epoch);
+  const e = await engine(app, dir);
+  await e.open(dir);
+  const f = await e.call(9, republishReq(1));
+  assert.strictEqual(f.type, 0x89, f.payload.toString());
+  assert.strictEqual(f.payload.toString('hex'), 'ffffffffffffffff' + '00000000');
+  await e.end();
+});
+
+test('republish: the Open reply says so only with republish and an external effect', async () => {
+  const dir = tmpdir();
+  const noRepublish = new Ledger();
+  noRepublish.republish = undefined;
+  let e = await engine(noRepublish, dir);
+  assert.deepStrictEqual(await e.open(dir), { protocol: 1, name: 'node-ledger', lpi: -1, external: true });
+  // and a Republish to it is an Error frame
+  let f = await e.call(9, republishReq(1));
+  assert.strictEqual(f.type, 0x7f);
+  assert.match(f.payload.toString(), /Republish to an application with no republish/);
+  await e.end();
+  const noExternal = new Ledger();
+  noExternal.external = undefined;
+  e = await engine(noExternal, dir);
+  assert.deepStrictEqual(await e.open(dir), { protocol: 1, name: 'node-ledger', lpi: -1 });
+  f = await e.call(9, republishReq(1));
+  assert.strictEqual(f.type, 0x7f);
+  await e.end();
+});
+
+test('republish: a bad op or answer is an Error frame naming it', async () => {
+  const cases = [
+    [{ lpi: 0, ops: [{ op: 'hset', key: 'a', field: 'f', value: '1' }, { op: 'lpush', key: 'x' }] },
+      /republish: op 1: unknown op "lpush"/],
+    [{ lpi: 0, ops: [{ op: 'set', value: '1' }] }, /republish: op 0: set without a key/],
+    [{ lpi: 0, ops: [{ op: 'hdel', key: 'h' }] }, /republish: op 0: hdel without a field/],
+    [{ lpi: 0, ops: [{ op: 'hset', key: 'h', field: 'f' }] }, /republish: op 0: hset without a value/],
+    [{ lpi: 0, ops: [{ op: 'incrby', key: 'n', by: 1.5 }] },
+      /republish: op 0: incrby without an integer 'by'/],
+    [{ lpi: 'x', ops: [] }, /republish: lpi "x" is not an integer >= -1/],
+    [{ lpi: 0, ops: {} }, /republish: ops is not an array of ops/],
+    [null, /republish: the answer is not \{lpi, ops\}/],
+  ];
+  for (const [answer, re] of cases) {
+    const dir = tmpdir();
+    const app = new Ledger();
+    app.republish = () => answer;
+    const e = await engine(app, dir);
+    await e.open(dir);
+    const f = await e.call(9, republishReq(1));
+    assert.strictEqual(f.type, 0x7f, re.source);
+    assert.match(f.payload.toString(), re);
+    await e.end();
+  }
+  const dir = tmpdir();
+  const e = await engine(new Ledger(), dir);
+  await e.open(dir);
+  const f = await e.call(9, Buffer.alloc(4));
+  assert.strictEqual(f.type, 0x7f);
+  assert.match(f.payload.toString(), /republish: a payload of 4 bytes, not 8/);
+  await e.end();
+});
+
+// Redis, simulated: strings and hashes, as the worker's ops leave them.
+function redisRun(db, ops) {
+  for (const o of ops) {
+    if (o.op === 'set') db.set(o.key, String(o.value));
+    else if (o.op === 'del') db.delete(o.key);
+    else if (o.op === 'incrby') db.set(o.key, String(BigInt(db.get(o.key) || 0) + BigInt(o.by)));
+    else if (o.op === 'hset') {
+      if (!db.has(o.key)) db.set(o.key, new Map());
+      db.get(o.key).set(o.field, String(o.value));
+    } else if (o.op === 'hdel') {
+      const h = db.get(o.key);
+      if (h) { h.delete(o.field); if (h.size === 0) db.delete(o.key); }
+    } else throw new Error(`op ${o.op}`);
+  }
+}
+const redisDump = (db) => [...db.keys()].sort().map((k) => {
+  const v = db.get(k);
+  return [k, typeof v === 'string' ? v : [...v.entries()].sort()];
+});
+
+test('republish (node-ledger): the view equals external() of every result', () => {
+  const app = new Ledger();
+  app.open(tmpdir());
+  const recs = [
+    req('alice', 1, 'mint', { amount: 100 }),
+    req('alice', 2, 'transfer', { to: 'bob', amount: 30 }),
+    req('bob', 1, 'transfer', { to: 'carol', amount: 31 }), // rejected: too low
+    req('alice', 1, 'mint', { amount: 100 }), // a repeated id
+    req('bob', 2, 'transfer', { to: 'carol', amount: 30 }), // bob down to 0
+    req('dave', 1, 'burn', { amount: 1 }), // rejected: unknown op
+    req('carol', 1, 'mint', { amount: 7 }),
+    Buffer.from('garbage'),
+  ];
+  const results = recs.map((r, i) => app.apply(i, r).result);
+  const byExternal = new Map();
+  results.forEach((res, i) => redisRun(byExternal, app.external(1, i, res)));
+  // A failover lost the last writes and left another key: the engine
+  // deletes every ext: key, then runs republish's ops.
+  const view = app.republish(2);
+  assert.strictEqual(view.lpi, recs.length - 1);
+  const byRepublish = new Map();
+  results.slice(0, 2).forEach((res, i) => redisRun(byRepublish, app.external(1, i, res)));
+  byRepublish.set('stale', 'x');
+  assert.notDeepStrictEqual(redisDump(byRepublish), redisDump(byExternal));
+  byRepublish.clear();
+  redisRun(byRepublish, view.ops);
+  assert.deepStrictEqual(redisDump(byRepublish), redisDump(byExternal));
+  assert.deepStrictEqual(redisDump(byExternal), [
+    ['balances', [['alice', '70'], ['bob', '0'], ['carol', '37']]],
+    ['supply', '107'],
+  ]);
+  // No mint yet: no supply key, as external leaves it.
+  const empty = new Ledger();
+  empty.open(tmpdir());
+  empty.apply(0, req('bob', 1, 'transfer', { to: 'carol', amount: 1 }));
+  assert.deepStrictEqual(empty.republish(1), { lpi: 0, ops: [] });
 });
