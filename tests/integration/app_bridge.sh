@@ -16,6 +16,8 @@
 #    from the backup through it;
 #  - at the end `br2k verify`: all 5 consistent at SSI, nothing lost; the
 #    workers and the --listen server stop cleanly.
+#  - Republish (0x09) through the bridge on a stopped worker's state: the
+#    whole index InfoDID's `republish` gives equals what External left.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/core_helpers.bash"
 source "$(dirname "$0")/backup_helpers.bash"
@@ -131,6 +133,53 @@ done
 grep -q "application 'infodid' open over the protocol (process [0-9]*): LPI -1, with an external effect" "$T/w1.log" ||
     fail "w1 did not open the bridged InfoDID with its external effect"
 pass "clean stop: every worker exited 0 and closed its bridge"
+
+# Republish (0x09) through the bridge: InfoDID's `republish` on w1's state
+# gives, as of its LPI, the whole index that the External calls left in
+# Redis (ext:did, ext:active): after a Redis failover that lost external
+# writes, the engine puts this view in place of the one in Redis
+"$SERVE" --listen "$T/rep.sock" infodid >>"$T/serve.log" 2>&1 &
+RPID=$!; PIDS+=("$RPID")
+wait_for 10 test -S "$T/rep.sock" || fail "br2k-app-serve --listen did not listen"
+rc_ HGETALL "br2k:{$SVC}:ext:did" | paste - - | sort >"$T/ext-did.txt"
+python3 - "$T/rep.sock" "$T/w1/app" >"$T/rep.out" 2>&1 <<'PY' || fail "Republish through the bridge: $(tail -2 "$T/rep.out")"
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+def send(t, p=b""): s.sendall(struct.pack(">IB", len(p) + 1, t) + p)
+def recv():
+    h = b""
+    while len(h) < 5: h += s.recv(5 - len(h))
+    n, t = struct.unpack(">IB", h); p = b""
+    while len(p) < n - 1: p += s.recv(n - 1 - len(p))
+    return t, p
+send(1, json.dumps({"protocol": 1, "dir": sys.argv[2]}).encode())
+t, p = recv(); o = json.loads(p)
+assert t == 0x81 and o.get("external") is True and o.get("republish") is True, (hex(t), o)
+send(9, struct.pack(">q", 7))
+t, p = recv()
+assert t == 0x89, (hex(t), p[:200])
+lpi, n = struct.unpack(">qI", p[:12]); q = 12
+print("lpi", lpi, o["lpi"])
+for _ in range(n):
+    kind = p[q]; q += 1; f = []
+    for _ in range(3):
+        (k,) = struct.unpack(">I", p[q:q + 4]); f.append(p[q + 4:q + 4 + k].decode()); q += 4 + k
+    q += 8
+    print("op", kind, *f)
+assert q == len(p), "trailing bytes"
+send(7); t, _ = recv(); assert t == 0x87
+PY
+want_lpi=$(awk '$1 == "lpi" {print $3}' "$T/rep.out")
+[ "$(awk '$1 == "lpi" {print $2}' "$T/rep.out")" = "$want_lpi" ] && [ "$want_lpi" = $((SENT - 1)) ] ||
+    fail "Republish gave the view of LPI $(awk '$1 == "lpi"' "$T/rep.out"), the state is at $((SENT - 1))"
+awk '$1 == "op" && $2 == 3 && $3 == "did" {print $4 "\t" $5}' "$T/rep.out" | sort >"$T/rep-did.txt"
+cmp -s "$T/rep-did.txt" "$T/ext-did.txt" ||
+    fail "Republish's ext:did differs from Redis's: $(diff "$T/rep-did.txt" "$T/ext-did.txt" | head -4 | tr '\n' ' ')"
+ract=$(awk '$1 == "op" && $2 == 1 && $3 == "active" {print $4}' "$T/rep.out")
+[ "$ract" = "$(rc_ GET "br2k:{$SVC}:ext:active")" ] || fail "Republish's ext:active '$ract', Redis's $(rc_ GET "br2k:{$SVC}:ext:active")"
+[ "$(grep -c '^op' "$T/rep.out")" = $(($(wc -l <"$T/ext-did.txt") + 1)) ] || fail "Republish gave other ops: $(grep '^op' "$T/rep.out" | grep -v ' did \| active ' | head -2)"
+kill -TERM "$RPID"; wait "$RPID" || fail "br2k-app-serve --listen exited $? on SIGTERM"
+pass "Republish through the bridge: InfoDID's whole view at LPI $want_lpi ($(wc -l <"$T/ext-did.txt") DIDs, active $ract) equals what External left in Redis"
 # a sanitizer build: nothing reported by the bridges (their stderr is in the
 # workers' logs) or the workers
 ! grep -l "Sanitizer" "$T"/*.log >&2 || fail "a sanitizer report (the files above)"
