@@ -9,7 +9,9 @@
 # a restart that keeps the nonce right and answers; nonce too low (another
 # transaction of the key took the nonce); a fee bump on a stuck transaction;
 # a transaction replaced at its nonce; a writer without funds; a dead first
-# RPC URL everywhere; a malformed request skipped; `br2k registry log` reads
+# RPC URL everywhere; a malformed request skipped; the in-flight record and
+# the request lost with Redis while registryd is killed (a failover to a
+# stale replica); `br2k registry log` reads
 # a backup's encrypted log back from its event (eth_getLogs).
 # REGCLI overrides the br2k binary that has the `registry` commands.
 source "$(dirname "$0")/lib.sh"
@@ -223,6 +225,37 @@ run_suite() {
         stop_regd
         pass "$mode: transaction replaced at its nonce: reported 'replaced', next request served"
         sv=8
+
+        # What a Redis failover to a replica that missed the last writes
+        # loses (issue 16): the in-flight record and the request in
+        # processing are gone, and registryd is restarted in the same
+        # failure (kill -9). Its nonce comes from the chain (the node's
+        # pending count), so the transaction in flight is mined once and
+        # the next one takes the next nonce; the caller, which got no reply,
+        # asks again and gets "already" (nothing sent twice).
+        start_regd regd-lost "$T/writer.key"
+        "$CAST" rpc --rpc-url "$ETH_RPC" evm_setAutomine false >/dev/null
+        n1=$(nonce_of "$WRITER")
+        rcli LPUSH "br2k:{$SVC}:registry:queue" "$(append_req l9 9 "$(digest 9)" "$ep3")" >/dev/null
+        wait_for 10 in_flight || fail "l9 not in flight"
+        kill -KILL "$REGD_PID"
+        wait "$REGD_PID" 2>/dev/null || true
+        rcli DEL "br2k:{$SVC}:registry:inflight" "br2k:{$SVC}:registry:processing" >/dev/null
+        start_regd regd-lost "$T/writer.key"
+        "$CAST" rpc --rpc-url "$ETH_RPC" evm_setAutomine true >/dev/null
+        "$CAST" rpc --rpc-url "$ETH_RPC" evm_mine >/dev/null
+        sv_is() { [ "$(view 'stateVersion()(uint64)')" = "$1" ]; }
+        wait_for 10 sv_is 9 || fail "the transaction in flight at the loss was not mined (SV $(view 'stateVersion()(uint64)'))"
+        reply=$(call l9b "$(append_req l9b 9 "$(digest 9)" "$ep3")")
+        expect_reply "the caller's retry after the loss" "$reply" '.ok == true and .already == true'
+        reply=$(call l10 "$(append_req l10 10 "$(digest 10)" "$ep3")")
+        expect_reply "appendBackupLog after the loss" "$reply" '.ok == true'
+        [ "$(nonce_of "$WRITER")" = $((n1 + 2)) ] ||
+            fail "nonce $(nonce_of "$WRITER") after the loss, expected $((n1 + 2)): a transaction sent twice or lost"
+        [ -z "$(rcli GET "br2k:{$SVC}:registry:inflight")" ] || fail "in-flight record left"
+        stop_regd
+        pass "$mode: in-flight record and request lost with Redis, registryd killed: the transaction mined once, the retry answered 'already', the next nonce right ($((n1 + 2)))"
+        sv=10
     fi
 
     # A writer without funds: a clear error, and the queue goes on.
