@@ -18,6 +18,22 @@ import br2k_app  # noqa: E402
 import kv  # noqa: E402
 
 
+def decode_ops(p, pos, n):
+    """n ops at p[pos:] as [kind, key, field, value, by]: (ops, the position after)."""
+    ops = []
+    for _ in range(n):
+        op = [p[pos]]
+        pos += 1
+        for _ in range(3):
+            (ln,) = struct.unpack_from(">I", p, pos)
+            op.append(p[pos + 4 : pos + 4 + ln].decode())
+            pos += 4 + ln
+        op.append(struct.unpack_from(">q", p, pos)[0])
+        pos += 8
+        ops.append(op)
+    return ops, pos
+
+
 def req(client, seq, op, payload):
     return json.dumps({"v": 1, "id": {"client": client, "seq": seq}, "op": op,
                        "payload": payload, "ts": 0, "sig": "0x"}).encode()
@@ -160,18 +176,7 @@ class TestKV(unittest.TestCase):
         (n,), pos, out = struct.unpack_from(">I", p, 0), 4, []
         for _ in range(n):
             (k,) = struct.unpack_from(">I", p, pos)
-            pos += 4
-            ops = []
-            for _ in range(k):
-                op = [p[pos]]
-                pos += 1
-                for _ in range(3):
-                    (ln,) = struct.unpack_from(">I", p, pos)
-                    op.append(p[pos + 4 : pos + 4 + ln].decode())
-                    pos += 4 + ln
-                op.append(struct.unpack_from(">q", p, pos)[0])
-                pos += 8
-                ops.append(op)
+            ops, pos = decode_ops(p, pos + 4, k)
             out.append(ops)
         self.assertEqual(pos, len(p))
         return t, out
@@ -211,17 +216,7 @@ class TestKV(unittest.TestCase):
         if t != 0x89:
             return t, p
         lpi, n = struct.unpack_from(">qI", p, 0)
-        pos, ops = 12, []
-        for _ in range(n):
-            op = [p[pos]]
-            pos += 1
-            for _ in range(3):
-                (ln,) = struct.unpack_from(">I", p, pos)
-                op.append(p[pos + 4 : pos + 4 + ln].decode())
-                pos += 4 + ln
-            op.append(struct.unpack_from(">q", p, pos)[0])
-            pos += 8
-            ops.append(op)
+        ops, pos = decode_ops(p, 12, n)
         self.assertEqual(pos, len(p))
         return t, (lpi, ops)
 

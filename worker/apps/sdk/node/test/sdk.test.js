@@ -142,26 +142,31 @@ function externalReq(epoch, items) {
   return Buffer.concat(parts);
 }
 
-// An External reply: per record, its ops as [kind, key, field, value, by].
+// n ops at p[pos..] as [kind, key, field, value, by]: [ops, the position after].
+function decodeOps(p, pos, n) {
+  const ops = [];
+  for (let j = 0; j < n; j++) {
+    const op = [p[pos]];
+    pos += 1;
+    for (let f = 0; f < 3; f++) {
+      const len = p.readUInt32BE(pos);
+      op.push(p.toString('utf8', pos + 4, pos + 4 + len));
+      pos += 4 + len;
+    }
+    op.push(Number(p.readBigInt64BE(pos)));
+    pos += 8;
+    ops.push(op);
+  }
+  return [ops, pos];
+}
+
+// An External reply: per record, its ops.
 function externalOps(p) {
   const out = [];
   let pos = 4;
   for (let i = 0; i < p.readUInt32BE(0); i++) {
-    const n = p.readUInt32BE(pos);
-    pos += 4;
-    const ops = [];
-    for (let j = 0; j < n; j++) {
-      const op = [p[pos]];
-      pos += 1;
-      for (let f = 0; f < 3; f++) {
-        const len = p.readUInt32BE(pos);
-        op.push(p.toString('utf8', pos + 4, pos + 4 + len));
-        pos += 4 + len;
-      }
-      op.push(Number(p.readBigInt64BE(pos)));
-      pos += 8;
-      ops.push(op);
-    }
+    const [ops, next] = decodeOps(p, pos + 4, p.readUInt32BE(pos));
+    pos = next;
     out.push(ops);
   }
   assert.strictEqual(pos, p.length);
@@ -219,24 +224,10 @@ test('an application error is an Error frame', async () => {
 // A Republish request: the new leader's epoch.
 function republishReq(epoch) { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(epoch)); return b; }
 
-// A Republish reply: {lpi, ops}, ops as [kind, key, field, value, by].
+// A Republish reply: {lpi, ops}.
 function republishView(p) {
   const lpi = Number(p.readBigInt64BE(0));
-  const n = p.readUInt32BE(8);
-  let pos = 12;
-  const ops = [];
-  for (let j = 0; j < n; j++) {
-    const op = [p[pos]];
-    pos += 1;
-    for (let f = 0; f < 3; f++) {
-      const len = p.readUInt32BE(pos);
-      op.push(p.toString('utf8', pos + 4, pos + 4 + len));
-      pos += 4 + len;
-    }
-    op.push(Number(p.readBigInt64BE(pos)));
-    pos += 8;
-    ops.push(op);
-  }
+  const [ops, pos] = decodeOps(p, 12, p.readUInt32BE(8));
   assert.strictEqual(pos, p.length);
   return { lpi, ops };
 }
