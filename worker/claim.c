@@ -187,6 +187,23 @@ static int ext_repair(worker *w, char *why, size_t size) {
     return BK_OK;
 }
 
+/* A leader that keeps its token through a Redis failover: Sentinel
+ * promoted a replica that had its epoch and lease but missed later
+ * commits (their SSI, results and external writes). No claim comes then
+ * (no new leader); ext-lost is marked by the first SSI raise of our
+ * commits on that server (bk_fenced_ssi_commit) or by a worker that puts
+ * SSI back (bk_ssi_restore), and the leader looks for it with each SSI
+ * refresh: the same repair as at a claim. A failed repair (the new
+ * primary not writable yet: min-replicas-to-write) is tried again at the
+ * next refresh. */
+void wk_claim_check_lost(worker *w) {
+    if (!w->claim_on || !wk_claimed(w))
+        return;
+    char why[256];
+    if (ext_repair(w, why, sizeof(why)) != BK_OK)
+        BK_WARN("leader, epoch %" PRId64 ": %s; trying again", w->epoch, why);
+}
+
 int wk_claim_seen(worker *w, const bk_rlog_rec *r, bk_err *e) {
     const void *v = NULL;
     size_t len = 0;

@@ -118,10 +118,15 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
      * that SSI, which the followers apply up to and which a worker puts
      * back after a failover lost it, never covers what the promoted replica
      * lacks. So: results first (SSI left alone), WAIT, then SSI and its
-     * announcement. On a failure the external effects are done again on the
-     * retry (idempotent per offset, like the results: SET NX): the primary
-     * that had them may be gone. */
+     * announcement, which also marks ext-lost if the server's SSI is below
+     * what this worker saw committed (a promoted replica that lost writes:
+     * the raise would hide it; the leader then republishes, claim.c). On a failure the
+     * external effects are done again on the retry (idempotent per offset, like the
+     * results: SET NX): the primary that had them may be gone. */
     int two_step = bk_redis_wait_needed(r) > 0;
+    /* what this worker saw committed before: SSI below it on the server
+     * when the commit raises SSI means a stale replica was promoted */
+    int64_t floor = wk_shared_ssi(w);
     int rc = BK_OK;
     int64_t t0 = bk_mono_ns(), t1 = t0; /* for the debug line below */
     if (o->app->external_many != NULL)
@@ -152,8 +157,7 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
         if (bk_redis_wait(r, 1000, e) != BK_OK)
             rc = bk_err_prefix(e, "commit up to %" PRId64 " not on a replica", upto);
         else
-            rc = bk_fenced_commit(r, o->service, epoch, NULL, 0, o->result_ttl_s, upto,
-                                  ssi_after, e);
+            rc = bk_fenced_ssi_commit(r, o->service, epoch, upto, floor, ssi_after, e);
     }
     if (rc != BK_OK && two_step)
         for (size_t i = 0; i < nh; i++)

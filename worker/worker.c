@@ -187,6 +187,8 @@ static int run_loop(worker *w, bk_err *e) {
         pthread_mutex_unlock(&w->s.mu);
         if (resync || bk_mono_ms() - last_ssi_read >= SSI_REFRESH_MS) {
             wk_refresh_ssi(w);
+            if (w->role == R_LEADER)
+                wk_claim_check_lost(w); /* a stale primary under our token */
             last_ssi_read = bk_mono_ms();
         }
         wk_backup_poll(w, resync);

@@ -172,6 +172,7 @@ int wk_claim_init(worker *w, bk_err *e);
 int wk_claim_floor(worker *w, int64_t epoch, bk_err *e);
 void wk_claim_append(worker *w);
 int wk_claim_seen(worker *w, const bk_rlog_rec *r, bk_err *e);
+void wk_claim_check_lost(worker *w);
 
 /* batch.c: applying records */
 int64_t wk_digest_gap_ms(const worker *w, int64_t floor_ms);

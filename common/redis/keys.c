@@ -266,6 +266,25 @@ bk_script bk_lua_commit = BK_SCRIPT_INIT(
                 "end\n"
                 "return s\n");
 
+/* KEYS epoch ssi ext-lost; ARGV token ssi floor channel (keys.h): SSI
+ * below the floor the caller saw committed means that this server lost
+ * writes (a stale replica promoted): ext-lost is marked in the same step
+ * as the raise that would hide it. */
+bk_script bk_lua_ssi_commit =
+    BK_SCRIPT_INIT(FENCE_CHECK "local s = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"
+                               "if s < tonumber(ARGV[3]) then\n"
+                               "  local m = redis.call('GET', KEYS[3])\n"
+                               "  if not m or tonumber(m) > s then\n"
+                               "    redis.call('SET', KEYS[3], string.format('%d', s))\n"
+                               "  end\n"
+                               "end\n"
+                               "if tonumber(ARGV[2]) > s then\n"
+                               "  redis.call('SET', KEYS[2], ARGV[2])\n"
+                               "  redis.call('PUBLISH', ARGV[4], ARGV[2])\n"
+                               "  s = tonumber(ARGV[2])\n"
+                               "end\n"
+                               "return s\n");
+
 /* KEYS epoch target; ARGV token v. */
 bk_script bk_lua_fenced_raise =
     BK_SCRIPT_INIT(FENCE_CHECK "local v = tonumber(redis.call('GET', KEYS[2]) or '0')\n"

@@ -139,6 +139,10 @@ extern bk_script bk_lua_raise;
  * ext-lost to the lowest SSI seen going back; returns {SSI after, ext-lost
  * or -2 when unset} (bk_ssi_restore, bk_ext_lost_check). */
 extern bk_script bk_lua_ssi_restore;
+/* KEYS epoch ssi ext-lost; ARGV token ssi floor channel. Fenced: raise SSI
+ * to ssi and publish it; SSI found below floor marks ext-lost first
+ * (bk_fenced_ssi_commit). */
+extern bk_script bk_lua_ssi_commit;
 /* KEYS epoch ext:applied ext-lost, then one key per op; ARGV token offset
  * match-pattern, then per op: kind arg1 arg2. Fenced; deletes every key
  * matching the pattern (the ext: keys) but ext:applied, runs the ops, sets
@@ -226,6 +230,15 @@ typedef struct bk_result_item {
  * token: BK_ERR, BK_E_FENCED, nothing written. *ssi_now (may be NULL) gets
  * SSI after the call. Any number of results (sent in chunks, SSI with the
  * last chunk). */
+/* The second step of a commit with replicas (I9; worker/commit.c): with
+ * token `epoch`, raise SSI to `ssi` and publish it. `floor` is an SSI the
+ * caller saw committed: SSI found below it means that a failover promoted
+ * a replica which lost writes, the external ones included, so ext-lost is
+ * marked (as bk_ssi_restore would) in the same atomic step as the raise
+ * that would hide the loss. *ssi_now (may be NULL) gets SSI after. */
+int bk_fenced_ssi_commit(bk_redis *r, const char *svc, int64_t epoch, int64_t ssi,
+                         int64_t floor, int64_t *ssi_now, bk_err *e);
+
 int bk_fenced_commit(bk_redis *r, const char *svc, int64_t epoch,
                      const bk_result_item *items, size_t n, int ttl_s, int64_t ssi,
                      int64_t *ssi_now, bk_err *e);

@@ -250,6 +250,31 @@ int bk_fenced_commit(bk_redis *r, const char *svc, int64_t epoch,
     return BK_OK;
 }
 
+int bk_fenced_ssi_commit(bk_redis *r, const char *svc, int64_t epoch, int64_t ssi,
+                         int64_t floor, int64_t *ssi_now, bk_err *e) {
+    KEYBUF(ke);
+    KEYBUF(ks);
+    KEYBUF(kl);
+    KEYBUF(kc);
+    if (bk_key_epoch(ke, sizeof(ke), svc, e) || bk_key_ssi(ks, sizeof(ks), svc, e) ||
+        bk_key_ext_lost(kl, sizeof(kl), svc, e) || bk_key_changes(kc, sizeof(kc), svc, e))
+        return BK_ERR;
+    char token[24], a_ssi[24], a_floor[24];
+    snprintf(token, sizeof(token), "%" PRId64, epoch);
+    snprintf(a_ssi, sizeof(a_ssi), "%" PRId64, ssi);
+    snprintf(a_floor, sizeof(a_floor), "%" PRId64, floor);
+    const char *keys[] = {ke, ks, kl}, *args[] = {token, a_ssi, a_floor, kc};
+    redisReply *rep = run(r, &bk_lua_ssi_commit, 3, keys, 4, args, e);
+    if (rep == NULL)
+        return bk_err_prefix(e, "cannot raise SSI to %" PRId64, ssi);
+    int64_t now = -1;
+    if (reply_i64(rep, &now, e) != BK_OK)
+        return BK_ERR;
+    if (ssi_now != NULL)
+        *ssi_now = now;
+    return BK_OK;
+}
+
 static int fenced_raise(bk_redis *r, const char *svc, int64_t epoch, const char *target,
                         int64_t v, int64_t *now, bk_err *e) {
     KEYBUF(ke);

@@ -50,6 +50,12 @@ Options:
                       instead); it goes on after the promotion, and the run
                       checks SV, the last backup and the history (no
                       version logged twice or skipped)
+  --keep-leader       redis-stale-promotion: the leader is not killed, so the
+                      promoted replica has its epoch and lease (the workers'
+                      lease is 8 s, longer than the failover) but missed its
+                      later commits: the same leader goes on with the same
+                      token and must itself put SSI back and republish the
+                      external view
   --failovers N       redis-failover: primaries killed in turn (default 1);
                       the report gives p50 and max of the time from each
                       primary's death to the next committed result
@@ -90,7 +96,7 @@ EOF
 
 SCENARIO=main W=5 K=5 C=10000 RATE=20 WINDOW=20 MAXP=-1 MINP=0 IA=2 IB=6 PAUSE_S=1.5
 KILLS=3 KILL_EVERY=4 MAXREP=2000 OUTDIR= DROP=0 MINK=0 SNAP_MS=300000 RESULT_MS=1000
-CAPP=${BR2K_CHAOS_APP:-infodid} APP_KILLS= FAILOVERS=1 BSTOP=
+CAPP=${BR2K_CHAOS_APP:-infodid} APP_KILLS= FAILOVERS=1 BSTOP= KEEP_LEADER=0
 while [ $# -gt 0 ]; do
     case $1 in
     --scenario) SCENARIO=$2; shift ;;
@@ -112,6 +118,7 @@ while [ $# -gt 0 ]; do
     --result-ms) RESULT_MS=$2; shift ;;
     --failovers) FAILOVERS=$2; shift ;;
     --backup-stop) BSTOP=$2; shift ;;
+    --keep-leader) KEEP_LEADER=1 ;;
     --snapshot-timeout-ms) SNAP_MS=$2; shift ;;
     --paper) RATE=2 IA=30 IB=120 PAUSE_S=15 ;;
     --out) OUTDIR=$2; shift ;;
@@ -151,6 +158,10 @@ case $BSTOP in
 esac
 [ -z "$BSTOP" ] || [ "$SCENARIO" = redis-stale-promotion ] ||
     { echo "chaos.sh: --backup-stop needs --scenario redis-stale-promotion" >&2; exit 2; }
+[ "$KEEP_LEADER" = 0 ] || { [ "$SCENARIO" = redis-stale-promotion ] && [ -z "$BSTOP" ]; } ||
+    { echo "chaos.sh: --keep-leader needs --scenario redis-stale-promotion (and no --backup-stop)" >&2; exit 2; }
+# --keep-leader: a lease longer than the failover, so that the leader keeps it
+[ "$KEEP_LEADER" = 0 ] || export LEASE_MS=8000
 case $CAPP in
 infodid) APP=infodid ;;
 node)
@@ -478,14 +489,18 @@ redis_stale_promotion() {
         kill -KILL "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
     fi
     l=$(leader_id); ep=$(leader_epoch)
-    kill -KILL "${WPID[$l]}"; wait "${WPID[$l]}" 2>/dev/null || true
-    log "stale-promotion: leader $l (epoch $ep) SIGKILLed; waiting for a new epoch and commits"
-    epoch_above() { [ "$(leader_epoch)" -gt "$1" ] 2>/dev/null; }
-    wait_for 30 epoch_above "$ep" || fail "no new epoch after the leader's kill"
-    rc_ DEL "br2k:{$SVC}:metrics-$l" >/dev/null
-    launch "$l"
-    following() { [ -n "$(metric "$l" lpi)" ] && [ "$(metric "$l" role)" = follower ]; }
-    wait_for 30 following || fail "the restarted $l does not follow"
+    if [ "$KEEP_LEADER" = 1 ]; then
+        log "stale-promotion: leader $l (epoch $ep) keeps leading; waiting for commits"
+    else
+        kill -KILL "${WPID[$l]}"; wait "${WPID[$l]}" 2>/dev/null || true
+        log "stale-promotion: leader $l (epoch $ep) SIGKILLed; waiting for a new epoch and commits"
+        epoch_above() { [ "$(leader_epoch)" -gt "$1" ] 2>/dev/null; }
+        wait_for 30 epoch_above "$ep" || fail "no new epoch after the leader's kill"
+        rc_ DEL "br2k:{$SVC}:metrics-$l" >/dev/null
+        launch "$l"
+        following() { [ -n "$(metric "$l" lpi)" ] && [ "$(metric "$l" role)" = follower ]; }
+        wait_for 30 following || fail "the restarted $l does not follow"
+    fi
     ep_after=$(leader_epoch)
     v=$(ssi_quiet)
     wait_for 60 ssi_above "$v" || fail "the new leader committed nothing"
@@ -521,7 +536,12 @@ redis_stale_promotion() {
     wait_for 60 promoted_b || fail "Sentinel did not promote the stale replica $b (primary named: $(redis_port))"
     local ep_b ssi_b; ep_b=$(redis-cli -p "$b" GET "br2k:{$SVC}:epoch"); ssi_b=$(redis-cli -p "$b" GET "br2k:{$SVC}:SSI")
     log "stale-promotion: $b promoted with epoch $ep_b and SSI $ssi_b (the leader held $ep_after, SSI was $v)"
-    [ "$ep_b" -lt "$ep_after" ] || fail "the promoted replica is not stale (epoch $ep_b, the leader held $ep_after): the test did not test"
+    if [ "$KEEP_LEADER" = 1 ]; then
+        [ "$ep_b" = "$ep_after" ] && [ "$ssi_b" -lt "$v" ] ||
+            fail "the promoted replica has epoch $ep_b and SSI $ssi_b (the leader held $ep_after, SSI was $v): the test did not test"
+    else
+        [ "$ep_b" -lt "$ep_after" ] || fail "the promoted replica is not stale (epoch $ep_b, the leader held $ep_after): the test did not test"
+    fi
     STALE_EPOCH=$ep_after
     # a write needs one replica (min-replicas-to-write 1): A comes back
     # (its newer data is replaced by B's), then the old primary
@@ -533,6 +553,11 @@ redis_stale_promotion() {
         log "stale-promotion: Redis now says phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $(sv), last backup '$(rc_ GET "br2k:{$SVC}:backup-last")', backup-run $run_b, chain $(chain_sv); backupd goes on"
         [ "$run_b" = "$stale_run" ] || fail "the promoted replica holds the backup-run $run_b, not $stale_run (the one it had when stopped): the test did not test"
         kill -CONT "$BD_PID"
+    fi
+    if [ "$KEEP_LEADER" = 1 ]; then
+        [ "$(leader_id)" = "$l" ] && [ "$(leader_epoch)" = "$ep_after" ] ||
+            fail "the leader is $(leader_id) with epoch $(leader_epoch) after the failover, not $l with $ep_after: the test did not test"
+        log "stale-promotion: $l still leads with epoch $ep_after on the promoted $b"
     fi
     ha_restart "$p"
     wait_for 30 is_replica_of_primary "$p" || fail "the old primary $p did not come back as a replica"
