@@ -223,11 +223,16 @@ inflight_n() { # records in the in-flight mark (I6) of worker $1's position file
     if [ "${f:--1}" -ge 0 ] 2>/dev/null; then echo $((l - f + 1)); else echo 0; fi
 }
 inflight() { [ "$(inflight_n "$1")" -gt 0 ]; }
-# held_mark ID: an in-flight mark that stays put (the same records 50 ms
-# later): the worker is held inside apply by the test hook, not passing
-# through a batch (a batch of repeats never reaches the hook)
+# held_mark ID [APP-PID]: an in-flight mark that stays put (the same
+# records 50 ms later): the worker is held inside apply by the test hook,
+# not passing through a batch (a batch of repeats never reaches the hook);
+# node/python: and APP-PID, the application process the test stopped, is
+# still the worker's (a worker whose call to the stopped application timed
+# out restarts it in-process, and its new application is not held: a mark
+# then is only a batch passing through)
 held_mark() {
     local a b
+    [ -z "${2:-}" ] || [ "$(app_pid "$1")" = "$2" ] || return 1
     a=$(cut -d' ' -f5,6 "$T/$1/worker.pos" 2>/dev/null) || return 1
     inflight "$1" || return 1
     read -r -t 0.05 -u "$HOLD_WAIT_FD" _ || true # 50 ms, no fork
@@ -292,13 +297,20 @@ kill_mid() {
         [ -n "$ap" ] || { log "kill: $id has no application process now; skipped"; return 1; }
     fi
     hold "$id" "$ap"
-    if ! wait_for 20 held_mark "$id"; then
+    # node/python: within the application's call timeout (5 s; beyond it
+    # the worker replaces the stopped application)
+    if ! wait_for "$([ -n "$ap" ] && echo 4 || echo 20)" held_mark "$id" "$ap"; then
         unhold "$id" "$ap"
         log "kill: $id never held a request mid-apply (no requests reached it); skipped"
         return 1
     fi
     s=$(now_ms)
     n=$(inflight_n "$id")
+    if [ "$n" = 0 ]; then
+        unhold "$id" "$ap"
+        log "kill: $id's mark went away before the kill; skipped"
+        return 1
+    fi
     # only the worker: a snapshot process it forked dies with it
     # (PR_SET_PDEATHSIG), so the restarted worker finds its directory free;
     # so does its application process (node/python), stopped here
