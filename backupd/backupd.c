@@ -531,6 +531,70 @@ static int on_chain(bd *d, int64_t version, const char *sha, int *yes, bk_err *e
     return BK_OK;
 }
 
+/* The finish of a version, in storage beside its objects, in clear (no
+ * secret: offsets and digests): v<V>-done-<its own sha256>, like every
+ * object, JSON {version, cut, state_digest, sha256 of the state object},
+ * stored before the version is
+ * logged on chain. A backupd that starts after a Redis failover lost the
+ * finish of the chain's latest version (its SV and cut; refinish) and
+ * that did not finish it itself reads the cut here: the one whose sha256
+ * the chain holds for that version (other attempts at the same version
+ * that never reached the chain are ignored). */
+static int done_put(bd *d, const bd_run *u, const char *sha, bk_err *e) {
+    const char *sd = json_string_value(json_object_get(u->report, "state_digest"));
+    json_t *j =
+        json_pack("{sI sI ss ss}", "version", (json_int_t)u->version, "cut",
+                  (json_int_t)u->cut, "state_digest", sd ? sd : "", "sha256", sha);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (text == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    char name[BK_STORAGE_NAME_MAX + 1], own[65];
+    int rc = bk_sha256_hex(text, strlen(text), own, e);
+    snprintf(name, sizeof(name), "v%08" PRId64 "-done-%s", u->version, own);
+    if (rc == BK_OK)
+        rc = bk_storage_put(d->st, name, text, strlen(text), e);
+    free(text);
+    return rc == BK_OK ? BK_OK : bk_err_prefix(e, "cannot store '%s'", name);
+}
+
+/* d->done_* from the v<version>-done-* object whose sha256 the chain holds
+ * for `version`: BK_OK with *found 0 when there is none (a version logged
+ * before this object existed). */
+static int done_load(bd *d, int64_t version, int *found, bk_err *e) {
+    char prefix[32], **names = NULL;
+    size_t n = 0;
+    *found = 0;
+    snprintf(prefix, sizeof(prefix), "v%08" PRId64 "-done-", version);
+    if (bk_storage_list(d->st, prefix, &names, &n, e) != BK_OK)
+        return bk_err_prefix(e, "cannot list '%s*'", prefix);
+    int rc = BK_OK;
+    for (size_t i = 0; rc == BK_OK && !*found && i < n; i++) {
+        void *data = NULL;
+        size_t len = 0;
+        if ((rc = bk_storage_get(d->st, names[i], &data, &len, e)) != BK_OK)
+            break;
+        json_t *j = json_loadb(data, len, 0, NULL);
+        free(data);
+        const char *sha = json_string_value(json_object_get(j, "sha256"));
+        const char *sd = json_string_value(json_object_get(j, "state_digest"));
+        json_t *cut = json_object_get(j, "cut");
+        int yes = 0;
+        if (sha == NULL || sd == NULL || !json_is_integer(cut) ||
+            json_integer_value(json_object_get(j, "version")) != version)
+            BK_WARN("'%s' is not a version's finish: ignored", names[i]);
+        else if ((rc = on_chain(d, version, sha, &yes, e)) == BK_OK && yes) {
+            d->done_version = version;
+            d->done_cut = json_integer_value(cut);
+            snprintf(d->done_sd, sizeof(d->done_sd), "%s", sd);
+            *found = 1;
+        }
+        json_decref(j);
+    }
+    bk_storage_names_free(names, n);
+    return rc;
+}
+
 /* Step 5: the log, encrypted, on chain. */
 static int step_log(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "log");
@@ -552,6 +616,10 @@ static int step_log(bd *d, bd_run *u, bk_err *e) {
         return BK_ERR;
     }
     const char *sha = json_string_value(json_object_get(u->report, "sha256"));
+    if (done_put(d, u, sha, e) != BK_OK) {
+        free(hex);
+        return BK_ERR;
+    }
     char digest[67];
     snprintf(digest, sizeof(digest), "0x%s", sha);
     size_t hl = strlen(hex);
@@ -758,6 +826,15 @@ static int backup_once(bd *d, const char *reason, bk_err *e) {
         bk_sv_get(d->r, d->o->service, &sv, e) != BK_OK ||
         bk_backup_last_get(d->r, d->o->service, &last_v, &u.prev_cut, e) != BK_OK)
         return BK_ERR;
+    int found = 0;
+    if ((int64_t)chain_sv > last_v && d->done_version != (int64_t)chain_sv &&
+        done_load(d, (int64_t)chain_sv, &found, e) != BK_OK)
+        return BK_ERR;
+    if (found)
+        BK_INFO("backup version %" PRIu64
+                " is on chain but Redis's last backup is version "
+                "%" PRId64 ": its cut %" PRId64 " read from storage",
+                chain_sv, last_v, d->done_cut);
     if ((int64_t)chain_sv > last_v && d->done_version == (int64_t)chain_sv) {
         if (refinish(d, &u, chain_sv, e) != BK_OK)
             return BK_ERR;
