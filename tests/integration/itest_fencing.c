@@ -443,6 +443,8 @@ static void *bump_on_watch(void *arg) {
     int port;
     bk_redis_parse_addr(addr, host, sizeof(host), &port, NULL);
     redisContext *mon = redisConnect(host, port), *w = redisConnect(host, port);
+    struct timeval tv = {10, 0}; /* no WATCH seen in 10 s: give up (the test fails) */
+    redisSetTimeout(mon, tv);
     redisReply *rep = redisCommand(mon, "MONITOR");
     if (rep)
         freeReplyObject(rep);
