@@ -226,7 +226,7 @@ typedef struct bk_result_item {
  * token: BK_ERR, BK_E_FENCED, nothing written. *ssi_now (may be NULL) gets
  * SSI after the call. Any number of results (sent in chunks, SSI with the
  * last chunk; an epoch taken during the call refuses the chunk it meets,
- * whole, and SSI is not raised). Chunks of 64 results and more are a
+ * whole, and SSI is not raised). Chunks of 256 results and more are a
  * MULTI/EXEC under WATCH of the epoch (ops.c). */
 int bk_fenced_commit(bk_redis *r, const char *svc, int64_t epoch,
                      const bk_result_item *items, size_t n, int ttl_s, int64_t ssi,
