@@ -229,7 +229,13 @@ typedef struct bk_result_item {
  * (ssi < 0: leave SSI alone) and publish it on the changes channel. Stale
  * token: BK_ERR, BK_E_FENCED, nothing written. *ssi_now (may be NULL) gets
  * SSI after the call. Any number of results (sent in chunks, SSI with the
- * last chunk). */
+ * last chunk; an epoch taken during the call refuses the chunk it meets,
+ * whole, and SSI is not raised). Chunks of 256 results and more are a
+ * MULTI/EXEC under WATCH of the epoch (ops.c). */
+int bk_fenced_commit(bk_redis *r, const char *svc, int64_t epoch,
+                     const bk_result_item *items, size_t n, int ttl_s, int64_t ssi,
+                     int64_t *ssi_now, bk_err *e);
+
 /* The second step of a commit with replicas (I9; worker/commit.c): with
  * token `epoch`, raise SSI to `ssi` and publish it. `floor` is an SSI the
  * caller saw committed: SSI found below it means that a failover promoted
@@ -238,10 +244,6 @@ typedef struct bk_result_item {
  * that would hide the loss. *ssi_now (may be NULL) gets SSI after. */
 int bk_fenced_ssi_commit(bk_redis *r, const char *svc, int64_t epoch, int64_t ssi,
                          int64_t floor, int64_t *ssi_now, bk_err *e);
-
-int bk_fenced_commit(bk_redis *r, const char *svc, int64_t epoch,
-                     const bk_result_item *items, size_t n, int ttl_s, int64_t ssi,
-                     int64_t *ssi_now, bk_err *e);
 
 /* Raise SV to v if higher (fenced). *now (may be NULL) gets SV after. */
 int bk_fenced_sv_raise(bk_redis *r, const char *svc, int64_t epoch, int64_t v,

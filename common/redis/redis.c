@@ -526,6 +526,56 @@ redisReply *bk_redis_commandv(bk_redis *r, bk_err *e, int argc, const char **arg
     return check_reply(r, rep, e);
 }
 
+int bk_redis_pipeline(bk_redis *r, int reconnect_ok, size_t n, const bk_redis_cmd *cmds,
+                      redisReply **reps, bk_err *e) {
+    for (size_t i = 0; i < n; i++)
+        reps[i] = NULL;
+    if (reconnect_ok) {
+        if (reconnect(r, e) != BK_OK)
+            return BK_ERR;
+    } else {
+        sub_check(r); /* a +switch-master seen drops the connection */
+        if (r->c == NULL || r->c->err != 0) {
+            drop(r);
+            return bk_err_set(e, BK_E_IO, "Redis connection lost within a transaction");
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (redisAppendCommandArgv(r->c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) !=
+            REDIS_OK) {
+            bk_err_set(e, r->c->err == REDIS_ERR_OOM ? BK_E_NOMEM : BK_E_IO,
+                       "Redis at %s: %s", r->where,
+                       r->c->errstr[0] ? r->c->errstr : "cannot queue a command");
+            drop(r); /* commands queued but not sent: never send them later */
+            return BK_ERR;
+        }
+    int rc = BK_OK;
+    for (size_t i = 0; i < n; i++) {
+        void *rep = NULL;
+        if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL) {
+            check_reply(r, NULL, e); /* drops the connection */
+            rc = BK_ERR;
+            break;
+        }
+        reps[i] = rep;
+        if (reps[i]->type == REDIS_REPLY_ERROR && rc == BK_OK) {
+            /* the first error names the failure (and drops the connection
+             * after a failover); the other replies are still read */
+            reps[i] = check_reply(r, reps[i], e);
+            rc = BK_ERR;
+            if (r->c == NULL)
+                break;
+        }
+    }
+    if (rc != BK_OK)
+        for (size_t i = 0; i < n; i++) {
+            if (reps[i] != NULL)
+                freeReplyObject(reps[i]);
+            reps[i] = NULL;
+        }
+    return rc;
+}
+
 int bk_redis_wait(bk_redis *r, int timeout_ms, bk_err *e) {
     if (r->wait_needed == 0)
         return BK_OK;

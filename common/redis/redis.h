@@ -71,6 +71,26 @@ redisReply *bk_redis_command(bk_redis *r, bk_err *e, const char *fmt, ...);
 redisReply *bk_redis_commandv(bk_redis *r, bk_err *e, int argc, const char **argv,
                               const size_t *argvlen);
 
+/* One command of a pipeline: argc arguments (argvlen NULL: strlen). */
+typedef struct {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+} bk_redis_cmd;
+
+/* Send the n commands in one write and read their n replies into reps
+ * (the caller frees each), all on one connection. reconnect 1: connect
+ * first when there is no connection, like a command; 0: fail (BK_E_IO)
+ * instead, so that the commands of a WATCH ... EXEC sent in several
+ * pipelines run on the connection the key was watched on (a reconnect, or
+ * a +switch-master seen, in between makes the transaction fail, never run
+ * unwatched). A failure on the wire drops the connection. An error reply
+ * is an error as for a command (the first one names it) and no reply is
+ * returned; a nil reply (an EXEC refused by WATCH) is returned as such.
+ * Never retried. */
+int bk_redis_pipeline(bk_redis *r, int reconnect, size_t n, const bk_redis_cmd *cmds,
+                      redisReply **reps, bk_err *e);
+
 /* WAIT until the writes of this connection reached the replicas required
  * (bk_redis_wait_needed), at most timeout_ms; BK_E_IO when fewer
  * acknowledged. BK_OK at once when none are required. */

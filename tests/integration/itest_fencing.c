@@ -295,6 +295,215 @@ static void test_contenders(bk_redis *r) {
     CHECK_INT(after, before + 1);
 }
 
+/* How many of the keys "br2k:{fence}:result:<pfx><i>:1" for i < n exist
+ * (one EXISTS). */
+static long count_results(bk_redis *r, const char *pfx, int n) {
+    const char **argv = calloc((size_t)n + 1, sizeof(*argv));
+    char(*k)[96] = calloc((size_t)n, sizeof(*k));
+    argv[0] = "EXISTS";
+    for (int i = 0; i < n; i++) {
+        snprintf(k[i], sizeof(k[i]), "br2k:{" SVC "}:result:%s%d:1", pfx, i);
+        argv[1 + i] = k[i];
+    }
+    redisReply *rep = bk_redis_commandv(r, NULL, n + 1, argv, NULL);
+    long v = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    free(argv);
+    free(k);
+    return v;
+}
+
+/* n results "<pfx><i>:1" at offsets off0 + i; JSON of `pad` bytes or more. */
+static bk_result_item *make_items(const char *pfx, int n, int64_t off0, size_t pad) {
+    bk_result_item *it = calloc((size_t)n, sizeof(*it));
+    for (int i = 0; i < n; i++) {
+        char *id = malloc(32), *js = malloc(pad + 64);
+        snprintf(id, 32, "%s%d:1", pfx, i);
+        int m = snprintf(js, pad + 64, "{\"id\":\"%s\",\"i\":%d,\"p\":\"", id, i);
+        memset(js + m, 'x', pad);
+        memcpy(js + m + pad, "\"}", 3);
+        it[i] = (bk_result_item){id, js, off0 + i, 0};
+    }
+    return it;
+}
+
+static void free_items(bk_result_item *it, int n) {
+    for (int i = 0; i < n; i++) {
+        free((char *)it[i].request_id);
+        free((char *)it[i].json);
+    }
+    free(it);
+}
+
+/* A batch large enough for the MULTI/EXEC path (ops.c: COMMIT_TX_MIN and
+ * up, two chunks): firsts, repeats (in the batch and of a stored result),
+ * records that did not name themselves, the TTL, SSI with the last chunk
+ * only, and a stale token that writes nothing. */
+static void test_commit_tx(bk_redis *r) {
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t ep = 0, now = -1, ssi = -1;
+    CHECK_INT(bk_epoch_get(r, SVC, &ep, &e), BK_OK);
+    const int n = 4500;
+    bk_result_item *it = make_items("t", n, 1000, 10);
+    it[7].secondary = 1;
+    free((char *)it[10].request_id);
+    it[10].request_id = strdup("t3:1"); /* a repeat of item 3, in the batch */
+    redisReply *rep = bk_redis_command(r, NULL, "SET br2k:{" SVC "}:result:t20:1 before");
+    if (rep)
+        freeReplyObject(rep);
+    int64_t upto = 1000 + n - 1;
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, (size_t)n, 60, upto, &now, &e), BK_OK);
+    CHECK_INT(now, upto);
+    CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
+    CHECK_INT(ssi, upto);
+    char *v = get(r, "br2k:{" SVC "}:result:t0:1");
+    CHECK_STR(v, it[0].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:t4499:1");
+    CHECK_STR(v, it[4499].json);
+    free(v);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:t0:1@1000"), 0);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:t7:1"), 0);
+    v = get(r, "br2k:{" SVC "}:result:t7:1@1007");
+    CHECK_STR(v, it[7].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:t3:1");
+    CHECK_STR(v, it[3].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:t3:1@1010");
+    CHECK_STR(v, it[10].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:t20:1");
+    CHECK_STR(v, "before");
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:t20:1@1020");
+    CHECK_STR(v, it[20].json);
+    free(v);
+    /* every first key but the secondary's and the repeat's (t10 named t3) */
+    CHECK_INT(count_results(r, "t", n), n - 2);
+    rep = bk_redis_command(r, NULL, "TTL br2k:{" SVC "}:result:t1500:1");
+    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 &&
+              rep->integer <= 60,
+          "TTL of a result");
+    if (rep)
+        freeReplyObject(rep);
+    rep = bk_redis_command(r, NULL, "TTL br2k:{" SVC "}:result:t3:1@1010");
+    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 &&
+              rep->integer <= 60,
+          "TTL of a repeat's result");
+    if (rep)
+        freeReplyObject(rep);
+    free_items(it, n);
+
+    /* results alone (ssi -1): SSI untouched, and reported */
+    it = make_items("u", 300, 5600, 10);
+    now = -7;
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 300, 0, -1, &now, &e), BK_OK);
+    CHECK_INT(now, upto);
+    CHECK_INT(count_results(r, "u", 300), 300);
+    rep = bk_redis_command(r, NULL, "TTL br2k:{" SVC "}:result:u5:1");
+    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == -1, "no TTL");
+    if (rep)
+        freeReplyObject(rep);
+    free_items(it, 300);
+
+    /* a stale token writes nothing */
+    it = make_items("s", 300, 6000, 10);
+    CHECK_INT(bk_fenced_commit(r, SVC, ep - 1, it, 300, 0, 6299, &now, &e), BK_ERR);
+    CHECK_INT(e.code, BK_E_FENCED);
+    CHECK(strstr(e.msg, "FENCED") != NULL, "message '%s'", e.msg);
+    CHECK_INT(count_results(r, "s", 300), 0);
+    CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
+    CHECK_INT(ssi, upto);
+    /* the connection is usable after it (no WATCH left behind) */
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 300, 0, 6299, &now, &e), BK_OK);
+    CHECK_INT(now, 6299);
+    CHECK_INT(count_results(r, "s", 300), 300);
+    free_items(it, 300);
+}
+
+/* The epoch moves between the token's check (WATCH, GET) and EXEC: a
+ * MONITOR sees the commit's WATCH and another connection takes the epoch
+ * at once, while the commit sends its large transaction. EXEC is refused:
+ * FENCED, nothing of the chunk written, SSI unchanged. The other order
+ * (the epoch moved only after EXEC) is possible on a loaded machine: then
+ * the commit stands whole; a few attempts see the refusal. */
+typedef struct {
+    pthread_barrier_t ready;
+    int64_t to;
+} bumper;
+
+static void *bump_on_watch(void *arg) {
+    bumper *b = arg;
+    char host[256];
+    int port;
+    bk_redis_parse_addr(addr, host, sizeof(host), &port, NULL);
+    redisContext *mon = redisConnect(host, port), *w = redisConnect(host, port);
+    struct timeval tv = {10, 0}; /* no WATCH seen in 10 s: give up (the test fails) */
+    redisSetTimeout(mon, tv);
+    redisReply *rep = redisCommand(mon, "MONITOR");
+    if (rep)
+        freeReplyObject(rep);
+    pthread_barrier_wait(&b->ready);
+    for (;;) {
+        void *m = NULL;
+        if (redisGetReply(mon, &m) != REDIS_OK || m == NULL)
+            break;
+        rep = m;
+        int seen = rep->type == REDIS_REPLY_STATUS && strstr(rep->str, "\"WATCH\"");
+        freeReplyObject(rep);
+        if (seen) {
+            rep = redisCommand(w, "SET br2k:{" SVC "}:epoch %" PRId64, b->to);
+            if (rep)
+                freeReplyObject(rep);
+            break;
+        }
+    }
+    redisFree(mon);
+    redisFree(w);
+    return NULL;
+}
+
+static void test_commit_tx_fenced(bk_redis *r) {
+    bk_err e;
+    int fenced = 0;
+    for (int attempt = 0; attempt < 10 && !fenced; attempt++) {
+        bk_err_clear(&e);
+        int64_t ep = 0, ssi0 = -1, ssi = -1, now = -1;
+        CHECK_INT(bk_epoch_get(r, SVC, &ep, &e), BK_OK);
+        CHECK_INT(bk_ssi_get(r, SVC, &ssi0, &e), BK_OK);
+        char pfx[16];
+        snprintf(pfx, sizeof(pfx), "m%d-", attempt);
+        bk_result_item *it = make_items(pfx, 2000, 10000, 2000);
+        bumper b = {.to = ep + 1};
+        pthread_barrier_init(&b.ready, NULL, 2);
+        pthread_t t;
+        pthread_create(&t, NULL, bump_on_watch, &b);
+        pthread_barrier_wait(&b.ready);
+        int rc = bk_fenced_commit(r, SVC, ep, it, 2000, 0, 11999, &now, &e);
+        pthread_join(t, NULL);
+        pthread_barrier_destroy(&b.ready);
+        CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
+        long stored = count_results(r, pfx, 2000);
+        if (rc == BK_OK) { /* the epoch moved after EXEC: all of it */
+            CHECK_INT(stored, 2000);
+            CHECK_INT(ssi, 11999);
+        } else {
+            fenced = 1;
+            printf("the epoch moved before EXEC at attempt %d: refused\n", attempt + 1);
+            CHECK_INT(e.code, BK_E_FENCED);
+            CHECK_INT(stored, 0);
+            CHECK_INT(ssi, ssi0);
+        }
+        /* the connection still works, with the new token */
+        CHECK_INT(bk_fenced_commit(r, SVC, ep + 1, NULL, 0, 0, -1, &now, &e), BK_OK);
+        free_items(it, 2000);
+    }
+    CHECK(fenced, "no attempt saw the epoch move before EXEC");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: itest_fencing HOST:PORT\n");
@@ -314,6 +523,8 @@ int main(int argc, char **argv) {
     test_noscript(r);
     test_publish(r);
     test_contenders(r);
+    test_commit_tx(r);
+    test_commit_tx_fenced(r);
     bk_redis_free(r);
     return check_done();
 }
