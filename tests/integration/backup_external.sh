@@ -21,12 +21,6 @@ P="br2k:{$SVC}:ext:"
 n=0
 more() { n=$((n + 1)); produce 10 0 "r$n" >/dev/null; } # new records: a backup has work
 request_backup() { rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null; }
-backup_now() {
-    local v; v=$(sv)
-    "$BIN/br2k" --redis "$REDIS" backup now --wait 60 >"$T/now.out" 2>&1 ||
-        fail "backup now failed: $(cat "$T/now.out"); $(tail -3 "$T/backupd.log")"
-    [ "$(sv)" = $((v + 1)) ] || fail "SV $(sv) after a backup from $v"
-}
 stop_backupd() { kill -TERM "$BD_PID"; wait "$BD_PID" 2>/dev/null || true; }
 is_stopped() { [ "$(ps -o stat= -p "$1" | cut -c1)" = T ]; }
 no_phase() { [ -z "$(rc_ GET "br2k:{$SVC}:backup")" ] && [ -z "$(rc_ GET "br2k:{$SVC}:backup-run")" ]; }

@@ -98,3 +98,21 @@ check_external() {
         fail "the log of version $v is not valid against the schema: $(cat "$T/schema$v.out")"
     echo "external state of version $v at cut $cut: $obj, $(jq length <<<"$k") keys, $(jq length <<<"$did_r") DIDs, ${p}active $(rc_ GET "${p}active"), applied $(rc_ GET "${p}applied")"
 }
+
+# backup_now: `br2k backup now`, and SV one higher after it
+backup_now() {
+    local v; v=$(sv)
+    "$BIN/br2k" --redis "$REDIS" backup now --wait 60 >"$T/now.out" 2>&1 ||
+        fail "backup now failed: $(cat "$T/now.out"); $(tail -3 "$T/backupd.log")"
+    [ "$(sv)" = $((v + 1)) ] || fail "SV $(sv) after a backup from $v"
+}
+
+# load_infodid COUNT: COUNT signed InfoDID requests (br2k submit, 2 clients)
+# from a fresh client prefix ($LOAD_PREFIX, then a count)
+LOAD_N=0
+load_infodid() {
+    LOAD_N=$((LOAD_N + 1))
+    "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count "$(($1 / 2))" \
+        --prefix "${LOAD_PREFIX:-h}$LOAD_N" >"$T/load$LOAD_N.out" 2>&1 ||
+        fail "load $LOAD_N: $(tail -3 "$T/load$LOAD_N.out")"
+}

@@ -49,18 +49,7 @@ for w in w1 w2 w3; do start_worker "$w"; done
 wait_for 15 has_leader || fail "no leader"
 start_backupd --max-replicated 100000000 --keep 2
 
-n=0
-load() { # load COUNT: COUNT signed InfoDID requests (2 clients) from a fresh client prefix
-    n=$((n + 1))
-    "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count "$(($1 / 2))" \
-        --prefix "h$n" >"$T/load$n.out" 2>&1 || fail "load $n: $(tail -3 "$T/load$n.out")"
-}
-backup_now() {
-    local v; v=$(sv)
-    "$BIN/br2k" --redis "$REDIS" backup now --wait 60 >"$T/now.out" 2>&1 ||
-        fail "backup now failed: $(cat "$T/now.out"); $(tail -3 "$T/backupd.log")"
-    [ "$(sv)" = $((v + 1)) ] || fail "SV $(sv) after a backup from $v"
-}
+load() { load_infodid "$@"; }
 H=("$BIN/br2k" --eth-rpc "$ETH_RPC" --registry "$REG" history)
 hist() { BR2K_SERVICE_KEY_FILE="$T/service.key" "${H[@]}" "$@"; }
 arch() { ls "$T/backups" | grep "^$(printf 'v%08d' "$1")-archive-"; }

@@ -20,18 +20,7 @@ for w in w1 w2; do start_worker "$w"; done
 wait_for 15 has_leader || fail "no leader"
 start_backupd --max-replicated 100000000
 
-n=0
-load() { # load COUNT: COUNT signed InfoDID requests (2 clients), a fresh prefix
-    n=$((n + 1))
-    "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --clients 2 --count "$(($1 / 2))" \
-        --prefix "l$n" >"$T/load$n.out" 2>&1 || fail "load $n: $(tail -3 "$T/load$n.out")"
-}
-backup_now() {
-    local v; v=$(sv)
-    "$BIN/br2k" --redis "$REDIS" backup now --wait 60 >"$T/now.out" 2>&1 ||
-        fail "backup now failed: $(cat "$T/now.out"); $(tail -3 "$T/backupd.log")"
-    [ "$(sv)" -gt "$v" ] || fail "SV $(sv) after a backup from $v"
-}
+load() { load_infodid "$@"; }
 last() { rc_ GET "br2k:{$SVC}:backup-last"; }
 cut_of() { echo "$1" | cut -d' ' -f2; }
 
