@@ -146,12 +146,16 @@ static int ext_repair(worker *w, char *why, size_t size) {
         return BK_ERR;
     }
     wk_raise_ssi(w, ssi);
-    if (lost == -2 || (ops->external == NULL && ops->external_many == NULL))
+    /* ext-lost stays set when the view cannot be republished: said once
+     * per leader term, not at every check (wk_claim_check_lost) */
+    if (lost == -2 || (ops->external == NULL && ops->external_many == NULL) ||
+        w->no_republish_epoch == w->epoch)
         return BK_OK;
     /* BR2K_TEST_NO_REPUBLISH=1: tests only, the chaos test's proof that its
      * check of the external index fails without the repair */
     const char *off = getenv("BR2K_TEST_NO_REPUBLISH");
     if (off != NULL && strcmp(off, "1") == 0) {
+        w->no_republish_epoch = w->epoch;
         BK_WARN("BR2K_TEST_NO_REPUBLISH: the external view is not republished after "
                 "Redis lost writes after SSI %" PRId64,
                 lost);
@@ -168,6 +172,7 @@ static int ext_repair(worker *w, char *why, size_t size) {
         rc = ops->republish(w->app, w->rm, w->o->service, w->epoch, &e);
     }
     if (ops->republish == NULL || (rc != BK_OK && e.code == BK_E_UNSUPPORTED)) {
+        w->no_republish_epoch = w->epoch;
         BK_WARN("a Redis failover lost writes after SSI %" PRId64
                 ": the external effects of those records are lost too, and the "
                 "application '%s' cannot republish its external view (no republish)",

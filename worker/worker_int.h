@@ -123,10 +123,12 @@ typedef struct worker {
     int64_t join_t0_ms, join_from, join_progress_ms, join_bytes;
     int joining, join_tty;
     /* the claim of the token in the log (claim.c, I9) */
-    int claim_on;      /* replicas: a new leader claims its token first */
-    int claimed;       /* leader: its claim was read back and counts */
-    int64_t claim_off; /* leader: its claim's offset (-1: none) */
-    int64_t max_claim; /* the highest epoch claimed in the log (worker.claim) */
+    int claim_on;               /* replicas: a new leader claims its token first */
+    int claimed;                /* leader: its claim was read back and counts */
+    int64_t claim_off;          /* leader: its claim's offset (-1: none) */
+    int64_t max_claim;          /* the highest epoch claimed in the log (worker.claim) */
+    int64_t no_republish_epoch; /* leader term that found ext-lost and could not
+                                   republish (said once: claim.c) */
     char claim_path[4096];
 } worker;
 
