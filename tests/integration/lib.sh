@@ -143,15 +143,22 @@ SENTINEL
 }
 
 # redis_port: the port of the Redis to use now: the single server, or the
-# primary the Sentinels name (asked in turn)
+# primary the Sentinels name (asked in turn): the first one named that says
+# it is a master (ROLE), as the programs' sentinel:// connections check; a
+# Sentinel still in the middle of a failover names the replica it promoted,
+# which may be dead already (a second failover right after the first: the
+# test waited 30 s on a dead port while the workers ran on the new
+# primary). None a master yet: the first one named.
 redis_port() {
     if [ "$REDIS_MODE" != ha ] && [ "${#SENT_PORTS[@]}" = 0 ]; then echo "$REDIS_PORT"; return; fi
-    local s a
+    local s a first=
     for s in "${SENT_PORTS[@]}"; do
         a=$(redis-cli -p "$s" SENTINEL get-master-addr-by-name "$HA_NAME" 2>/dev/null | tail -1)
-        [[ $a =~ ^[0-9]+$ ]] && { echo "$a"; return; }
+        [[ $a =~ ^[0-9]+$ ]] || continue
+        [ -n "$first" ] || first=$a
+        [ "$(redis-cli -p "$a" ROLE 2>/dev/null | head -1)" = master ] && { echo "$a"; return; }
     done
-    echo "$REDIS_PORT"
+    echo "${first:-$REDIS_PORT}"
 }
 
 # The request log's back end: BR2K_TEST_LOG=kafka (default: br2k-devkafka) or
