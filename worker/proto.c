@@ -1149,7 +1149,7 @@ static int p_republish(br2k_app *a, bk_redis *r, const char *svc, int64_t epoch,
     }
     UNLOCK();
     if (rc != BK_OK)
-        e->code = e->code == BK_E_NOMEM ? BK_E_NOMEM : BK_E_APP;
+        e->code = BK_E_APP; /* as External: the application failed */
     else
         rc = bk_ext_replace(r, svc, epoch, lpi, ops, k, e);
     free(ops);

@@ -603,6 +603,17 @@ static int g_str(gathered *g, const char *s) {
     return g_put(g, l, 4) != 0 || g_put(g, s, n) != 0 ? -1 : 0;
 }
 
+/* One op, encoded as in the External and Republish replies. */
+static int g_op(gathered *g, const br2k_ext_op *op) {
+    uint8_t kind = (uint8_t)op->kind, by[8];
+    br2k_wire_put64(by, (uint64_t)op->by);
+    if (g_put(g, &kind, 1) != 0 || g_str(g, op->name) != 0 || g_str(g, op->field) != 0 ||
+        g_str(g, op->value) != 0 || g_put(g, by, 8) != 0)
+        return -1;
+    g->nops++;
+    return 0;
+}
+
 static int host_ext_write(const br2k_host *h, const br2k_ext_record *recs, size_t n,
                           br2k_app_error *pe) {
     gather *ga = h->priv;
@@ -621,16 +632,9 @@ static int host_ext_write(const br2k_host *h, const br2k_ext_record *recs, size_
                                       ", which this External call does not carry",
                                       recs[i].offset);
         gathered *g = &ga->g[lo];
-        for (size_t j = 0; j < recs[i].n; j++) {
-            const br2k_ext_op *op = &recs[i].ops[j];
-            uint8_t kind = (uint8_t)op->kind, by[8];
-            br2k_wire_put64(by, (uint64_t)op->by);
-            if (g_put(g, &kind, 1) != 0 || g_str(g, op->name) != 0 ||
-                g_str(g, op->field) != 0 || g_str(g, op->value) != 0 ||
-                g_put(g, by, 8) != 0)
+        for (size_t j = 0; j < recs[i].n; j++)
+            if (g_op(g, &recs[i].ops[j]) != 0)
                 return br2k_app_error_set(pe, BR2K_APP_E_NOMEM, "out of memory");
-            g->nops++;
-        }
     }
     return BR2K_APP_OK;
 }
@@ -739,15 +743,9 @@ static int host_ext_replace(const br2k_host *h, int64_t offset, const br2k_ext_o
     if (n > 0 && ops == NULL)
         return br2k_app_error_set(pe, BR2K_APP_E_INVAL, "ext_replace: no ops array");
     v->offset = offset;
-    for (size_t j = 0; j < n; j++) {
-        uint8_t kind = (uint8_t)ops[j].kind, by[8];
-        br2k_wire_put64(by, (uint64_t)ops[j].by);
-        if (g_put(&v->g, &kind, 1) != 0 || g_str(&v->g, ops[j].name) != 0 ||
-            g_str(&v->g, ops[j].field) != 0 || g_str(&v->g, ops[j].value) != 0 ||
-            g_put(&v->g, by, 8) != 0)
+    for (size_t j = 0; j < n; j++)
+        if (g_op(&v->g, &ops[j]) != 0)
             return br2k_app_error_set(pe, BR2K_APP_E_NOMEM, "out of memory");
-        v->g.nops++;
-    }
     return BR2K_APP_OK;
 }
 
