@@ -652,8 +652,221 @@ static void test_table(void) {
         sorted = ((tval *)v[i])->n == (i == 123 ? -1 : i);
     CHECK(sorted, "sorted by key");
     free(v);
+    /* removal: every third key goes, the rest stay findable (runs of
+     * colliding keys are moved back, not broken) */
+    CHECK(idd_map_del(&m, "absent") == NULL, "removing an absent key");
+    for (int i = 0; i < N; i += 3) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%04d", i);
+        tval *d = idd_map_del(&m, k);
+        CHECK(d != NULL && strcmp(d->key, k) == 0, "del %s", k);
+        if (d != NULL)
+            tval_free(d);
+    }
+    CHECK_INT(m.n, N - (N + 2) / 3);
+    int found = 1;
+    for (int i = 0; i < N; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%04d", i);
+        found = found && ((idd_map_get(&m, k) != NULL) == (i % 3 != 0));
+    }
+    CHECK(found, "after removals: removed keys absent, the others found");
     idd_map_free(&m, tval_free);
     CHECK(m.n == 0 && m.cap == 0 && m.s == NULL, "freed");
+}
+
+/* ---- the request-id window ---- */
+
+static int count_id(const bk_infodid_reqid *x, void *opaque) {
+    (void)x;
+    (*(int *)opaque)++;
+    return 0;
+}
+
+static int ids_of(br2k_app *a) {
+    int n = 0;
+    bk_err e;
+    CHECK_INT(bk_infodid_each(a, NULL, count_id, &n, &e), BK_OK);
+    return n;
+}
+
+static br2k_app *open_window(const char *name, const char *window) {
+    setenv("BR2K_INFODID_ID_WINDOW", window, 1);
+    int64_t lpi = 0;
+    br2k_app *a = open_app(name, &lpi);
+    unsetenv("BR2K_INFODID_ID_WINDOW");
+    return a;
+}
+
+/* Apply text at off to each of n instances; the first's result. */
+static json_t *apply_all(br2k_app **as, int n, int64_t off, const char *text,
+                         int *applied) {
+    json_t *first = NULL;
+    for (int i = 0; i < n; i++) {
+        json_t *r = apply_raw(as[i], off, text, strlen(text), i == 0 ? applied : NULL);
+        if (i == 0)
+            first = r;
+        else
+            json_decref(r);
+    }
+    return first;
+}
+
+/* A window of 4 records: ids first seen 4 or more records before the last
+ * change are dropped, the same way on every replica (log-driven), across a
+ * reopen (journal replay) and a snapshot; a retry of a dropped id is
+ * `expired` (never applied twice), other clients and later ids are not
+ * touched; window 0 keeps everything; a bad value stops open. */
+static void test_window(void) {
+    br2k_app *w[2] = {open_window("win-a", "4"), open_window("win-b", "4")};
+    br2k_app *all = open_window("win-all", "0");
+    if (w[0] == NULL || w[1] == NULL || all == NULL)
+        return;
+    char *texts[12] = {0};
+    texts[0] = build(&k0, "carol", 1, "register", "{\"attrs\":{\"n\":\"0\"}}", 1);
+    for (int i = 1; i < 10; i++) {
+        char pl[64];
+        snprintf(pl, sizeof(pl), "{\"attrs\":{\"n\":\"%d\"}}", i);
+        texts[i] = build(&k0, "carol", i + 1, "update", pl, 1 + i);
+    }
+    for (int i = 0; i < 10; i++) {
+        int applied = -1;
+        json_t *r = apply_all(w, 2, i, texts[i], &applied);
+        CHECK_STR(status(r), "ok");
+        CHECK_INT(applied, 1);
+        json_decref(r);
+        json_decref(apply_raw(all, i, texts[i], strlen(texts[i]), NULL));
+    }
+    /* after the change at offset 9: ids first seen at 0..5 are gone */
+    CHECK_INT(ids_of(w[0]), 4);
+    CHECK_INT(ids_of(all), 10);
+    CHECK_STR(digest(w[1]), digest(w[0]));
+    char before[65];
+    snprintf(before, sizeof(before), "%s", digest(w[0]));
+    /* a retry of carol:3 (first at offset 2): expired, nothing changes */
+    int applied = -1;
+    json_t *r = apply_all(w, 2, 10, texts[2], &applied);
+    CHECK_STR(status(r), "rejected");
+    CHECK_STR(code(r), "expired");
+    CHECK(strstr(json_string_value(json_object_get(json_object_get(r, "reason"), "text")),
+                 "up to seq 6") != NULL,
+          "the text names the highest dropped seq");
+    CHECK_INT(applied, 0);
+    json_decref(r);
+    CHECK_STR(digest(w[0]), before);
+    /* without the window the same retry is a repeat */
+    r = apply_raw(all, 10, texts[2], strlen(texts[2]), &applied);
+    CHECK(json_is_true(json_object_get(r, "repeat")), "window 0: a repeat");
+    json_decref(r);
+    /* carol:9 (offset 8) is still kept: a repeat with its first result */
+    r = apply_all(w, 2, 11, texts[8], &applied);
+    CHECK_STR(status(r), "ok");
+    CHECK(json_is_true(json_object_get(r, "repeat")), "kept id: a repeat");
+    CHECK_INT(json_integer_value(json_object_get(r, "repeat_offset")), 11);
+    CHECK_INT(applied, 0);
+    json_decref(r);
+    /* a later id of carol, and another client, are taken */
+    texts[10] = build(&k0, "carol", 11, "update", "{\"attrs\":{\"n\":\"x\"}}", 20);
+    texts[11] = build(&k1, "dave", 1, "register", "{}", 21);
+    r = apply_all(w, 2, 12, texts[10], &applied);
+    CHECK_STR(status(r), "ok");
+    CHECK_INT(applied, 1);
+    json_decref(r);
+    r = apply_all(w, 2, 13, texts[11], &applied);
+    CHECK_STR(status(r), "ok");
+    json_decref(r);
+    CHECK_INT(ids_of(w[0]), 2); /* carol:11, dave:1; carol:10 (offset 9) went at 13 */
+    CHECK_STR(digest(w[1]), digest(w[0]));
+    snprintf(before, sizeof(before), "%s", digest(w[0]));
+
+    /* a reopen replays the journal through the same window */
+    bk_err e;
+    CHECK(ops->sync(w[0], &e) == BK_OK, "sync: %s", e.msg);
+    ops->close(w[0]);
+    w[0] = open_window("win-a", "4");
+    if (w[0] == NULL)
+        return;
+    CHECK_STR(digest(w[0]), before);
+    CHECK_INT(ids_of(w[0]), 2);
+    r = apply_raw(w[0], 14, texts[3], strlen(texts[3]), &applied);
+    CHECK_STR(code(r), "expired");
+    json_decref(r);
+
+    /* a snapshot carries the window's state: dropped seqs included */
+    void *snap = NULL;
+    size_t len = 0;
+    int64_t lpi = 0;
+    CHECK(ops->snapshot(w[1], &snap, &len, &lpi, &e) == BK_OK, "snapshot: %s", e.msg);
+    CHECK(len > 8 && memcmp(snap, "BR2KIDS2", 8) == 0, "format 2");
+    br2k_app *c = open_window("win-c", "4");
+    if (c != NULL) {
+        CHECK(ops->restore(c, snap, len, &e) == BK_OK, "restore: %s", e.msg);
+        CHECK_STR(digest(c), digest(w[1]));
+        r = apply_raw(c, 14, texts[4], strlen(texts[4]), &applied);
+        CHECK_STR(code(r), "expired");
+        json_decref(r);
+        ops->close(c);
+    }
+    free(snap);
+
+    /* format 1 (no offsets, no dropped seqs): read, its ids at offset 0 */
+    idd_buf b = {0};
+    idd_put_bytes(&b, "BR2KIDS1", 8);
+    idd_put_u64(&b, 5);
+    idd_put_u64(&b, 0); /* DIDs */
+    idd_put_u64(&b, 2);
+    const char *keys[2] = {"zed:1", "zed:2"};
+    for (int i = 0; i < 2; i++) {
+        uint8_t h[32] = {(uint8_t)i};
+        idd_put_str(&b, keys[i]);
+        idd_put_bytes(&b, h, 32);
+        idd_put_str(&b, "{\"v\":1}");
+    }
+    uint8_t sum[32];
+    idd_sha256(b.p, b.len, sum);
+    idd_put_bytes(&b, sum, 32);
+    c = open_window("win-old", "4");
+    if (c != NULL) {
+        CHECK(ops->restore(c, b.p, b.len, &e) == BK_OK, "restore format 1: %s", e.msg);
+        CHECK_INT(ids_of(c), 2);
+        /* its digest is that of the state, not of the old bytes */
+        CHECK(ops->snapshot(c, &snap, &len, &lpi, &e) == BK_OK, "%s", e.msg);
+        br2k_app *d = open_window("win-old2", "4");
+        if (d != NULL) {
+            CHECK(ops->restore(d, snap, len, &e) == BK_OK, "%s", e.msg);
+            CHECK_STR(digest(d), digest(c));
+            ops->close(d);
+        }
+        free(snap);
+        char *zed = build(&k1, "zed", 3, "register", "{}", 30);
+        r = apply_raw(c, 6, zed, strlen(zed), &applied); /* drops offset <= 2 */
+        CHECK_STR(status(r), "ok");
+        json_decref(r);
+        free(zed);
+        CHECK_INT(ids_of(c), 1);
+        zed = build(&k1, "zed", 2, "register", "{}", 31);
+        r = apply_raw(c, 7, zed, strlen(zed), &applied);
+        CHECK_STR(code(r), "expired");
+        json_decref(r);
+        free(zed);
+        ops->close(c);
+    }
+    idd_buf_free(&b);
+
+    /* a window that is not a number stops open with a line that names it */
+    setenv("BR2K_INFODID_ID_WINDOW", "1e6", 1);
+    br2k_app *bad = NULL;
+    char dir[256];
+    dir_of("win-bad", dir, sizeof(dir));
+    CHECK(ops->open(dir, &bad, &lpi, &e) == BK_ERR, "a bad window refused");
+    CHECK(strstr(e.msg, "BR2K_INFODID_ID_WINDOW='1e6'") != NULL, "%s", e.msg);
+    unsetenv("BR2K_INFODID_ID_WINDOW");
+
+    for (int i = 0; i < 12; i++)
+        free(texts[i]);
+    ops->close(w[0]);
+    ops->close(w[1]);
+    ops->close(all);
 }
 
 /* keys.h: the names of the external index (what INFODID.md documents). */
@@ -766,6 +979,7 @@ int main(void) {
     }
     ops->close(NULL);
     test_table();
+    test_window();
     test_ext_keys();
     test_plugin();
     for (int i = 0; i < nrec; i++)

@@ -429,6 +429,20 @@ int idd_apply(br2k_app *a, int64_t offset, const void *rec, size_t len, char **r
         bk_request_release(&req);
         return finish(a, offset, res, result, e);
     }
+    /* An id the window dropped (or one below it that was never seen: the
+     * table cannot tell them apart): a retry too late to be told from a
+     * first try. Refused, so that it is never applied twice. */
+    int64_t dropped = idd_state_dropped_seq(&a->st, req.client);
+    if (req.seq <= dropped) {
+        bk_reason_set(&why, "expired",
+                      "request id '%s' expired: this client's ids up to seq %" PRId64
+                      " are older than the last %" PRId64 " records, no longer kept",
+                      req.id, dropped, a->st.window);
+        char *res = result_rejected(req.id, req.op, offset, &why);
+        free(canon);
+        bk_request_release(&req);
+        return finish(a, offset, res, result, e);
+    }
 
     uint8_t signer[20];
     bk_err sub;

@@ -286,7 +286,7 @@ static int replay_entry(br2k_app *a, const uint8_t *p, size_t n, bk_err *e) {
         idd_did_free(dr);
         return BK_OK;
     }
-    if (idd_state_commit(&a->st, ir, dr, e) != BK_OK)
+    if (idd_state_commit(&a->st, off, ir, dr, e) != BK_OK)
         return BK_ERR;
     a->lpi = off;
     return BK_OK;
@@ -442,7 +442,7 @@ int idd_record_change(br2k_app *a, int64_t offset, id_rec *ir, did_rec *dr,
                  waited += 10)
                 hold(10);
     }
-    return idd_state_commit(&a->st, ir, dr, e);
+    return idd_state_commit(&a->st, offset, ir, dr, e);
 }
 
 /* ---- open, close ---- */
@@ -490,6 +490,23 @@ static int app_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     }
     a->ckpt_bytes =
         (uint64_t)env_long("BR2K_INFODID_CHECKPOINT_BYTES", BK_INFODID_CHECKPOINT_BYTES);
+    /* the window decides results: a bad value stops the worker rather
+     * than run with a default another replica may not have */
+    const char *w = getenv("BR2K_INFODID_ID_WINDOW");
+    a->st.window = BK_INFODID_ID_WINDOW;
+    if (w != NULL && *w != '\0') {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(w, &end, 10);
+        if (errno != 0 || *end != '\0' || v < 0) {
+            bk_err_set(e, BK_E_INVAL,
+                       "BR2K_INFODID_ID_WINDOW='%s' is not a number of records >= 0 "
+                       "(0: keep every request id)",
+                       w);
+            goto fail;
+        }
+        a->st.window = v;
+    }
 
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         bk_err_set(e, BK_E_IO, "cannot create state directory '%s': %s", dir,
@@ -656,6 +673,7 @@ done:
 static int app_restore(br2k_app *a, const void *snap, size_t len, bk_err *e) {
     idd_state st;
     idd_state_init(&st);
+    st.window = a->st.window;
     int64_t lpi = -1;
     double t0 = bk_mono_msf();
     restore_job j = {a, snap,   len,    path_of(a, "checkpoint.tmp"), 0, {0},
@@ -703,7 +721,8 @@ static int app_restore(br2k_app *a, const void *snap, size_t len, bk_err *e) {
     idd_state_release(&a->st);
     a->st = st;
     memcpy(a->st.digest, j.body, 32);
-    a->st.digest_ok = 1;
+    /* a snapshot of format 1 is not the canonical body of today */
+    a->st.digest_ok = idd_snapshot_current(snap, len);
     a->jlpi = lpi;
     BK_DEBUG("infodid restore stages: parse=%.0fms write=%.0fms wait=%.0fms "
              "journal=%.0fms release=%.0fms",

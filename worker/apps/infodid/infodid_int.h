@@ -41,11 +41,26 @@ typedef struct id_rec {
     char *key;     /* "<client>:<seq>"; first member: the table reads it */
     uint8_t h[32]; /* keccak256(canonical || sig): what was first seen */
     char *result;  /* the first result (repeat = false) */
+    int64_t off;   /* the offset of its first record (0: a state of format 1) */
     int one_block; /* key and result live in the record's own block (decoded) */
 } id_rec;
 
+/* A client's forgotten request ids: every id of it at or below `seq` that
+ * is no longer in the table was dropped by the window (its retry is
+ * `expired`, never applied again). */
+typedef struct seq_rec {
+    char *key; /* the client; first member: the table reads it */
+    int64_t seq;
+} seq_rec;
+
 typedef struct idd_state {
     idd_map dids, ids;
+    /* The request ids in the order they were first seen (ascending
+     * (off, key)): a ring, oldest at `rhead`; the window drops from there. */
+    id_rec **ring;
+    size_t rhead, rlen, rcap;
+    idd_map seqs;   /* client -> seq_rec: the highest seq the window dropped */
+    int64_t window; /* request ids are kept for this many offsets (0: always) */
     int64_t active; /* DIDs not revoked */
     /* the digest (SHA-256 of the canonical body) while no change was made
      * since it was computed: set by a restore, which has the body's bytes,
@@ -77,17 +92,26 @@ void idd_id_free(id_rec *r);                    /* NULL is fine */
 
 void idd_state_init(idd_state *st);
 void idd_state_release(idd_state *st);
-/* Commit one change: takes ownership of `ir` and `dr` (either may be NULL),
- * also on failure. */
-int idd_state_commit(idd_state *st, id_rec *ir, did_rec *dr, bk_err *e);
+/* Commit the change of the record at `offset`: takes ownership of `ir` and
+ * `dr` (either may be NULL), also on failure. `ir` is a request id not in
+ * the table (BK_E_STATE otherwise); it counts as first seen at `offset`.
+ * Then the window: every request id first seen at or below
+ * offset - window is dropped (its client's seq_rec raised). The same
+ * changes at the same offsets give the same state on every replica: the
+ * window is a function of the log, like everything else in the state. */
+int idd_state_commit(idd_state *st, int64_t offset, id_rec *ir, did_rec *dr, bk_err *e);
+/* The highest seq of `client` the window dropped; -1: none. */
+int64_t idd_state_dropped_seq(const idd_state *st, const char *client);
 
 void idd_put_did(idd_buf *b, const did_rec *d);
 void idd_put_id(idd_buf *b, const id_rec *r);
 did_rec *idd_get_did(idd_rd *r); /* NULL and r->bad when malformed */
 id_rec *idd_get_id(idd_rd *r);
 
-/* The canonical body: every DID record, then every request id, each sorted
- * by key. The digest hashes it; snapshots and checkpoints carry it. */
+/* The canonical body: every DID record sorted by key, then every request
+ * id in the order first seen (ascending (offset, key)), then every client
+ * with dropped ids sorted by name. The digest hashes it; snapshots and
+ * checkpoints carry it. */
 int idd_encode_body(const idd_state *st, idd_buf *b, bk_err *e);
 /* Snapshot: magic, LPI, body, SHA-256 of all that; decoded into an empty
  * `st`. */
@@ -101,6 +125,10 @@ int idd_decode_snapshot_nosum(const uint8_t *p, size_t len, idd_state *st, int64
 /* Where the body of a snapshot of len bytes starts and ends (the digest is
  * the SHA-256 of p[*from..*to)); 0 when len is too short. */
 int idd_snapshot_body(size_t len, size_t *from, size_t *to);
+/* Is it a snapshot of the current format (its body is the canonical body
+ * the digest hashes)? 0 for format 1 (read, not written: its request ids
+ * carry no offset and count as first seen at offset 0). */
+int idd_snapshot_current(const uint8_t *p, size_t len);
 
 /* ---- infodid.c ---- */
 

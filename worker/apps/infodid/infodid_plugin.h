@@ -25,6 +25,12 @@
 /* Default size of the journal beyond which `sync` writes a checkpoint;
  * BR2K_INFODID_CHECKPOINT_BYTES overrides it (read by open). */
 #define BK_INFODID_CHECKPOINT_BYTES (64L * 1024 * 1024)
+/* Request ids are kept for this many records after their first (a repeat
+ * within it gets the first result again; a retry after it, `expired`):
+ * INFODID.md, "Repeats". BR2K_INFODID_ID_WINDOW overrides it (read by
+ * open; 0: keep every request id). It decides results, so every replica
+ * of a service must have the same value. */
+#define BK_INFODID_ID_WINDOW 1000000L
 
 /* The plug-in (br2k/app.h): the worker finds it by the name "infodid". */
 const br2k_app_plugin *br2k_infodid_entry(void);

@@ -8,7 +8,8 @@
 #include "chain/request.h"
 #include "infodid_int.h"
 
-#define SNAP_MAGIC "BR2KIDS1"
+#define SNAP_MAGIC "BR2KIDS2"
+#define SNAP_MAGIC_1 "BR2KIDS1" /* read, never written: ids without offsets */
 
 /* ---- records ---- */
 
@@ -45,6 +46,10 @@ void idd_id_free(id_rec *r) {
 void idd_state_init(idd_state *st) {
     idd_map_init(&st->dids);
     idd_map_init(&st->ids);
+    idd_map_init(&st->seqs);
+    st->ring = NULL;
+    st->rhead = st->rlen = st->rcap = 0;
+    st->window = 0;
     st->active = 0;
     st->digest_ok = 0;
 }
@@ -57,18 +62,137 @@ static void id_free_v(void *v) {
     idd_id_free(v);
 }
 
+static void seq_free_v(void *v) {
+    seq_rec *q = v;
+    free(q->key);
+    free(q);
+}
+
 void idd_state_release(idd_state *st) {
     idd_map_free(&st->dids, did_free_v);
     idd_map_free(&st->ids, id_free_v);
+    idd_map_free(&st->seqs, seq_free_v);
+    free(st->ring);
+    st->ring = NULL;
+    st->rhead = st->rlen = st->rcap = 0;
     st->active = 0;
     st->digest_ok = 0;
 }
 
-/* Commit one change: takes ownership of `ir` and `dr` (either may be NULL),
- * also on failure. */
-int idd_state_commit(idd_state *st, id_rec *ir, did_rec *dr, bk_err *e) {
+static id_rec *ring_at(const idd_state *st, size_t i) {
+    return st->ring[(st->rhead + i) & (st->rcap - 1)];
+}
+
+/* Room for one more id in the ring (a power of two; grows, never moves
+ * the order). */
+static int ring_room(idd_state *st) {
+    if (st->rlen < st->rcap)
+        return BK_OK;
+    size_t cap = st->rcap ? st->rcap * 2 : 1024;
+    id_rec **r = malloc(cap * sizeof(*r));
+    if (r == NULL)
+        return BK_ERR;
+    for (size_t i = 0; i < st->rlen; i++)
+        r[i] = ring_at(st, i);
+    free(st->ring);
+    st->ring = r;
+    st->rcap = cap;
+    st->rhead = 0;
+    return BK_OK;
+}
+
+/* Add a request id not in the table, the newest in the ring. */
+static int insert_id(idd_state *st, id_rec *ir, bk_err *e) {
+    void *old = NULL;
+    if (ring_room(st) != BK_OK || idd_map_put(&st->ids, ir, &old) != BK_OK) {
+        idd_id_free(ir);
+        return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+    }
+    if (old != NULL) { /* put the one in the ring back (same key: no growth) */
+        void *again = NULL;
+        (void)idd_map_put(&st->ids, old, &again);
+        bk_err_set(e, BK_E_STATE, "infodid: request id '%s' is already in the state",
+                   ir->key);
+        idd_id_free(ir);
+        return BK_ERR;
+    }
+    st->ring[(st->rhead + st->rlen) & (st->rcap - 1)] = ir;
+    st->rlen++;
+    return BK_OK;
+}
+
+/* The client of a request id "<client>:<seq>" (up to its last ':') and
+ * its seq; 0 when the key is not of that form. */
+static int split_id(const char *key, char *client, size_t cap, int64_t *seq) {
+    const char *c = strrchr(key, ':');
+    if (c == NULL || (size_t)(c - key) >= cap || c[1] == '\0')
+        return 0;
+    char *end = NULL;
+    long long v = strtoll(c + 1, &end, 10);
+    if (*end != '\0' || v < 0)
+        return 0;
+    memcpy(client, key, (size_t)(c - key));
+    client[c - key] = '\0';
+    *seq = v;
+    return 1;
+}
+
+/* Raise the client's dropped seq to `seq`. */
+static int raise_seq(idd_map *m, const char *client, int64_t seq) {
+    seq_rec *q = idd_map_get(m, client);
+    if (q != NULL) {
+        if (seq > q->seq)
+            q->seq = seq;
+        return BK_OK;
+    }
+    q = malloc(sizeof(*q));
+    if (q != NULL)
+        q->key = strdup(client);
+    void *old = NULL;
+    if (q == NULL || q->key == NULL || idd_map_put(m, q, &old) != BK_OK) {
+        if (q != NULL)
+            free(q->key);
+        free(q);
+        return BK_ERR;
+    }
+    q->seq = seq;
+    return BK_OK;
+}
+
+/* Drop every request id first seen at or below `upto`, oldest first. */
+static int drop_upto(idd_state *st, int64_t upto, bk_err *e) {
+    while (st->rlen > 0 && ring_at(st, 0)->off <= upto) {
+        id_rec *r = ring_at(st, 0);
+        char client[BK_REQUEST_CLIENT_MAX + 24];
+        int64_t seq = 0;
+        /* the watermark first: out of memory leaves the id in place */
+        if (split_id(r->key, client, sizeof(client), &seq) &&
+            raise_seq(&st->seqs, client, seq) != BK_OK)
+            return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+        idd_map_del(&st->ids, r->key);
+        idd_id_free(r);
+        st->rhead = (st->rhead + 1) & (st->rcap - 1);
+        st->rlen--;
+    }
+    return BK_OK;
+}
+
+int64_t idd_state_dropped_seq(const idd_state *st, const char *client) {
+    const seq_rec *q = idd_map_get(&st->seqs, client);
+    return q != NULL ? q->seq : -1;
+}
+
+int idd_state_commit(idd_state *st, int64_t offset, id_rec *ir, did_rec *dr, bk_err *e) {
     void *old = NULL;
     st->digest_ok = 0;
+    if (ir != NULL && idd_map_get(&st->ids, ir->key) != NULL) {
+        /* before the DID changes: a change is made whole or not at all */
+        bk_err_set(e, BK_E_STATE, "infodid: request id '%s' is already in the state",
+                   ir->key);
+        idd_id_free(ir);
+        idd_did_free(dr);
+        return BK_ERR;
+    }
     if (dr != NULL) {
         if (idd_map_put(&st->dids, dr, &old) != BK_OK) {
             idd_did_free(dr);
@@ -83,12 +207,12 @@ int idd_state_commit(idd_state *st, id_rec *ir, did_rec *dr, bk_err *e) {
         idd_did_free(od);
     }
     if (ir != NULL) {
-        if (idd_map_put(&st->ids, ir, &old) != BK_OK) {
-            idd_id_free(ir);
-            return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
-        }
-        idd_id_free(old);
+        ir->off = offset;
+        if (insert_id(st, ir, e) != BK_OK)
+            return BK_ERR;
     }
+    if (st->window > 0 && offset - st->window >= 0)
+        return drop_upto(st, offset - st->window, e);
     return BK_OK;
 }
 
@@ -177,27 +301,37 @@ id_rec *idd_get_id(idd_rd *r) {
     memcpy(x->result, res, rn);
     x->result[rn] = '\0';
     memcpy(x->h, h, 32);
+    x->off = 0;
     return x;
 }
 
-/* The canonical body: every DID record, then every request id, each sorted
- * by key. The digest hashes it; snapshots and checkpoints carry it. */
+/* The canonical body (infodid_int.h). Format 2 adds each request id's
+ * offset and the clients' dropped seqs; the ids follow their ring. */
 int idd_encode_body(const idd_state *st, idd_buf *b, bk_err *e) {
     void **d = idd_map_sorted(&st->dids);
-    void **r = idd_map_sorted(&st->ids);
-    if (d == NULL || r == NULL) {
+    void **q = idd_map_sorted(&st->seqs);
+    if (d == NULL || q == NULL) {
         free(d);
-        free(r);
+        free(q);
         return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
     }
     idd_put_u64(b, st->dids.n);
     for (size_t i = 0; i < st->dids.n; i++)
         idd_put_did(b, d[i]);
-    idd_put_u64(b, st->ids.n);
-    for (size_t i = 0; i < st->ids.n; i++)
-        idd_put_id(b, r[i]);
+    idd_put_u64(b, st->rlen);
+    for (size_t i = 0; i < st->rlen; i++) {
+        const id_rec *r = ring_at(st, i);
+        idd_put_id(b, r);
+        idd_put_u64(b, (uint64_t)r->off);
+    }
+    idd_put_u64(b, st->seqs.n);
+    for (size_t i = 0; i < st->seqs.n; i++) {
+        const seq_rec *x = q[i];
+        idd_put_str(b, x->key);
+        idd_put_u64(b, (uint64_t)x->seq);
+    }
     free(d);
-    free(r);
+    free(q);
     if (b->oom)
         return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
     return BK_OK;
@@ -214,8 +348,16 @@ static void reserve(idd_map *m, uint64_t n, const idd_rd *r, size_t min) {
     (void)idd_map_reserve(m, (size_t)(n < most ? n : most));
 }
 
-/* Decode a body into an empty `st` (strictly ascending keys). */
-static int decode_body(idd_rd *r, idd_state *st, bk_err *e) {
+/* Is (off, key) of b after that of a? */
+static int id_after(const id_rec *a, const id_rec *b) {
+    return b->off > a->off || (b->off == a->off && strcmp(b->key, a->key) > 0);
+}
+
+/* Decode a body of format `fmt` (1 or 2) into an empty `st`: DIDs in
+ * strictly ascending keys, ids in strictly ascending (offset, key) (format
+ * 1: keys, all at offset 0), clients in strictly ascending names: a body
+ * that decodes is the canonical encoding of its state. */
+static int decode_body(idd_rd *r, idd_state *st, int fmt, bk_err *e) {
     uint64_t n = idd_get_u64(r);
     reserve(&st->dids, n, r, DID_MIN);
     const char *prev = NULL; /* the last key, owned by the table */
@@ -226,24 +368,45 @@ static int decode_body(idd_rd *r, idd_state *st, bk_err *e) {
             r->bad = 1;
         } else if (d != NULL) {
             prev = d->key;
-            if (idd_state_commit(st, NULL, d, e) != BK_OK)
+            if (idd_state_commit(st, 0, NULL, d, e) != BK_OK)
                 r->bad = 1;
         }
     }
-    prev = NULL;
     n = r->bad ? 0 : idd_get_u64(r);
     if (!r->bad)
-        reserve(&st->ids, n, r, ID_MIN);
+        reserve(&st->ids, n, r, ID_MIN + (fmt == 2 ? 8 : 0));
+    const id_rec *last = NULL;
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         id_rec *x = idd_get_id(r);
-        if (x != NULL && prev != NULL && strcmp(prev, x->key) >= 0) {
+        if (x != NULL && fmt == 2) {
+            uint64_t off = idd_get_u64(r);
+            x->off = (int64_t)off;
+            if (r->bad || off > (uint64_t)INT64_MAX)
+                r->bad = 1;
+        }
+        if (x != NULL && (r->bad || (last != NULL && !id_after(last, x)))) {
             idd_id_free(x);
             r->bad = 1;
         } else if (x != NULL) {
-            prev = x->key;
-            if (idd_state_commit(st, x, NULL, e) != BK_OK)
+            last = x;
+            if (insert_id(st, x, e) != BK_OK)
                 r->bad = 1;
         }
+    }
+    n = r->bad || fmt == 1 ? 0 : idd_get_u64(r);
+    prev = NULL;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        char *c = idd_get_str(r, BK_REQUEST_CLIENT_MAX + 24);
+        uint64_t seq = idd_get_u64(r);
+        if (c == NULL || r->bad || seq > (uint64_t)INT64_MAX ||
+            (prev != NULL && strcmp(prev, c) >= 0) ||
+            raise_seq(&st->seqs, c, (int64_t)seq) != BK_OK) {
+            free(c);
+            r->bad = 1;
+            break;
+        }
+        prev = ((seq_rec *)idd_map_get(&st->seqs, c))->key;
+        free(c);
     }
     if (r->bad)
         return bk_err_set(e, BK_E_INVAL, "infodid: state encoding is corrupt");
@@ -272,16 +435,28 @@ int idd_snapshot_body(size_t len, size_t *from, size_t *to) {
     return 1;
 }
 
+int idd_snapshot_current(const uint8_t *p, size_t len) {
+    return len >= 8 && memcmp(p, SNAP_MAGIC, 8) == 0;
+}
+
+/* The snapshot's format: 2, 1, or 0 (not an infodid snapshot). */
+static int snap_format(const uint8_t *p, size_t len) {
+    if (len < 8 + 8 + 16 + 32)
+        return 0;
+    return memcmp(p, SNAP_MAGIC, 8) == 0 ? 2 : memcmp(p, SNAP_MAGIC_1, 8) == 0 ? 1 : 0;
+}
+
 int idd_decode_snapshot_nosum(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
                               bk_err *e) {
-    if (len < 8 + 8 + 16 + 32 || memcmp(p, SNAP_MAGIC, 8) != 0)
+    int fmt = snap_format(p, len);
+    if (fmt == 0)
         return bk_err_set(e, BK_E_INVAL, "infodid: not an infodid snapshot");
     idd_rd r = {p, len - 32, 8, 0};
     *lpi = (int64_t)idd_get_u64(&r);
     if (*lpi < -1)
         return bk_err_set(e, BK_E_INVAL, "infodid: snapshot lpi %" PRId64 " is invalid",
                           *lpi);
-    if (decode_body(&r, st, e) != BK_OK)
+    if (decode_body(&r, st, fmt, e) != BK_OK)
         return BK_ERR;
     if (r.pos != r.len)
         return bk_err_set(e, BK_E_INVAL, "infodid: snapshot has trailing bytes");
@@ -291,7 +466,7 @@ int idd_decode_snapshot_nosum(const uint8_t *p, size_t len, idd_state *st, int64
 int idd_decode_snapshot(const uint8_t *p, size_t len, idd_state *st, int64_t *lpi,
                         bk_err *e) {
     uint8_t h[32];
-    if (len < 8 + 8 + 16 + 32 || memcmp(p, SNAP_MAGIC, 8) != 0)
+    if (snap_format(p, len) == 0)
         return bk_err_set(e, BK_E_INVAL, "infodid: not an infodid snapshot");
     idd_sha256(p, len - 32, h);
     if (memcmp(h, p + len - 32, 32) != 0)

@@ -241,6 +241,36 @@ int idd_map_put(idd_map *m, void *v, void **old) {
     return BK_OK;
 }
 
+/* Linear probing without tombstones: after the removed slot, every value
+ * of the run that could not sit where it hashes to (its home is not
+ * cyclically in (hole, j]) moves back into the hole. */
+void *idd_map_del(idd_map *m, const char *k) {
+    if (m->cap == 0)
+        return NULL;
+    size_t mask = m->cap - 1;
+    uint64_t h = hash_str(m->seed, k);
+    size_t i = h & mask;
+    while (m->s[i].v != NULL && !(m->s[i].h == h && strcmp(key_of(m->s[i].v), k) == 0))
+        i = (i + 1) & mask;
+    void *v = m->s[i].v;
+    if (v == NULL)
+        return NULL;
+    size_t hole = i;
+    for (size_t j = (i + 1) & mask; m->s[j].v != NULL; j = (j + 1) & mask) {
+        size_t home = m->s[j].h & mask;
+        /* does home lie cyclically in (hole, j]? then it stays */
+        int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            m->s[hole] = m->s[j];
+            hole = j;
+        }
+    }
+    m->s[hole].v = NULL;
+    m->s[hole].h = 0;
+    m->n--;
+    return v;
+}
+
 static int cmp_key(const void *a, const void *b) {
     return strcmp(key_of(*(void *const *)a), key_of(*(void *const *)b));
 }

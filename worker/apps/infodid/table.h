@@ -61,6 +61,9 @@ void *idd_map_get(const idd_map *m, const char *k); /* NULL: absent */
 /* Insert or replace; *old gets the replaced value (NULL if none). BK_ERR
  * when out of memory (nothing changed). */
 int idd_map_put(idd_map *m, void *v, void **old);
+/* Remove the value of key k and return it (NULL: absent; the caller frees
+ * it). Never allocates. */
+void *idd_map_del(idd_map *m, const char *k);
 /* Room for n values without growing (a restore that knows the count).
  * BK_ERR when out of memory (nothing changed). */
 int idd_map_reserve(idd_map *m, size_t n);
