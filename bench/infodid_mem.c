@@ -4,7 +4,12 @@
  * table by table, the bytes per entry: the allocations of each record
  * (malloc_usable_size) plus its share of the table's slots, against its
  * encoded size in the snapshot. The request-id table's bytes per entry
- * is its growth per request (each request id is kept forever today).
+ * is its growth per request while the request-id window is not full.
+ *
+ * br2k-bench-infodid-mem --window W --ids N: the request-id table alone,
+ * N request ids (results like InfoDID's `register`) committed one per
+ * record through the window of W records, the live heap printed every N/10
+ * ids: it grows by the bytes per id up to W ids, then stays flat.
  * Prints figures; asserts nothing (bench/README.md). */
 #include <malloc.h>
 #include <stdio.h>
@@ -31,10 +36,70 @@ static long status_kb(const char *field) {
     return v;
 }
 
+static size_t live_heap(void) {
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+
+/* --window W --ids N (the header comment). */
+static int window_run(long long window, long long n) {
+    idd_state st;
+    idd_state_init(&st);
+    st.window = window;
+    size_t h0 = live_heap();
+    double t0 = bk_mono_msf();
+    long long step = n / 10 > 0 ? n / 10 : 1;
+    printf("request-id table, window %lld records, %lld ids (one per record)\n", window,
+           n);
+    for (long long i = 0; i < n; i++) {
+        id_rec *r = calloc(1, sizeof(*r));
+        char key[64], res[320];
+        snprintf(key, sizeof(key), "client-%lld:%lld", i % 64, i / 64);
+        snprintf(res, sizeof(res),
+                 "{\"data\":{\"active\":%lld,\"controller\":"
+                 "\"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\",\"did\":"
+                 "\"did:br2k:0x%040lld\"},\"id\":\"%s\",\"offset\":%lld,\"op\":"
+                 "\"register\",\"repeat\":false,\"status\":\"ok\",\"v\":1}",
+                 i + 1, i, key, i);
+        bk_err e;
+        if (r == NULL || (r->key = strdup(key)) == NULL ||
+            (r->result = strdup(res)) == NULL ||
+            idd_state_commit(&st, i, r, NULL, &e) != BK_OK) {
+            fprintf(stderr, "cannot commit id %lld\n", i);
+            return 1;
+        }
+        if ((i + 1) % step == 0 || i + 1 == n) {
+            malloc_trim(0);
+            size_t h = live_heap() - h0;
+            printf(
+                "  after %9lld ids: %9zu kept, %5zu clients with dropped ids, live heap "
+                "%7.1f MiB (%.0f bytes per kept id), VmRSS %ld MiB\n",
+                i + 1, st.ids.n, st.seqs.n, (double)h / 1048576.0,
+                (double)h / (double)(st.ids.n ? st.ids.n : 1), status_kb("VmRSS") / 1024);
+        }
+    }
+    printf("  %.0f ns per id (commit and drop)\n",
+           (bk_mono_msf() - t0) * 1e6 / (double)n);
+    idd_state_release(&st);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && strcmp(argv[1], "--window") == 0 && strcmp(argv[3], "--ids") == 0) {
+        char *e1 = NULL, *e2 = NULL;
+        long long w = strtoll(argv[2], &e1, 10), n = strtoll(argv[4], &e2, 10);
+        if (*e1 != '\0' || *e2 != '\0' || w < 0 || n < 1) {
+            fprintf(stderr,
+                    "br2k-bench-infodid-mem: --window takes a number >= 0 and --ids "
+                    "a number >= 1\n");
+            return 2;
+        }
+        return window_run(w, n);
+    }
     if (argc != 2) {
         fprintf(stderr, "usage: br2k-bench-infodid-mem APP_DIR (a stopped worker's "
-                        "STATE_DIR/app)\n");
+                        "STATE_DIR/app)\n"
+                        "       br2k-bench-infodid-mem --window W --ids N\n");
         return 2;
     }
     const br2k_app_plugin *p = br2k_infodid_entry();
