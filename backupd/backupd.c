@@ -298,6 +298,26 @@ static int step_cut(bd *d, bd_run *u, bk_err *e) {
     }
 }
 
+/* Is the external state taken from the leader's state at C: it offers it
+ * (backup-view "<epoch> <cut> 1", set with `held`: an application with a
+ * view, worker/app.h) and the view has more than --view-fields fields?
+ * Then nothing is read under ext: while it holds (at a million fields that
+ * read takes seconds). */
+static int leader_view(bd *d, bd_run *u, bk_err *e) {
+    char k[BK_KEY_MAX], want[96];
+    u->ext_view = 0;
+    if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-view", e) != BK_OK)
+        return BK_ERR;
+    redisReply *rep = bk_redis_command(d->r, e, "GET %s", k);
+    if (rep == NULL)
+        return BK_ERR;
+    snprintf(want, sizeof(want), "%" PRId64 " %" PRId64 " 1", u->epoch, u->cut);
+    u->ext_view = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, want) == 0 &&
+                  d->o->view_fields >= 0 && u->ext.fields > d->o->view_fields;
+    freeReplyObject(rep);
+    return BK_OK;
+}
+
 /* Step 2: every alive follower reaches C. */
 static int step_wait(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "wait");
@@ -331,14 +351,32 @@ static int step_wait(bd *d, bd_run *u, bk_err *e) {
             bk_sleep_ms(STEP_POLL_MS);
         }
     }
-    /* the store snapshot and the external state, while the leader holds */
+    /* the store snapshot and the external state, while the leader holds
+     * (the external state's JSON is built once it resumed: step 4) */
+    int64_t t1 = bk_mono_ms();
     json_decref(u->store);
     u->store = bd_store_snapshot(d, u, e);
     if (u->store == NULL)
         return BK_ERR;
-    json_decref(u->ext_data);
-    u->ext_data = bd_external_snapshot(d, u, e);
-    return u->ext_data ? BK_OK : BK_ERR;
+    int64_t t2 = bk_mono_ms();
+    if (leader_view(d, u, e) != BK_OK)
+        return BK_ERR;
+    if (!u->ext_view && bd_external_read(d, u, e) != BK_OK)
+        return BK_ERR;
+    if (u->ext_view)
+        BK_INFO("backup version %" PRId64 ": the external state comes from the leader's "
+                "view of its state at the cut %" PRId64 " (%lld fields or more, over "
+                "--view-fields %lld); leader held and followers at the cut after %" PRId64
+                " ms, store snapshot %" PRId64 " ms",
+                u->version, u->cut, u->ext.fields, d->o->view_fields, t1 - u->held_ms,
+                t2 - t1);
+    else
+        BK_DEBUG("backup version %" PRId64 " at the cut %" PRId64 ": leader held and "
+                 "followers at the cut after %" PRId64 " ms, store snapshot %" PRId64
+                 " ms, external state %" PRId64 " ms (script %.0f, large hashes %.0f)",
+                 u->version, u->cut, t1 - u->held_ms, t2 - t1, bk_mono_ms() - t2,
+                 u->ext.ms_script, u->ext.ms_pieces);
+    return BK_OK;
 }
 
 /* Step 3: the snapshot request; the leader forks and resumes. */
@@ -352,9 +390,10 @@ static int step_phase(bd *d, bd_run *u, bk_err *e) {
     if (rep == NULL)
         return BK_ERR;
     freeReplyObject(rep);
-    json_t *req = json_pack("{sI sI sI ss ss}", "epoch", (json_int_t)u->epoch, "cut",
-                            (json_int_t)u->cut, "version", (json_int_t)u->version,
-                            "storage", bk_storage_url(d->st), "pubkey", d->pubhex);
+    json_t *req =
+        json_pack("{sI sI sI ss ss sb}", "epoch", (json_int_t)u->epoch, "cut",
+                  (json_int_t)u->cut, "version", (json_int_t)u->version, "storage",
+                  bk_storage_url(d->st), "pubkey", d->pubhex, "external", u->ext_view);
     char *text = req ? json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(req);
     if (text == NULL)
@@ -371,8 +410,12 @@ static int step_phase(bd *d, bd_run *u, bk_err *e) {
 static int step_snapshot(bd *d, bd_run *u, bk_err *e) {
     set_step(u, "snapshot");
     hook("snapshot");
-    /* no external key missed (objects.c), while the leader snapshots */
-    if (bd_external_confirm(d, u, e) != BK_OK)
+    /* no external key missed (objects.c), while the leader snapshots; the
+     * external state's JSON from what was read at the cut */
+    json_decref(u->ext_data);
+    u->ext_data = NULL;
+    if (!u->ext_view && (bd_external_confirm(d, u, e) != BK_OK ||
+                         (u->ext_data = bd_external_build(d, u, e)) == NULL))
         return BK_ERR;
     char k[BK_KEY_MAX];
     if (bk_key_backup_aux(k, sizeof(k), d->o->service, "backup-report", e) != BK_OK)
@@ -432,6 +475,27 @@ static int step_snapshot(bd *d, bd_run *u, bk_err *e) {
         json_decref(rj);
         return BK_ERR;
     }
+    /* the external state the leader gave (its view at the cut), checked
+     * like the state object */
+    json_t *xv = u->ext_view ? json_object_get(rj, "external") : NULL;
+    if (u->ext_view) {
+        const char *xo = json_string_value(json_object_get(xv, "object"));
+        const char *xs = json_string_value(json_object_get(xv, "sha256"));
+        if (xo == NULL || xs == NULL ||
+            json_integer_value(json_object_get(xv, "cut_offset")) != u->cut) {
+            bk_err_set(e, BK_E_REMOTE,
+                       "the leader's snapshot of cut %" PRId64 " reported no external "
+                       "state of its view, or of another cut",
+                       u->cut);
+            json_decref(rj);
+            return BK_ERR;
+        }
+        if (bd_read_back(d, "external state", xo, xs,
+                         json_integer_value(json_object_get(xv, "size")), e) != BK_OK) {
+            json_decref(rj);
+            return BK_ERR;
+        }
+    }
     json_decref(u->report);
     u->report = rj;
     /* the store snapshot and the external state (read at the cut, step 2) */
@@ -441,6 +505,12 @@ static int step_snapshot(bd *d, bd_run *u, bk_err *e) {
         return bk_err_prefix(e, "cannot store the store snapshot");
     json_decref(u->store);
     u->store = meta;
+    if (u->ext_view) {
+        json_decref(u->external);
+        u->external = json_deep_copy(xv);
+        json_object_del(u->report, "external"); /* logged as external_state */
+        return u->external ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
+    }
     if (bd_put_object(d, u, "external", "external state", "br2k-external-state",
                       u->ext_data, &meta, e) != BK_OK)
         return bk_err_prefix(e, "cannot store the external state");

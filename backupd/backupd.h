@@ -10,15 +10,20 @@
  *               still holding, the store snapshot (the service's Redis keys)
  *               and the external state (the keys under br2k:{svc}:ext:,
  *               read in one script that checks the phase is still "held E
- *               C") are read
- *   3 phase     backup-req (storage, public key, version) and phase
- *               "snapshot E C": the leader forks its snapshot process
- *               and resumes (the hold ends here); followers never pause
- *   4 snapshot  check that no external key was missed; wait for
- *               backup-report; read the object back and check its SHA-256;
- *               seal and store the store snapshot and the external state
- *               (v<version>-store-<sha256>, v<version>-external-<sha256>),
- *               each read back and checked before it counts
+ *               C") are read; unless the leader offered its view
+ *               (backup-view "E C 1") and the view has more than
+ *               --view-fields fields: then nothing is read under ext:
+ *   3 phase     backup-req (storage, public key, version, external: whether
+ *               the snapshot process writes the external state from the
+ *               application's view too) and phase "snapshot E C": the
+ *               leader forks its snapshot process and resumes (the hold
+ *               ends here); followers never pause
+ *   4 snapshot  check that no external key was missed and build the
+ *               external state's JSON (when read from Redis); wait for
+ *               backup-report; read the object(s) back and check their
+ *               SHA-256; seal and store the store snapshot and the external
+ *               state (v<version>-store-<sha256>, v<version>-external-
+ *               <sha256>), each read back and checked before it counts
  *   4b archive  the history archive (common/backup/archive.h): the log's
  *               records from the previous cut + 1 to C, as the log holds
  *               them (a gap the log lost is recorded and reported), named
@@ -57,6 +62,8 @@ typedef struct bk_backupd_opts {
     int poll_ms;                    /* trigger checks */
     int once;                       /* run one backup now and exit */
     int archive_keep;               /* history archives kept (0: all) */
+    long long view_fields; /* external views of more hash fields than this come from
+                              the leader's view (0: always offered; -1: never) */
 } bk_backupd_opts;
 
 /* Run until SIGTERM (or, with once, after one backup). Returns an exit

@@ -53,6 +53,13 @@ typedef struct bd_ext {
     size_t n;
     int has_found, has_cut;
     char applied_found[32], applied_cut[32];
+    /* what bd_external_read read at the cut, until bd_external_build: the
+     * script's reply, and the pieces its large hashes were read in */
+    redisReply *rep, **keep;
+    size_t nkeep;
+    double ms_script, ms_pieces; /* how long each took */
+    long long fields;            /* hash fields (a key of another kind: 1), counted at
+                                    discover up to more than --view-fields */
 } bd_ext;
 
 /* One backup in progress (also saved as backup-run). store holds the
@@ -61,6 +68,7 @@ typedef struct bd_ext {
  * never saved in backup-run (it may be large): external, its meta, is. */
 typedef struct bd_run {
     int64_t version, epoch, cut, prev_cut, start_ms, first_offset, held_ms;
+    int ext_view; /* the external state comes from the leader's view (step 2) */
     char leader[BK_ID_MAX + 1], step[16], reason[32];
     json_t *members, *alive, *report, *store; /* owned */
     json_t *ext_data, *external;              /* owned */
@@ -81,12 +89,17 @@ json_t *bd_store_snapshot(bd *d, const bd_run *u, bk_err *e);
  * included: about 1 s per million):
  *   bd_external_discover, before the hold: <prefix>applied, then the key
  *     names (SCAN) into u->ext;
- *   bd_external_snapshot, at the cut: one script reads the epoch, the
+ *   bd_external_read, at the cut: one script reads the epoch, the
  *     phase, <prefix>applied and those keys; the phase must still say the
  *     leader of u->epoch holds at u->cut ("held E C"), so that nothing was
  *     written since it committed everything up to C (only the leader of
- *     the current epoch writes there: I2). The content, or NULL with e set
- *     (BK_E_STATE when the leader no longer holds);
+ *     the current epoch writes there: I2); hashes of more than 1000 fields
+ *     are read in pieces, then the head again (unchanged). The replies stay
+ *     in u->ext; BK_ERR with e set (BK_E_STATE when the leader no longer
+ *     holds);
+ *   bd_external_build, after the leader resumed: the content built from
+ *     those replies (freed), or NULL with e set. Building a million-field
+ *     JSON object takes seconds, the leader need not hold for it;
  *   bd_external_confirm, after the hold: no key was missed. Either
  *     <prefix>applied did not change between the first two calls (every
  *     external write records its offset there in the same atomic step: I5,
@@ -96,7 +109,8 @@ json_t *bd_store_snapshot(bd *d, const bd_run *u, bk_err *e);
  *     again between the listing and this check, while the offsets moved,
  *     goes unseen: InfoDID never deletes one. */
 int bd_external_discover(bd *d, bd_run *u, bk_err *e);
-json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e);
+int bd_external_read(bd *d, bd_run *u, bk_err *e);
+json_t *bd_external_build(bd *d, bd_run *u, bk_err *e);
 int bd_external_confirm(bd *d, bd_run *u, bk_err *e);
 void bd_ext_free(bd_ext *x);
 

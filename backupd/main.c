@@ -51,6 +51,14 @@ static bk_cfg_opt opts[] = {
      "longest time the leader holds at the cut (waiting for the followers); a backup "
      "that needs longer is abandoned and retried",
      NULL, 0, 0},
+    {"view-fields", BK_CFG_INT, "100000", -1, 2000000000, NULL,
+     "an external state (the keys under br2k:{svc}:ext:) of more hash fields than this "
+     "is taken from the leader's state at the cut (its application's view, when it "
+     "offers one: a plug-in with republish) instead of read from Redis while the leader "
+     "holds (about 1.5 s per million fields); 0: whenever offered, -1: never. Read from "
+     "Redis, the backup also holds what no record made (a forged index entry shows in "
+     "`br2k history verify`)",
+     NULL, 0, 0},
     {"snapshot-timeout-ms", BK_CFG_INT, "300000", 100, 86400000, NULL,
      "longest wait for the leader's snapshot to be stored", NULL, 0, 0},
     {"log-timeout-ms", BK_CFG_INT, "120000", 100, 86400000, NULL,
@@ -105,7 +113,8 @@ int main(int argc, char **argv) {
                          (int)bk_cfg_int(&cfg, "phase-ttl-ms"),
                          (int)bk_cfg_int(&cfg, "poll-ms"),
                          bk_cfg_int(&cfg, "once") != 0,
-                         (int)bk_cfg_int(&cfg, "archive-keep")};
+                         (int)bk_cfg_int(&cfg, "archive-keep"),
+                         bk_cfg_int(&cfg, "view-fields")};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     bk_sig_install();
     bk_err e;

@@ -294,7 +294,10 @@ static int get_raw(bd *d, const char *k, int *has, char *val, size_t size, bk_er
     return BK_OK;
 }
 
+static void ext_raw_free(bd_ext *x);
+
 void bd_ext_free(bd_ext *x) {
+    ext_raw_free(x);
     names_free(x->names, x->n);
     memset(x, 0, sizeof(*x));
 }
@@ -310,7 +313,33 @@ int bd_external_discover(bd *d, bd_run *u, bk_err *e) {
     if (get_raw(d, ka, &x->has_found, x->applied_found, sizeof(x->applied_found), e) !=
         BK_OK)
         return BK_ERR;
-    return scan_keys(d, x->prefix, &x->names, &x->n, e);
+    if (scan_keys(d, x->prefix, &x->names, &x->n, e) != BK_OK)
+        return BK_ERR;
+    /* how large it is (--view-fields): the fields of each hash until the
+     * sum passes the limit; a key of another kind counts 1 */
+    long long lim = d->o->view_fields;
+    x->fields = (long long)x->n;
+    if (lim < 0 || x->fields > lim)
+        return BK_OK;
+    x->fields = 0;
+    for (size_t i = 0; i < x->n && x->fields <= lim; i++) {
+        redisReply *rep = bk_redis_command(d->r, e, "TYPE %s", x->names[i]);
+        if (rep == NULL)
+            return bk_err_prefix(e, "cannot read the type of '%s'", x->names[i]);
+        int hash = rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "hash") == 0;
+        freeReplyObject(rep);
+        if (!hash) {
+            x->fields++;
+            continue;
+        }
+        /* (a key retyped in between: an error, the backup is tried again) */
+        rep = bk_redis_command(d->r, e, "HLEN %s", x->names[i]);
+        if (rep == NULL)
+            return bk_err_prefix(e, "cannot count the fields of '%s'", x->names[i]);
+        x->fields += rep->type == REDIS_REPLY_INTEGER ? rep->integer : 1;
+        freeReplyObject(rep);
+    }
+    return BK_OK;
 }
 
 /* A hash read with HSCAN in pieces of about 1000 fields into *agg: an
@@ -326,7 +355,7 @@ static int hscan_all(bd *d, const char *key, redisReply **agg, redisReply ***pie
     a->type = REDIS_REPLY_ARRAY;
     do {
         redisReply *rep =
-            bk_redis_command(d->r, e, "HSCAN %s %s COUNT 1000", key, cursor);
+            bk_redis_command(d->r, e, "HSCAN %s %s COUNT 10000", key, cursor);
         if (rep == NULL)
             goto fail;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -435,41 +464,10 @@ static int read_large(bd *d, bd_run *u, redisReply *rep, const char **argv,
     return rc;
 }
 
-json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e) {
-    bd_ext *x = &u->ext;
-    const char *svc = d->o->service;
-    char kep[BK_KEY_MAX], kph[BK_KEY_MAX], ka[BK_KEY_MAX + 16];
-    if (bk_key_epoch(kep, sizeof(kep), svc, e) != BK_OK ||
-        bk_key_backup(kph, sizeof(kph), svc, e) != BK_OK ||
-        bk_key_ext_applied(ka, sizeof(ka), svc, e) != BK_OK)
-        return NULL;
-    const char **argv = calloc(x->n + 3, sizeof(*argv));
-    if (argv == NULL) {
-        bk_err_set(e, BK_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    argv[0] = kep;
-    argv[1] = kph;
-    argv[2] = ka;
-    for (size_t i = 0; i < x->n; i++)
-        argv[3 + i] = x->names[i];
-    redisReply *rep = bk_script_eval(d->r, &bk_lua_external_read, (int)(x->n + 3),
-                                     (int)(x->n + 3), argv, NULL, e);
-    json_t *j = NULL;
-    redisReply **keep = NULL; /* the pieces of the large hashes */
-    size_t nkeep = 0;
-    if (rep == NULL) {
-        bk_err_prefix(e, "cannot read the external state '%s*'", x->prefix);
-    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != EXT_HEAD + 2 * x->n ||
-               rep->element[2]->type != REDIS_REPLY_INTEGER ||
-               rep->element[3]->type != REDIS_REPLY_STRING) {
-        bk_err_set(e, BK_E_PROTO, "reading the external state: unexpected reply");
-    } else if (still_held(u, rep->element[0], rep->element[1], e) == BK_OK) {
-        x->has_cut = rep->element[2]->integer == 1;
-        snprintf(x->applied_cut, sizeof(x->applied_cut), "%s", rep->element[3]->str);
-        if (read_large(d, u, rep, argv, &keep, &nkeep, e) == BK_OK)
-            j = ext_build(d, u, rep, e);
-    }
+/* Free the replies read at the cut (bd_external_read): the hashes read in
+ * pieces are arrays whose strings live in the pieces (x->keep). */
+static void ext_raw_free(bd_ext *x) {
+    redisReply *rep = x->rep;
     for (size_t i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < x->n &&
                        EXT_HEAD + 2 * i + 1 < rep->elements;
          i++) {
@@ -479,12 +477,90 @@ json_t *bd_external_snapshot(bd *d, bd_run *u, bk_err *e) {
             rep->element[EXT_HEAD + 1 + 2 * i] = NULL;
         }
     }
-    for (size_t i = 0; i < nkeep; i++)
-        freeReplyObject(keep[i]);
-    free(keep);
-    free(argv);
+    for (size_t i = 0; i < x->nkeep; i++)
+        freeReplyObject(x->keep[i]);
+    free(x->keep);
     if (rep != NULL)
         freeReplyObject(rep);
+    x->rep = NULL;
+    x->keep = NULL;
+    x->nkeep = 0;
+}
+
+/* Every key of the script's reply is of a kind backupd stores (known at
+ * the cut, before the leader resumes; ext_build checks it again). */
+static int check_types(const bd_ext *x, const redisReply *rep, bk_err *e) {
+    static const char *const kinds[] = {"string", "hash", "hash+", "set",
+                                        "list",   "zset", "none"};
+    for (size_t i = 0; i < x->n; i++) {
+        const redisReply *t = rep->element[EXT_HEAD + 2 * i];
+        const char *type = t->type == REDIS_REPLY_STRING ? t->str : "?";
+        size_t k = 0;
+        while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(type, kinds[k]) != 0)
+            k++;
+        if (k == sizeof(kinds) / sizeof(kinds[0]))
+            return bk_err_set(e, BK_E_STATE,
+                              "the external key '%s' is a %.16s: backupd stores strings, "
+                              "hashes, sets, lists and sorted sets",
+                              x->names[i], type);
+    }
+    return BK_OK;
+}
+
+int bd_external_read(bd *d, bd_run *u, bk_err *e) {
+    bd_ext *x = &u->ext;
+    const char *svc = d->o->service;
+    char kep[BK_KEY_MAX], kph[BK_KEY_MAX], ka[BK_KEY_MAX + 16];
+    ext_raw_free(x);
+    if (bk_key_epoch(kep, sizeof(kep), svc, e) != BK_OK ||
+        bk_key_backup(kph, sizeof(kph), svc, e) != BK_OK ||
+        bk_key_ext_applied(ka, sizeof(ka), svc, e) != BK_OK)
+        return BK_ERR;
+    const char **argv = calloc(x->n + 3, sizeof(*argv));
+    if (argv == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    argv[0] = kep;
+    argv[1] = kph;
+    argv[2] = ka;
+    for (size_t i = 0; i < x->n; i++)
+        argv[3 + i] = x->names[i];
+    double t0 = bk_mono_msf();
+    redisReply *rep = bk_script_eval(d->r, &bk_lua_external_read, (int)(x->n + 3),
+                                     (int)(x->n + 3), argv, NULL, e);
+    x->ms_script = bk_mono_msf() - t0;
+    int rc = BK_ERR;
+    x->rep = rep; /* from here on, freed by ext_raw_free */
+    if (rep == NULL) {
+        bk_err_prefix(e, "cannot read the external state '%s*'", x->prefix);
+    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != EXT_HEAD + 2 * x->n ||
+               rep->element[2]->type != REDIS_REPLY_INTEGER ||
+               rep->element[3]->type != REDIS_REPLY_STRING) {
+        bk_err_set(e, BK_E_PROTO, "reading the external state: unexpected reply");
+    } else if (still_held(u, rep->element[0], rep->element[1], e) == BK_OK &&
+               check_types(x, rep, e) == BK_OK) {
+        x->has_cut = rep->element[2]->integer == 1;
+        snprintf(x->applied_cut, sizeof(x->applied_cut), "%s", rep->element[3]->str);
+        t0 = bk_mono_msf();
+        rc = read_large(d, u, rep, argv, &x->keep, &x->nkeep, e);
+        x->ms_pieces = bk_mono_msf() - t0;
+    }
+    free(argv);
+    if (rc != BK_OK)
+        ext_raw_free(x);
+    return rc;
+}
+
+json_t *bd_external_build(bd *d, bd_run *u, bk_err *e) {
+    bd_ext *x = &u->ext;
+    if (x->rep == NULL) {
+        bk_err_set(e, BK_E_STATE,
+                   "the external state read at the cut %" PRId64 " is not here (backupd "
+                   "restarted since): this backup is given up",
+                   u->cut);
+        return NULL;
+    }
+    json_t *j = ext_build(d, u, x->rep, e);
+    ext_raw_free(x);
     return j;
 }
 

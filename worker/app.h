@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "redis/keys.h"
 #include "redis/redis.h"
 
 typedef struct br2k_app br2k_app; /* the application's own state */
@@ -96,6 +97,18 @@ typedef struct br2k_app_ops {
      * the LPI would have left; running it again changes nothing. */
     int (*republish)(br2k_app *app, bk_redis *r, const char *svc, int64_t epoch,
                      bk_err *e);
+
+    /* Optional (NULL: none): the whole external view the state gives as of
+     * its LPI, the ops `republish` would write (every key under ext: but
+     * ext:applied), handed to `cb` with that LPI; nothing is written. For
+     * a backup's external state, in the leader's snapshot process (a fork
+     * holding the state at the cut): so only an application that lives in
+     * the worker's process (a plug-in with `republish`), never one over
+     * the application protocol (its connection is the parent's). */
+    int (*view)(br2k_app *app,
+                int (*cb)(void *opaque, int64_t lpi, const bk_ext_op *ops, size_t n,
+                          bk_err *e),
+                void *opaque, bk_err *e);
 } br2k_app_ops;
 
 #endif

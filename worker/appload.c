@@ -143,6 +143,55 @@ static int host_ext_replace(const br2k_host *h, int64_t offset, const br2k_ext_o
     return rc;
 }
 
+/* For `view`: ext_replace hands the ops to the caller's callback. */
+typedef struct view_ctx {
+    int (*cb)(void *opaque, int64_t lpi, const bk_ext_op *ops, size_t n, bk_err *e);
+    void *opaque;
+} view_ctx;
+
+static int host_view(const br2k_host *h, int64_t offset, const br2k_ext_op *ops, size_t n,
+                     br2k_app_error *pe) {
+    const view_ctx *v = h->priv;
+    bk_ext_op *o = calloc(n ? n : 1, sizeof(*o));
+    bk_err e;
+    bk_err_clear(&e);
+    int rc = BK_ERR;
+    if (o == NULL)
+        bk_err_set(&e, BK_E_NOMEM, "external view: out of memory");
+    else if (n > 0 && ops == NULL)
+        bk_err_set(&e, BK_E_INVAL, "external view of offset %" PRId64 ": no ops array",
+                   offset);
+    else {
+        for (size_t j = 0; j < n; j++)
+            o[j] = (bk_ext_op){ops[j].kind, ops[j].name, ops[j].field, ops[j].value,
+                               ops[j].by};
+        rc = v->cb(v->opaque, offset, o, n, &e);
+    }
+    free(o);
+    if (rc != BK_OK)
+        br2k_app_error_set(pe, e.code, "%s", e.msg);
+    return rc;
+}
+
+/* In a view nothing is written and nothing read from Redis. */
+static int host_view_write(const br2k_host *h, const br2k_ext_record *recs, size_t n,
+                           br2k_app_error *pe) {
+    (void)h;
+    (void)recs;
+    (void)n;
+    return br2k_app_error_set(pe, BK_E_STATE,
+                              "ext_write in a view of the external state (republish may "
+                              "only call ext_replace)");
+}
+
+static int host_view_applied(const br2k_host *h, int64_t *offset, br2k_app_error *pe) {
+    (void)h;
+    *offset = -1;
+    return br2k_app_error_set(pe, BK_E_STATE,
+                              "ext_applied in a view of the external state (republish "
+                              "may only call ext_replace)");
+}
+
 static br2k_host host_of(bk_redis *r, const char *svc, int64_t epoch, int replace) {
     return (br2k_host){BR2K_APP_ABI_VERSION,
                        svc,
@@ -214,6 +263,17 @@ static int ad_republish(int s, br2k_app *app, bk_redis *r, const char *svc, int6
     PE(pe);
     br2k_host h = host_of(r, svc, epoch, 1);
     return back(p, "republish", p->republish(app, &h, &pe), &pe, e);
+}
+
+static int ad_view(int s, br2k_app *app,
+                   int (*cb)(void *, int64_t, const bk_ext_op *, size_t, bk_err *),
+                   void *opaque, bk_err *e) {
+    const br2k_app_plugin *p = plugin_of(s);
+    PE(pe);
+    view_ctx v = {cb, opaque};
+    br2k_host h = {BR2K_APP_ABI_VERSION, "", 0,        host_view_write,
+                   host_view_applied,    &v, host_view};
+    return back(p, "republish (view)", p->republish(app, &h, &pe), &pe, e);
 }
 
 static int ad_snapshot(int s, br2k_app *app, void **buf, size_t *len, int64_t *lpi,
@@ -294,6 +354,11 @@ static void ad_close(int s, br2k_app *app) {
     static int republish_##S(br2k_app *a, bk_redis *r, const char *svc, int64_t ep,      \
                              bk_err *e) {                                                \
         return ad_republish(S, a, r, svc, ep, e);                                        \
+    }                                                                                    \
+    static int view_##S(br2k_app *a,                                                     \
+                        int (*cb)(void *, int64_t, const bk_ext_op *, size_t, bk_err *), \
+                        void *o, bk_err *e) {                                            \
+        return ad_view(S, a, cb, o, e);                                                  \
     }
 
 ADAPTER(0)
@@ -308,7 +373,7 @@ ADAPTER(7)
 #define OPS(S, NAME)                                                                     \
     {                                                                                    \
         NAME, open_##S, apply_##S, sync_##S, external_##S, snapshot_##S, restore_##S,    \
-            digest_##S, close_##S, external_many_##S, republish_##S                      \
+            digest_##S, close_##S, external_many_##S, republish_##S, view_##S            \
     }
 
 static const br2k_app_ops templates[SLOTS] = {OPS(0, NULL), OPS(1, NULL), OPS(2, NULL),
@@ -319,7 +384,7 @@ static const br2k_app_ops templates[SLOTS] = {OPS(0, NULL), OPS(1, NULL), OPS(2,
  * checks that the plug-ins still say so. */
 const br2k_app_ops bk_infodid_ops = OPS(0, "infodid");
 const br2k_app_ops bk_noop_ops = {"noop",    open_1,   apply_1, sync_1, NULL, snapshot_1,
-                                  restore_1, digest_1, close_1, NULL,   NULL};
+                                  restore_1, digest_1, close_1, NULL,   NULL, NULL};
 
 /* ---- checking and loading ---- */
 
@@ -369,8 +434,10 @@ int bk_app_adapt(const br2k_app_plugin *p, const char *origin, const br2k_app_op
             sl->ops.external = NULL;
         if (p->external_many == NULL)
             sl->ops.external_many = NULL;
-        if (p->abi_version < 2 || p->republish == NULL) /* v1: no such member */
+        if (p->abi_version < 2 || p->republish == NULL) { /* v1: no such member */
             sl->ops.republish = NULL;
+            sl->ops.view = NULL;
+        }
         sl->p = p;
         *ops = &sl->ops;
         return BK_OK;

@@ -62,6 +62,242 @@ static json_t *read_request(bk_redis *r, const char *svc, int64_t epoch, int64_t
     return req;
 }
 
+/* ---- the external state from the application's view ---- */
+
+/* The view's keys as the external state holds them (backuplog.h: what
+ * backupd reads from Redis): "<prefix><name>" -> {"type": "string" or
+ * "hash", "encoding": "utf-8" or "hex", "value"}; a key with a name or
+ * value that is not UTF-8 is all hex (lower case, no 0x), as backupd
+ * writes it. */
+typedef struct view_out {
+    json_t *keys;
+    char prefix[BK_KEY_MAX];
+    int64_t lpi;
+    int called;
+} view_out;
+
+static json_t *hex_text(const char *s) {
+    char *h = bk_hex_encode_alloc((const uint8_t *)s, strlen(s), 0);
+    json_t *j = h ? json_string(h) : NULL;
+    free(h);
+    return j;
+}
+
+/* Turn a key's content into hex (a name or value that is not UTF-8 came). */
+static int to_hex(json_t *entry) {
+    json_t *v = json_object_get(entry, "value"), *nv = NULL;
+    if (json_is_string(v)) {
+        nv = hex_text(json_string_value(v));
+    } else {
+        nv = json_object();
+        const char *f;
+        json_t *x;
+        json_object_foreach(v, f, x) {
+            char *hf = bk_hex_encode_alloc((const uint8_t *)f, strlen(f), 0);
+            json_t *hv = hex_text(json_string_value(x));
+            int bad = hf == NULL || hv == NULL || json_object_set_new(nv, hf, hv) != 0;
+            free(hf);
+            if (bad) {
+                json_decref(nv);
+                return BK_ERR;
+            }
+        }
+    }
+    if (nv == NULL || json_object_set_new(entry, "value", nv) != 0 ||
+        json_object_set_new(entry, "encoding", json_string("hex")) != 0)
+        return BK_ERR;
+    return BK_OK;
+}
+
+static int utf8_ok(const char *s) {
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
+}
+
+static int is_hex(const json_t *entry) {
+    return strcmp(json_string_value(json_object_get(entry, "encoding")), "hex") == 0;
+}
+
+/* Text s as the entry's encoding wants it (switching it to hex first if s
+ * is not UTF-8); NULL when out of memory. */
+static json_t *text_for(json_t *entry, const char *s) {
+    json_t *j = is_hex(entry) ? NULL : json_string(s);
+    if (j == NULL && !is_hex(entry) && to_hex(entry) != BK_OK)
+        return NULL;
+    return j != NULL ? j : hex_text(s);
+}
+
+static int view_op(view_out *v, const bk_ext_op *o, bk_err *e) {
+    char full[BK_KEY_MAX + 160];
+    if (o->name == NULL || !bk_ext_name_ok(o->name))
+        return bk_err_set(e, BK_E_INVAL, "external view: a bad key name");
+    snprintf(full, sizeof(full), "%s%s", v->prefix, o->name);
+    json_t *entry = json_object_get(v->keys, full);
+    const char *type = entry ? json_string_value(json_object_get(entry, "type")) : NULL;
+    switch (o->kind) {
+    case BK_EXT_DEL:
+        json_object_del(v->keys, full);
+        return BK_OK;
+    case BK_EXT_SET:
+    case BK_EXT_INCRBY: {
+        char num[32];
+        const char *val = o->value;
+        if (o->kind == BK_EXT_INCRBY) {
+            long long cur = 0;
+            if (entry != NULL) {
+                char *end = NULL;
+                const char *t = json_string_value(json_object_get(entry, "value"));
+                cur = type && strcmp(type, "string") == 0 && !is_hex(entry) && t
+                          ? strtoll(t, &end, 10)
+                          : 0;
+                if (end == NULL || *end != '\0' || end == t)
+                    return bk_err_set(e, BK_E_INVAL,
+                                      "external view: INCRBY of '%s', not an integer",
+                                      o->name);
+            }
+            snprintf(num, sizeof(num), "%lld", cur + (long long)o->by);
+            val = num;
+        }
+        if (val == NULL)
+            return bk_err_set(e, BK_E_INVAL, "external view: SET of '%s' without a value",
+                              o->name);
+        json_t *ne = json_pack("{ss ss}", "type", "string", "encoding", "utf-8");
+        json_t *t = ne ? text_for(ne, val) : NULL;
+        if (t == NULL || json_object_set_new(ne, "value", t) != 0 ||
+            json_object_set_new(v->keys, full, ne) != 0) {
+            json_decref(ne);
+            return bk_err_set(e, BK_E_NOMEM, "external view: out of memory");
+        }
+        return BK_OK;
+    }
+    case BK_EXT_HSET:
+    case BK_EXT_HDEL:
+        if (o->field == NULL || (o->kind == BK_EXT_HSET && o->value == NULL))
+            return bk_err_set(e, BK_E_INVAL,
+                              "external view: a hash op on '%s' without "
+                              "its field or value",
+                              o->name);
+        if (type != NULL && strcmp(type, "hash") != 0)
+            return bk_err_set(e, BK_E_INVAL,
+                              "external view: hash op on '%s', a string (WRONGTYPE)",
+                              o->name);
+        if (entry == NULL && o->kind == BK_EXT_HDEL)
+            return BK_OK;
+        if (entry == NULL) {
+            entry =
+                json_pack("{ss ss s{}}", "type", "hash", "encoding", "utf-8", "value");
+            if (entry == NULL || json_object_set_new(v->keys, full, entry) != 0)
+                return bk_err_set(e, BK_E_NOMEM, "external view: out of memory");
+        }
+        if (!is_hex(entry) && (!utf8_ok(o->field) || (o->value && !utf8_ok(o->value))) &&
+            to_hex(entry) != BK_OK)
+            return bk_err_set(e, BK_E_NOMEM, "external view: out of memory");
+        int hex = is_hex(entry);
+        char *fk =
+            hex ? bk_hex_encode_alloc((const uint8_t *)o->field, strlen(o->field), 0)
+                : strdup(o->field);
+        json_t *h = json_object_get(entry, "value");
+        int bad = fk == NULL;
+        if (!bad && o->kind == BK_EXT_HSET) {
+            json_t *val = hex ? hex_text(o->value) : json_string(o->value);
+            bad = val == NULL || json_object_set_new(h, fk, val) != 0;
+        } else if (!bad) {
+            json_object_del(h, fk);
+            if (json_object_size(h) == 0) /* Redis drops an empty hash */
+                json_object_del(v->keys, full);
+        }
+        free(fk);
+        return bad ? bk_err_set(e, BK_E_NOMEM, "external view: out of memory") : BK_OK;
+    default:
+        return bk_err_set(e, BK_E_INVAL, "external view: unknown op kind %d on '%s'",
+                          o->kind, o->name);
+    }
+}
+
+static int view_cb(void *opaque, int64_t lpi, const bk_ext_op *ops, size_t n, bk_err *e) {
+    view_out *v = opaque;
+    if (v->called++)
+        return bk_err_set(e, BK_E_STATE, "external view: ext_replace called twice");
+    v->lpi = lpi;
+    for (size_t i = 0; i < n; i++)
+        if (view_op(v, &ops[i], e) != BK_OK)
+            return BK_ERR;
+    return BK_OK;
+}
+
+/* The external state at the cut from the application's view (its JSON,
+ * backuplog.h), sealed and stored; *meta gets its log entry. */
+static int put_view(const bk_wsnap_args *a, bk_storage *st, int64_t version,
+                    const uint8_t pub[65], json_t **meta, bk_err *e) {
+    view_out v = {json_object(), "", -2, 0};
+    char *text = NULL, *wrapped = NULL, name[BK_STORAGE_NAME_MAX + 1], sha[65], when[32];
+    size_t slen = 0;
+    int rc = BK_ERR;
+    *meta = NULL;
+    if (v.keys == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (bk_key_ext_prefix(v.prefix, sizeof(v.prefix), a->svc, e) != BK_OK)
+        goto out;
+    if (a->ops->view == NULL) {
+        bk_err_set(e, BK_E_UNSUPPORTED,
+                   "the application '%s' gives no view of its external state",
+                   a->ops->name);
+        goto out;
+    }
+    if (a->ops->view(a->app, view_cb, &v, e) != BK_OK) {
+        bk_err_prefix(e, "cannot take the external view");
+        goto out;
+    }
+    if (v.lpi != a->cut) {
+        bk_err_set(e, BK_E_STATE,
+                   "the external view is of offset %" PRId64 ", not of the cut %" PRId64,
+                   v.lpi, a->cut);
+        goto out;
+    }
+    /* ext:applied, as ext_replace sets it: the state's LPI, the cut */
+    char applied[BK_KEY_MAX + 16], cut[24];
+    snprintf(cut, sizeof(cut), "%" PRId64, a->cut);
+    if (bk_key_ext_applied(applied, sizeof(applied), a->svc, e) != BK_OK)
+        goto out;
+    if (json_object_set_new(v.keys, applied,
+                            json_pack("{ss ss ss}", "type", "string", "encoding", "utf-8",
+                                      "value", cut)) != 0) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    bk_blog_time(bk_wall_ms(), when);
+    size_t nkeys = json_object_size(v.keys);
+    json_t *j = json_pack("{ss ss ss sI sI sI ss sO}", "format", BK_EXTERNAL_FORMAT,
+                          "service", a->svc, "taken", when, "epoch", (json_int_t)a->epoch,
+                          "cut_offset", (json_int_t)a->cut, "applied_offset",
+                          (json_int_t)a->cut, "prefix", v.prefix, "keys", v.keys);
+    text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (text == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "out of memory");
+        goto out;
+    }
+    size_t len = strlen(text);
+    if (bk_blog_put_sealed(st, version, "external", text, len, pub, name, sha, &slen,
+                           &wrapped, e) != BK_OK)
+        goto out;
+    *meta = json_pack("{ss ss sI sI ss ss ss ss ss sI sI sI}", "object", name, "sha256",
+                      sha, "size", (json_int_t)slen, "plain_size", (json_int_t)len,
+                      "created", when, "data_key", wrapped, "type", "br2k-external-state",
+                      "owner", a->id, "form", "br2k-seal v1 (zlib, AES-256-GCM)",
+                      "cut_offset", (json_int_t)a->cut, "applied_offset",
+                      (json_int_t)a->cut, "key_count", (json_int_t)nkeys);
+    rc = *meta ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
+out:
+    json_decref(v.keys);
+    free(text);
+    free(wrapped);
+    return rc;
+}
+
 /* The work itself; *report gets the JSON to publish on success. */
 static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e) {
     json_t *req = read_request(r, a->svc, a->epoch, a->cut, e);
@@ -99,6 +335,14 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
         bk_blog_put_sealed(st, version, "state", plain, plen, pub, name, sha, &slen,
                            &wrapped, e) != BK_OK)
         goto out;
+    /* backupd asked for the external state from the state's view (the
+     * leader said it can give one, svu.c): read nothing from Redis for it */
+    json_t *ext = NULL;
+    if (json_is_true(json_object_get(req, "external")) &&
+        put_view(a, st, version, pub, &ext, e) != BK_OK) {
+        bk_err_prefix(e, "external state");
+        goto out;
+    }
     *report = json_pack("{sI sI sI ss ss sI sI ss ss sI ss ss ss sI}", "epoch",
                         (json_int_t)a->epoch, "cut", (json_int_t)a->cut, "version",
                         (json_int_t)version, "object", name, "sha256", sha, "size",
@@ -106,7 +350,8 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
                         "owner", a->id, "created_ms", (json_int_t)bk_wall_ms(),
                         "state_digest", digest, "record_digest", a->record_digest,
                         "data_key", wrapped, "took_ms", (json_int_t)(bk_wall_ms() - t0));
-    if (*report == NULL) {
+    if (*report == NULL ||
+        (ext != NULL && json_object_set_new(*report, "external", ext) != 0)) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         goto out;
     }

@@ -18,8 +18,11 @@ typedef struct bk_wsnap_args {
  * state, seal it (seal.h), store it as v<version>-state-<sha256>, wrap the
  * data key to the service public key (ECIES of its 64 hex digits), and
  * write backup-report (fenced; JSON with object, sha256, size, plain_size,
- * state_digest, record_digest, data_key, or "error"). Returns the child's
- * exit status (0: reported). */
+ * state_digest, record_digest, data_key, or "error"). When backup-req says
+ * "external": true, the external state too, from the application's view
+ * (`view`, app.h), sealed and stored as v<version>-external-<sha256>, its
+ * log entry under "external" in the report. Returns the child's exit
+ * status (0: reported). */
 int bk_wsnap_child(const bk_wsnap_args *a);
 
 #endif

@@ -3,6 +3,7 @@
  * of the snapshot process (snapshot.c), SSV raised after a backup. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,8 +121,14 @@ void wk_leader_hold(worker *w) {
     int done = 0;
     bk_err e;
     bk_err_clear(&e);
-    if (bk_fenced_backup_step(w->rm, w->o->service, w->epoch, expect, to, -1, NULL, NULL,
-                              &done, &e) != BK_OK) {
+    /* with the cut, whether the snapshot process can give the external
+     * state from the state (the application's view: a plug-in with
+     * `republish`); then backupd reads nothing under ext: while we hold */
+    char view[96];
+    snprintf(view, sizeof(view), "%" PRId64 " %" PRId64 " %d", w->epoch, w->pos.lpi,
+             w->o->app->view != NULL && getenv("BR2K_TEST_NO_VIEW") == NULL);
+    if (bk_fenced_backup_step(w->rm, w->o->service, w->epoch, expect, to, -1,
+                              "backup-view", view, &done, &e) != BK_OK) {
         BK_WARN("backup: cannot announce the cut: %s", e.msg);
         return;
     }

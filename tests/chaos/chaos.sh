@@ -211,9 +211,13 @@ start_redis
 start_devkafka
 start_chain
 RARGS=(--eth-rpc "$ETH_RPC" --registry "$REG" --service-key-file "$T/service.key")
+# --view-fields 0: a backup's external state comes from the leader's view of
+# its state whenever the application offers one (InfoDID; not an application
+# over the protocol: node, python read it from Redis), at any size
+BDARGS=(--max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS" --view-fields 0)
 for id in "${ids[@]}"; do launch "$id"; done
 wait_for 30 has_leader || fail "no leader"
-start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
+start_backupd "${BDARGS[@]}"
 
 ssi() { rc_ GET "br2k:{$SVC}:SSI"; }
 chain_leader() { "$CAST" call --rpc-url "$ETH_RPC" "$REG" 'leader()(string,uint64,string)' 2>/dev/null | head -1 | tr -d '"'; }
@@ -478,7 +482,7 @@ redis_stale_promotion() {
         kill -TERM "$BD_PID"; wait "$BD_PID" 2>/dev/null || true
         local h0; h0=$(grep -c 'BR2K_TEST_BACKUP_STOP: stopped at step' "$T/backupd.log" || true)
         export BR2K_TEST_BACKUP_STOP=cut
-        start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
+        start_backupd "${BDARGS[@]}"
         unset BR2K_TEST_BACKUP_STOP
         rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
         wait_for 60 bd_hooked "$h0" cut || fail "backupd did not reach step 'cut': $(tail -2 "$T/backupd.log")"
@@ -526,7 +530,7 @@ redis_stale_promotion() {
         # (it first gives up the backup-run the SIGKILLed one left)
         local h1; h1=$(grep -c "BR2K_TEST_BACKUP_STOP: stopped at step '$BSTOP'" "$T/backupd.log" || true)
         export BR2K_TEST_BACKUP_STOP=$BSTOP:2
-        start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
+        start_backupd "${BDARGS[@]}"
         unset BR2K_TEST_BACKUP_STOP
         local v0; v0=$(sv)
         rc_ SET "br2k:{$SVC}:backup-now" 1 >/dev/null
@@ -659,7 +663,7 @@ attack_scenario() {
             log "backupd and registryd killed during a backup (phase '$(rc_ GET "br2k:{$SVC}:backup")', SV $v)"
             sleep 2
             start_registryd
-            start_backupd --max-replicated "$MAXREP" --snapshot-timeout-ms "$SNAP_MS"
+            start_backupd "${BDARGS[@]}"
             fault backupd-kill "$s" "$(now_ms)" backupd+registryd 0 0
             sv_above() { [ "$(sv)" -gt "$1" ]; }
             wait_for 180 sv_above "$v" || fail "no backup completed after backupd and registryd restarted"
@@ -846,6 +850,13 @@ state_view() {
     fi
 }
 BACKUPS=$(sv)
+# InfoDID offers a view of its external state: with --view-fields 0 every
+# backup takes it from the leader's state at the cut (history verify below
+# checks it against the replay); node and python read it from Redis
+VIEWS=$(cat "$T"/backupd*.log 2>/dev/null | grep -c "the external state comes from the leader's view" || true)
+log "backups: SV $BACKUPS, $VIEWS with the external state from the leader's view"
+[ "$CAPP" != infodid ] || [ "$BACKUPS" -lt 2 ] || [ "$VIEWS" -ge 1 ] ||
+    fail "InfoDID backups (SV $BACKUPS) but none took its external state from the leader's view"
 # the leader last: a follower left alone would take the lease, and with
 # Redis replicas append its claim (I9), one record more than the others
 ldr=$(leader_id || true)

@@ -228,7 +228,12 @@ typedef struct br2k_app_plugin {
      * when a Redis failover promoted a replica that missed external
      * writes of committed records: they are not in the results any more,
      * only in the state (I9). Like the external effect, fenced by the
-     * host's epoch and harmless to run again. */
+     * host's epoch and harmless to run again.
+     * The worker also calls it in the leader's snapshot process (a fork
+     * holding the state at a backup's cut) to write the backup's external
+     * state from the view (br2k-backupd --view-fields): there ext_replace
+     * records the ops and writes nothing to Redis, and ext_write and
+     * ext_applied fail; so call only ext_replace, once. */
     int (*republish)(br2k_app *app, const br2k_host *host, br2k_app_error *e);
 } br2k_app_plugin;
 
