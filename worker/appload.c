@@ -119,9 +119,12 @@ static int host_ext_applied(const br2k_host *h, int64_t *offset, br2k_app_error 
     return BR2K_APP_OK;
 }
 
-/* For `republish` only (host_of gives NULL in `external`). */
-static int host_ext_replace(const br2k_host *h, int64_t offset, const br2k_ext_op *ops,
-                            size_t n, br2k_app_error *pe) {
+/* The plug-in's ops of a whole view at `offset`, as the runtime's, handed
+ * to `to`: Redis (republish) or the caller of a view. */
+static int replace_to(const br2k_host *h, int64_t offset, const br2k_ext_op *ops,
+                      size_t n, br2k_app_error *pe,
+                      int (*to)(const br2k_host *, int64_t, const bk_ext_op *, size_t,
+                                bk_err *)) {
     bk_ext_op *o = calloc(n ? n : 1, sizeof(*o));
     bk_err e;
     bk_err_clear(&e);
@@ -135,12 +138,23 @@ static int host_ext_replace(const br2k_host *h, int64_t offset, const br2k_ext_o
         for (size_t j = 0; j < n; j++)
             o[j] = (bk_ext_op){ops[j].kind, ops[j].name, ops[j].field, ops[j].value,
                                ops[j].by};
-        rc = bk_ext_replace((bk_redis *)h->priv, h->service, h->epoch, offset, o, n, &e);
+        rc = to(h, offset, o, n, &e);
     }
     free(o);
     if (rc != BK_OK)
         br2k_app_error_set(pe, e.code, "%s", e.msg);
     return rc;
+}
+
+static int to_redis(const br2k_host *h, int64_t offset, const bk_ext_op *o, size_t n,
+                    bk_err *e) {
+    return bk_ext_replace((bk_redis *)h->priv, h->service, h->epoch, offset, o, n, e);
+}
+
+/* For `republish` only (host_of gives NULL in `external`). */
+static int host_ext_replace(const br2k_host *h, int64_t offset, const br2k_ext_op *ops,
+                            size_t n, br2k_app_error *pe) {
+    return replace_to(h, offset, ops, n, pe, to_redis);
 }
 
 /* For `view`: ext_replace hands the ops to the caller's callback. */
@@ -149,28 +163,15 @@ typedef struct view_ctx {
     void *opaque;
 } view_ctx;
 
+static int to_view(const br2k_host *h, int64_t offset, const bk_ext_op *o, size_t n,
+                   bk_err *e) {
+    const view_ctx *v = h->priv;
+    return v->cb(v->opaque, offset, o, n, e);
+}
+
 static int host_view(const br2k_host *h, int64_t offset, const br2k_ext_op *ops, size_t n,
                      br2k_app_error *pe) {
-    const view_ctx *v = h->priv;
-    bk_ext_op *o = calloc(n ? n : 1, sizeof(*o));
-    bk_err e;
-    bk_err_clear(&e);
-    int rc = BK_ERR;
-    if (o == NULL)
-        bk_err_set(&e, BK_E_NOMEM, "external view: out of memory");
-    else if (n > 0 && ops == NULL)
-        bk_err_set(&e, BK_E_INVAL, "external view of offset %" PRId64 ": no ops array",
-                   offset);
-    else {
-        for (size_t j = 0; j < n; j++)
-            o[j] = (bk_ext_op){ops[j].kind, ops[j].name, ops[j].field, ops[j].value,
-                               ops[j].by};
-        rc = v->cb(v->opaque, offset, o, n, &e);
-    }
-    free(o);
-    if (rc != BK_OK)
-        br2k_app_error_set(pe, e.code, "%s", e.msg);
-    return rc;
+    return replace_to(h, offset, ops, n, pe, to_view);
 }
 
 /* In a view nothing is written and nothing read from Redis. */

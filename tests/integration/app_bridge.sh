@@ -43,7 +43,9 @@ for w in w1 w2 w3; do APP=$BRIDGE start_worker "$w" "${RARGS[@]}"; done
 wait_for 30 has_leader || { show w1 w2 w3; fail "no leader"; }
 start_backupd --max-replicated 100000000
 for w in w1 w2 w3; do
-    grep -q "application 'infodid' open over the protocol" "$T/$w.log" || fail "$w: not over the protocol"
+    # a leader is there; another worker may still be opening (a loaded machine)
+    wait_for 30 grep -q "application 'infodid' open over the protocol" "$T/$w.log" ||
+        fail "$w: not over the protocol"
 done
 export BR2K_KAFKA=$KAFKA BR2K_REDIS=$REDIS BR2K_SERVICE=$SVC
 
