@@ -854,7 +854,7 @@ BACKUPS=$(sv)
 # backup takes it from the leader's state at the cut (history verify below
 # checks it against the replay); node and python read it from Redis
 VIEWS=$(cat "$T"/backupd*.log 2>/dev/null | grep -c "the external state comes from the leader's view" || true)
-log "backups: SV $BACKUPS, $VIEWS with the external state from the leader's view"
+log "backups: SV $BACKUPS; $VIEWS backup attempt(s) took the external state from the leader's view"
 [ "$CAPP" != infodid ] || [ "$BACKUPS" -lt 2 ] || [ "$VIEWS" -ge 1 ] ||
     fail "InfoDID backups (SV $BACKUPS) but none took its external state from the leader's view"
 # the leader last: a follower left alone would take the lease, and with
