@@ -1,11 +1,15 @@
 /* seal.c - the snapshot envelope: zlib, then AES-256-GCM; see seal.h. */
 #include "backup/seal.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -217,7 +221,48 @@ struct bk_unsealer {
     bk_err late, zerr; /* zerr: zlib's, reported after the tag check */
     int late_set, zerr_set, zdone;
     bk_unseal_stats st;
+    pthread_t pf; /* prefault_out */
+    int pf_on, pf_stop;
 };
+
+/* Outputs from this size on get their pages faulted in on a second thread. */
+#define PREFAULT_MIN ((size_t)16 << 20)
+#define PREFAULT_STEP ((size_t)8 << 20)
+
+/* The output buffer's pages, faulted in ahead of the inflate on a second
+ * thread (MADV_POPULATE_WRITE, Linux 5.14: the pages are made present
+ * and writable, their content untouched, so the inflate writing the same
+ * pages at the same time is fine). The pass runs on one core, and the
+ * first touch of fresh memory is expensive (zeroed pages; on a virtual
+ * machine the host backs them too): measured here at 0.3-1.3 s for 441
+ * MB, beside ~0.8 s of inflate. Best effort: a kernel without it stops at
+ * the first refusal, and the inflate faults the pages in as before. */
+static void *prefault_out(void *arg) {
+#ifdef MADV_POPULATE_WRITE
+    bk_unsealer *u = arg;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t mask = (uintptr_t)(pg > 0 ? pg : 4096) - 1;
+    uintptr_t p = ((uintptr_t)u->out + mask) & ~mask,
+              end = ((uintptr_t)u->out + (size_t)u->want + 1) & ~mask;
+    while (p < end && !__atomic_load_n(&u->pf_stop, __ATOMIC_RELAXED)) {
+        size_t n = end - p < PREFAULT_STEP ? end - p : PREFAULT_STEP;
+        if (madvise((void *)p, n, MADV_POPULATE_WRITE) != 0)
+            break;
+        p += n;
+    }
+#else
+    (void)arg;
+#endif
+    return NULL;
+}
+
+static void prefault_stop(bk_unsealer *u) {
+    if (!u->pf_on)
+        return;
+    __atomic_store_n(&u->pf_stop, 1, __ATOMIC_RELAXED);
+    pthread_join(u->pf, NULL);
+    u->pf_on = 0;
+}
 
 __attribute__((format(printf, 3, 4))) static void late(bk_unsealer *u, int code,
                                                        const char *fmt, ...) {
@@ -235,6 +280,7 @@ __attribute__((format(printf, 3, 4))) static void late(bk_unsealer *u, int code,
 void bk_unsealer_free(bk_unsealer *u) {
     if (u == NULL)
         return;
+    prefault_stop(u);
     EVP_MD_CTX_free(u->sha);
     EVP_CIPHER_CTX_free(u->gcm);
     if (u->z_on)
@@ -332,6 +378,8 @@ static void header_done(bk_unsealer *u) {
              (unsigned long long)u->want);
         return;
     }
+    if ((size_t)u->want >= PREFAULT_MIN)
+        u->pf_on = pthread_create(&u->pf, NULL, prefault_out, u) == 0;
     if (inflateInit(&u->z) != Z_OK) {
         late(u, BK_E_NOMEM, "seal: zlib init failed");
         return;
@@ -433,6 +481,7 @@ int bk_unsealer_finish(bk_unsealer *u, void **plain, size_t *plain_len,
                        bk_unseal_stats *stats, bk_err *e) {
     *plain = NULL;
     *plain_len = 0;
+    prefault_stop(u); /* every byte is in: what it did not reach, the inflate did */
     double t = bk_mono_msf();
     uint8_t d[32];
     unsigned int dn = 0;

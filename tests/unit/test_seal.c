@@ -256,6 +256,22 @@ int main(void) {
         free(big);
         free(data);
     }
+    /* 24 MB: the output's pages are faulted in ahead on a second thread
+     * (from 16 MB on); the same plaintext, and a failure stops it cleanly */
+    {
+        size_t n = 24 * 1024 * 1024 + 5;
+        uint8_t *data = make_data(n), key[32];
+        void *big = NULL;
+        size_t bl = 0;
+        char bh[65];
+        CHECK_INT(bk_seal(data, n, key, &big, &bl, bh, &e), BK_OK);
+        STREAMED(key, big, bl, bh, 1 << 20, data, n, NULL);
+        d = damaged(big, bl, bl / 3, 0x10, dh);
+        STREAMED(key, d, bl, dh, 1 << 20, NULL, 0, "seal: authentication tag mismatch");
+        free(d);
+        free(big);
+        free(data);
+    }
     STREAMED(k1, s, l1, h1, 1, (const uint8_t *)text, strlen(text), NULL);
     d = damaged(s, l1, 0, 0x20, dh);
     STREAMED(k1, d, l1, dh, 3, NULL, 0, "seal: not a sealed object (bad magic)");
