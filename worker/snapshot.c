@@ -226,6 +226,21 @@ static int view_cb(void *opaque, int64_t lpi, const bk_ext_op *ops, size_t n, bk
     return BK_OK;
 }
 
+int bk_wsnap_view_keys(const char *prefix, const bk_ext_op *ops, size_t n, json_t **keys,
+                       bk_err *e) {
+    view_out v = {json_object(), "", -2, 0};
+    *keys = NULL;
+    if (v.keys == NULL)
+        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+    snprintf(v.prefix, sizeof(v.prefix), "%s", prefix);
+    if (view_cb(&v, 0, ops, n, e) != BK_OK) {
+        json_decref(v.keys);
+        return BK_ERR;
+    }
+    *keys = v.keys;
+    return BK_OK;
+}
+
 /* The external state at the cut from the application's view (its JSON,
  * backuplog.h), sealed and stored; *meta gets its log entry. */
 static int put_view(const bk_wsnap_args *a, bk_storage *st, int64_t version,

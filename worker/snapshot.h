@@ -1,6 +1,7 @@
 /* snapshot.h - the leader's snapshot at the cut offset (snapshot.c). */
 #ifndef BK_WORKER_SNAPSHOT_H
 #define BK_WORKER_SNAPSHOT_H
+#include <jansson.h>
 #include <stdint.h>
 
 #include "app.h"
@@ -24,5 +25,14 @@ typedef struct bk_wsnap_args {
  * log entry under "external" in the report. Returns the child's exit
  * status (0: reported). */
 int bk_wsnap_child(const bk_wsnap_args *a);
+
+/* The external state's "keys" (backuplog.h) that a whole view's ops leave
+ * under `prefix`, in order: what ext_replace would leave in Redis (every
+ * key under ext: deleted first), as backupd reads it (type string or hash;
+ * a key with a name or value that is not UTF-8 all hex). BK_E_INVAL on an
+ * op Redis would refuse (a hash op on a string, INCRBY of a non-integer, a
+ * bad name). Pure; the snapshot process's view uses it. */
+int bk_wsnap_view_keys(const char *prefix, const bk_ext_op *ops, size_t n, json_t **keys,
+                       bk_err *e);
 
 #endif
