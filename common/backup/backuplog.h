@@ -15,11 +15,17 @@
  * added have none and still decode) is the application's state outside the
  * replicas: every Redis key of the service under br2k:{svc}:ext: (written
  * by the leader's external effect, fenced, idempotent per offset: I5),
- * read atomically while the leader holds at the cut. Its meta adds
- * cut_offset (the log's), applied_offset (what <prefix>applied records, -1
- * when absent; it may exceed the cut only by records whose effect an
- * earlier leader made before it was fenced, which replaying changes
- * nothing of) and key_count. The sealed plaintext is JSON, format
+ * read atomically while the leader holds at the cut, or (a large view of an
+ * application that offers one: br2k-backupd --view-fields) written by the
+ * leader's snapshot process from the application's view of its state at
+ * the cut (owner: the worker). Its meta adds cut_offset (the log's),
+ * applied_offset (what <prefix>applied records, -1 when absent: a
+ * watermark, every effect up to it is in; read from Redis, the last record
+ * that had an effect, or the LPI after a republish; from the view, the
+ * cut; it may exceed the cut only by records whose effect an earlier
+ * leader made before it was fenced, which replaying changes nothing of;
+ * `br2k history verify` takes any value from the replay's to the cut) and
+ * key_count. The sealed plaintext is JSON, format
  * BK_EXTERNAL_FORMAT:
  *   {"format": "br2k.external-state.v1", "service", "taken" (time),
  *    "epoch", "cut_offset", "applied_offset", "prefix": "br2k:{svc}:ext:",

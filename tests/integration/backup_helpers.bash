@@ -77,12 +77,18 @@ check_external() {
     [ "$(jq -c '.content.keys | keys' <<<"$out")" = "$(jq -c . <<<"$k")" ] ||
         fail "external keys: backup $(jq -c '.content.keys | keys' <<<"$out"), Redis $(jq -c . <<<"$k")"
     [ "$(jq -r '.meta.key_count' <<<"$out")" = "$(jq length <<<"$k")" ] || fail "external_state.key_count: $(jq -c .meta <<<"$out")"
-    for n in active applied; do
-        [ "$(jq -r --arg k "$p$n" '.content.keys[$k].value' <<<"$out")" = "$(rc_ GET "$p$n")" ] ||
-            fail "$p$n: backup $(jq -c --arg k "$p$n" '.content.keys[$k]' <<<"$out"), Redis $(rc_ GET "$p$n")"
-    done
-    [ "$(jq -r .meta.applied_offset <<<"$out")" = "$(rc_ GET "${p}applied")" ] && [ "$(rc_ GET "${p}applied")" -le "$cut" ] ||
-        fail "external_state.applied_offset $(jq -r .meta.applied_offset <<<"$out"), Redis ${p}applied $(rc_ GET "${p}applied"), cut $cut"
+    [ "$(jq -r --arg k "${p}active" '.content.keys[$k].value' <<<"$out")" = "$(rc_ GET "${p}active")" ] ||
+        fail "${p}active: backup $(jq -c --arg k "${p}active" '.content.keys[$k]' <<<"$out"), Redis $(rc_ GET "${p}active")"
+    # applied is a watermark: read from Redis, Redis's value (the last record
+    # with an effect); from the leader's view (owner: a worker), the cut
+    local ba ra; ba=$(jq -r --arg k "${p}applied" '.content.keys[$k].value' <<<"$out"); ra=$(rc_ GET "${p}applied")
+    if [ "$(jq -r .meta.owner <<<"$out")" = br2k-backupd ]; then
+        [ "$ba" = "$ra" ] || fail "${p}applied: backup $ba, Redis $ra"
+    else
+        [ "$ba" = "$cut" ] && [ "$ra" -le "$cut" ] || fail "${p}applied from the leader's view: $ba (cut $cut), Redis $ra"
+    fi
+    [ "$(jq -r .meta.applied_offset <<<"$out")" = "$ba" ] && [ "$ra" -le "$cut" ] ||
+        fail "external_state.applied_offset $(jq -r .meta.applied_offset <<<"$out"), backup ${p}applied $ba, Redis $ra, cut $cut"
     [ "$(jq -r .state.match <<<"$out")" = true ] || fail "version $v: the external index is not the restored state's: $(jq -c .state <<<"$out")"
     did_o=$(jq -S --arg k "${p}did" '.content.keys[$k].value' <<<"$out")
     did_r=$(redis_hash "${p}did") || fail "cannot read ${p}did"
@@ -96,7 +102,7 @@ check_external() {
         if (!v(JSON.parse(fs.readFileSync(process.argv[2])))) { console.error(JSON.stringify(v.errors)); process.exit(1); }' \
         schemas/state-backup-log.schema.json "$T/log$v.json") >"$T/schema$v.out" 2>&1 ||
         fail "the log of version $v is not valid against the schema: $(cat "$T/schema$v.out")"
-    echo "external state of version $v at cut $cut: $obj, $(jq length <<<"$k") keys, $(jq length <<<"$did_r") DIDs, ${p}active $(rc_ GET "${p}active"), applied $(rc_ GET "${p}applied")"
+    echo "external state of version $v at cut $cut: $obj, $(jq length <<<"$k") keys, $(jq length <<<"$did_r") DIDs, ${p}active $(rc_ GET "${p}active"), applied $ba (Redis $ra)"
 }
 
 # backup_now: `br2k backup now`, and SV one higher after it

@@ -224,5 +224,28 @@ if [ "$LOG_BACKEND" = redis ]; then
     pass "records 320..324 trimmed from the stream before backup 10: the archive records the gap, backupd warns, verify: '$out'"
 fi
 
+# 7. backups that take InfoDID's external state from the leader's view
+# (--view-fields 0), each cut at a rejection (no external effect): the
+# view's ext:applied is the cut, the replay's the record before it; verify
+# takes ext:applied as the watermark it is and compares the rest
+stop_backupd
+STORAGE=$S3_URL start_backupd --max-replicated 100000000 --keep 2 --view-fields 0
+v0=$(sv)
+reject() { # reject SEQ: a signed update of a DID nobody registered, at the log's end
+    local r
+    r=$(BR2K_CLIENT_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d \
+        "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --op update \
+        --payload '{"attrs":{"a":"b"}}' --client nobody --seq "$1" --wait-ms 20000) && fail "taken: $r"
+    jq -e '.reason.code == "unknown_did"' <<<"$r" >/dev/null || fail "not the rejection: $r"
+}
+load 10; reject 1; backup_now
+load 10; reject 2; backup_now
+v=$(sv)
+grep -q "backup version $v: the external state comes from the leader's view" "$T/backupd.log" ||
+    fail "version $v did not take its external state from the leader's view"
+out=$(hist verify --from "$v" 2>&1) || fail "verify of version $v (from the view, cut at a rejection): $out"
+grep -q "versions $v..$v, 11 records replayed from a verified backup" <<<"$out" || fail "verify --from $v: $out"
+pass "versions $((v0 + 1)) and $v from the leader's view, each cut at a rejection: '$out'"
+
 grep -q "Sanitizer\|runtime error" "$T"/*.log && fail "sanitizer report in a log"
 echo "backup_history: all checks passed"
