@@ -48,7 +48,7 @@ int main(void) {
         "\"" P
         "applied.note\":{\"encoding\":\"utf-8\",\"type\":\"string\",\"value\":\"1\"},"
         "\"" P "bin\":{\"encoding\":\"hex\",\"type\":\"hash\",\"value\":{\"6f6b\":\"76\","
-               "\"ff\":\"77\"}},"
+        "\"ff\":\"77\"}},"
         "\"" P
         "did\":{\"encoding\":\"utf-8\",\"type\":\"hash\",\"value\":{\"did:a\":\"0xC\"}},"
         "\"" P "total\":{\"encoding\":\"utf-8\",\"type\":\"string\",\"value\":\"10\"}}");
