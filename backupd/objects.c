@@ -614,7 +614,7 @@ int bd_read_back(bd *d, const char *what, const char *obj, const char *sha, int6
 
 int bd_put_object(bd *d, const bd_run *u, const char *kind, const char *what,
                   const char *type, const json_t *content, json_t **meta, bk_err *e) {
-    char sha[65], name[BK_STORAGE_NAME_MAX + 1], *wrapped = NULL, when[32];
+    char sha[65], name[BK_STORAGE_NAME_MAX + 1], *wrapped = NULL;
     size_t slen = 0;
     *meta = NULL;
     char *text = json_dumps(content, JSON_COMPACT | JSON_SORT_KEYS);
@@ -630,11 +630,7 @@ int bd_put_object(bd *d, const bd_run *u, const char *kind, const char *what,
         free(wrapped);
         return BK_ERR;
     }
-    bk_blog_time(bk_wall_ms(), when);
-    *meta = json_pack("{ss ss sI sI ss ss ss ss ss}", "object", name, "sha256", sha,
-                      "size", (json_int_t)slen, "plain_size", (json_int_t)len, "created",
-                      when, "data_key", wrapped, "type", type, "owner", "br2k-backupd",
-                      "form", "br2k-seal v1 (zlib, AES-256-GCM)");
+    *meta = bk_blog_object_meta(name, sha, slen, len, wrapped, type, "br2k-backupd");
     free(wrapped);
     return *meta ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
 }

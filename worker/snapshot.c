@@ -299,12 +299,16 @@ static int put_view(const bk_wsnap_args *a, bk_storage *st, int64_t version,
     if (bk_blog_put_sealed(st, version, "external", text, len, pub, name, sha, &slen,
                            &wrapped, e) != BK_OK)
         goto out;
-    *meta = json_pack("{ss ss sI sI ss ss ss ss ss sI sI sI}", "object", name, "sha256",
-                      sha, "size", (json_int_t)slen, "plain_size", (json_int_t)len,
-                      "created", when, "data_key", wrapped, "type", "br2k-external-state",
-                      "owner", a->id, "form", "br2k-seal v1 (zlib, AES-256-GCM)",
-                      "cut_offset", (json_int_t)a->cut, "applied_offset",
-                      (json_int_t)a->cut, "key_count", (json_int_t)nkeys);
+    *meta =
+        bk_blog_object_meta(name, sha, slen, len, wrapped, "br2k-external-state", a->id);
+    if (*meta == NULL ||
+        json_object_set_new(*meta, "cut_offset", json_integer((json_int_t)a->cut)) != 0 ||
+        json_object_set_new(*meta, "applied_offset", json_integer((json_int_t)a->cut)) !=
+            0 ||
+        json_object_set_new(*meta, "key_count", json_integer((json_int_t)nkeys)) != 0) {
+        json_decref(*meta);
+        *meta = NULL;
+    }
     rc = *meta ? BK_OK : bk_err_set(e, BK_E_NOMEM, "out of memory");
 out:
     json_decref(v.keys);
@@ -350,6 +354,10 @@ static int take(const bk_wsnap_args *a, bk_redis *r, json_t **report, bk_err *e)
         bk_blog_put_sealed(st, version, "state", plain, plen, pub, name, sha, &slen,
                            &wrapped, e) != BK_OK)
         goto out;
+    /* the state object is stored: its plaintext (the whole state) need not
+     * sit beside the view's JSON */
+    free(plain);
+    plain = NULL;
     /* backupd asked for the external state from the state's view (the
      * leader said it can give one, svu.c): read nothing from Redis for it */
     json_t *ext = NULL;

@@ -1,5 +1,6 @@
 /* backuplog.c - the state-backup-log codec; see backuplog.h. */
 #include "backup/backuplog.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -583,4 +584,15 @@ int bk_blog_get_sealed(bk_storage *st, const json_t *meta, const bk_eth_key *k,
     OPENSSL_cleanse(key, sizeof(key));
     free(sealed);
     return rc;
+}
+
+json_t *bk_blog_object_meta(const char *name, const char *sha, size_t size,
+                            size_t plain_size, const char *data_key, const char *type,
+                            const char *owner) {
+    char when[32];
+    bk_blog_time(bk_wall_ms(), when);
+    return json_pack("{ss ss sI sI ss ss ss ss ss}", "object", name, "sha256", sha,
+                     "size", (json_int_t)size, "plain_size", (json_int_t)plain_size,
+                     "created", when, "data_key", data_key, "type", type, "owner", owner,
+                     "form", "br2k-seal v1 (zlib, AES-256-GCM)");
 }

@@ -122,6 +122,13 @@ int bk_blog_put_sealed(bk_storage *st, int64_t version, const char *kind,
                        const void *plain, size_t len, const uint8_t pub[65], char *name,
                        char sha[65], size_t *size, char **wrapped, bk_err *e);
 
+/* The log entry of an object bk_blog_put_sealed stored: object, sha256,
+ * size, plain_size, created (now, as bk_blog_time writes it), data_key,
+ * type, owner and form (the seal's). NULL when out of memory. */
+json_t *bk_blog_object_meta(const char *name, const char *sha, size_t size,
+                            size_t plain_size, const char *data_key, const char *type,
+                            const char *owner);
+
 /* The reverse, for any object part of a log (state_data, snapshot,
  * external_state): read meta.object from st, check its size and SHA-256
  * against meta, unwrap meta.data_key with the service's private key k and
