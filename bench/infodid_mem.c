@@ -137,7 +137,9 @@ int main(int argc, char **argv) {
         did_heap += used(d) + (d->one_block ? 0 : used(d->key) + used(d->attrs));
         did_enc += 4 + strlen(d->key) + 20 + 1 + 32 + 4;
         for (uint32_t k = 0; k < d->nattrs; k++) {
-            did_heap += used(d->attrs[k].k) + used(d->attrs[k].v);
+            /* a decoded record's strings are in its own block */
+            if (!d->one_block)
+                did_heap += used(d->attrs[k].k) + used(d->attrs[k].v);
             did_enc += 8 + strlen(d->attrs[k].k) + strlen(d->attrs[k].v);
         }
     }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -17,6 +18,7 @@
 #include "infodid.h"
 #include "chain/request.h"
 #include "redis/keys.h"
+#include "infodid_int.h"
 #include "table.h"
 
 #define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -44,6 +46,28 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 
 static void dir_of(const char *name, char *out, size_t n) {
     snprintf(out, n, "%s/%s", root, name);
+}
+
+static int read_all(const char *path, uint8_t **out, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *out = size > 0 ? malloc((size_t)size) : NULL;
+    int ok = *out != NULL && fread(*out, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    *n = ok ? (size_t)size : 0;
+    return ok ? 0 : -1;
+}
+
+static int write_all(const char *path, const uint8_t *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    int ok = fwrite(p, 1, n, f) == n;
+    return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 static br2k_app *open_app(const char *name, int64_t *lpi) {
@@ -406,6 +430,44 @@ static void test_durability(br2k_app **pa) {
     CHECK_INT(lpi, next_off - 1);
     CHECK_STR(digest(a), want);
 
+    /* the checkpoint's own checksum covers its header: a generation
+     * changed on disk is refused; a byte of the snapshot inside it is
+     * refused by the snapshot's checksum; a format-1 checkpoint (its
+     * checksum over every byte) is still read */
+    CHECK(bk_infodid_checkpoint(a, &e) == BK_OK, "checkpoint: %s", e.msg);
+    ops->close(a);
+    *pa = NULL;
+    char ck[300];
+    snprintf(ck, sizeof(ck), "%s/checkpoint", dir);
+    uint8_t *cb = NULL;
+    size_t cn = 0;
+    CHECK(read_all(ck, &cb, &cn) == 0 && cn > 100 && memcmp(cb, "BR2KIDC2", 8) == 0,
+          "a format-2 checkpoint");
+    if (cb == NULL)
+        return;
+    for (int k = 0; k < 2; k++) {
+        size_t at = k == 0 ? 9 : cn / 2; /* the generation, the snapshot */
+        cb[at] ^= 1;
+        CHECK(write_all(ck, cb, cn) == 0, "write %s", ck);
+        br2k_app *x = NULL;
+        CHECK(ops->open(dir, &x, &lpi, &e) == BK_ERR &&
+                  strstr(e.msg, k == 0 ? "is corrupt" : "checksum") != NULL,
+              "a changed %s is refused: %s", k == 0 ? "generation" : "snapshot", e.msg);
+        if (x != NULL)
+            ops->close(x);
+        cb[at] ^= 1;
+    }
+    memcpy(cb, "BR2KIDC1", 8);
+    idd_sha256(cb, cn - 32, cb + cn - 32);
+    CHECK(write_all(ck, cb, cn) == 0, "write %s", ck);
+    free(cb);
+    a = open_app("main", &lpi);
+    *pa = a;
+    if (a == NULL)
+        return;
+    CHECK_INT(lpi, next_off - 1);
+    CHECK_STR(digest(a), want);
+
     /* rejections only: the LPI is still durable (an LPI entry) */
     EXPECT_REJECT(apply_text(a, "not json", NULL), "malformed_json");
     CHECK(ops->sync(a, &e) == BK_OK, "sync: %s", e.msg);
@@ -673,6 +735,201 @@ static void test_table(void) {
     CHECK(found, "after removals: removed keys absent, the others found");
     idd_map_free(&m, tval_free);
     CHECK(m.n == 0 && m.cap == 0 && m.s == NULL, "freed");
+}
+
+/* idd_map_put_new: the batch insert of a restore (hashes first, slots
+ * fetched ahead); keys of every length around the hash's 8-byte words */
+static void test_put_new(void) {
+    idd_map m;
+    idd_map_init(&m);
+    enum { N = 3000 };
+    void *v[N];
+    uint64_t h[N];
+    for (int i = 0; i < N; i++) {
+        tval *t = malloc(sizeof(*t));
+        char k[64];
+        /* lengths 1..40: "x", "xy", ..., then the number */
+        int len = 1 + i % 40;
+        snprintf(k, sizeof(k), "%d-%s", i, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP");
+        k[len > (int)strlen(k) ? (int)strlen(k) : len] = '\0';
+        if (len < 6) /* short keys stay distinct */
+            snprintf(k, sizeof(k), "%d", i);
+        t->key = strdup(k);
+        t->n = i;
+        v[i] = t;
+        h[i] = idd_map_hash(&m, t->key);
+    }
+    size_t stop = 99;
+    CHECK(idd_map_put_new(&m, v, h, 1000, &stop) == BK_OK && stop == 1000, "batch 1");
+    CHECK(idd_map_put_new(&m, v + 1000, h + 1000, N - 1000, &stop) == BK_OK &&
+              stop == N - 1000,
+          "batch 2");
+    CHECK_INT(m.n, N);
+    int found = 1;
+    for (int i = 0; i < N; i++) {
+        tval *t = idd_map_get(&m, ((tval *)v[i])->key);
+        found = found && t == v[i];
+    }
+    CHECK(found, "every key of the batches found by idd_map_get");
+    /* a key already in the table: the values before it are in, it and the
+     * rest are not */
+    tval *x[3];
+    void *xv[3];
+    uint64_t xh[3];
+    const char *xk[3] = {"new-1", ((tval *)v[1234])->key, "new-2"};
+    for (int i = 0; i < 3; i++) {
+        x[i] = malloc(sizeof(*x[i]));
+        x[i]->key = strdup(xk[i]);
+        x[i]->n = -1;
+        xv[i] = x[i];
+        xh[i] = idd_map_hash(&m, xk[i]);
+    }
+    CHECK(idd_map_put_new(&m, xv, xh, 3, &stop) == BK_ERR && stop == 1, "a key twice");
+    CHECK(idd_map_get(&m, "new-1") == x[0], "the value before it is in");
+    CHECK(idd_map_get(&m, "new-2") == NULL, "the value after it is not");
+    CHECK(idd_map_get(&m, xk[1]) == v[1234], "the old value stays");
+    tval_free(x[1]);
+    /* twice in one batch */
+    void *yv[2] = {x[2], NULL};
+    tval *y = malloc(sizeof(*y));
+    y->key = strdup("new-2");
+    y->n = -2;
+    yv[1] = y;
+    uint64_t yh[2] = {xh[2], idd_map_hash(&m, "new-2")};
+    CHECK(idd_map_put_new(&m, yv, yh, 2, &stop) == BK_ERR && stop == 1,
+          "a key twice in one batch");
+    CHECK(idd_map_get(&m, "new-2") == x[2], "the first of the two is in");
+    tval_free(y);
+    CHECK_INT(m.n, N + 2);
+    idd_map_free(&m, tval_free);
+}
+
+/* A snapshot whose request ids hold one id twice (at two offsets: the
+ * order (offset, key) holds) is corrupt: refused, nothing leaked, whether
+ * the two are decoded in one batch or in two. DIDs with attributes decode
+ * into one block each and keep them. */
+static void test_decode_twice(void) {
+    for (int far = 0; far <= 1; far++) {
+        idd_state st;
+        idd_state_init(&st);
+        bk_err e;
+        int n = far ? 1500 : 10, dup = far ? 1400 : 5;
+        for (int i = 0; i < n; i++) {
+            id_rec *r = calloc(1, sizeof(*r));
+            char k[32];
+            /* the dup-th id's key is the 3rd's but for one byte */
+            snprintf(k, sizeof(k), "c:%06d", i == dup ? 3 : i);
+            if (i == dup)
+                k[0] = 'd';
+            r->key = strdup(k);
+            r->result = strdup("{}");
+            did_rec *d = NULL;
+            if (i < 3) {
+                d = calloc(1, sizeof(*d));
+                snprintf(k, sizeof(k), "did:br2k:%d", i);
+                d->key = strdup(k);
+                d->nattrs = 2;
+                d->attrs = calloc(2, sizeof(did_attr));
+                d->attrs[0].k = strdup("a");
+                d->attrs[0].v = strdup("");
+                d->attrs[1].k = strdup("name");
+                d->attrs[1].v = strdup(k);
+            }
+            CHECK(idd_state_commit(&st, i, r, d, &e) == BK_OK, "commit %d", i);
+        }
+        idd_buf b = {0};
+        CHECK(idd_encode_snapshot(&st, n - 1, &b, &e) == BK_OK, "encode");
+        idd_state_release(&st);
+        /* it decodes as it is */
+        idd_state ok;
+        idd_state_init(&ok);
+        int64_t lpi = 0;
+        CHECK(idd_decode_snapshot(b.p, b.len, &ok, &lpi, &e) == BK_OK, "decode: %s",
+              e.msg);
+        CHECK_INT(ok.dids.n, 3);
+        CHECK_INT(ok.ids.n, n);
+        did_rec *d1 = idd_map_get(&ok.dids, "did:br2k:1");
+        CHECK(d1 != NULL && d1->nattrs == 2 && strcmp(d1->attrs[0].k, "a") == 0 &&
+                  strcmp(d1->attrs[0].v, "") == 0 &&
+                  strcmp(d1->attrs[1].v, "did:br2k:1") == 0,
+              "attributes decoded");
+        idd_state_release(&ok);
+        /* make the dup-th key the 3rd's, then the checksum right again */
+        uint8_t *p = memmem(b.p, b.len, "d:000003", 8);
+        CHECK(p != NULL, "the key in the encoding");
+        if (p != NULL) {
+            p[0] = 'c';
+            idd_sha256(b.p, b.len - 32, b.p + b.len - 32);
+            idd_state bad;
+            idd_state_init(&bad);
+            CHECK(idd_decode_snapshot(b.p, b.len, &bad, &lpi, &e) == BK_ERR &&
+                      strstr(e.msg, "corrupt") != NULL,
+                  "an id twice (%s) is corrupt: %s", far ? "two batches" : "one batch",
+                  e.msg);
+            idd_state_release(&bad);
+        }
+        idd_buf_free(&b);
+    }
+}
+
+static int ids_of(br2k_app *a);
+
+/* A restore of a snapshot of several of the checkpoint writer's 4 MiB
+ * pieces, into a directory whose file system takes O_DIRECT (under /tmp)
+ * and, where there is one, into tmpfs (/dev/shm: O_DIRECT taken since
+ * Linux 6.6, refused before, then the writes are buffered): the
+ * checkpoint it leaves opens to the same state. */
+static void test_restore_big(void) {
+    idd_state st;
+    idd_state_init(&st);
+    bk_err e;
+    enum { N = 30011 }; /* ~9.6 MB: two whole pieces and a tail */
+    char res[320];
+    memset(res, 'r', sizeof(res) - 1);
+    res[sizeof(res) - 1] = '\0';
+    for (int i = 0; i < N; i++) {
+        id_rec *r = calloc(1, sizeof(*r));
+        char k[32];
+        snprintf(k, sizeof(k), "c:%d", i + 1);
+        r->key = strdup(k);
+        r->result = strdup(res);
+        CHECK(idd_state_commit(&st, i, r, NULL, &e) == BK_OK, "commit %d", i);
+    }
+    idd_buf b = {0};
+    CHECK(idd_encode_snapshot(&st, N - 1, &b, &e) == BK_OK && b.len > (size_t)9 << 20,
+          "encode: %zu bytes", b.len);
+    idd_state_release(&st);
+    char shm[] = "/dev/shm/br2k-infodid-test.XXXXXX";
+    const char *dirs[2] = {root, mkdtemp(shm)};
+    for (int k = 0; k < 2 && dirs[k] != NULL; k++) {
+        char dir[300];
+        snprintf(dir, sizeof(dir), "%s/big", dirs[k]);
+        br2k_app *a = NULL;
+        int64_t lpi = 0;
+        CHECK(ops->open(dir, &a, &lpi, &e) == BK_OK, "open %s: %s", dir, e.msg);
+        if (a == NULL)
+            continue;
+        CHECK(ops->restore(a, b.p, b.len, &e) == BK_OK, "restore in %s: %s", dir, e.msg);
+        char want[65];
+        snprintf(want, sizeof(want), "%s", digest(a));
+        ops->close(a);
+        char ck[320];
+        snprintf(ck, sizeof(ck), "%s/checkpoint", dir);
+        struct stat sb;
+        CHECK(stat(ck, &sb) == 0 && (size_t)sb.st_size == 24 + b.len + 32,
+              "the checkpoint in %s is %zu bytes, not padded", dir, b.len + 56);
+        a = NULL;
+        CHECK(ops->open(dir, &a, &lpi, &e) == BK_OK, "reopen %s: %s", dir, e.msg);
+        if (a == NULL)
+            continue;
+        CHECK_INT(lpi, N - 1);
+        CHECK_INT(ids_of(a), N);
+        CHECK_STR(digest(a), want);
+        ops->close(a);
+    }
+    if (dirs[1] != NULL)
+        nftw(dirs[1], rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    idd_buf_free(&b);
 }
 
 /* ---- the request-id window ---- */
@@ -979,6 +1236,9 @@ int main(void) {
     }
     ops->close(NULL);
     test_table();
+    test_put_new();
+    test_decode_twice();
+    test_restore_big();
     test_window();
     test_ext_keys();
     test_plugin();

@@ -31,7 +31,7 @@ typedef struct did_rec {
     char *key; /* the DID; first member: the table reads it */
     uint8_t ctrl[20];
     uint8_t revoked;
-    uint8_t one_block; /* key and attrs live in the record's own block */
+    uint8_t one_block; /* key, attrs and their strings live in the record's own block */
     int64_t created_ts, created_off, updated_ts, updated_off;
     uint32_t nattrs;
     did_attr *attrs; /* sorted by name */

@@ -20,11 +20,11 @@ int idd_cmp_attr(const void *a, const void *b) {
 void idd_did_free(did_rec *d) {
     if (d == NULL)
         return;
-    for (uint32_t i = 0; i < d->nattrs; i++) {
-        free(d->attrs[i].k);
-        free(d->attrs[i].v);
-    }
     if (!d->one_block) {
+        for (uint32_t i = 0; i < d->nattrs; i++) {
+            free(d->attrs[i].k);
+            free(d->attrs[i].v);
+        }
         free(d->attrs);
         free(d->key);
     }
@@ -83,12 +83,14 @@ static id_rec *ring_at(const idd_state *st, size_t i) {
     return st->ring[(st->rhead + i) & (st->rcap - 1)];
 }
 
-/* Room for one more id in the ring (a power of two; grows, never moves
+/* Room for k more ids in the ring (a power of two; grows, never moves
  * the order). */
-static int ring_room(idd_state *st) {
-    if (st->rlen < st->rcap)
+static int ring_room_for(idd_state *st, size_t k) {
+    if (st->rlen + k <= st->rcap)
         return BK_OK;
     size_t cap = st->rcap ? st->rcap * 2 : 1024;
+    while (cap < st->rlen + k)
+        cap *= 2;
     id_rec **r = malloc(cap * sizeof(*r));
     if (r == NULL)
         return BK_ERR;
@@ -104,7 +106,7 @@ static int ring_room(idd_state *st) {
 /* Add a request id not in the table, the newest in the ring. */
 static int insert_id(idd_state *st, id_rec *ir, bk_err *e) {
     void *old = NULL;
-    if (ring_room(st) != BK_OK || idd_map_put(&st->ids, ir, &old) != BK_OK) {
+    if (ring_room_for(st, 1) != BK_OK || idd_map_put(&st->ids, ir, &old) != BK_OK) {
         idd_id_free(ir);
         return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
     }
@@ -238,8 +240,9 @@ void idd_put_id(idd_buf *b, const id_rec *r) {
 }
 
 /* Decoded records take one allocation (the record, its key, and the
- * result or the attribute array; one_block), not three: a restore of a
- * million identities makes millions fewer calls to malloc. */
+ * result, or the attribute array and the attributes' strings; one_block),
+ * not several: a restore of a million identities makes millions fewer
+ * calls to malloc. */
 did_rec *idd_get_did(idd_rd *r) {
     size_t kn = 0;
     const char *k = idd_get_span(r, BK_INFODID_DID_MAX, &kn);
@@ -252,12 +255,25 @@ did_rec *idd_get_did(idd_rd *r) {
         r->bad = 1;
         return NULL;
     }
+    /* the attributes' strings, checked and measured, then copied */
+    idd_rd at = *r;
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < 2 * n && !at.bad; i++) {
+        size_t sn = 0;
+        (void)idd_get_span(&at, i % 2 ? BK_INFODID_VALUE_MAX : BK_INFODID_KEY_MAX, &sn);
+        bytes += sn + 1;
+    }
+    if (at.bad) {
+        r->bad = 1;
+        return NULL;
+    }
     size_t na = n ? n : 1;
-    did_rec *d = calloc(1, sizeof(*d) + na * sizeof(did_attr) + kn + 1);
+    did_rec *d = malloc(sizeof(*d) + na * sizeof(did_attr) + kn + 1 + bytes);
     if (d == NULL) {
         r->bad = 1;
         return NULL;
     }
+    memset(d, 0, sizeof(*d));
     d->one_block = 1;
     d->attrs = (did_attr *)(d + 1);
     d->key = (char *)(d->attrs + na);
@@ -269,15 +285,19 @@ did_rec *idd_get_did(idd_rd *r) {
     d->created_off = coff;
     d->updated_ts = uts;
     d->updated_off = uoff;
-    for (uint32_t i = 0; i < n && !r->bad; i++) {
-        d->attrs[i].k = idd_get_str(r, BK_INFODID_KEY_MAX);
-        d->attrs[i].v = idd_get_str(r, BK_INFODID_VALUE_MAX);
-        d->nattrs = i + 1;
+    char *p = d->key + kn + 1;
+    for (uint32_t i = 0; i < 2 * n; i++) {
+        /* checked above */
+        uint32_t sn = idd_get_u32(r);
+        memcpy(p, idd_get_bytes(r, sn), sn);
+        p[sn] = '\0';
+        if (i % 2)
+            d->attrs[i / 2].v = p;
+        else
+            d->attrs[i / 2].k = p;
+        p += sn + 1;
     }
-    if (r->bad) {
-        idd_did_free(d);
-        return NULL;
-    }
+    d->nattrs = n;
     return d;
 }
 
@@ -358,26 +378,45 @@ static int id_after(const id_rec *a, const id_rec *b) {
  * 1: keys, all at offset 0), clients in strictly ascending names: a body
  * that decodes is the canonical encoding of its state. */
 static int decode_body(idd_rd *r, idd_state *st, int fmt, bk_err *e) {
+    /* records are decoded DECODE_AHEAD at a time, then put in their tables
+     * together (idd_map_put_new fetches the slots ahead) */
+    enum { DECODE_AHEAD = 1024 };
+    void *v[DECODE_AHEAD];
+    uint64_t h[DECODE_AHEAD];
+    size_t nv = 0, stop = 0;
     uint64_t n = idd_get_u64(r);
     reserve(&st->dids, n, r, DID_MIN);
-    const char *prev = NULL; /* the last key, owned by the table */
-    for (uint64_t i = 0; i < n && !r->bad; i++) {
+    const char *prev = NULL; /* the last key */
+    for (uint64_t i = 0; i < n && !r->bad;) {
         did_rec *d = idd_get_did(r);
+        i++;
         if (d != NULL && prev != NULL && strcmp(prev, d->key) >= 0) {
             idd_did_free(d);
             r->bad = 1;
         } else if (d != NULL) {
             prev = d->key;
-            if (idd_state_commit(st, 0, NULL, d, e) != BK_OK)
+            h[nv] = idd_map_hash(&st->dids, d->key);
+            v[nv++] = d;
+            if (!d->revoked)
+                st->active++;
+        }
+        if (nv == DECODE_AHEAD || (nv > 0 && (i == n || r->bad))) {
+            /* ascending keys: none is in the table */
+            if (idd_map_put_new(&st->dids, v, h, nv, &stop) != BK_OK) {
+                for (size_t j = stop; j < nv; j++)
+                    idd_did_free(v[j]);
                 r->bad = 1;
+            }
+            nv = 0;
         }
     }
     n = r->bad ? 0 : idd_get_u64(r);
     if (!r->bad)
         reserve(&st->ids, n, r, ID_MIN + (fmt == 2 ? 8 : 0));
     const id_rec *last = NULL;
-    for (uint64_t i = 0; i < n && !r->bad; i++) {
+    for (uint64_t i = 0; i < n && !r->bad;) {
         id_rec *x = idd_get_id(r);
+        i++;
         if (x != NULL && fmt == 2) {
             uint64_t off = idd_get_u64(r);
             x->off = (int64_t)off;
@@ -389,8 +428,21 @@ static int decode_body(idd_rd *r, idd_state *st, int fmt, bk_err *e) {
             r->bad = 1;
         } else if (x != NULL) {
             last = x;
-            if (insert_id(st, x, e) != BK_OK)
+            h[nv] = idd_map_hash(&st->ids, x->key);
+            v[nv++] = x;
+        }
+        if (nv == DECODE_AHEAD || (nv > 0 && (i == n || r->bad))) {
+            /* a key twice: corrupt (the ids before it are in) */
+            stop = 0;
+            if (ring_room_for(st, nv) != BK_OK ||
+                idd_map_put_new(&st->ids, v, h, nv, &stop) != BK_OK) {
+                for (size_t j = stop; j < nv; j++)
+                    idd_id_free(v[j]);
                 r->bad = 1;
+            }
+            for (size_t j = 0; j < stop; j++)
+                st->ring[(st->rhead + st->rlen++) & (st->rcap - 1)] = v[j];
+            nv = 0;
         }
     }
     n = r->bad || fmt == 1 ? 0 : idd_get_u64(r);

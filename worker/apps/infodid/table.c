@@ -162,14 +162,35 @@ static const char *key_of(const void *v) {
     return *(char *const *)v;
 }
 
+static uint64_t rotl64(uint64_t x, int r) {
+    return (x << r) | (x >> (64 - r));
+}
+
+/* A keyed hash of the string, eight bytes at a time (MurmurHash3's mixing
+ * of a block and its 64-bit finalizer): a restore hashes millions of keys. */
 static uint64_t hash_str(uint64_t seed, const char *s) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+    const uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
+    size_t n = strlen(s);
+    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    for (; n >= 8; n -= 8, s += 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h ^= rotl64(w * c1, 31) * c2;
+        h = rotl64(h, 27) * 5 + 0x52dce729;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n); /* the last 0-7 bytes (host order: the hash is not stored) */
+    h ^= rotl64(w * c1, 31) * c2;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return h;
+}
+
+uint64_t idd_map_hash(const idd_map *m, const char *k) {
+    return hash_str(m->seed, k);
 }
 
 void idd_map_init(idd_map *m) {
@@ -238,6 +259,34 @@ int idd_map_put(idd_map *m, void *v, void **old) {
     m->s[i].h = h;
     m->s[i].v = v;
     m->n++;
+    return BK_OK;
+}
+
+/* How far ahead idd_map_put_new fetches a slot: enough misses in flight
+ * to hide the memory's latency, few enough to stay in the cache. */
+#define PUT_AHEAD 8
+
+int idd_map_put_new(idd_map *m, void *const *v, const uint64_t *h, size_t n,
+                    size_t *stop) {
+    *stop = 0;
+    if (idd_map_reserve(m, m->n + n) != BK_OK)
+        return BK_ERR;
+    const size_t mask = m->cap - 1;
+    for (size_t j = 0; j < n; j++) {
+        if (j + PUT_AHEAD < n)
+            __builtin_prefetch(&m->s[h[j + PUT_AHEAD] & mask], 1);
+        const char *k = key_of(v[j]);
+        size_t i = h[j] & mask;
+        for (; m->s[i].v != NULL; i = (i + 1) & mask)
+            if (m->s[i].h == h[j] && strcmp(key_of(m->s[i].v), k) == 0) {
+                *stop = j;
+                return BK_ERR;
+            }
+        m->s[i].h = h[j];
+        m->s[i].v = v[j];
+        m->n++;
+        *stop = j + 1;
+    }
     return BK_OK;
 }
 

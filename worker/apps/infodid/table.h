@@ -61,6 +61,15 @@ void *idd_map_get(const idd_map *m, const char *k); /* NULL: absent */
 /* Insert or replace; *old gets the replaced value (NULL if none). BK_ERR
  * when out of memory (nothing changed). */
 int idd_map_put(idd_map *m, void *v, void **old);
+/* The table's hash of key k (for idd_map_put_new). */
+uint64_t idd_map_hash(const idd_map *m, const char *k);
+/* Insert the n values v[0..n-1] of keys not in the table, h[j] the hash of
+ * v[j]'s key (idd_map_hash), each slot fetched ahead: a restore inserts
+ * millions. v[0..*stop-1] are in the table after it, the rest not: BK_OK
+ * with *stop = n; BK_ERR with *stop = 0 when out of memory, or with *stop = j
+ * when v[j]'s key is in the table already (or was earlier in v). */
+int idd_map_put_new(idd_map *m, void *const *v, const uint64_t *h, size_t n,
+                    size_t *stop);
 /* Remove the value of key k and return it (NULL: absent; the caller frees
  * it). Never allocates. */
 void *idd_map_del(idd_map *m, const char *k);
