@@ -26,6 +26,7 @@
 #include "br2k.h"
 
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -97,6 +98,7 @@ struct br2k_client {
     int closing;         /* br2k_free(): no more callbacks */
     double last_look;    /* monotonic ms of the last MGET */
     double next_retry;   /* the earliest scheduled retry (0: none) */
+    double next_expire;  /* no attempt or wait ends before this (expire) */
     req *wait_head, *wait_tail;
     req *all;
     size_t nwaiting;
@@ -250,6 +252,21 @@ static void got_result(br2k_client *c, req *r, const char *json) {
 
 /* Schedule `r` (waiting, its append reported) to be sent again after
  * its back-off, if its result wait allows; 0 when it does not. */
+/* Lower c->next_expire to t: an attempt or a wait ends then. A poll walks
+ * the waiting requests only once something is due (with thousands in
+ * flight, a walk per poll was the load generator's busiest loop). */
+static void due_at(br2k_client *c, double t) {
+    if (t < c->next_expire)
+        c->next_expire = t;
+}
+
+/* Send r again at `at`; c->next_retry is the earliest of them. */
+static void set_retry(br2k_client *c, req *r, double at) {
+    r->retry_at = at;
+    if (c->next_retry <= 0 || at < c->next_retry)
+        c->next_retry = at;
+}
+
 static int retry_later(br2k_client *c, req *r) {
     if (c->attempt_ms <= 0 || r->value == NULL || !r->waiting)
         return 0;
@@ -261,7 +278,7 @@ static int retry_later(br2k_client *c, req *r) {
         pause = 2000;
     if (now + pause >= r->deadline)
         return 0;
-    r->retry_at = now + pause;
+    set_retry(c, r, now + pause);
     c->need_discover = 1;
     return 1;
 }
@@ -286,6 +303,8 @@ static void delivered(void *opaque, int64_t offset, const bk_err *be) {
         return;
     }
     r->offset = offset;
+    if (r->attempt_end > 0) /* its attempt's end counts once it is delivered */
+        due_at(c, r->attempt_end);
     if (!(r->flags & BR2K_WANT_RESULT)) {
         finish(c, r, BR2K_EV_APPENDED, NULL, 0, NULL);
         return;
@@ -587,13 +606,17 @@ static int look(br2k_client *c, int full, br2k_error *err) {
 
 static void expire(br2k_client *c) {
     double now = bk_mono_msf();
+    if (now < c->next_expire)
+        return;
+    c->next_expire = DBL_MAX; /* lowered by what is due, from here on */
+    double next = DBL_MAX;
     req *r = c->wait_head;
     while (r != NULL) {
-        req *next = r->next;
+        req *after = r->next;
         /* an attempt with no result in time, its append reported: again */
         if (now < r->deadline && r->retry_at <= 0 && r->attempt_end > 0 &&
             now >= r->attempt_end && r->delivered && retry_later(c, r)) {
-            r = next;
+            r = after;
             continue;
         }
         if (now >= r->deadline) {
@@ -601,9 +624,18 @@ static void expire(br2k_client *c) {
             fail(&e, BR2K_E_TIMEOUT, "no result for request '%s' within %d ms", r->id,
                  (int)(r->deadline - r->t0));
             finish(c, r, BR2K_EV_FAILED, NULL, 0, &e);
+            r = after;
+            continue;
         }
-        r = next;
+        if (r->deadline < next)
+            next = r->deadline;
+        /* an attempt's end that passed counts again when it is delivered
+         * (delivered) or sent again (resend_due) */
+        if (r->retry_at <= 0 && r->attempt_end > now && r->attempt_end < next)
+            next = r->attempt_end;
+        r = after;
     }
+    due_at(c, next);
 }
 
 static int append_req(br2k_client *c, req *r, const char *client_id, const void *value,
@@ -653,20 +685,22 @@ static void rediscover(br2k_client *c) {
     c->stats.reconnects++;
     for (req *r = c->wait_head; r != NULL; r = r->next)
         if (r->value != NULL)
-            r->retry_at = now; /* waiting on the old place: send again here */
+            set_retry(c, r, now); /* waiting on the old place: send again here */
 }
 
-/* Send again the requests whose retry is due. */
+/* Send again the requests whose retry is due (none before
+ * c->next_retry: no walk). */
 static void resend_due(br2k_client *c) {
-    double now = bk_mono_msf();
-    c->next_retry = 0;
     rediscover(c);
+    double now = bk_mono_msf();
+    if (c->next_retry <= 0 || now < c->next_retry)
+        return;
+    c->next_retry = 0;
     for (req *r = c->wait_head; r != NULL; r = r->next) {
         if (r->retry_at <= 0)
             continue;
         if (r->retry_at > now) {
-            if (c->next_retry <= 0 || r->retry_at < c->next_retry)
-                c->next_retry = r->retry_at;
+            set_retry(c, r, r->retry_at);
             continue;
         }
         bk_err e;
@@ -680,13 +714,14 @@ static void resend_due(br2k_client *c) {
         r->result = NULL;
         if (append_req(c, r, r->client_id, r->value, r->len, &e) != BK_OK) {
             r->delivered = 1; /* nothing in flight: try again shortly */
-            r->retry_at = now + 50;
+            set_retry(c, r, now + 50);
             c->need_discover = 1;
             continue;
         }
         r->retry_at = 0;
         r->attempts++;
         r->attempt_end = now + c->attempt_ms;
+        due_at(c, r->attempt_end);
         c->stats.retries++;
     }
 }
@@ -806,8 +841,10 @@ int br2k_submit_wait(br2k_client *c, const char *client_id, uint64_t seq,
     if (br2k_submit(c, client_id, seq, value, len, BR2K_WANT_RESULT, wait_cb, &w, err) !=
         BR2K_OK)
         return BR2K_ERR;
-    if (timeout_ms > 0)
+    if (timeout_ms > 0) {
         c->wait_tail->deadline = c->wait_tail->t0 + timeout_ms;
+        due_at(c, c->wait_tail->deadline);
+    }
     br2k_error pe = {0, ""};
     while (!w.done) {
         br2k_error one;
@@ -901,7 +938,9 @@ int br2k_submit(br2k_client *c, const char *client_id, uint64_t seq, const void 
         r->len = len;
         r->attempts = 1;
         r->attempt_end = r->t0 + c->attempt_ms;
+        due_at(c, r->attempt_end);
     }
+    due_at(c, r->deadline);
     bk_err e;
     bk_err_clear(&e);
     if (append_req(c, r, client_id, value, len, &e) != BK_OK) {
