@@ -31,7 +31,8 @@ int bk_wsnap_child(const bk_wsnap_args *a);
  * key under ext: deleted first), as backupd reads it (type string or hash;
  * a key with a name or value that is not UTF-8 all hex). BK_E_INVAL on an
  * op Redis would refuse (a hash op on a string, INCRBY of a non-integer, a
- * bad name). Pure; the snapshot process's view uses it. */
+ * bad name). Pure: the conversion the snapshot process runs on the
+ * application's view (snapshot.c: view_cb, called by the view). */
 int bk_wsnap_view_keys(const char *prefix, const bk_ext_op *ops, size_t n, json_t **keys,
                        bk_err *e);
 

@@ -60,10 +60,7 @@ inflight() { # the in-flight mark of worker.pos is set
 load 100
 # the record at the cut has no external effect (a rejection): Redis's
 # ext:applied stays at the record before it, the view's is the cut
-rj=$(BR2K_CLIENT_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d \
-    "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --op update --payload '{"attrs":{"a":"b"}}' \
-    --client nobody --seq 1 --wait-ms 20000) && fail "an update of an unregistered DID was taken: $rj"
-jq -e '.reason.code == "unknown_did"' <<<"$rj" >/dev/null || fail "the rejection at the cut: $rj"
+rj=$(submit_rejection 1)
 backup_now
 [ "$(last_cut)" = "$(jq .offset <<<"$rj")" ] || fail "backup 2 cut at $(last_cut), not at the rejection $(jq .offset <<<"$rj")"
 check_external 2 "$(last_cut)" >"$T/external2.out"

@@ -102,17 +102,6 @@ static int read_file(const char *path, uint8_t **out, size_t *len, bk_err *e) {
     return BK_OK;
 }
 
-/* Write a file of the state directory atomically (common/base/fileio.h). */
-static int write_atomic(br2k_app *a, const char *name, const uint8_t *p, size_t n,
-                        bk_err *e) {
-    char *dst = path_of(a, name);
-    if (dst == NULL)
-        return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
-    int rc = bk_file_replace(dst, p, n, e);
-    free(dst);
-    return rc;
-}
-
 /* Start journal.<gen> empty (replacing any), remove the previous one. */
 static int journal_start(br2k_app *a, uint64_t gen, bk_err *e) {
     char *p = journal_path(a, gen);
@@ -163,26 +152,134 @@ static void ckpt_head(uint8_t head[CKPT_HEAD], uint64_t gen, uint64_t slen) {
     }
 }
 
-/* The checkpoint of generation gen + 1 (CKPT_MAGIC). */
+#define PASS_PIECE ((size_t)4 << 20)
+#define DIRECT_ALIGN ((size_t)4096)
+
+/* The checkpoint's bytes, written through a buffer of PASS_PIECE bytes
+ * with O_DIRECT where the file system takes it: a write into the page
+ * cache costs more than the disk here (449 MB of state: 0.9-1.4 s
+ * buffered, 0.25-0.4 s direct, fsync included), and a restore waits for
+ * it. Buffered where O_DIRECT is refused (tmpfs: EINVAL). Every
+ * checkpoint goes through it: write_checkpoint, restore_writer. */
+typedef struct ckpt_out {
+    int fd, direct;
+    uint8_t *buf; /* DIRECT_ALIGN-aligned, PASS_PIECE bytes */
+    size_t n;     /* bytes in buf */
+    uint64_t total;
+} ckpt_out;
+
+static int out_open(ckpt_out *o, const char *path) {
+    memset(o, 0, sizeof(*o));
+    o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    o->direct = o->fd >= 0;
+    if (o->fd < 0 && errno == EINVAL)
+        o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o->fd < 0)
+        return -1;
+    if (posix_memalign((void **)&o->buf, DIRECT_ALIGN, PASS_PIECE) != 0) {
+        o->buf = NULL;
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+/* Write the buffer: whole when direct (the tail padded to DIRECT_ALIGN
+ * with zeros, cut by out_close); a file system that refuses a direct
+ * write gets it, and the rest, buffered. */
+static int out_flush(ckpt_out *o) {
+    size_t n = o->n;
+    if (o->direct && n % DIRECT_ALIGN != 0) {
+        size_t pad = DIRECT_ALIGN - n % DIRECT_ALIGN;
+        memset(o->buf + n, 0, pad);
+        n += pad;
+    }
+    if (n > 0 && bk_write_all(o->fd, o->buf, n) != 0) {
+        int fl = fcntl(o->fd, F_GETFL);
+        if (!o->direct || errno != EINVAL || fl < 0 ||
+            fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0)
+            return -1;
+        o->direct = 0;
+        off_t at = lseek(o->fd, 0, SEEK_CUR);
+        if (at < 0 || (uint64_t)at + o->n != o->total ||
+            bk_write_all(o->fd, o->buf, o->n) != 0)
+            return -1;
+    }
+    o->n = 0;
+    return 0;
+}
+
+static int out_put(ckpt_out *o, const void *p, size_t n) {
+    const uint8_t *s = p;
+    while (n > 0) {
+        size_t k = PASS_PIECE - o->n < n ? PASS_PIECE - o->n : n;
+        memcpy(o->buf + o->n, s, k);
+        o->n += k;
+        o->total += k;
+        s += k;
+        n -= k;
+        if (o->n == PASS_PIECE && out_flush(o) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A failed write's buffer and descriptor let go (nothing: a no-op). */
+static void out_abort(ckpt_out *o) {
+    free(o->buf);
+    o->buf = NULL;
+    if (o->fd >= 0)
+        close(o->fd);
+    o->fd = -1;
+}
+
+/* The rest written, the file cut to its length (a padded tail), durable. */
+static int out_close(ckpt_out *o) {
+    int rc =
+        out_flush(o) == 0 && ftruncate(o->fd, (off_t)o->total) == 0 && fsync(o->fd) == 0
+            ? 0
+            : -1;
+    int err = errno;
+    out_abort(o);
+    errno = err;
+    return rc;
+}
+
+/* The checkpoint of generation gen + 1 (CKPT_MAGIC), written beside as
+ * checkpoint.tmp, durable, then renamed into place (the directory is
+ * fsync'ed by journal_start); the snapshot goes from its buffer to the
+ * file, never copied whole. */
 static int write_checkpoint(br2k_app *a, const uint8_t *snap, size_t slen, bk_err *e) {
     if (slen < 32)
         return bk_err_set(e, BK_E_INVAL, "infodid: a snapshot of %zu bytes", slen);
-    idd_buf b = {0};
+    char *tmp = path_of(a, "checkpoint.tmp"), *dst = path_of(a, "checkpoint");
+    int rc = BK_ERR;
+    ckpt_out o = {-1, 0, NULL, 0, 0};
+    if (tmp == NULL || dst == NULL) {
+        bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+        goto out;
+    }
     uint8_t head[CKPT_HEAD], h[32];
     ckpt_head(head, a->gen + 1, slen);
     ckpt_sum(head, snap, slen, h);
-    idd_put_bytes(&b, head, CKPT_HEAD);
-    idd_put_bytes(&b, snap, slen);
-    idd_put_bytes(&b, h, 32);
-    if (b.oom) {
-        idd_buf_free(&b);
-        return bk_err_set(e, BK_E_NOMEM, "infodid: out of memory");
+    if (out_open(&o, tmp) != 0 || out_put(&o, head, CKPT_HEAD) != 0 ||
+        out_put(&o, snap, slen) != 0 || out_put(&o, h, 32) != 0 || out_close(&o) != 0) {
+        bk_err_set(e, BK_E_IO, "cannot write '%s': %s", tmp, strerror(errno));
+        out_abort(&o);
+        unlink(tmp);
+        goto out;
     }
-    int rc = write_atomic(a, "checkpoint", b.p, b.len, e);
-    idd_buf_free(&b);
-    if (rc != BK_OK)
-        return BK_ERR;
-    return journal_start(a, a->gen + 1, e);
+    if (rename(tmp, dst) != 0) {
+        bk_err_set(e, BK_E_IO, "cannot rename '%s' to '%s': %s", tmp, dst,
+                   strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    rc = journal_start(a, a->gen + 1, e);
+out:
+    free(tmp);
+    free(dst);
+    return rc;
 }
 
 /* ---- the checkpoint and the walk of infodid.h ---- */
@@ -634,93 +731,6 @@ typedef struct restore_job {
     bk_err e;
 } restore_job;
 
-#define PASS_PIECE ((size_t)4 << 20)
-#define DIRECT_ALIGN ((size_t)4096)
-
-/* The checkpoint's bytes, written through a buffer of PASS_PIECE bytes
- * with O_DIRECT where the file system takes it: a write into the page
- * cache costs more than the disk here (449 MB of state: 0.9-1.4 s
- * buffered, 0.25-0.4 s direct, fsync included), and the restore waits for
- * it. Buffered where O_DIRECT is refused (tmpfs: EINVAL). */
-typedef struct ckpt_out {
-    int fd, direct;
-    uint8_t *buf; /* DIRECT_ALIGN-aligned, PASS_PIECE bytes */
-    size_t n;     /* bytes in buf */
-    uint64_t total;
-} ckpt_out;
-
-static int out_open(ckpt_out *o, const char *path) {
-    memset(o, 0, sizeof(*o));
-    o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-    o->direct = o->fd >= 0;
-    if (o->fd < 0 && errno == EINVAL)
-        o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (o->fd < 0)
-        return -1;
-    if (posix_memalign((void **)&o->buf, DIRECT_ALIGN, PASS_PIECE) != 0) {
-        o->buf = NULL;
-        errno = ENOMEM;
-        return -1;
-    }
-    return 0;
-}
-
-/* Write the buffer: whole when direct (the tail padded to DIRECT_ALIGN
- * with zeros, cut by out_close); a file system that refuses a direct
- * write gets it, and the rest, buffered. */
-static int out_flush(ckpt_out *o) {
-    size_t n = o->n;
-    if (o->direct && n % DIRECT_ALIGN != 0) {
-        size_t pad = DIRECT_ALIGN - n % DIRECT_ALIGN;
-        memset(o->buf + n, 0, pad);
-        n += pad;
-    }
-    if (n > 0 && bk_write_all(o->fd, o->buf, n) != 0) {
-        int fl = fcntl(o->fd, F_GETFL);
-        if (!o->direct || errno != EINVAL || fl < 0 ||
-            fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0)
-            return -1;
-        o->direct = 0;
-        off_t at = lseek(o->fd, 0, SEEK_CUR);
-        if (at < 0 || (uint64_t)at + o->n != o->total ||
-            bk_write_all(o->fd, o->buf, o->n) != 0)
-            return -1;
-    }
-    o->n = 0;
-    return 0;
-}
-
-static int out_put(ckpt_out *o, const void *p, size_t n) {
-    const uint8_t *s = p;
-    while (n > 0) {
-        size_t k = PASS_PIECE - o->n < n ? PASS_PIECE - o->n : n;
-        memcpy(o->buf + o->n, s, k);
-        o->n += k;
-        o->total += k;
-        s += k;
-        n -= k;
-        if (o->n == PASS_PIECE && out_flush(o) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* The rest written, the file cut to its length (a padded tail), durable. */
-static int out_close(ckpt_out *o) {
-    int rc =
-        out_flush(o) == 0 && ftruncate(o->fd, (off_t)o->total) == 0 && fsync(o->fd) == 0
-            ? 0
-            : -1;
-    int err = errno;
-    free(o->buf);
-    o->buf = NULL;
-    if (o->fd >= 0)
-        close(o->fd);
-    o->fd = -1;
-    errno = err;
-    return rc;
-}
-
 static void *restore_writer(void *arg) {
     restore_job *j = arg;
     double t0 = bk_mono_msf();
@@ -764,9 +774,7 @@ static void *restore_writer(void *arg) {
     j->sum_ok = memcmp(d, j->snap + to, 32) == 0;
     j->rc = BK_OK;
 done:
-    free(o.buf); /* left by a failure */
-    if (o.fd >= 0)
-        close(o.fd);
+    out_abort(&o); /* what a failure left */
     EVP_MD_CTX_free(sum);
     EVP_MD_CTX_free(body);
     j->ms = bk_mono_msf() - t0;
