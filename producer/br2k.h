@@ -2,8 +2,8 @@
  *
  * A client appends requests to the service's ordered log (the Kafka topic
  * br2k.<svc>.requests, one partition) and, optionally, waits for the
- * leader's result, which the worker publishes in Redis at
- * br2k:{<svc>}:result:<client>:<seq>.
+ * leader's result, which the worker publishes in Redis: field <seq> of the
+ * hash br2k:{<svc>}:results:<client>:<seq / 1024> (br2k_result_key).
  *
  * A request is the JSON text of schemas/request.schema.json: the library
  * reads its request id (fields "client" and "seq") to build the Kafka
@@ -185,8 +185,10 @@ int br2k_submit_wait(br2k_client *c, const char *client_id, uint64_t seq,
 /* Free what a result holds (safe on a zeroed or released struct). */
 void br2k_result_release(br2k_result *res);
 
-/* The Redis key of a request's result: "br2k:{<svc>}:result:<client>:<seq>".
- * Returns BR2K_ERR if it does not fit in `size`. */
+/* The Redis key of a request's result: the hash
+ * "br2k:{<svc>}:results:<client>:<seq / 1024>", whose field "<seq>"
+ * (decimal) holds the result (schemas/redis-keys.md). Returns BR2K_ERR if
+ * it does not fit in `size` or the client id holds '{' or '}'. */
 int br2k_result_key(const br2k_client *c, const char *client_id, uint64_t seq, char *buf,
                     size_t size);
 

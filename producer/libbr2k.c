@@ -2,7 +2,7 @@
  *
  * Inside: the request log (common/log/rlog.h: today the idempotent Kafka
  * producer, acks=all, writing partition 0 of the service topic); one Redis connection for
- * reading results (MGET of the waiting requests' result keys); one raw hiredis connection
+ * reading results (HMGET of the waiting requests' result fields); one raw hiredis connection
  * subscribed to the service's change channel, so that a result is looked for as soon as
  * the leader announces progress instead of on a timer. A slow timer
  * (POLL_FALLBACK_MS) still looks, so that a lost notification or a worker
@@ -45,13 +45,14 @@
 
 #define POLL_FALLBACK_MS 50 /* look for results at least this often */
 #define POLL_NOSUB_MS 5     /* ... and this often without a subscription */
-#define MGET_CHUNK 256      /* keys per MGET */
+#define LOOK_CHUNK 256      /* requests per look (round trip) */
 #define SERVE_SLICE_MS 1    /* appends in flight: serve the log this often */
 
 typedef struct req {
     br2k_client *c;
     char *id;     /* "<client>:<seq>" */
-    char *key;    /* result key in Redis */
+    char *key;    /* the hash of its result in Redis (br2k_result_key) */
+    char *field;  /* ... its field: the seq */
     char *at_key; /* ... at this append's offset, once delivered */
     int flags;
     br2k_event_cb cb;
@@ -96,7 +97,7 @@ struct br2k_client {
     int look_all;        /* look at every waiting request next time */
     int64_t ssi;         /* the highest SSI announced */
     int closing;         /* br2k_free(): no more callbacks */
-    double last_look;    /* monotonic ms of the last MGET */
+    double last_look;    /* monotonic ms of the last look */
     double next_retry;   /* the earliest scheduled retry (0: none) */
     double next_expire;  /* no attempt or wait ends before this (expire) */
     req *wait_head, *wait_tail;
@@ -148,6 +149,7 @@ static void req_free(req *r) {
         r->all_next->all_prev = r->all_prev;
     free(r->id);
     free(r->key);
+    free(r->field);
     free(r->at_key);
     free(r->result);
     free(r->client_id);
@@ -440,11 +442,13 @@ size_t br2k_pending(const br2k_client *c) {
 
 int br2k_result_key(const br2k_client *c, const char *client_id, uint64_t seq, char *buf,
                     size_t size) {
-    char id[300];
+    char id[300], field[24];
     int n = snprintf(id, sizeof(id), "%s:%" PRIu64, client_id, seq);
     if (n < 0 || (size_t)n >= sizeof(id))
         return BR2K_ERR;
-    return bk_key_result(buf, size, c->service, id, NULL) == BK_OK ? BR2K_OK : BR2K_ERR;
+    return bk_key_results(buf, size, field, sizeof(field), c->service, id, NULL) == BK_OK
+               ? BR2K_OK
+               : BR2K_ERR;
 }
 
 /* ---- results ---- */
@@ -539,8 +543,9 @@ static int worth_looking(const br2k_client *c, const req *r, int full) {
     return r->delivered && r->offset <= c->ssi && !r->looked_at_ssi;
 }
 
-/* MGET the result keys of the waiting requests worth looking at: the
- * request id's first key, and once delivered the key at its offset. */
+/* Read the results of the waiting requests worth looking at: the request
+ * id's field in its hash (a run of requests of one hash: one HMGET), and
+ * once delivered the key at its offset (one MGET), in one round trip. */
 static int look(br2k_client *c, int full, br2k_error *err) {
     bk_err e;
     bk_err_clear(&e);
@@ -555,43 +560,58 @@ static int look(br2k_client *c, int full, br2k_error *err) {
     c->last_look = bk_mono_msf();
     c->notified = 0;
     c->look_all = 0;
-    req *batch[MGET_CHUNK];
-    const char *argv[2 * MGET_CHUNK + 1];
-    size_t argl[2 * MGET_CHUNK + 1];
-    int at_of[MGET_CHUNK]; /* batch[i]'s key at its offset: the reply's index, or -1 */
+    req *batch[LOOK_CHUNK];
+    /* per request: the HMGET (command) and its place in the reply, and
+     * its place in the MGET of the keys at an offset (-1: none) */
+    int cmd_of[LOOK_CHUNK], pos_of[LOOK_CHUNK], at_of[LOOK_CHUNK];
+    const char *argv[4 * LOOK_CHUNK + 2];
+    bk_redis_cmd cmds[LOOK_CHUNK + 1];
+    redisReply *reps[LOOK_CHUNK + 1];
     req *r = c->wait_head;
     while (r != NULL) {
-        size_t n = 0, k = 1;
-        argv[0] = "MGET";
-        argl[0] = 4;
-        for (; r != NULL && n < MGET_CHUNK; r = r->next) {
+        size_t n = 0, k = 0, nat = 0;
+        const char **a = argv;
+        const char *run_key = NULL;
+        for (; r != NULL && n < LOOK_CHUNK; r = r->next) {
             if (!worth_looking(c, r, full))
                 continue;
-            batch[n] = r;
-            argv[k] = r->key;
-            argl[k++] = strlen(r->key);
-            at_of[n] = -1;
-            if (r->at_key != NULL) {
-                at_of[n] = (int)k - 1;
-                argv[k] = r->at_key;
-                argl[k++] = strlen(r->at_key);
+            if (run_key == NULL || strcmp(run_key, r->key) != 0) {
+                a[0] = "HMGET";
+                a[1] = run_key = r->key;
+                cmds[k++] = (bk_redis_cmd){2, a, NULL};
+                a += 2;
             }
-            n++;
+            *a++ = r->field;
+            pos_of[n] = cmds[k - 1].argc++ - 2;
+            cmd_of[n] = (int)k - 1;
+            at_of[n] = r->at_key != NULL ? (int)nat++ : -1;
+            batch[n++] = r;
         }
         if (n == 0)
             break;
-        redisReply *rep = bk_redis_commandv(c->redis, &e, (int)k, argv, argl);
-        if (rep == NULL) {
+        if (nat > 0) {
+            const char **c0 = a;
+            *a++ = "MGET";
+            for (size_t i = 0; i < n; i++)
+                if (at_of[i] >= 0)
+                    *a++ = batch[i]->at_key;
+            cmds[k++] = (bk_redis_cmd){(int)(a - c0), c0, NULL};
+        }
+        if (bk_redis_pipeline(c->redis, 1, k, cmds, reps, &e) != BK_OK) {
             from_bk(err, &e);
             return BR2K_ERR;
         }
+        int bad = 0;
+        for (size_t j = 0; j < k; j++)
+            bad |= reps[j]->type != REDIS_REPLY_ARRAY ||
+                   reps[j]->elements != (size_t)cmds[j].argc - (j + 1 == k && nat ? 1 : 2);
         /* callbacks may submit (appending to the list) but `r`, the next
          * request to look at, is not freed by handling this batch */
-        for (size_t i = 0, j = 0; i < n && j < rep->elements; i++) {
+        for (size_t i = 0; i < n && !bad; i++) {
             req *q = batch[i];
-            const redisReply *first = rep->element[j++], *mine = NULL;
-            if (at_of[i] >= 0 && j < rep->elements)
-                mine = rep->element[j++];
+            const redisReply *first = reps[cmd_of[i]]->element[pos_of[i]], *mine = NULL;
+            if (at_of[i] >= 0)
+                mine = reps[k - 1]->element[at_of[i]];
             q->looked_at_ssi = q->delivered && q->offset <= c->ssi;
             if (mine != NULL && mine->type == REDIS_REPLY_STRING)
                 got_result(c, q, mine->str); /* this append's own */
@@ -599,7 +619,12 @@ static int look(br2k_client *c, int full, br2k_error *err) {
                      (!q->delivered || result_is_at(first->str, q->offset)))
                 got_result(c, q, first->str); /* checked at delivery if not yet */
         }
-        freeReplyObject(rep);
+        for (size_t j = 0; j < k; j++)
+            freeReplyObject(reps[j]);
+        if (bad) {
+            fail(err, BR2K_E_REMOTE, "cannot read results from Redis: unexpected reply");
+            return BR2K_ERR;
+        }
     }
     return BR2K_OK;
 }
@@ -914,8 +939,9 @@ int br2k_submit(br2k_client *c, const char *client_id, uint64_t seq, const void 
         r->c = c;
         r->id = strdup(id);
         r->key = strdup(key);
+        r->field = strdup(strrchr(id, ':') + 1);
     }
-    if (r == NULL || r->id == NULL || r->key == NULL) {
+    if (r == NULL || r->id == NULL || r->key == NULL || r->field == NULL) {
         req_free(r);
         return fail(err, BR2K_E_NOMEM, "out of memory");
     }

@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- key names ---- */
@@ -94,6 +95,32 @@ int bk_key_result(char *buf, size_t size, const char *svc, const char *request_i
         return bk_err_set(e, BK_E_INVAL, "invalid request id '%s'",
                           request_id ? request_id : "");
     return key(buf, size, svc, "result:", request_id, e);
+}
+int bk_key_results(char *buf, size_t size, char *field, size_t fsize, const char *svc,
+                   const char *request_id, bk_err *e) {
+    const char *colon = request_id != NULL ? strrchr(request_id, ':') : NULL;
+    if (colon == NULL || colon == request_id || strchr(request_id, '{') ||
+        strchr(request_id, '}'))
+        return bk_err_set(e, BK_E_INVAL, "request id '%s' is not <client>:<seq>",
+                          request_id ? request_id : "");
+    const char *seq = colon + 1;
+    size_t ns = strlen(seq);
+    int digits = ns >= 1 && ns <= 20 && (seq[0] != '0' || ns == 1);
+    for (size_t i = 0; digits && i < ns; i++)
+        digits = seq[i] >= '0' && seq[i] <= '9';
+    /* 20 digits: at most UINT64_MAX (compared as text, same length) */
+    if (!digits || (ns == 20 && strcmp(seq, "18446744073709551615") > 0))
+        return bk_err_set(e, BK_E_INVAL,
+                          "request id '%s': the sequence is not a decimal 0 to 2^64-1",
+                          request_id);
+    uint64_t v = strtoull(seq, NULL, 10);
+    char rest[BK_KEY_MAX];
+    int n = snprintf(rest, sizeof(rest), "%.*s:%" PRIu64, (int)(colon - request_id),
+                     request_id, v / BK_RESULTS_PER_HASH);
+    if (n < 0 || (size_t)n >= sizeof(rest) || ns >= fsize)
+        return bk_err_set(e, BK_E_INVAL, "request id '%.40s...' is too long", request_id);
+    memcpy(field, seq, ns + 1);
+    return key(buf, size, svc, "results:", rest, e);
 }
 int bk_key_result_at(char *buf, size_t size, const char *svc, const char *request_id,
                      int64_t offset, bk_err *e) {
@@ -240,9 +267,14 @@ bk_script bk_lua_commit = BK_SCRIPT_INIT(
     FENCE_CHECK "local ttl = tonumber(ARGV[3])\n"
                 "for j = 1, (#KEYS - 2) / 2 do\n"
                 "  local main, at = KEYS[1 + 2 * j], KEYS[2 + 2 * j]\n"
-                "  local v, mode = ARGV[3 + 2 * j], ARGV[4 + 2 * j]\n"
+                "  local v, mode, f = ARGV[2 + 3 * j], ARGV[3 + 3 * j], ARGV[4 + 3 * j]\n"
                 "  local done = false\n"
-                "  if mode == 'p' then\n"
+                "  if mode == 'h' then\n"
+                "    done = redis.call('HSETNX', main, f, v) == 1\n"
+                "    if done and ttl > 0 then\n"
+                "      redis.call('EXPIRE', main, ttl)\n"
+                "    end\n"
+                "  elseif mode == 'p' then\n"
                 "    if ttl > 0 then\n"
                 "      done = redis.call('SET', main, v, 'NX', 'EX', ttl)\n"
                 "    else\n"
@@ -266,10 +298,6 @@ bk_script bk_lua_commit = BK_SCRIPT_INIT(
                 "end\n"
                 "return s\n");
 
-/* KEYS epoch ssi ext-lost; ARGV token ssi floor channel (keys.h): SSI
- * below the floor the caller saw committed means that this server lost
- * writes (a stale replica promoted): ext-lost is marked in the same step
- * as the raise that would hide it. */
 bk_script bk_lua_ssi_commit =
     BK_SCRIPT_INIT(FENCE_CHECK "local s = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"
                                "if s < tonumber(ARGV[3]) then\n"

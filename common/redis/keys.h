@@ -61,7 +61,16 @@ int bk_key_leader(char *buf, size_t size, const char *svc, bk_err *e);
 int bk_key_members(char *buf, size_t size, const char *svc, bk_err *e);
 int bk_key_alive(char *buf, size_t size, const char *svc, const char *id, bk_err *e);
 int bk_key_metrics(char *buf, size_t size, const char *svc, const char *id, bk_err *e);
-/* result:<request id>, the request id being "<client>:<seq>". */
+/* The results of requests "<client>:<seq>" (seq decimal 0 to 2^64-1, no
+ * leading zero; client without '{' '}'): hash results:<client>:<seq / 1024>
+ * (BK_RESULTS_PER_HASH requests per hash, one TTL for them), field <seq>.
+ * BK_E_INVAL for any other id. */
+#define BK_RESULTS_PER_HASH 1024
+int bk_key_results(char *buf, size_t size, char *field, size_t fsize, const char *svc,
+                   const char *request_id, bk_err *e);
+/* result:<request id>: the string key of a result whose request id is not
+ * of the form above (an application's own id), and the prefix of the keys
+ * at an offset (below). */
 int bk_key_result(char *buf, size_t size, const char *svc, const char *request_id,
                   bk_err *e);
 /* br2k:{<svc>}:result:<request_id>@<offset>: the result of the record at
@@ -125,11 +134,13 @@ extern bk_script bk_lua_lease_renew;
 /* KEYS leader; ARGV "<id> <epoch>". */
 extern bk_script bk_lua_lease_release;
 /* KEYS epoch ssi, then per result its key and its key at its offset
- * (result:<id>, result:<id>@<offset>); ARGV token ssi ttl_s channel, then
- * per result its JSON and 'p' (the request named itself: SET NX on the
- * first key, and on the second when the first is taken: a repeat) or 's'
- * (an unparseable record named by its header: the second key only).
- * Fenced. */
+ * (results:<client>:<bucket> or result:<id>, and result:<id>@<offset>);
+ * ARGV token ssi ttl_s channel, then per result its JSON, its mode and its
+ * field: 'h' (the request named itself, an id of the hash form: HSETNX of
+ * the field, the hash's TTL renewed; the key at its offset when the field
+ * is taken: a repeat), 'p' (the same for an id of another form: SET NX) or
+ * 's' (an unparseable record named by its header: the key at its offset
+ * only). Fenced. */
 extern bk_script bk_lua_commit;
 /* KEYS epoch target; ARGV token v. Fenced. */
 extern bk_script bk_lua_fenced_raise;

@@ -176,8 +176,8 @@ int bk_lease_get(bk_redis *r, const char *svc, char *id, int64_t *epoch, bk_err 
 /* ---- fenced writes ---- */
 
 /* Results per transaction: one AOF fsync each, and Redis busy with it
- * (other clients wait) about 10 ms at the ~2.5 us a SET costs in a
- * transaction (the script's ~6 us a result allowed 2,000). */
+ * (other clients wait) a few ms: a result costs Redis about 1 us as a
+ * field of a multi-field HSET (4.4 us as SET NX EX of its own key). */
 #define COMMIT_CHUNK 4000
 
 /* Fewer results than this go in bk_lua_commit alone: one round trip and
@@ -186,6 +186,32 @@ int bk_lease_get(bk_redis *r, const char *svc, char *id, int64_t *epoch, bk_err 
  * saves on 256 results). */
 #define COMMIT_TX_MIN 256
 
+/* Where one result goes (keys.h): mode 'h' (hash `key`, field `field`),
+ * 'p' (string key `key`, SET NX) or 's' (only its key at its offset,
+ * `key`). */
+typedef struct rslot {
+    char key[BK_KEY_MAX];
+    char field[24];
+    char mode;
+} rslot;
+
+static int result_slot(const char *svc, const bk_result_item *it, rslot *s, bk_err *e) {
+    s->field[0] = '\0';
+    if (it->secondary) {
+        s->mode = 's';
+        return bk_key_result_at(s->key, sizeof(s->key), svc, it->request_id, it->offset,
+                                e);
+    }
+    bk_err ignored;
+    if (bk_key_results(s->key, sizeof(s->key), s->field, sizeof(s->field), svc,
+                       it->request_id, &ignored) == BK_OK) {
+        s->mode = 'h';
+        return BK_OK;
+    }
+    s->mode = 'p';
+    return bk_key_result(s->key, sizeof(s->key), svc, it->request_id, e);
+}
+
 /* The results items[0..n-1] not stored yet and SSI with bk_lua_commit (one
  * fenced script): *ssi_now gets SSI after it. */
 static int commit_script(bk_redis *r, const char *svc, const char *ke, const char *ks,
@@ -193,10 +219,11 @@ static int commit_script(bk_redis *r, const char *svc, const char *ke, const cha
                          const bk_result_item *const *items, size_t n, const char *ttl,
                          int64_t ssi, int64_t *ssi_now, bk_err *e) {
     const char **keys = calloc(2 * n + 2, sizeof(*keys));
-    const char **args = calloc(2 * n + 4, sizeof(*args));
-    char(*rk)[BK_KEY_MAX] = n ? malloc(2 * n * BK_KEY_MAX) : NULL;
+    const char **args = calloc(3 * n + 4, sizeof(*args));
+    rslot *sl = n ? malloc(n * sizeof(*sl)) : NULL;
+    char(*at)[BK_KEY_MAX] = n ? malloc(n * BK_KEY_MAX) : NULL;
     int rc = BK_ERR;
-    if (keys == NULL || args == NULL || (n && rk == NULL)) {
+    if (keys == NULL || args == NULL || (n && (sl == NULL || at == NULL))) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         goto out;
     }
@@ -209,17 +236,18 @@ static int commit_script(bk_redis *r, const char *svc, const char *ke, const cha
     args[2] = ttl;
     args[3] = chan;
     for (size_t i = 0; i < n; i++) {
-        if (bk_key_result(rk[2 * i], BK_KEY_MAX, svc, items[i]->request_id, e) != BK_OK ||
-            bk_key_result_at(rk[2 * i + 1], BK_KEY_MAX, svc, items[i]->request_id,
-                             items[i]->offset, e) != BK_OK)
+        if (result_slot(svc, items[i], &sl[i], e) != BK_OK ||
+            bk_key_result_at(at[i], BK_KEY_MAX, svc, items[i]->request_id, items[i]->offset,
+                             e) != BK_OK)
             goto out;
-        keys[2 + 2 * i] = rk[2 * i];
-        keys[3 + 2 * i] = rk[2 * i + 1];
-        args[4 + 2 * i] = items[i]->json;
-        args[5 + 2 * i] = items[i]->secondary ? "s" : "p";
+        keys[2 + 2 * i] = sl[i].key;
+        keys[3 + 2 * i] = at[i];
+        args[4 + 3 * i] = items[i]->json;
+        args[5 + 3 * i] = sl[i].mode == 'h' ? "h" : sl[i].mode == 'p' ? "p" : "s";
+        args[6 + 3 * i] = sl[i].field;
     }
     redisReply *rep =
-        run(r, &bk_lua_commit, 2 * (int)n + 2, keys, 2 * (int)n + 4, args, e);
+        run(r, &bk_lua_commit, 2 * (int)n + 2, keys, 3 * (int)n + 4, args, e);
     if (rep == NULL) {
         bk_err_prefix(e, "cannot commit results and SSI");
         goto out;
@@ -231,7 +259,8 @@ static int commit_script(bk_redis *r, const char *svc, const char *ke, const cha
 out:
     free(keys);
     free(args);
-    free(rk);
+    free(sl);
+    free(at);
     return rc;
 }
 
@@ -247,19 +276,98 @@ static void unwatch(bk_redis *r) {
         freeReplyObject(rep);
 }
 
+static uint64_t fnv(uint64_t h, const char *p) {
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+#define FNV_BASIS 1469598103934665603ULL
+
+/* The results of one chunk by hash: group g holds the 'h' results of one
+ * hash, first[g], then nxt[] (in offset order), count[g] of them. The
+ * fields a chunk writes are a set (field_new), so that a request id twice
+ * in one chunk is written once (the second is a repeat). Both tables: open
+ * addressing over indexes + 1 (0: empty), `mask` + 1 slots >= 2n. */
+typedef struct groups {
+    const rslot *sl;
+    size_t *gmap, *fset, mask, ng;
+    size_t *first, *last, *count, *nxt;
+} groups;
+
+static int groups_init(groups *G, const rslot *sl, size_t n) {
+    size_t size = 1;
+    while (size < 2 * n)
+        size <<= 1;
+    *G = (groups){sl, calloc(size, sizeof(size_t)), calloc(size, sizeof(size_t)), size - 1,
+                  0, malloc(n * sizeof(size_t)), malloc(n * sizeof(size_t)),
+                  malloc(n * sizeof(size_t)), malloc(n * sizeof(size_t))};
+    return G->gmap && G->fset && G->first && G->last && G->count && G->nxt;
+}
+
+static void groups_free(groups *G) {
+    free(G->gmap);
+    free(G->fset);
+    free(G->first);
+    free(G->last);
+    free(G->count);
+    free(G->nxt);
+}
+
+/* Put result i (an 'h' slot) in the group of its hash. */
+static void groups_add(groups *G, size_t i) {
+    const char *key = G->sl[i].key;
+    size_t k = fnv(FNV_BASIS, key) & G->mask;
+    while (G->gmap[k] != 0 && strcmp(G->sl[G->first[G->gmap[k] - 1]].key, key) != 0)
+        k = (k + 1) & G->mask;
+    G->nxt[i] = (size_t)-1;
+    if (G->gmap[k] == 0) {
+        size_t g = G->ng++;
+        G->gmap[k] = g + 1;
+        G->first[g] = G->last[g] = i;
+        G->count[g] = 1;
+        return;
+    }
+    size_t g = G->gmap[k] - 1;
+    G->nxt[G->last[g]] = i;
+    G->last[g] = i;
+    G->count[g]++;
+}
+
+/* Add result i's (hash, field) to the set; 0 if the chunk writes it already. */
+static int field_new(groups *G, size_t i) {
+    const rslot *s = &G->sl[i];
+    size_t k = fnv(fnv(FNV_BASIS, s->key), s->field) & G->mask;
+    for (;; k = (k + 1) & G->mask) {
+        if (G->fset[k] == 0) {
+            G->fset[k] = i + 1;
+            return 1;
+        }
+        const rslot *o = &G->sl[G->fset[k] - 1];
+        if (strcmp(o->field, s->field) == 0 && strcmp(o->key, s->key) == 0)
+            return 0;
+    }
+}
+
+/* What the transaction does with a result (commit_chunk). */
+enum { W_HSET, W_SETNX, W_AT };
+
 /* One chunk of bk_fenced_commit. The results go in a MULTI/EXEC that the
- * epoch key fences: WATCH it and GET it (one round trip; the token checked
- * here, as FENCE_CHECK does), then MULTI, one SET per result, GET SSI, EXEC
- * (one round trip, on the same connection: bk_redis_pipeline never
- * reconnects between the two; a lost connection fails the chunk, which the
- * caller's retry runs whole again, the SETs being idempotent). The epoch
- * taken after the check makes EXEC refuse (nil): FENCED, nothing of the
- * chunk written. A SET costs Redis less than in a script (measured 2.2
- * against 6.3 us on the development machine). Then bk_lua_commit (fenced too) does again
- * the SET NX of each 'p' result that found its first key taken (a repeat), writing the
- * key at its offset, and raises SSI (ssi >= 0): after every result of the chunk is
- * stored, as I3 needs. Two round trips and one AOF fsync more than the script alone:
- * small chunks (COMMIT_TX_MIN) use the script. */
+ * epoch key fences. First round trip: WATCH the epoch and GET it (the token
+ * checked here, as FENCE_CHECK does) and HMGET the fields of the results of
+ * each hash (one HMGET per hash), so that a field already there (a repeat,
+ * or the same result committed again) is not overwritten: that result goes
+ * to its key at its offset, as the script's HSETNX does. Only a leader of
+ * this epoch writes results, so what HMGET saw stays true until EXEC (an
+ * expiry in between loses nothing the TTL had not taken). Second round
+ * trip, on the same connection (bk_redis_pipeline never reconnects between
+ * the two; a lost connection fails the chunk, which the caller's retry runs
+ * whole again): MULTI, per hash one HSET of its new fields and one EXPIRE,
+ * SET NX for the ids not of the hash form, SET of the keys at an offset,
+ * GET SSI, EXEC. The epoch taken after the check makes EXEC refuse (nil):
+ * FENCED, nothing of the chunk written. Then bk_lua_commit (fenced too)
+ * does again the SET NX that found its key taken, writing the key at its
+ * offset, and raises SSI (ssi >= 0): after every result of the chunk is
+ * stored, as I3 needs. Small chunks (COMMIT_TX_MIN) use the script alone. */
 static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char *ks,
                         const char *chan, const char *token, const bk_result_item *items,
                         size_t n, const char *ttl, int64_t ssi, int64_t *ssi_now,
@@ -271,24 +379,55 @@ static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char
         return commit_script(r, svc, ke, ks, chan, token, all, n, ttl, ssi, ssi_now, e);
     }
     const int has_ttl = strcmp(ttl, "0") != 0;
-    const size_t ncmd = n + 3, nargv = 6 * n + 4;
+    rslot *sl = malloc(n * sizeof(*sl));
+    groups G;
+    int gok = groups_init(&G, sl, n);
+    unsigned char *what = malloc(n);
+    char **atk = calloc(n, sizeof(*atk));
+    /* commands: WATCH GET + one HMGET per hash; MULTI + per hash HSET and
+     * EXPIRE + per result at most one SET + GET EXEC */
+    const size_t ncmd = 4 * n + 8, nargv = 8 * n + 16;
     bk_redis_cmd *cmds = calloc(ncmd, sizeof(*cmds));
     const char **argv = calloc(nargv, sizeof(*argv));
-    char(*rk)[BK_KEY_MAX] = malloc(n * BK_KEY_MAX);
     redisReply **reps = calloc(ncmd, sizeof(*reps));
+    int *cmd_item = calloc(ncmd, sizeof(*cmd_item)); /* a SET NX's item, else -1 */
     const bk_result_item **again = calloc(n, sizeof(*again));
     int rc = BK_ERR, watching = 0;
-    if (cmds == NULL || argv == NULL || rk == NULL || reps == NULL || again == NULL) {
+    size_t k = 0, nrep = 0;
+    if (sl == NULL || !gok || what == NULL || atk == NULL || cmds == NULL || argv == NULL ||
+        reps == NULL || cmd_item == NULL || again == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         goto out;
     }
-    /* WATCH epoch; GET epoch */
-    const char *w[] = {"WATCH", ke, "GET", ke};
-    bk_redis_cmd c1[2] = {{2, w, NULL}, {2, w + 2, NULL}};
-    if (bk_redis_pipeline(r, 1, 2, c1, reps, e) != BK_OK) {
+    for (size_t i = 0; i < n; i++) {
+        if (result_slot(svc, &items[i], &sl[i], e) != BK_OK)
+            goto out;
+        what[i] = sl[i].mode == 'h' ? W_HSET : sl[i].mode == 'p' ? W_SETNX : W_AT;
+        if (sl[i].mode == 'h')
+            groups_add(&G, i);
+    }
+    /* WATCH epoch; GET epoch; HMGET hash field... per hash */
+    const char **a = argv;
+    a[0] = "WATCH";
+    a[1] = ke;
+    a[2] = "GET";
+    a[3] = ke;
+    cmds[k++] = (bk_redis_cmd){2, a, NULL};
+    cmds[k++] = (bk_redis_cmd){2, a + 2, NULL};
+    a += 4;
+    for (size_t g = 0; g < G.ng; g++) {
+        const char **c0 = a;
+        *a++ = "HMGET";
+        *a++ = sl[G.first[g]].key;
+        for (size_t i = G.first[g]; i != (size_t)-1; i = G.nxt[i])
+            *a++ = sl[i].field;
+        cmds[k++] = (bk_redis_cmd){(int)(a - c0), c0, NULL};
+    }
+    if (bk_redis_pipeline(r, 1, k, cmds, reps, e) != BK_OK) {
         bk_err_prefix(e, "cannot commit results and SSI");
         goto out;
     }
+    nrep = k;
     watching = 1;
     int fresh = reps[1]->type == REDIS_REPLY_STRING && strcmp(reps[1]->str, token) == 0;
     if (!fresh) {
@@ -296,63 +435,113 @@ static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char
                    reps[1]->type == REDIS_REPLY_STRING ? reps[1]->str : "nil");
         goto out;
     }
-    freeReplyObject(reps[0]);
-    freeReplyObject(reps[1]);
-    reps[0] = reps[1] = NULL;
-    /* MULTI; SET main v NX [EX ttl] | SET at v [EX ttl] ...; GET ssi; EXEC */
-    const char **a = argv;
-    size_t k = 0;
-    static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
-    cmds[k++] = (bk_redis_cmd){1, (const char **)multi, NULL};
-    for (size_t i = 0; i < n; i++) {
-        const bk_result_item *it = &items[i];
-        int rcK =
-            it->secondary
-                ? bk_key_result_at(rk[i], BK_KEY_MAX, svc, it->request_id, it->offset, e)
-                : bk_key_result(rk[i], BK_KEY_MAX, svc, it->request_id, e);
-        if (rcK != BK_OK)
+    /* a field there already (or twice in the chunk): its key at its offset */
+    for (size_t g = 0; g < G.ng; g++) {
+        const redisReply *h = reps[2 + g];
+        if (h->type != REDIS_REPLY_ARRAY || h->elements != G.count[g]) {
+            bk_err_set(e, BK_E_REMOTE, "Redis: HMGET of results: %s",
+                       h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
             goto out;
-        int m = 0;
-        a[m++] = "SET";
-        a[m++] = rk[i];
-        a[m++] = it->json;
-        if (!it->secondary)
-            a[m++] = "NX";
-        if (has_ttl) {
-            a[m++] = "EX";
-            a[m++] = ttl;
         }
-        cmds[k++] = (bk_redis_cmd){m, a, NULL};
-        a += m;
+        size_t j = 0;
+        for (size_t i = G.first[g]; i != (size_t)-1; i = G.nxt[i], j++)
+            if (h->element[j]->type != REDIS_REPLY_NIL || !field_new(&G, i))
+                what[i] = W_AT;
+    }
+    for (size_t i = 0; i < nrep; i++) {
+        freeReplyObject(reps[i]);
+        reps[i] = NULL;
+    }
+    nrep = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (what[i] != W_AT || sl[i].mode == 's')
+            continue;
+        char at[BK_KEY_MAX];
+        if (bk_key_result_at(at, sizeof(at), svc, items[i].request_id, items[i].offset, e) !=
+            BK_OK)
+            goto out;
+        if ((atk[i] = strdup(at)) == NULL) {
+            bk_err_set(e, BK_E_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    /* MULTI; per hash HSET + EXPIRE; SET NX [EX] / SET at [EX]; GET ssi; EXEC */
+    k = 0;
+    a = argv;
+    static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
+    cmd_item[k] = -1;
+    cmds[k++] = (bk_redis_cmd){1, (const char **)multi, NULL};
+    for (size_t g = 0; g < G.ng; g++) {
+        const char **c0 = a;
+        *a++ = "HSET";
+        *a++ = sl[G.first[g]].key;
+        for (size_t i = G.first[g]; i != (size_t)-1; i = G.nxt[i])
+            if (what[i] == W_HSET) {
+                *a++ = sl[i].field;
+                *a++ = items[i].json;
+            }
+        if (a - c0 == 2) { /* every one a repeat */
+            a = c0;
+            continue;
+        }
+        cmd_item[k] = -1;
+        cmds[k++] = (bk_redis_cmd){(int)(a - c0), c0, NULL};
+        if (has_ttl) {
+            const char **c1 = a;
+            *a++ = "EXPIRE";
+            *a++ = sl[G.first[g]].key;
+            *a++ = ttl;
+            cmd_item[k] = -1;
+            cmds[k++] = (bk_redis_cmd){3, c1, NULL};
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (what[i] == W_HSET)
+            continue;
+        const char **c0 = a;
+        *a++ = "SET";
+        *a++ = atk[i] != NULL ? atk[i] : sl[i].key; /* 's': its key is the one at */
+        *a++ = items[i].json;
+        if (what[i] == W_SETNX)
+            *a++ = "NX";
+        if (has_ttl) {
+            *a++ = "EX";
+            *a++ = ttl;
+        }
+        cmd_item[k] = what[i] == W_SETNX ? (int)i : -1;
+        cmds[k++] = (bk_redis_cmd){(int)(a - c0), c0, NULL};
     }
     a[0] = "GET";
     a[1] = ks;
+    cmd_item[k] = -1;
     cmds[k++] = (bk_redis_cmd){2, a, NULL};
     cmds[k++] = (bk_redis_cmd){1, (const char **)exec, NULL};
     if (bk_redis_pipeline(r, 0, k, cmds, reps, e) != BK_OK) {
         bk_err_prefix(e, "cannot commit results and SSI");
         goto out;
     }
+    nrep = k;
     watching = 0; /* EXEC ends the WATCH, run or refused */
     redisReply *x = reps[k - 1];
     if (x->type == REDIS_REPLY_NIL) {
         bk_err_set(e, BK_E_FENCED, "FENCED epoch moved from %s during the commit", token);
         goto out;
     }
-    if (x->type != REDIS_REPLY_ARRAY || x->elements != n + 1) {
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != k - 2) {
         bk_err_set(e, BK_E_PROTO, "unexpected reply to EXEC (type %d)", x->type);
         goto out;
     }
     size_t nagain = 0;
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *s = x->element[i];
-        if (s->type == REDIS_REPLY_STATUS)
+    for (size_t j = 0; j + 1 < x->elements; j++) {
+        const redisReply *s = x->element[j];
+        int item = cmd_item[j + 1];
+        if (s->type == REDIS_REPLY_STATUS || s->type == REDIS_REPLY_INTEGER)
             continue;
-        if (s->type == REDIS_REPLY_NIL && !items[i].secondary) {
-            again[nagain++] = &items[i]; /* a repeat: its key at its offset */
+        if (s->type == REDIS_REPLY_NIL && item >= 0) {
+            again[nagain++] = &items[item]; /* a repeat: its key at its offset */
             continue;
         }
-        bk_err_set(e, BK_E_REMOTE, "Redis: SET of a result: %s",
+        bk_err_set(e, BK_E_REMOTE, "Redis: storing a result: %s",
                    s->type == REDIS_REPLY_ERROR ? s->str : "unexpected reply");
         goto out;
     }
@@ -361,10 +550,10 @@ static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char
                            e);
         goto out;
     }
-    const redisReply *g = x->element[n];
+    const redisReply *gs = x->element[x->elements - 1];
     int64_t now = -1;
-    if (g->type == REDIS_REPLY_STRING)
-        now = strtoll(g->str, NULL, 10);
+    if (gs->type == REDIS_REPLY_STRING)
+        now = strtoll(gs->str, NULL, 10);
     if (ssi_now != NULL)
         *ssi_now = now;
     rc = BK_OK;
@@ -372,13 +561,20 @@ out:
     if (watching)
         unwatch(r);
     if (reps != NULL)
-        for (size_t i = 0; i < ncmd; i++)
+        for (size_t i = 0; i < nrep; i++)
             if (reps[i] != NULL)
                 freeReplyObject(reps[i]);
+    if (atk != NULL)
+        for (size_t i = 0; i < n; i++)
+            free(atk[i]);
+    free(sl);
+    groups_free(&G);
+    free(what);
+    free(atk);
     free(cmds);
     free(argv);
-    free(rk);
     free(reps);
+    free(cmd_item);
     free(again);
     return rc;
 }

@@ -155,14 +155,15 @@ static enum MHD_Result get_result(gw *g, struct MHD_Connection *c, const char *i
                       NULL, NULL, "'%s' is not a request id <client>:<seq>", id);
     bk_err e;
     bk_err_clear(&e);
-    char key[BK_KEY_MAX];
-    if (bk_key_result(key, sizeof(key), g->cfg.service, id, &e) != BK_OK)
+    char key[BK_KEY_MAX], field[24];
+    if (bk_key_results(key, sizeof(key), field, sizeof(field), g->cfg.service, id, &e) !=
+        BK_OK)
         return refuse(g, c, MHD_HTTP_BAD_REQUEST, GW_R_BAD_REQUEST, "bad_request_id",
                       NULL, NULL, "%s", e.msg);
     if (g->http_redis == NULL)
         g->http_redis = bk_redis_new(g->cfg.redis, g->cfg.redis_timeout_ms, &e);
     redisReply *rep =
-        g->http_redis != NULL ? bk_redis_command(g->http_redis, &e, "GET %s", key) : NULL;
+        g->http_redis != NULL ? bk_redis_command(g->http_redis, &e, "HGET %s %s", key, field) : NULL;
     if (rep == NULL)
         return refuse(g, c, MHD_HTTP_SERVICE_UNAVAILABLE, GW_R_UNAVAILABLE, "unavailable",
                       "Retry-After", "1", "cannot read the result from Redis at %s: %s",
