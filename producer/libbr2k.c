@@ -561,7 +561,7 @@ static int look(br2k_client *c, int full, br2k_error *err) {
     c->notified = 0;
     c->look_all = 0;
     req *batch[LOOK_CHUNK];
-    /* per request: the HMGET (command) and its place in the reply, and
+    /* per request: its HMGET (command) and its place in the reply, and
      * its place in the MGET of the keys at an offset (-1: none) */
     int cmd_of[LOOK_CHUNK], pos_of[LOOK_CHUNK], at_of[LOOK_CHUNK];
     const char *argv[4 * LOOK_CHUNK + 2];
@@ -570,25 +570,39 @@ static int look(br2k_client *c, int full, br2k_error *err) {
     req *r = c->wait_head;
     while (r != NULL) {
         size_t n = 0, k = 0, nat = 0;
-        const char **a = argv;
-        const char *run_key = NULL;
-        for (; r != NULL && n < LOOK_CHUNK; r = r->next) {
-            if (!worth_looking(c, r, full))
-                continue;
-            if (run_key == NULL || strcmp(run_key, r->key) != 0) {
-                a[0] = "HMGET";
-                a[1] = run_key = r->key;
-                cmds[k++] = (bk_redis_cmd){2, a, NULL};
-                a += 2;
+        for (; r != NULL && n < LOOK_CHUNK; r = r->next)
+            if (worth_looking(c, r, full)) {
+                at_of[n] = r->at_key != NULL ? (int)nat++ : -1;
+                batch[n++] = r;
             }
-            *a++ = r->field;
-            pos_of[n] = cmds[k - 1].argc++ - 2;
-            cmd_of[n] = (int)k - 1;
-            at_of[n] = r->at_key != NULL ? (int)nat++ : -1;
-            batch[n++] = r;
-        }
         if (n == 0)
             break;
+        /* the requests by hash (a few clients' requests interleave) */
+        const char *gkey[LOOK_CHUNK];
+        for (size_t i = 0; i < n; i++) {
+            int g = -1;
+            for (size_t j = k; g < 0 && j > 0; j--) /* the latest first */
+                if (strcmp(gkey[j - 1], batch[i]->key) == 0)
+                    g = (int)j - 1;
+            if (g < 0) {
+                g = (int)k;
+                gkey[k] = batch[i]->key;
+                cmds[k++] = (bk_redis_cmd){2, NULL, NULL};
+            }
+            cmd_of[i] = g;
+            pos_of[i] = cmds[g].argc++ - 2;
+        }
+        const char **a = argv; /* each HMGET's arguments, then the MGET's */
+        for (size_t j = 0; j < k; j++) {
+            cmds[j].argv = a;
+            a += cmds[j].argc;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const char **v = (const char **)cmds[cmd_of[i]].argv;
+            v[0] = "HMGET";
+            v[1] = batch[i]->key;
+            v[2 + pos_of[i]] = batch[i]->field;
+        }
         if (nat > 0) {
             const char **c0 = a;
             *a++ = "MGET";
