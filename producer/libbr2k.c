@@ -9,8 +9,9 @@
  * that does not announce only costs latency.
  *
  * Which result is this append's: the first record of a request id has its
- * result at result:<id>; a later one (a repeat, or a different request
- * reusing the id) at result:<id>@<offset>, and so does a record that could
+ * result in its hash (results:<client>:<seq / 1024>, field <seq>); a later
+ * one (a repeat, or a different request reusing the id) at
+ * result:<id>@<offset>, and so does a record that could
  * not be parsed (its header named the id). So once its offset is known a
  * request looks at both keys: the one at its offset is its own; the first
  * one is its own only when that result's "offset" (or "repeat_offset",

@@ -122,7 +122,7 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
      * what this worker saw committed (a promoted replica that lost writes:
      * the raise would hide it; the leader then republishes, claim.c). On a failure the
      * external effects are done again on the retry (idempotent per offset, like the
-     * results: SET NX): the primary that had them may be gone. */
+     * results: never overwritten): the primary that had them may be gone. */
     int two_step = bk_redis_wait_needed(r) > 0;
     /* what this worker saw committed before: SSI below it on the server
      * when the commit raises SSI means a stale replica was promoted */

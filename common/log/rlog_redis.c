@@ -517,8 +517,8 @@ static int64_t redis_cached_end(bk_rlog *l) {
  * chunks of DELETE_CHUNK (one script each, so Redis is never held long):
  * the ids hash keeps the ids of the records still in the log only, and a
  * late retry of a deleted record is appended again, as on Kafka (the
- * application tells a repeat by its request id, the result key keeps the
- * first result). */
+ * application tells a repeat by its request id, the result's hash keeps
+ * the first result). */
 static int redis_delete_below(bk_rlog *l, int64_t offset, bk_err *e) {
     rlog_redis *r = R(l);
     if (offset <= 0)
