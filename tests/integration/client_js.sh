@@ -115,10 +115,9 @@ for k in results distinct_ids distinct_offsets; do
 done
 # the stored result of each request id is its first application (a resend
 # has its own result under result:<id>@<offset>)
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:js*" | grep -vc '@')
+n=$(result_count js)
 [ "$n" = "$total" ] || fail "$n stored results for $total requests"
-first=$(rc_ --scan --pattern "br2k:{$SVC}:result:js*" | while read -r k; do rc_ GET "$k"; done |
-    jq -s '[.[] | select(.repeat == false and .status == "ok")] | length')
+first=$(result_all js | jq -s '[.[] | select(.repeat == false and .status == "ok")] | length')
 [ "$first" = "$total" ] || fail "$first stored first results, expected $total"
 rd=$(jq -r .rediscoveries <<<"$sum")
 [ "$rd" -ge 1 ] || fail "no rediscovery through the registry: $sum"

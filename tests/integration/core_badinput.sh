@@ -91,8 +91,8 @@ echo '{"v":1,"id":{"client":"victim","seq":1},' | expect_rejected squatter malfo
 BR2K_CLIENT_KEY=$KEY "$BIN/br2k" submit --op register --payload '{"did":"did:example:victim","attrs":{"name":"Victim"}}' \
     --client victim --seq 1 --wait-ms 20000 >"$T/victim.json" || fail "victim: $(cat "$T/victim.json")"
 jq -e '.status == "ok" and .op == "register"' "$T/victim.json" >/dev/null || fail "victim: $(cat "$T/victim.json")"
-[ "$(redis-cli -p "$REDIS_PORT" GET 'br2k:{default}:result:victim:1' | jq -c .)" = "$(jq -c . "$T/victim.json")" ] ||
-    fail "result:victim:1 is $(redis-cli -p "$REDIS_PORT" GET 'br2k:{default}:result:victim:1')"
+[ "$(result_get victim:1 | jq -c .)" = "$(jq -c . "$T/victim.json")" ] ||
+    fail "the result of victim:1 is $(result_get victim:1)"
 pass "an unparseable record naming another client's request id does not take its result"
 last=$(($(log_offsets br2k.default.requests | cut -d' ' -f2) - 1))
 

@@ -7,6 +7,8 @@ rc_() { redis-cli -p "$(redis_port)" "$@"; } # the primary (Sentinel: the curren
 metric() { rc_ HGET "br2k:{$SVC}:metrics-$1" "$2"; }
 leader_id() { rc_ GET "br2k:{$SVC}:leader" | cut -d' ' -f1; }
 leader_epoch() { rc_ GET "br2k:{$SVC}:leader" | cut -d' ' -f2; }
+# a request's result: result_get ID, result_count PREFIX, result_all PREFIX
+# (lib.sh, service $SVC)
 
 # start_worker ID [ARGS]: a no-op worker with state in $T/ID, log $T/ID.log
 start_worker() {

@@ -62,7 +62,7 @@ rc=0
 again=$(echo "$req" | "$BIN/br2k" submit --wait-ms 20000) || rc=$?
 [ "$rc" = 1 ] && echo "$again" | jq -e '.status == "rejected" and .reason.code == "expired"' >/dev/null ||
     fail "retry of carol:5 after the window: exit $rc, $again"
-kept=$(redis-cli -p "$(redis_port)" GET "br2k:{default}:result:carol:5")
+kept=$(result_get carol:5)
 [ "$(echo "$kept" | jq -c .)" = "$(echo "$first" | jq -c .)" ] ||
     fail "the first result of carol:5 is not kept under its key: $kept"
 pass "retry after the window: $(echo "$again" | jq -c .reason); the first result is kept"

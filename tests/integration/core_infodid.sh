@@ -23,9 +23,9 @@ wait "$prod" || fail "producer failed"
 last=$(cat "$T/produce.out")
 wait_for 30 at "$last" w1 w2 w3 || { show w1 w2 w3; fail "replicas did not converge at $last"; }
 wait_for 5 role_is "$old" follower || fail "$old did not step down"
-r=$(rc_ GET "br2k:{$SVC}:result:unsigned:1499")
+r=$(result_get unsigned:1499)
 echo "$r" | grep -q '"status":"rejected"' || fail "unexpected result: $r"
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | { grep -vc "@" || true; })
+n=$(result_count "")
 [ "$n" -eq 1500 ] || fail "$n results for 1500 requests"
 for w in w1 w2 w3; do stop_worker "$w"; done
 pass "infodid: leader $old paused, 3 replicas at $last with one digest, 1500 rejected results"

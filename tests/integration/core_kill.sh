@@ -28,7 +28,7 @@ rest=()
 for w in w1 w2 w3; do [ "$w" = "$old" ] || rest+=("$w"); done
 wait_for 30 at "$last" "${rest[@]}" || { show w1 w2 w3; fail "survivors did not converge at $last"; }
 [ "$(rc_ GET "br2k:{$SVC}:SSI")" = "$last" ] || fail "SSI is not $last"
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | { grep -vc "@" || true; })
+n=$(result_count "")
 [ "$n" -eq 5000 ] || fail "$n results for 5000 requests"
 for w in "${rest[@]}"; do stop_worker "$w"; done
 for w in "${rest[@]}"; do
@@ -43,7 +43,7 @@ pass "nothing lost, nothing applied twice: ${rest[*]} at $last, 5000 results"
 # one, like InfoDID, answers a repeat: core_e2e.sh, core_badinput.sh)
 for w in "${rest[@]}"; do start_worker "$w"; done
 wait_for 15 has_leader || fail "no leader after the restart"
-first=$(rc_ GET "br2k:{$SVC}:result:load:10")
+first=$(result_get load:10)
 [ -n "$first" ] || fail "no stored result for load:10"
 again=$(printf '{"v":1,"id":{"client":"load","seq":10},"op":"noop","payload":{},"ts":0,"sig":"0x"}' |
     "$BIN/br2k" --redis "$REDIS" --kafka "$KAFKA" submit --wait-ms 20000 2>&1) || fail "retry: $again"
@@ -55,8 +55,8 @@ else
     off=$(echo "$again" | jq .offset)
     [ "$off" -gt "$(echo "$first" | jq .offset)" ] && [ "$(echo "$again" | jq -r .id)" = load:10 ] ||
         fail "the resend got another record's result: $again, first $first"
-    [ "$(rc_ GET "br2k:{$SVC}:result:load:10" | jq -cS .)" = "$(echo "$first" | jq -cS .)" ] ||
-        fail "the first result of load:10 changed: $(rc_ GET "br2k:{$SVC}:result:load:10")"
+    [ "$(result_get load:10 | jq -cS .)" = "$(echo "$first" | jq -cS .)" ] ||
+        fail "the first result of load:10 changed: $(result_get load:10)"
     [ "$(rc_ GET "br2k:{$SVC}:result:load:10@$off" | jq -cS .)" = "$(echo "$again" | jq -cS .)" ] ||
         fail "the resend's result is not under its offset $off"
     pass "a retry with the same request id: the first result stays, the client gets its own record's (offset $off)"

@@ -37,7 +37,7 @@ wait "$prod" || fail "producer failed"
 last=$(cat "$T/produce.out")
 wait_for 30 at "$last" w1 w2 w3 || { show w1 w2 w3; fail "replicas did not converge at $last"; }
 [ "$(rc_ GET "br2k:{$SVC}:SSI")" = "$last" ] || fail "SSI is not $last"
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | { grep -vc "@" || true; })
+n=$(result_count "")
 [ "$n" -eq 4000 ] || fail "$n results for 4000 requests"
 for w in w1 w2 w3; do stop_worker "$w"; done
 for w in w1 w2 w3; do

@@ -30,14 +30,14 @@ leaders=0
 for w in w1 w2 w3; do [ "$(metric $w role)" = leader ] && leaders=$((leaders + 1)); done
 [ "$leaders" -eq 1 ] || { show w1 w2 w3; fail "$leaders leaders"; }
 [ "$(metric "$(leader_id)" role)" = leader ] || fail "lease holder is not the leader"
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | { grep -vc "@" || true; })
+n=$(result_count "")
 [ "$n" -eq 3000 ] || fail "$n results for 3000 requests"
 # the rlog record whose header names x:1 cannot be parsed: its result is
 # only under its offset, never the id's own key (no squatting); the other
 # rlog record names no id
-[ -z "$(rc_ GET "br2k:{$SVC}:result:x:1")" ] && [ -n "$(rc_ --scan --pattern "br2k:{$SVC}:result:x:1@*")" ] ||
-    fail "the unparseable record's result: $(rc_ --scan --pattern "br2k:{$SVC}:result:x:1*")"
-rc_ GET "br2k:{$SVC}:result:late:1999" | grep -q '"status":"ok"' || fail "result of late:1999"
+[ -z "$(result_get x:1)" ] && [ -n "$(rc_ --scan --pattern "br2k:{$SVC}:result:x:1@*")" ] ||
+    fail "the unparseable record's result: $(result_get x:1) $(rc_ --scan --pattern "br2k:{$SVC}:result:x:1@*")"
+result_get late:1999 | grep -q '"status":"ok"' || fail "result of late:1999"
 for w in w1 w2 w3; do
     [ "$(rc_ SISMEMBER "br2k:{$SVC}:members" $w)" = 1 ] || fail "$w not a member"
     [ "$(rc_ EXISTS "br2k:{$SVC}:alive-$w")" = 1 ] || fail "$w not alive"

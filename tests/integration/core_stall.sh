@@ -48,11 +48,11 @@ wait_for 15 leads_again || { show w1; cat "$T/w1.log" >&2; fail "w1 does not lea
 ssi_is_last() { [ "$(rc_ GET "br2k:{$SVC}:SSI")" = "$last" ]; }
 wait_for 30 ssi_is_last || { show w1; fail "SSI did not reach $last"; }
 wait_for 15 at "$last" w1 || { show w1; fail "w1 did not reach $last"; }
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | { grep -vc "@" || true; })
+n=$(result_count "")
 [ "$n" -eq $((N + 1)) ] || fail "$n results for $((N + 1)) requests"
-[ -n "$(rc_ GET "br2k:{$SVC}:result:first:0")" ] || fail "no result for the crashed batch"
+[ -n "$(result_get first:0)" ] || fail "no result for the crashed batch"
 for s in 0 1 $((N / 2)) $((N - 1)); do
-    [ -n "$(rc_ GET "br2k:{$SVC}:result:load:$s")" ] || fail "no result for load:$s"
+    [ -n "$(result_get "load:$s")" ] || fail "no result for load:$s"
 done
 stop_worker w1
 [ "$(noop_count w1)" = $((last + 1)) ] || fail "w1 applied $(noop_count w1) records, not $((last + 1))"

@@ -133,7 +133,7 @@ while read -r r; do
 done <"$T/carol.jsonl"
 [ "$failovers" = 10 ] || fail "$failovers requests went to b"
 for s in $(seq 10 29); do
-    [ "$(rc_ GET "br2k:{$SVC}:result:carol:$s" | jq -r .repeat)" = false ] || fail "carol:$s"
+    [ "$(result_get "carol:$s" | jq -r .repeat)" = false ] || fail "carol:$s"
 done
 wait_for 30 at "$(rc_ GET "br2k:{$SVC}:SSI")" w1 w2 w3 || { show w1 w2 w3; fail "replicas differ"; }
 pass "gateway a killed after 10 requests: 10 more through b, each applied once, replicas equal"
@@ -158,7 +158,7 @@ wait "$waiter" || fail "the waiting curl failed"
 [ "$(cat "$T/wait1.code")" = 200 ] && [ "$(jq -r .id "$T/wait1.body")" = dave:1 ] ||
     fail "the waiting request: $(cat "$T/wait1.code") $(cat "$T/wait1.body")"
 [ "$(log_end)" = $((end1 + 1)) ] || fail "log end $(log_end), expected $((end1 + 1)): the refused one was appended"
-[ -z "$(rc_ GET "br2k:{$SVC}:result:dave:2")" ] || fail "dave:2 has a result"
+[ -z "$(result_get dave:2)" ] || fail "dave:2 has a result"
 pass "concurrent waits: the second got 503 busy with Retry-After and was not appended; the first got its result"
 
 # --- /readyz goes 503 once Redis is down ---

@@ -75,7 +75,7 @@ total=$((K * N))
     fail "acks: $(wc -l <"$T/acks") lines, $(sort -u "$T/acks" | wc -l) distinct, expected $total"
 for i in $(seq "$K"); do
     for s in $(seq "$N"); do
-        r=$(rc_ GET "br2k:{$SVC}:result:c$i:$s")
+        r=$(result_get "c$i:$s")
         [ "$(jq -r '.status + " " + (.repeat | tostring)' <<<"$r")" = "ok false" ] || fail "c$i:$s: $r"
     done
 done

@@ -42,6 +42,55 @@ static int exists(bk_redis *r, const char *key) {
     return v;
 }
 
+static long long ttl(bk_redis *r, const char *key) {
+    redisReply *rep = bk_redis_command(r, NULL, "TTL %s", key);
+    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -3;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* Where the result of request id "<client>:<seq>" is (worked out here, not
+ * by keys.c): the hash "br2k:{fence}:results:<client>:<seq / 1024>", field
+ * "<seq>". */
+static void results_at(const char *id, char *key, size_t ksize, char *field,
+                       size_t fsize) {
+    const char *colon = strrchr(id, ':');
+    uint64_t seq = strtoull(colon + 1, NULL, 10);
+    snprintf(key, ksize, "br2k:{" SVC "}:results:%.*s:%" PRIu64, (int)(colon - id), id,
+             seq / 1024);
+    snprintf(field, fsize, "%" PRIu64, seq);
+}
+
+/* The result of request id `id` (HGET of its field); NULL if none. */
+static char *hget_result(bk_redis *r, const char *id) {
+    char k[BK_KEY_MAX], f[24];
+    results_at(id, k, sizeof(k), f, sizeof(f));
+    redisReply *rep = bk_redis_command(r, NULL, "HGET %s %s", k, f);
+    char *v = rep && rep->type == REDIS_REPLY_STRING ? strdup(rep->str) : NULL;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* 1 if request id `id` has a result (HEXISTS of its field), else 0. */
+static int has_result(bk_redis *r, const char *id) {
+    char k[BK_KEY_MAX], f[24];
+    results_at(id, k, sizeof(k), f, sizeof(f));
+    redisReply *rep = bk_redis_command(r, NULL, "HEXISTS %s %s", k, f);
+    int v = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* The TTL of the hash holding request id `id`'s result. */
+static long long ttl_result(bk_redis *r, const char *id) {
+    char k[BK_KEY_MAX], f[24];
+    results_at(id, k, sizeof(k), f, sizeof(f));
+    return ttl(r, k);
+}
+
 static void test_names(void) {
     char k[BK_KEY_MAX];
     bk_err e;
@@ -55,6 +104,8 @@ static void test_names(void) {
     CHECK_STR(k, "br2k:{svc}:LPI-w1");
     bk_key_result(k, sizeof(k), "svc", "alice:7", &e);
     CHECK_STR(k, "br2k:{svc}:result:alice:7");
+    bk_key_result(k, sizeof(k), "svc", "alice:007", &e);
+    CHECK_STR(k, "br2k:{svc}:result:alice:007");
     bk_key_changes(k, sizeof(k), "svc", &e);
     CHECK_STR(k, "br2k:{svc}:changes");
     bk_key_alive(k, sizeof(k), "svc", "w.2", &e);
@@ -63,6 +114,51 @@ static void test_names(void) {
     CHECK_INT(e.code, BK_E_INVAL);
     CHECK_INT(bk_key_lpi(k, sizeof(k), "svc", "w 1", &e), BK_ERR);
     CHECK_INT(bk_key_result(k, sizeof(k), "svc", "a{b}:1", &e), BK_ERR);
+
+    /* the results of "<client>:<seq>": hash results:<client>:<seq / 1024>,
+     * field <seq>; any other id is not of this form (BK_E_INVAL) */
+    char f[24];
+    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:7", &e), BK_OK);
+    CHECK_STR(k, "br2k:{svc}:results:alice:0");
+    CHECK_STR(f, "7");
+    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:1025", &e), BK_OK);
+    CHECK_STR(k, "br2k:{svc}:results:alice:1");
+    CHECK_STR(f, "1025");
+    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:1023", &e), BK_OK);
+    CHECK_STR(k, "br2k:{svc}:results:alice:0");
+    CHECK_STR(f, "1023");
+    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:1024", &e), BK_OK);
+    CHECK_STR(k, "br2k:{svc}:results:alice:1");
+    CHECK_STR(f, "1024");
+    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:0", &e), BK_OK);
+    CHECK_STR(k, "br2k:{svc}:results:alice:0");
+    CHECK_STR(f, "0");
+    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "a:b:2048", &e), BK_OK);
+    CHECK_STR(k, "br2k:{svc}:results:a:b:2");
+    CHECK_STR(f, "2048");
+    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc",
+                             "alice:18446744073709551615", &e),
+              BK_OK);
+    CHECK_STR(k, "br2k:{svc}:results:alice:18014398509481983");
+    CHECK_STR(f, "18446744073709551615");
+    const char *odd[] = {"a{b}:1",
+                         "a}:1",
+                         "alice:007",
+                         "alice:x",
+                         "alice:",
+                         ":7",
+                         "alice",
+                         "alice:-1",
+                         "alice:+7",
+                         "alice:7 ",
+                         "alice:18446744073709551616",
+                         "alice:100000000000000000000"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        bk_err_clear(&e);
+        CHECK(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", odd[i], &e) == BK_ERR &&
+                  e.code == BK_E_INVAL,
+              "'%s' taken as <client>:<seq>", odd[i]);
+    }
 }
 
 static void test_lease(bk_redis *r) {
@@ -91,9 +187,13 @@ static void test_lease(bk_redis *r) {
     int64_t now = -1;
     CHECK_INT(bk_fenced_commit(r, SVC, 1, items, 2, 0, 5, &now, &e), BK_OK);
     CHECK_INT(now, 5);
-    char *v = get(r, "br2k:{" SVC "}:result:c1:1");
+    char *v = hget_result(r, "c1:1");
     CHECK_STR(v, "{\"r\":1}");
     free(v);
+    v = hget_result(r, "c1:2");
+    CHECK_STR(v, "{\"r\":2}");
+    free(v);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:c1:1"), 0); /* not the string of old */
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:c1:1@1"), 0);
     /* SSI only increases; a repeated request id keeps the first result,
      * the repeat's own goes under its offset; a record that did not name
@@ -103,12 +203,14 @@ static void test_lease(bk_redis *r) {
                               {"c3:1", "{\"r\":\"unparseable\"}", 5, 1}};
     CHECK_INT(bk_fenced_commit(r, SVC, 1, again, 2, 0, 3, &now, &e), BK_OK);
     CHECK_INT(now, 5);
-    v = get(r, "br2k:{" SVC "}:result:c1:1");
+    v = hget_result(r, "c1:1");
     CHECK_STR(v, "{\"r\":1}");
     free(v);
     v = get(r, "br2k:{" SVC "}:result:c1:1@4");
     CHECK_STR(v, "{\"r\":\"second\"}");
     free(v);
+    CHECK_INT(has_result(r, "c3:1"), 0);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:results:c3:0"), 0);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:c3:1"), 0);
     v = get(r, "br2k:{" SVC "}:result:c3:1@5");
     CHECK_STR(v, "{\"r\":\"unparseable\"}");
@@ -131,6 +233,8 @@ static void test_lease(bk_redis *r) {
     bk_result_item stale[] = {{"c9:1", "{\"stale\":true}", 9, 0}};
     CHECK_INT(bk_fenced_commit(r, SVC, 1, stale, 1, 0, 9, &now, &e), BK_ERR);
     CHECK_INT(e.code, BK_E_FENCED);
+    CHECK_INT(has_result(r, "c9:1"), 0);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:results:c9:0"), 0);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:c9:1"), 0);
     CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
     CHECK_INT(ssi, 5);
@@ -295,17 +399,28 @@ static void test_contenders(bk_redis *r) {
     CHECK_INT(after, before + 1);
 }
 
-/* How many of the keys "br2k:{fence}:result:<pfx><i>:1" for i < n exist
- * (one EXISTS). */
+/* How many of the request ids "<pfx><i>:1" for i < n have a result: the
+ * field "1" of hash "br2k:{fence}:results:<pfx><i>:0" (one EVAL of
+ * HEXISTS over them). */
 static long count_results(bk_redis *r, const char *pfx, int n) {
-    const char **argv = calloc((size_t)n + 1, sizeof(*argv));
+    const char **argv = calloc(2 * (size_t)n + 3, sizeof(*argv));
     char(*k)[96] = calloc((size_t)n, sizeof(*k));
-    argv[0] = "EXISTS";
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", n);
+    argv[0] = "EVAL";
+    argv[1] =
+        "local c = 0\n"
+        "for i, k in ipairs(KEYS) do c = c + redis.call('HEXISTS', k, ARGV[i]) end\n"
+        "return c\n";
+    argv[2] = nk;
     for (int i = 0; i < n; i++) {
-        snprintf(k[i], sizeof(k[i]), "br2k:{" SVC "}:result:%s%d:1", pfx, i);
-        argv[1 + i] = k[i];
+        char id[64], f[24];
+        snprintf(id, sizeof(id), "%s%d:1", pfx, i);
+        results_at(id, k[i], sizeof(k[i]), f, sizeof(f));
+        argv[3 + i] = k[i];
+        argv[3 + n + i] = "1";
     }
-    redisReply *rep = bk_redis_commandv(r, NULL, n + 1, argv, NULL);
+    redisReply *rep = bk_redis_commandv(r, NULL, 2 * n + 3, argv, NULL);
     long v = rep && rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : -1;
     if (rep)
         freeReplyObject(rep);
@@ -350,7 +465,8 @@ static void test_commit_tx(bk_redis *r) {
     it[7].secondary = 1;
     free((char *)it[10].request_id);
     it[10].request_id = strdup("t3:1"); /* a repeat of item 3, in the batch */
-    redisReply *rep = bk_redis_command(r, NULL, "SET br2k:{" SVC "}:result:t20:1 before");
+    redisReply *rep =
+        bk_redis_command(r, NULL, "HSET br2k:{" SVC "}:results:t20:0 1 before");
     if (rep)
         freeReplyObject(rep);
     int64_t upto = 1000 + n - 1;
@@ -358,37 +474,35 @@ static void test_commit_tx(bk_redis *r) {
     CHECK_INT(now, upto);
     CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
     CHECK_INT(ssi, upto);
-    char *v = get(r, "br2k:{" SVC "}:result:t0:1");
+    char *v = hget_result(r, "t0:1");
     CHECK_STR(v, it[0].json);
     free(v);
-    v = get(r, "br2k:{" SVC "}:result:t4499:1");
+    v = hget_result(r, "t4499:1");
     CHECK_STR(v, it[4499].json);
     free(v);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:t0:1"), 0); /* not the string of old */
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:t0:1@1000"), 0);
+    CHECK_INT(has_result(r, "t7:1"), 0);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:t7:1"), 0);
     v = get(r, "br2k:{" SVC "}:result:t7:1@1007");
     CHECK_STR(v, it[7].json);
     free(v);
-    v = get(r, "br2k:{" SVC "}:result:t3:1");
+    v = hget_result(r, "t3:1");
     CHECK_STR(v, it[3].json);
     free(v);
     v = get(r, "br2k:{" SVC "}:result:t3:1@1010");
     CHECK_STR(v, it[10].json);
     free(v);
-    v = get(r, "br2k:{" SVC "}:result:t20:1");
+    v = hget_result(r, "t20:1");
     CHECK_STR(v, "before");
     free(v);
     v = get(r, "br2k:{" SVC "}:result:t20:1@1020");
     CHECK_STR(v, it[20].json);
     free(v);
-    /* every first key but the secondary's and the repeat's (t10 named t3) */
+    /* every first result but the secondary's and the repeat's (t10 named t3) */
     CHECK_INT(count_results(r, "t", n), n - 2);
-    rep = bk_redis_command(r, NULL, "TTL br2k:{" SVC "}:result:t1500:1");
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 &&
-              rep->integer <= 60,
-          "TTL of a result");
-    if (rep)
-        freeReplyObject(rep);
+    long long t = ttl_result(r, "t1500:1");
+    CHECK(t > 0 && t <= 60, "TTL of a result's hash: %lld", t);
     rep = bk_redis_command(r, NULL, "TTL br2k:{" SVC "}:result:t3:1@1010");
     CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 &&
               rep->integer <= 60,
@@ -403,10 +517,7 @@ static void test_commit_tx(bk_redis *r) {
     CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 300, 0, -1, &now, &e), BK_OK);
     CHECK_INT(now, upto);
     CHECK_INT(count_results(r, "u", 300), 300);
-    rep = bk_redis_command(r, NULL, "TTL br2k:{" SVC "}:result:u5:1");
-    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == -1, "no TTL");
-    if (rep)
-        freeReplyObject(rep);
+    CHECK_INT(ttl_result(r, "u5:1"), -1); /* no TTL */
     free_items(it, 300);
 
     /* a stale token writes nothing */
@@ -422,6 +533,133 @@ static void test_commit_tx(bk_redis *r) {
     CHECK_INT(now, 6299);
     CHECK_INT(count_results(r, "s", 300), 300);
     free_items(it, 300);
+}
+
+static long long hlen(bk_redis *r, const char *key) {
+    redisReply *rep = bk_redis_command(r, NULL, "HLEN %s", key);
+    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+static void set_id(bk_result_item *it, const char *id) {
+    free((char *)it->request_id);
+    it->request_id = strdup(id);
+}
+
+/* n items as make_items, request ids "<client>:<i>" */
+static bk_result_item *make_seq_items(const char *client, int n, int64_t off0) {
+    bk_result_item *it = make_items(client, n, off0, 10);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s:%d", client, i);
+        set_id(&it[i], id);
+    }
+    return it;
+}
+
+/* The hashes of one client's results, 1024 sequence numbers a hash, on
+ * both paths of a commit (the script for a small batch, MULTI/EXEC for a
+ * large one): a repeat and a record that did not name itself keep out of
+ * the hash (the key at their offset), ids of another form keep a string key
+ * of their own, the TTL is on the hash and renewed by a later commit into
+ * it. SSI is left alone (ssi -1). */
+static void test_result_hashes(bk_redis *r) {
+    bk_err e;
+    bk_err_clear(&e);
+    int64_t ep = 0, now = -1;
+    CHECK_INT(bk_epoch_get(r, SVC, &ep, &e), BK_OK);
+
+    /* large: h:0 .. h:2999, then h:5 again, h:007 and app-id */
+    const int n = 3003;
+    bk_result_item *it = make_seq_items("h", n, 20000);
+    it[1500].secondary = 1;
+    set_id(&it[3000], "h:5");
+    set_id(&it[3001], "h:007");
+    set_id(&it[3002], "app-id");
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, (size_t)n, 60, -1, &now, &e), BK_OK);
+    CHECK_INT(hlen(r, "br2k:{" SVC "}:results:h:0"), 1024);
+    CHECK_INT(hlen(r, "br2k:{" SVC "}:results:h:1"), 1023); /* not h:1500 */
+    CHECK_INT(hlen(r, "br2k:{" SVC "}:results:h:2"), 952);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:results:h:3"), 0);
+    const int at[] = {0, 5, 1023, 1024, 2047, 2048, 2999};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        char *v = hget_result(r, it[at[i]].request_id);
+        CHECK(v != NULL && strcmp(v, it[at[i]].json) == 0, "result of %s: %s",
+              it[at[i]].request_id, v ? v : "(none)");
+        free(v);
+    }
+    char *v = get(r, "br2k:{" SVC "}:result:h:5@23000");
+    CHECK_STR(v, it[3000].json);
+    free(v);
+    CHECK_INT(has_result(r, "h:1500"), 0);
+    v = get(r, "br2k:{" SVC "}:result:h:1500@21500");
+    CHECK_STR(v, it[1500].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:h:007");
+    CHECK_STR(v, it[3001].json);
+    free(v);
+    CHECK_INT(has_result(r, "h:7"), 1);
+    v = hget_result(r, "h:7");
+    CHECK_STR(v, it[7].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:app-id");
+    CHECK_STR(v, it[3002].json);
+    free(v);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:h:5"), 0);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:h:2999"), 0);
+    for (int b = 0; b < 3; b++) {
+        char k[64];
+        snprintf(k, sizeof(k), "br2k:{" SVC "}:results:h:%d", b);
+        long long t = ttl(r, k);
+        CHECK(t > 0 && t <= 60, "TTL of %s: %lld", k, t);
+    }
+    long long t = ttl(r, "br2k:{" SVC "}:result:h:007");
+    CHECK(t > 0 && t <= 60, "TTL of an id of another form: %lld", t);
+    free_items(it, n);
+
+    /* small: g:1, g:1024, g:1 again, g:01 (another form), the largest seq */
+    it = make_items("g", 5, 30000, 10);
+    set_id(&it[0], "g:1");
+    set_id(&it[1], "g:1024");
+    set_id(&it[2], "g:1");
+    set_id(&it[3], "g:01");
+    set_id(&it[4], "g:18446744073709551615");
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 5, 30, -1, &now, &e), BK_OK);
+    CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:0"), 1);
+    CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:1"), 1);
+    v = hget_result(r, "g:1");
+    CHECK_STR(v, it[0].json);
+    free(v);
+    v = hget_result(r, "g:1024");
+    CHECK_STR(v, it[1].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:g:1@30002");
+    CHECK_STR(v, it[2].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:g:01");
+    CHECK_STR(v, it[3].json);
+    free(v);
+    v = hget_result(r, "g:18446744073709551615");
+    CHECK_STR(v, it[4].json);
+    free(v);
+    CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:18014398509481983"), 1);
+    t = ttl(r, "br2k:{" SVC "}:results:g:0");
+    CHECK(t > 0 && t <= 30, "TTL of g's first hash: %lld", t);
+    free_items(it, 5);
+
+    /* a later commit into the hash renews its TTL */
+    it = make_items("g", 1, 30010, 10);
+    set_id(&it[0], "g:2");
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 1, 1000, -1, &now, &e), BK_OK);
+    t = ttl(r, "br2k:{" SVC "}:results:g:0");
+    CHECK(t > 30 && t <= 1000, "TTL of g's first hash after a later commit: %lld", t);
+    CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:0"), 2);
+    v = hget_result(r, "g:1");
+    CHECK_STR(v, "{\"id\":\"g0:1\",\"i\":0,\"p\":\"xxxxxxxxxx\"}");
+    free(v);
+    free_items(it, 1);
 }
 
 /* The epoch moves between the token's check (WATCH, GET) and EXEC: a
@@ -524,6 +762,7 @@ int main(int argc, char **argv) {
     test_publish(r);
     test_contenders(r);
     test_commit_tx(r);
+    test_result_hashes(r);
     test_commit_tx_fenced(r);
     bk_redis_free(r);
     return check_done();

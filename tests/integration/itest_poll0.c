@@ -4,8 +4,9 @@
  * by the 50 ms fallback look.
  *
  * With BR2K_KAFKA/BR2K_REDIS set (no workers): ROUNDS times, submit one
- * request, wait for its append, then act as the leader (SET its result key,
- * PUBLISH the new SSI) and call br2k_poll(c, 0) until the result comes.
+ * request, wait for its append, then act as the leader (HSET its result:
+ * field <seq> of the hash br2k_result_key names; PUBLISH the new SSI) and
+ * call br2k_poll(c, 0) until the result comes.
  * Prints the latencies; exit 0 when their median is below 10 ms (without
  * the fix each is uniform over the 50 ms fallback: a median below 10 ms
  * then has a chance of about 2 %), 1 otherwise. */
@@ -70,15 +71,17 @@ int main(void) {
             fprintf(stderr, "itest_poll0: request %d was not appended\n", i + 1);
             return 2;
         }
-        char json[128], ssi[32];
+        char json[128], ssi[32], field[24];
         snprintf(json, sizeof(json), "{\"status\":\"ok\",\"offset\":%" PRId64 "}",
                  s.offset);
         snprintf(ssi, sizeof(ssi), "%" PRId64, s.offset);
-        redisReply *r1 = redisCommand(rc, "SET %s %s", key, json);
+        snprintf(field, sizeof(field), "%" PRIu64, (uint64_t)i + 1);
+        redisReply *r1 = redisCommand(rc, "HSET %s %s %s", key, field, json);
         double t0 = bk_mono_msf();
         redisReply *r2 = redisCommand(rc, "PUBLISH %s %s", chan, ssi);
-        if (r1 == NULL || r2 == NULL) {
-            fprintf(stderr, "itest_poll0: cannot SET or PUBLISH\n");
+        if (r1 == NULL || r2 == NULL || r1->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "itest_poll0: cannot HSET or PUBLISH: %s\n",
+                    r1 != NULL && r1->type == REDIS_REPLY_ERROR ? r1->str : "no reply");
             return 2;
         }
         freeReplyObject(r1);

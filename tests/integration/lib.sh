@@ -161,6 +161,97 @@ redis_port() {
     echo "${first:-$REDIS_PORT}"
 }
 
+# ---- the leader's results (common/redis/keys.h) ----
+# The result of request id CLIENT:SEQ (SEQ decimal 0 to 2^64-1 without a
+# leading zero, CLIENT not empty and without braces) is field SEQ of the hash
+# br2k:{SVC}:results:CLIENT:BUCKET, BUCKET = SEQ / 1024; that of any other id
+# the string br2k:{SVC}:result:ID; a repeat's own (and that of a record named
+# by its header) the string br2k:{SVC}:result:ID@OFFSET (read it with GET).
+# The functions below read service $SVC ("default" if unset) on the current
+# primary (redis_port).
+
+# result_where ID: sets RKEY and RFIELD to the hash and field of ID's
+# result, or RKEY to its string key and RFIELD empty (an id of another form)
+result_where() {
+    local id=$1 client=${1%:*} seq=${1##*:} q='' r=0 i
+    RKEY="br2k:{${SVC:-default}}:result:$id" RFIELD=
+    [[ $id == *:* && -n $client && $client != *[{}]* && $seq =~ ^(0|[1-9][0-9]{0,19})$ ]] || return 0
+    # SEQ / 1024 digit by digit (SEQ may not fit bash's signed 64 bits); SEQ
+    # is at most 2^64-1 = 18014398509481983 * 1024 + 1023 when the quotient
+    # is at most 18014398509481983
+    for ((i = 0; i < ${#seq}; i++)); do
+        r=$((r * 10 + ${seq:i:1})); q+=$((r / 1024)); r=$((r % 1024))
+    done
+    q=$((10#$q))
+    [ "$q" -le 18014398509481983 ] || return 0
+    RKEY="br2k:{${SVC:-default}}:results:$client:$q" RFIELD=$seq
+}
+
+# result_get ID: the JSON result of request id ID; nothing when it has none
+result_get() {
+    result_where "$1"
+    if [ -n "$RFIELD" ]; then
+        redis-cli -p "$(redis_port)" HGET "$RKEY" "$RFIELD"
+    else
+        redis-cli -p "$(redis_port)" GET "$RKEY"
+    fi
+}
+
+# result_set ID JSON: stores JSON as ID's result, where the leader puts it
+# (a result written by hand)
+result_set() {
+    result_where "$1"
+    if [ -n "$RFIELD" ]; then
+        redis-cli -p "$(redis_port)" HSET "$RKEY" "$RFIELD" "$2"
+    else
+        redis-cli -p "$(redis_port)" SET "$RKEY" "$2"
+    fi
+}
+
+# result_keys PREFIX: the keys holding the results of the request ids that
+# start with PREFIX, a prefix of the client's name ("" for all; "load:" for
+# client load alone): the hashes, then the strings of ids of another form
+# (the repeats' ...@OFFSET not among them)
+result_keys() {
+    local p k svc=${SVC:-default}
+    p=$(redis_port)
+    redis-cli -p "$p" --scan --pattern "br2k:{$svc}:results:$1*"
+    redis-cli -p "$p" --scan --pattern "br2k:{$svc}:result:$1*" | while read -r k; do
+        [[ $k != *@* ]] || continue
+        result_where "${k#"br2k:{$svc}:result:"}"
+        [ -n "$RFIELD" ] || echo "$k"
+    done
+}
+
+# result_count PREFIX: how many request ids starting with PREFIX (as in
+# result_keys) have a result
+result_count() {
+    local p k n=0
+    p=$(redis_port)
+    while read -r k; do
+        if [[ $k == "br2k:{${SVC:-default}}:results:"* ]]; then
+            n=$((n + $(redis-cli -p "$p" HLEN "$k")))
+        else
+            n=$((n + 1))
+        fi
+    done < <(result_keys "$1")
+    echo "$n"
+}
+
+# result_all PREFIX: the JSON results of the request ids starting with
+# PREFIX (as in result_keys), one a line
+result_all() {
+    local p k
+    p=$(redis_port)
+    result_keys "$1" | while read -r k; do
+        if [[ $k == "br2k:{${SVC:-default}}:results:"* ]]; then
+            redis-cli -p "$p" HVALS "$k"
+        else
+            redis-cli -p "$p" GET "$k"
+        fi
+    done
+}
+
 # The request log's back end: BR2K_TEST_LOG=kafka (default: br2k-devkafka) or
 # redis (Redis Streams on a redis-server of its own). ctest runs the core,
 # backup and recovery tests once on each (tests/CMakeLists.txt).

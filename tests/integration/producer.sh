@@ -85,7 +85,7 @@ pass "a result that never comes is a timeout"
 "$BIN/br2k" submit --client hand --seq 1 --wait-ms 10000 </dev/null >"$T/hand.out" 2>&1 &
 sub=$!
 sleep 0.5
-redis-cli -p "$REDIS_PORT" set 'br2k:{default}:result:hand:1' \
+result_set hand:1 \
     '{"v":1,"id":"hand:1","offset":1003,"op":"x","status":"rejected","repeat":false,"reason":{"code":"unknown_op","text":"x"}}' >/dev/null
 set +e
 wait "$sub"

@@ -38,6 +38,7 @@ for u in gateway client operator; do
     refused "$u" INCR "$K:epoch"
     refused "$u" SET "$K:SSI" 100
     refused "$u" SET "$K:result:alice:1" forged
+    refused "$u" HSET "$K:results:alice:0" 1 forged
     refused "$u" SET "$K:Service-State" 9
     refused "$u" SET "$K:backup" snapshot
     refused "$u" EVAL "return redis.call('INCR', KEYS[1])" 1 "$K:epoch"
@@ -50,6 +51,7 @@ allowed gateway HSET "$K:gateway-g9" role test
 allowed operator GET "$K:epoch"
 refused operator HSET "$K:gateway-g9" role test
 allowed client GET "$K:result:alice:1"
+allowed client HGET "$K:results:alice:0" 1
 refused client GET "$K:epoch"
 allowed worker SET "$K:SSI" -1
 refused worker GET "br2k:{other}:SSI"

@@ -44,7 +44,7 @@ ids "$TOPIC" >"$T/ids"
 seq 0 1999 | sed 's/^/1-/' | diff -q - "$T/ids" >/dev/null || fail "entry ids are not 1-0..1-1999: $(diff <(seq 0 1999 | sed 's/^/1-/') "$T/ids" | head -5)"
 [ "$(lc GET "{$TOPIC}:next")" = 2000 ] || fail "counter $(lc GET "{$TOPIC}:next")"
 [ "$(lc XINFO STREAM "$TOPIC" | sed -n '/^last-generated-id$/{n;p}')" = 1-1999 ] || fail "last id of the stream"
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:after:*" | { grep -vc "@" || true; })
+n=$(result_count after:)
 [ "$n" -eq 999 ] || fail "$n results for the 999 requests after the foreign entry"
 pass "appends go on at 1001..1999: entry ids dense 1-0..1-1999, counter 2000, digest $(metric w1 digest | cut -c1-16) on 3 replicas"
 start_worker w4

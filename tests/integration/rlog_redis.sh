@@ -108,9 +108,9 @@ for w in w1 w2 w3; do start_worker "$w"; done
 last=$("$BUILD/tests/itest_core" produce "$KAFKA" "$TOPIC" 2000 0 load)
 [ "$last" = 1999 ] || fail "last offset $last"
 wait_for 60 at "$last" w1 w2 w3 || { show w1 w2 w3; fail "replicas did not converge at $last"; }
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:*" | { grep -vc "@" || true; })
+n=$(result_count "")
 [ "$n" -eq 2000 ] || fail "$n results for 2000 requests"
-rc_ GET "br2k:{$SVC}:result:load:1999" | grep -q '"status":"ok"' || fail "result of load:1999"
+result_get load:1999 | grep -q '"status":"ok"' || fail "result of load:1999"
 [ "$(rc_ XLEN "$TOPIC")" = 2000 ] || fail "XLEN $(rc_ XLEN "$TOPIC")"
 pass "3 workers on redis://$REDIS at LPI $last, digest $(metric w1 digest | cut -c1-16), $n results"
 for w in w1 w2 w3; do stop_worker "$w"; done
@@ -139,7 +139,7 @@ wait_for 60 at "$last" w4 w5 w6 || { show w4 w5 w6; fail "replicas did not conve
 for w in w4 w5 w6; do
     grep -q "the log can be read again after" "$T/$w.log" || fail "$w never read the log again"
 done
-n=$(rc_ --scan --pattern "br2k:{$SVC}:result:after:*" | { grep -vc "@" || true; })
+n=$(result_count after:)
 [ "$n" -eq 500 ] || fail "$n results for the 500 requests after the restart"
 pass "the log's Redis restarted under 3 workers: none exited, all read on to $last ($(grep -o 'read again after [0-9]* ms' "$T/w4.log" | head -1))"
 for w in w4 w5 w6; do stop_worker "$w"; done
