@@ -298,6 +298,10 @@ bk_script bk_lua_commit = BK_SCRIPT_INIT(
                 "end\n"
                 "return s\n");
 
+/* KEYS epoch ssi ext-lost; ARGV token ssi floor channel (keys.h): SSI
+ * below the floor the caller saw committed means that this server lost
+ * writes (a stale replica promoted): ext-lost is marked in the same step
+ * as the raise that would hide it. */
 bk_script bk_lua_ssi_commit =
     BK_SCRIPT_INIT(FENCE_CHECK "local s = tonumber(redis.call('GET', KEYS[2]) or '-1')\n"
                                "if s < tonumber(ARGV[3]) then\n"
