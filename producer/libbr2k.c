@@ -2,9 +2,9 @@
  *
  * Inside: the request log (common/log/rlog.h: today the idempotent Kafka
  * producer, acks=all, writing partition 0 of the service topic); one Redis connection for
- * reading results (HMGET of the waiting requests' result fields); one raw hiredis connection
- * subscribed to the service's change channel, so that a result is looked for as soon as
- * the leader announces progress instead of on a timer. A slow timer
+ * reading results (HMGET of the waiting requests' result fields); one raw hiredis
+ * connection subscribed to the service's change channel, so that a result is looked for
+ * as soon as the leader announces progress instead of on a timer. A slow timer
  * (POLL_FALLBACK_MS) still looks, so that a lost notification or a worker
  * that does not announce only costs latency.
  *
@@ -618,8 +618,9 @@ static int look(br2k_client *c, int full, br2k_error *err) {
         }
         int bad = 0;
         for (size_t j = 0; j < k; j++)
-            bad |= reps[j]->type != REDIS_REPLY_ARRAY ||
-                   reps[j]->elements != (size_t)cmds[j].argc - (j + 1 == k && nat ? 1 : 2);
+            bad |=
+                reps[j]->type != REDIS_REPLY_ARRAY ||
+                reps[j]->elements != (size_t)cmds[j].argc - (j + 1 == k && nat ? 1 : 2);
         /* callbacks may submit (appending to the list) but `r`, the next
          * request to look at, is not freed by handling this batch */
         for (size_t i = 0; i < n && !bad; i++) {

@@ -236,9 +236,9 @@ typedef struct bk_result_item {
 
 /* The leader's commit of a batch, atomically: with token `epoch`, store
  * the n results (a field or key already there is kept, so a repeated
- * request id keeps the first result; expire after ttl_s seconds, 0: never), then raise SSI to `ssi` if higher
- * (ssi < 0: leave SSI alone) and publish it on the changes channel. Stale
- * token: BK_ERR, BK_E_FENCED, nothing written. *ssi_now (may be NULL) gets
+ * request id keeps the first result; expire after ttl_s seconds, 0: never), then raise
+ * SSI to `ssi` if higher (ssi < 0: leave SSI alone) and publish it on the changes
+ * channel. Stale token: BK_ERR, BK_E_FENCED, nothing written. *ssi_now (may be NULL) gets
  * SSI after the call. Any number of results (sent in chunks, SSI with the
  * last chunk; an epoch taken during the call refuses the chunk it meets,
  * whole, and SSI is not raised). Chunks of 256 results and more are a

@@ -237,8 +237,8 @@ static int commit_script(bk_redis *r, const char *svc, const char *ke, const cha
     args[3] = chan;
     for (size_t i = 0; i < n; i++) {
         if (result_slot(svc, items[i], &sl[i], e) != BK_OK ||
-            bk_key_result_at(at[i], BK_KEY_MAX, svc, items[i]->request_id, items[i]->offset,
-                             e) != BK_OK)
+            bk_key_result_at(at[i], BK_KEY_MAX, svc, items[i]->request_id,
+                             items[i]->offset, e) != BK_OK)
             goto out;
         keys[2 + 2 * i] = sl[i].key;
         keys[3 + 2 * i] = at[i];
@@ -298,9 +298,15 @@ static int groups_init(groups *G, const rslot *sl, size_t n) {
     size_t size = 1;
     while (size < 2 * n)
         size <<= 1;
-    *G = (groups){sl, calloc(size, sizeof(size_t)), calloc(size, sizeof(size_t)), size - 1,
-                  0, malloc(n * sizeof(size_t)), malloc(n * sizeof(size_t)),
-                  malloc(n * sizeof(size_t)), malloc(n * sizeof(size_t))};
+    *G = (groups){sl,
+                  calloc(size, sizeof(size_t)),
+                  calloc(size, sizeof(size_t)),
+                  size - 1,
+                  0,
+                  malloc(n * sizeof(size_t)),
+                  malloc(n * sizeof(size_t)),
+                  malloc(n * sizeof(size_t)),
+                  malloc(n * sizeof(size_t))};
     return G->gmap && G->fset && G->first && G->last && G->count && G->nxt;
 }
 
@@ -394,8 +400,8 @@ static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char
     const bk_result_item **again = calloc(n, sizeof(*again));
     int rc = BK_ERR, watching = 0;
     size_t k = 0, nrep = 0;
-    if (sl == NULL || !gok || what == NULL || atk == NULL || cmds == NULL || argv == NULL ||
-        reps == NULL || cmd_item == NULL || again == NULL) {
+    if (sl == NULL || !gok || what == NULL || atk == NULL || cmds == NULL ||
+        argv == NULL || reps == NULL || cmd_item == NULL || again == NULL) {
         bk_err_set(e, BK_E_NOMEM, "out of memory");
         goto out;
     }
@@ -457,8 +463,8 @@ static int commit_chunk(bk_redis *r, const char *svc, const char *ke, const char
         if (what[i] != W_AT || sl[i].mode == 's')
             continue;
         char at[BK_KEY_MAX];
-        if (bk_key_result_at(at, sizeof(at), svc, items[i].request_id, items[i].offset, e) !=
-            BK_OK)
+        if (bk_key_result_at(at, sizeof(at), svc, items[i].request_id, items[i].offset,
+                             e) != BK_OK)
             goto out;
         if ((atk[i] = strdup(at)) == NULL) {
             bk_err_set(e, BK_E_NOMEM, "out of memory");

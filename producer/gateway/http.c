@@ -162,8 +162,9 @@ static enum MHD_Result get_result(gw *g, struct MHD_Connection *c, const char *i
                       NULL, NULL, "%s", e.msg);
     if (g->http_redis == NULL)
         g->http_redis = bk_redis_new(g->cfg.redis, g->cfg.redis_timeout_ms, &e);
-    redisReply *rep =
-        g->http_redis != NULL ? bk_redis_command(g->http_redis, &e, "HGET %s %s", key, field) : NULL;
+    redisReply *rep = g->http_redis != NULL
+                          ? bk_redis_command(g->http_redis, &e, "HGET %s %s", key, field)
+                          : NULL;
     if (rep == NULL)
         return refuse(g, c, MHD_HTTP_SERVICE_UNAVAILABLE, GW_R_UNAVAILABLE, "unavailable",
                       "Retry-After", "1", "cannot read the result from Redis at %s: %s",
