@@ -118,29 +118,24 @@ static void test_names(void) {
     /* the results of "<client>:<seq>": hash results:<client>:<seq / 1024>,
      * field <seq>; any other id is not of this form (BK_E_INVAL) */
     char f[24];
-    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:7", &e), BK_OK);
-    CHECK_STR(k, "br2k:{svc}:results:alice:0");
-    CHECK_STR(f, "7");
-    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:1025", &e), BK_OK);
-    CHECK_STR(k, "br2k:{svc}:results:alice:1");
-    CHECK_STR(f, "1025");
-    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:1023", &e), BK_OK);
-    CHECK_STR(k, "br2k:{svc}:results:alice:0");
-    CHECK_STR(f, "1023");
-    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:1024", &e), BK_OK);
-    CHECK_STR(k, "br2k:{svc}:results:alice:1");
-    CHECK_STR(f, "1024");
-    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "alice:0", &e), BK_OK);
-    CHECK_STR(k, "br2k:{svc}:results:alice:0");
-    CHECK_STR(f, "0");
-    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", "a:b:2048", &e), BK_OK);
-    CHECK_STR(k, "br2k:{svc}:results:a:b:2");
-    CHECK_STR(f, "2048");
-    CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc",
-                             "alice:18446744073709551615", &e),
-              BK_OK);
-    CHECK_STR(k, "br2k:{svc}:results:alice:18014398509481983");
-    CHECK_STR(f, "18446744073709551615");
+    static const struct {
+        const char *id, *key, *field;
+    } good[] = {
+        {"alice:7", "br2k:{svc}:results:alice:0", "7"},
+        {"alice:1025", "br2k:{svc}:results:alice:1", "1025"},
+        {"alice:1023", "br2k:{svc}:results:alice:0", "1023"},
+        {"alice:1024", "br2k:{svc}:results:alice:1", "1024"},
+        {"alice:0", "br2k:{svc}:results:alice:0", "0"},
+        {"a:b:2048", "br2k:{svc}:results:a:b:2", "2048"},
+        {"alice:18446744073709551615", "br2k:{svc}:results:alice:18014398509481983",
+         "18446744073709551615"},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CHECK_INT(bk_key_results(k, sizeof(k), f, sizeof(f), "svc", good[i].id, &e),
+                  BK_OK);
+        CHECK_STR(k, good[i].key);
+        CHECK_STR(f, good[i].field);
+    }
     const char *odd[] = {"a{b}:1",
                          "a}:1",
                          "alice:007",
