@@ -446,6 +446,11 @@ static void free_items(bk_result_item *it, int n) {
     free(it);
 }
 
+static void set_id(bk_result_item *it, const char *id) {
+    free((char *)it->request_id);
+    it->request_id = strdup(id);
+}
+
 /* A batch large enough for the MULTI/EXEC path (ops.c: COMMIT_TX_MIN and
  * up, two chunks): firsts, repeats (in the batch and of a stored result),
  * records that did not name themselves, the TTL, SSI with the last chunk
@@ -528,6 +533,47 @@ static void test_commit_tx(bk_redis *r) {
     CHECK_INT(now, 6299);
     CHECK_INT(count_results(r, "s", 300), 300);
     free_items(it, 300);
+
+    /* ids not of the hash form in a large chunk: one there already and one
+     * twice in the chunk go to their keys at their offsets, the first
+     * stays, SSI is raised; then the server forgets its scripts (SCRIPT
+     * FLUSH) and a large commit still raises SSI */
+    it = make_items("v", 300, 7000, 10);
+    set_id(&it[0], "app-x");
+    set_id(&it[1], "app-y");
+    set_id(&it[2], "app-y");
+    rep = bk_redis_command(r, NULL, "SET br2k:{" SVC "}:result:app-x first");
+    if (rep)
+        freeReplyObject(rep);
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 300, 0, 7299, &now, &e), BK_OK);
+    CHECK_INT(now, 7299);
+    CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
+    CHECK_INT(ssi, 7299);
+    v = get(r, "br2k:{" SVC "}:result:app-x");
+    CHECK_STR(v, "first");
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:app-x@7000");
+    CHECK_STR(v, it[0].json);
+    free(v);
+    v = get(r, "br2k:{" SVC "}:result:app-y");
+    CHECK_STR(v, it[1].json);
+    free(v);
+    CHECK_INT(exists(r, "br2k:{" SVC "}:result:app-y@7001"), 0);
+    v = get(r, "br2k:{" SVC "}:result:app-y@7002");
+    CHECK_STR(v, it[2].json);
+    free(v);
+    CHECK_INT(count_results(r, "v", 300), 297);
+    free_items(it, 300);
+    rep = bk_redis_command(r, NULL, "SCRIPT FLUSH");
+    if (rep)
+        freeReplyObject(rep);
+    it = make_items("w", 300, 7300, 10);
+    CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 300, 0, 7599, &now, &e), BK_OK);
+    CHECK_INT(now, 7599);
+    CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
+    CHECK_INT(ssi, 7599);
+    CHECK_INT(count_results(r, "w", 300), 300);
+    free_items(it, 300);
 }
 
 static long long hlen(bk_redis *r, const char *key) {
@@ -536,11 +582,6 @@ static long long hlen(bk_redis *r, const char *key) {
     if (rep)
         freeReplyObject(rep);
     return v;
-}
-
-static void set_id(bk_result_item *it, const char *id) {
-    free((char *)it->request_id);
-    it->request_id = strdup(id);
 }
 
 /* n items as make_items, request ids "<client>:<i>" */
