@@ -34,20 +34,23 @@ static char *get(bk_redis *r, const char *key) {
     return v;
 }
 
-static int exists(bk_redis *r, const char *key) {
-    redisReply *rep = bk_redis_command(r, NULL, "EXISTS %s", key);
-    int v = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+/* The integer reply of command `cmd` on `key` (EXISTS, TTL, HLEN), or
+ * `none` when the reply is not an integer. */
+static long long int_of(bk_redis *r, const char *cmd, const char *key, long long none) {
+    redisReply *rep = bk_redis_command(r, NULL, "%s %s", cmd, key);
+    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : none;
     if (rep)
         freeReplyObject(rep);
     return v;
 }
-
+static int exists(bk_redis *r, const char *key) {
+    return (int)int_of(r, "EXISTS", key, -1);
+}
 static long long ttl(bk_redis *r, const char *key) {
-    redisReply *rep = bk_redis_command(r, NULL, "TTL %s", key);
-    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -3;
-    if (rep)
-        freeReplyObject(rep);
-    return v;
+    return int_of(r, "TTL", key, -3);
+}
+static long long hlen(bk_redis *r, const char *key) {
+    return int_of(r, "HLEN", key, -1);
 }
 
 /* Where the result of request id "<client>:<seq>" is (worked out here, not
@@ -72,6 +75,21 @@ static char *hget_result(bk_redis *r, const char *id) {
         freeReplyObject(rep);
     return v;
 }
+
+/* The string at `key` (EXPECT_GET) or the result of request id `id`
+ * (EXPECT_RESULT) is `want`. */
+#define EXPECT_GET(r, key, want)                                                         \
+    do {                                                                                 \
+        char *v_ = get(r, key);                                                          \
+        CHECK_STR(v_, want);                                                             \
+        free(v_);                                                                        \
+    } while (0)
+#define EXPECT_RESULT(r, id, want)                                                       \
+    do {                                                                                 \
+        char *v_ = hget_result(r, id);                                                   \
+        CHECK_STR(v_, want);                                                             \
+        free(v_);                                                                        \
+    } while (0)
 
 /* 1 if request id `id` has a result (HEXISTS of its field), else 0. */
 static int has_result(bk_redis *r, const char *id) {
@@ -182,12 +200,8 @@ static void test_lease(bk_redis *r) {
     int64_t now = -1;
     CHECK_INT(bk_fenced_commit(r, SVC, 1, items, 2, 0, 5, &now, &e), BK_OK);
     CHECK_INT(now, 5);
-    char *v = hget_result(r, "c1:1");
-    CHECK_STR(v, "{\"r\":1}");
-    free(v);
-    v = hget_result(r, "c1:2");
-    CHECK_STR(v, "{\"r\":2}");
-    free(v);
+    EXPECT_RESULT(r, "c1:1", "{\"r\":1}");
+    EXPECT_RESULT(r, "c1:2", "{\"r\":2}");
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:c1:1"), 0); /* not the string of old */
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:c1:1@1"), 0);
     /* SSI only increases; a repeated request id keeps the first result,
@@ -198,18 +212,12 @@ static void test_lease(bk_redis *r) {
                               {"c3:1", "{\"r\":\"unparseable\"}", 5, 1}};
     CHECK_INT(bk_fenced_commit(r, SVC, 1, again, 2, 0, 3, &now, &e), BK_OK);
     CHECK_INT(now, 5);
-    v = hget_result(r, "c1:1");
-    CHECK_STR(v, "{\"r\":1}");
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:c1:1@4");
-    CHECK_STR(v, "{\"r\":\"second\"}");
-    free(v);
+    EXPECT_RESULT(r, "c1:1", "{\"r\":1}");
+    EXPECT_GET(r, "br2k:{" SVC "}:result:c1:1@4", "{\"r\":\"second\"}");
     CHECK_INT(has_result(r, "c3:1"), 0);
     CHECK_INT(exists(r, "br2k:{" SVC "}:results:c3:0"), 0);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:c3:1"), 0);
-    v = get(r, "br2k:{" SVC "}:result:c3:1@5");
-    CHECK_STR(v, "{\"r\":\"unparseable\"}");
-    free(v);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:c3:1@5", "{\"r\":\"unparseable\"}");
     int64_t ssi = 0;
     CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
     CHECK_INT(ssi, 5);
@@ -308,9 +316,7 @@ static void test_membership(bk_redis *r) {
     if (rep)
         freeReplyObject(rep);
     CHECK_INT(bk_lpi_mirror(r, SVC, "w1", 42, &e), BK_OK);
-    char *v = get(r, "br2k:{" SVC "}:LPI-w1");
-    CHECK_STR(v, "42");
-    free(v);
+    EXPECT_GET(r, "br2k:{" SVC "}:LPI-w1", "42");
     const char *f[] = {"role", "lpi"}, *vals[] = {"leader", "42"};
     CHECK_INT(bk_metrics_write(r, SVC, "w1", f, vals, 2, &e), BK_OK);
     rep = bk_redis_command(r, NULL, "HGET br2k:{" SVC "}:metrics-w1 role");
@@ -474,31 +480,17 @@ static void test_commit_tx(bk_redis *r) {
     CHECK_INT(now, upto);
     CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
     CHECK_INT(ssi, upto);
-    char *v = hget_result(r, "t0:1");
-    CHECK_STR(v, it[0].json);
-    free(v);
-    v = hget_result(r, "t4499:1");
-    CHECK_STR(v, it[4499].json);
-    free(v);
+    EXPECT_RESULT(r, "t0:1", it[0].json);
+    EXPECT_RESULT(r, "t4499:1", it[4499].json);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:t0:1"), 0); /* not the string of old */
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:t0:1@1000"), 0);
     CHECK_INT(has_result(r, "t7:1"), 0);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:t7:1"), 0);
-    v = get(r, "br2k:{" SVC "}:result:t7:1@1007");
-    CHECK_STR(v, it[7].json);
-    free(v);
-    v = hget_result(r, "t3:1");
-    CHECK_STR(v, it[3].json);
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:t3:1@1010");
-    CHECK_STR(v, it[10].json);
-    free(v);
-    v = hget_result(r, "t20:1");
-    CHECK_STR(v, "before");
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:t20:1@1020");
-    CHECK_STR(v, it[20].json);
-    free(v);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:t7:1@1007", it[7].json);
+    EXPECT_RESULT(r, "t3:1", it[3].json);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:t3:1@1010", it[10].json);
+    EXPECT_RESULT(r, "t20:1", "before");
+    EXPECT_GET(r, "br2k:{" SVC "}:result:t20:1@1020", it[20].json);
     /* every first result but the secondary's and the repeat's (t10 named t3) */
     CHECK_INT(count_results(r, "t", n), n - 2);
     long long t = ttl_result(r, "t1500:1");
@@ -549,19 +541,11 @@ static void test_commit_tx(bk_redis *r) {
     CHECK_INT(now, 7299);
     CHECK_INT(bk_ssi_get(r, SVC, &ssi, &e), BK_OK);
     CHECK_INT(ssi, 7299);
-    v = get(r, "br2k:{" SVC "}:result:app-x");
-    CHECK_STR(v, "first");
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:app-x@7000");
-    CHECK_STR(v, it[0].json);
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:app-y");
-    CHECK_STR(v, it[1].json);
-    free(v);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:app-x", "first");
+    EXPECT_GET(r, "br2k:{" SVC "}:result:app-x@7000", it[0].json);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:app-y", it[1].json);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:app-y@7001"), 0);
-    v = get(r, "br2k:{" SVC "}:result:app-y@7002");
-    CHECK_STR(v, it[2].json);
-    free(v);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:app-y@7002", it[2].json);
     CHECK_INT(count_results(r, "v", 300), 297);
     free_items(it, 300);
     rep = bk_redis_command(r, NULL, "SCRIPT FLUSH");
@@ -574,14 +558,6 @@ static void test_commit_tx(bk_redis *r) {
     CHECK_INT(ssi, 7599);
     CHECK_INT(count_results(r, "w", 300), 300);
     free_items(it, 300);
-}
-
-static long long hlen(bk_redis *r, const char *key) {
-    redisReply *rep = bk_redis_command(r, NULL, "HLEN %s", key);
-    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-    if (rep)
-        freeReplyObject(rep);
-    return v;
 }
 
 /* n items as make_items, request ids "<client>:<i>" */
@@ -626,23 +602,13 @@ static void test_result_hashes(bk_redis *r) {
               it[at[i]].request_id, v ? v : "(none)");
         free(v);
     }
-    char *v = get(r, "br2k:{" SVC "}:result:h:5@23000");
-    CHECK_STR(v, it[3000].json);
-    free(v);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:h:5@23000", it[3000].json);
     CHECK_INT(has_result(r, "h:1500"), 0);
-    v = get(r, "br2k:{" SVC "}:result:h:1500@21500");
-    CHECK_STR(v, it[1500].json);
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:h:007");
-    CHECK_STR(v, it[3001].json);
-    free(v);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:h:1500@21500", it[1500].json);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:h:007", it[3001].json);
     CHECK_INT(has_result(r, "h:7"), 1);
-    v = hget_result(r, "h:7");
-    CHECK_STR(v, it[7].json);
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:app-id");
-    CHECK_STR(v, it[3002].json);
-    free(v);
+    EXPECT_RESULT(r, "h:7", it[7].json);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:app-id", it[3002].json);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:h:5"), 0);
     CHECK_INT(exists(r, "br2k:{" SVC "}:result:h:2999"), 0);
     for (int b = 0; b < 3; b++) {
@@ -665,21 +631,11 @@ static void test_result_hashes(bk_redis *r) {
     CHECK_INT(bk_fenced_commit(r, SVC, ep, it, 5, 30, -1, &now, &e), BK_OK);
     CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:0"), 1);
     CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:1"), 1);
-    v = hget_result(r, "g:1");
-    CHECK_STR(v, it[0].json);
-    free(v);
-    v = hget_result(r, "g:1024");
-    CHECK_STR(v, it[1].json);
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:g:1@30002");
-    CHECK_STR(v, it[2].json);
-    free(v);
-    v = get(r, "br2k:{" SVC "}:result:g:01");
-    CHECK_STR(v, it[3].json);
-    free(v);
-    v = hget_result(r, "g:18446744073709551615");
-    CHECK_STR(v, it[4].json);
-    free(v);
+    EXPECT_RESULT(r, "g:1", it[0].json);
+    EXPECT_RESULT(r, "g:1024", it[1].json);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:g:1@30002", it[2].json);
+    EXPECT_GET(r, "br2k:{" SVC "}:result:g:01", it[3].json);
+    EXPECT_RESULT(r, "g:18446744073709551615", it[4].json);
     CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:18014398509481983"), 1);
     t = ttl(r, "br2k:{" SVC "}:results:g:0");
     CHECK(t > 0 && t <= 30, "TTL of g's first hash: %lld", t);
@@ -692,9 +648,7 @@ static void test_result_hashes(bk_redis *r) {
     t = ttl(r, "br2k:{" SVC "}:results:g:0");
     CHECK(t > 30 && t <= 1000, "TTL of g's first hash after a later commit: %lld", t);
     CHECK_INT(hlen(r, "br2k:{" SVC "}:results:g:0"), 2);
-    v = hget_result(r, "g:1");
-    CHECK_STR(v, "{\"id\":\"g0:1\",\"i\":0,\"p\":\"xxxxxxxxxx\"}");
-    free(v);
+    EXPECT_RESULT(r, "g:1", "{\"id\":\"g0:1\",\"i\":0,\"p\":\"xxxxxxxxxx\"}");
     free_items(it, 1);
 }
 
