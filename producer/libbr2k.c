@@ -545,8 +545,8 @@ static int worth_looking(const br2k_client *c, const req *r, int full) {
 }
 
 /* Read the results of the waiting requests worth looking at: the request
- * id's field in its hash (a run of requests of one hash: one HMGET), and
- * once delivered the key at its offset (one MGET), in one round trip. */
+ * id's field in its hash (the requests of one hash: one HMGET), and once
+ * delivered the key at its offset (one MGET), in one round trip. */
 static int look(br2k_client *c, int full, br2k_error *err) {
     bk_err e;
     bk_err_clear(&e);
