@@ -242,21 +242,12 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     }
     batch_out_free(&b, n);
     int64_t t_applied = bk_mono_ns();
-    int64_t lpi = recs[k - 1]->offset;
-    /* The leader's results not committed yet are durable before LPI covers
-     * their records (worker.h: worker.held), so that a crash between here
-     * and the commit does not leave LPI > SSI without them: written now,
-     * their writeback under way while the application syncs, made durable
-     * below (wk_sync_held), before the position. */
-    int held = w->role == R_LEADER && (w->nheld > 0 || (w->job.busy && w->job.n > 0));
-    if (held && wk_store_held(w, lpi, e) != BK_OK)
-        return BK_ERR;
-    int64_t t_held0 = bk_mono_ns();
     if (ops->sync(w->app, e) != BK_OK) {
         w->app_failed = 1;
         return bk_err_prefix(e, "cannot sync the application state");
     }
     int64_t t_synced = bk_mono_ns();
+    int64_t lpi = recs[k - 1]->offset;
     wk_q_drop(w, k); /* recs[] points into w->q: not used below */
     /* Look ahead: the records that are already here and may be applied
      * next get their in-flight mark in the same durable write that clears
@@ -272,7 +263,11 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
         }
     }
     int64_t t_ahead = bk_mono_ns();
-    if (held && wk_sync_held(w, e) != BK_OK)
+    /* The leader's results not committed yet are durable before LPI covers
+     * their records (worker.h: worker.held), so that a crash between here
+     * and the commit does not leave LPI > SSI without them. */
+    if (w->role == R_LEADER && (w->nheld > 0 || (w->job.busy && w->job.n > 0)) &&
+        wk_store_held(w, lpi, e) != BK_OK)
         return BK_ERR;
     int64_t t_held = bk_mono_ns();
     w->pos.lpi = lpi;
@@ -304,18 +299,17 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
     else if (w->role == R_LEADER)
         wk_flush_held(w);
     /* the stages (bench/run.sh reads them): durable = the application's
-     * sync (state) + the look-ahead read + the held results (their write
-     * before the state's sync, their sync after the read) + the position
+     * sync (state) + the look-ahead read + the held results + the position
      * + the rest (LPI mirror, metrics); commit = the hand-over to the
      * commit thread (waiting for the previous job) or the inline commit */
     BK_DEBUG("batch ..%" PRId64 " (%zu records): apply %.2f ms, durable %.2f ms, "
              "commit %.2f ms (durable: state %.2f, read-ahead %.2f, results %.2f, "
              "position %.2f ms; batch %.2f ms)",
              w->pos.lpi, k, (double)ns / 1e6, (double)(t_durable - t_applied) / 1e6,
-             (double)(bk_mono_ns() - t_durable) / 1e6, (double)(t_synced - t_held0) / 1e6,
-             (double)(t_ahead - t_synced) / 1e6,
-             (double)(t_held - t_ahead + t_held0 - t_applied) / 1e6,
-             (double)(t_pos - t_held) / 1e6, (double)(bk_mono_ns() - t_start) / 1e6);
+             (double)(bk_mono_ns() - t_durable) / 1e6,
+             (double)(t_synced - t_applied) / 1e6, (double)(t_ahead - t_synced) / 1e6,
+             (double)(t_held - t_ahead) / 1e6, (double)(t_pos - t_held) / 1e6,
+             (double)(bk_mono_ns() - t_start) / 1e6);
     if (w->q_rc != BK_EXIT_OK) { /* the look-ahead read failed */
         *e = re;
         return BK_ERR;

@@ -356,11 +356,10 @@ void wk_commit_async(worker *w, int wait) {
     pthread_mutex_unlock(&w->s.mu);
 }
 
-/* Write the held results for LPI `upto` (worker.held, worker.h): a frame
- * with the results held since the last frame, or, when nothing is in
- * flight (every earlier frame committed) or the file is full, a new
- * generation with every result not committed. Durable after
- * wk_sync_held. */
+/* Make the held results durable for LPI `upto` (worker.held, worker.h):
+ * a frame with the results held since the last frame, or, when nothing
+ * is in flight (every earlier frame committed) or the file is full, a
+ * new generation with every result not committed. */
 int wk_store_held(worker *w, int64_t upto, bk_err *e) {
     size_t jn = w->job.busy ? w->job.n : 0, n = jn + w->nheld; /* h, n: main's */
     int64_t base = jn ? w->job.h[0].offset : w->nheld ? w->held[0].offset : upto + 1;
@@ -384,16 +383,12 @@ int wk_store_held(worker *w, int64_t upto, bk_err *e) {
             (bk_held_rec){w->job.h[i].offset, w->job.h[i].request_id, w->job.h[i].json};
     for (size_t i = first; i < w->nheld; i++)
         r[k++] = (bk_held_rec){w->held[i].offset, w->held[i].request_id, w->held[i].json};
-    int rc = bk_held_append(&w->hf, w->held_path, restart, upto, base, r, k, e);
+    int rc = bk_held_write(&w->hf, w->held_path, restart, upto, base, r, k, e);
     if (r != stack)
         free(r);
     if (rc == BK_OK && w->nheld > 0)
         w->held_hi = w->held[w->nheld - 1].offset;
     return rc;
-}
-
-int wk_sync_held(worker *w, bk_err *e) {
-    return bk_held_sync(&w->hf, w->held_path, e);
 }
 
 /* Reload the results a leader held when it stopped (crash or SIGTERM

@@ -152,7 +152,6 @@ static int held_open(bk_held_file *f, const char *path, bk_err *e) {
         BK_WARN("%s", de.msg);
     f->seq = -1;
     f->end = 0;
-    f->pending = 0;
     return BK_OK;
 }
 
@@ -181,28 +180,8 @@ int bk_held_prepare(bk_held_file *f, const char *path, bk_err *e) {
 
 int bk_held_write(bk_held_file *f, const char *path, int restart, int64_t upto,
                   int64_t base, const bk_held_rec *r, size_t n, bk_err *e) {
-    if (bk_held_append(f, path, restart, upto, base, r, n, e) != BK_OK)
-        return BK_ERR;
-    return bk_held_sync(f, path, e);
-}
-
-int bk_held_sync(bk_held_file *f, const char *path, bk_err *e) {
-    if (f->pending == 0)
-        return BK_OK;
-    if (fdatasync(f->fd) != 0)
-        return bk_err_set(e, BK_E_IO, "cannot sync '%s': %s", path, strerror(errno));
-    f->seq++;
-    f->end += f->pending;
-    f->pending = 0;
-    return BK_OK;
-}
-
-int bk_held_append(bk_held_file *f, const char *path, int restart, int64_t upto,
-                   int64_t base, const bk_held_rec *r, size_t n, bk_err *e) {
     if (f->fd < 0 && held_open(f, path, e) != BK_OK)
         return BK_ERR;
-    if (f->pending != 0)
-        return bk_err_set(e, BK_E_INVAL, "'%s': a frame written and not synced", path);
     if (f->seq < 0)
         restart = 1;
     size_t body = 0;
@@ -245,10 +224,10 @@ int bk_held_append(bk_held_file *f, const char *path, int restart, int64_t upto,
     free(buf);
     if (rc != BK_OK)
         return BK_ERR;
-    /* the writeback starts now (bk_held_sync waits for it); where it
-     * cannot, fdatasync does it all */
-    (void)sync_file_range(f->fd, (off_t)f->end, (off_t)len, SYNC_FILE_RANGE_WRITE);
-    f->pending = len;
+    if (fdatasync(f->fd) != 0)
+        return bk_err_set(e, BK_E_IO, "cannot sync '%s': %s", path, strerror(errno));
+    f->seq++;
+    f->end += len;
     return BK_OK;
 }
 

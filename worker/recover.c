@@ -84,7 +84,6 @@ static int reset_position(worker *w, int64_t lpi, const char *record_digest, bk_
         close(w->hf.fd);
     w->hf.fd = -1;
     w->hf.seq = -1;
-    w->hf.pending = 0;
     w->held_hi = -1;
     if (unlink(w->held_path) != 0 && errno != ENOENT)
         BK_WARN("cannot remove '%s': %s", w->held_path, strerror(errno));

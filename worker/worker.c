@@ -380,7 +380,6 @@ static int run_once(const bk_worker_opts *o, bk_err *e, int *app_failed) {
     w->pos_fd = -1;
     w->hf.fd = -1;
     w->hf.seq = -1;
-    w->hf.pending = 0;
     w->held_hi = -1;
     const char *hook = getenv("BR2K_TEST_CRASH_BEFORE_COMMIT");
     w->crash_hook = hook != NULL && strcmp(hook, "1") == 0;

@@ -116,11 +116,10 @@ typedef struct bk_held_rec {
  * with every result not committed. Version 1 files (one frame, "br2k-held 1
  * <upto> <n> <body bytes> <body check>", an older worker's) are read too. */
 typedef struct bk_held_file {
-    int fd;         /* -1: not open yet */
-    uint64_t gen;   /* the generation being written */
-    int64_t seq;    /* its last frame's number, -1: none written by this process */
-    size_t end;     /* where the next frame goes */
-    size_t pending; /* bytes of a frame written and not synced yet (0: none) */
+    int fd;       /* -1: not open yet */
+    uint64_t gen; /* the generation being written */
+    int64_t seq;  /* its last frame's number, -1: none written by this process */
+    size_t end;   /* where the next frame goes */
 } bk_held_file;
 
 #define BK_HELD_SPACE ((size_t)4 << 20) /* bytes of zeros the file starts with */
@@ -136,13 +135,6 @@ int bk_held_prepare(bk_held_file *f, const char *path, bk_err *e);
  * `base`: the lowest offset of a result not committed. */
 int bk_held_write(bk_held_file *f, const char *path, int restart, int64_t upto,
                   int64_t base, const bk_held_rec *r, size_t n, bk_err *e);
-/* bk_held_write in two steps, so that the frame's write reaches the disk
- * while the caller syncs something else: bk_held_append writes the frame
- * and starts its writeback (sync_file_range), bk_held_sync makes it
- * durable (fdatasync). Nothing else is written to f in between. */
-int bk_held_append(bk_held_file *f, const char *path, int restart, int64_t upto,
-                   int64_t base, const bk_held_rec *r, size_t n, bk_err *e);
-int bk_held_sync(bk_held_file *f, const char *path, bk_err *e);
 
 /* Read `path`: the results of the frames of the last generation from the
  * last frame's `base` up to its `upto` (*upto), oldest first.

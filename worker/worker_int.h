@@ -166,7 +166,6 @@ void *wk_commit_main(void *arg);
 void wk_collect(worker *w, int block);
 void wk_commit_async(worker *w, int wait);
 int wk_store_held(worker *w, int64_t upto, bk_err *e);
-int wk_sync_held(worker *w, bk_err *e); /* what wk_store_held wrote, durable */
 void wk_load_held(worker *w);
 void wk_check_stall(worker *w, int64_t ssi);
 

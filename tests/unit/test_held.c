@@ -50,7 +50,7 @@ int main(void) {
 
     /* no file, then a prepared file of zeros: nothing held, no error */
     expect(-1, 0, NULL);
-    bk_held_file f = {-1, 0, -1, 0, 0};
+    bk_held_file f = {-1, 0, -1, 0};
     CHECK_INT(bk_held_prepare(&f, path, &e), BK_OK);
     CHECK_INT(file_size(), BK_HELD_SPACE);
     expect(-1, 0, NULL);
@@ -127,25 +127,6 @@ int main(void) {
     {
         int64_t o[] = {16, 17};
         expect(17, 2, o);
-    }
-    /* in two steps (the worker's batch: the frame written before the
-     * application's sync, made durable after it): nothing moves until the
-     * sync; a second frame before it is refused; then the frame counts */
-    {
-        size_t end = f.end;
-        rec(&r[0], 18, "c:7", "{\"id\":\"c:7\"}");
-        CHECK_INT(bk_held_append(&f, path, 0, 18, 16, r, 1, &e), BK_OK);
-        CHECK_INT(f.seq, 1);
-        CHECK(f.end == end && f.pending > 0, "a frame pending: end %zu", f.end);
-        CHECK_INT(bk_held_append(&f, path, 0, 19, 16, r, 1, &e), BK_ERR);
-        CHECK(strstr(e.msg, "not synced") != NULL, "msg: %s", e.msg);
-        CHECK_INT(bk_held_sync(&f, path, &e), BK_OK);
-        CHECK_INT(f.seq, 2);
-        CHECK(f.end > end && f.pending == 0, "the frame counts: end %zu", f.end);
-        CHECK_INT(bk_held_sync(&f, path, &e), BK_OK); /* nothing pending: nothing */
-        CHECK_INT(f.seq, 2);
-        int64_t o[] = {16, 17, 18};
-        expect(18, 3, o);
     }
     /* a damaged first frame: an error naming the file */
     {
