@@ -52,8 +52,8 @@
 typedef struct req {
     br2k_client *c;
     char *id;     /* "<client>:<seq>" */
-    char *key;    /* the hash of its result in Redis (br2k_result_key) */
-    char *field;  /* ... its field: the seq */
+    char *key;    /* the hash of its result in Redis (br2k_result_key); the
+                     field: the seq, after id's last ':' */
     char *at_key; /* ... at this append's offset, once delivered */
     int flags;
     br2k_event_cb cb;
@@ -150,7 +150,6 @@ static void req_free(req *r) {
         r->all_next->all_prev = r->all_prev;
     free(r->id);
     free(r->key);
-    free(r->field);
     free(r->at_key);
     free(r->result);
     free(r->client_id);
@@ -602,7 +601,7 @@ static int look(br2k_client *c, int full, br2k_error *err) {
             const char **v = (const char **)cmds[cmd_of[i]].argv;
             v[0] = "HMGET";
             v[1] = batch[i]->key;
-            v[2 + pos_of[i]] = batch[i]->field;
+            v[2 + pos_of[i]] = strrchr(batch[i]->id, ':') + 1;
         }
         if (nat > 0) {
             const char **c0 = a;
@@ -955,9 +954,8 @@ int br2k_submit(br2k_client *c, const char *client_id, uint64_t seq, const void 
         r->c = c;
         r->id = strdup(id);
         r->key = strdup(key);
-        r->field = strdup(strrchr(id, ':') + 1);
     }
-    if (r == NULL || r->id == NULL || r->key == NULL || r->field == NULL) {
+    if (r == NULL || r->id == NULL || r->key == NULL) {
         req_free(r);
         return fail(err, BR2K_E_NOMEM, "out of memory");
     }
