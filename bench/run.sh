@@ -5,11 +5,17 @@
 #       reader of the same records, each read ONCE from the same starting
 #       state and timed the same way (target: ratio >= 0.5), on the Redis
 #       Streams log (a plain hiredis XREAD reader) and on br2k-devkafka (a
-#       plain librdkafka consumer), with the worker's per-stage breakdown;
+#       plain librdkafka consumer), with the worker's per-stage breakdown
+#       and the CPU each side used per record (the worker, both Redis
+#       servers; the reader, the log's Redis): the ratio the two cores
+#       allow at most, however well the worker overlaps its stages;
 #   (b) InfoDID, 1 and 3 workers, as fast as possible, against the CPU
 #       bound cores / (replicas x t_apply) measured in the same run
 #       (br2k-bench-apply: one thread applying the same signed requests;
-#       target: >= 0.8 of the bound);
+#       target: >= 0.8 of the bound), with the CPU per request of the
+#       workers, each Redis and the load generator (while its clock ran)
+#       and the apply's share of all of it: with the cores busy, the
+#       fraction cannot pass that share;
 #   (c) publish-to-result latency p50/p99 at 500, 1,000 and 2,000
 #       requests/s, 3 InfoDID workers (target at 1,000/s: p50 <= 10 ms,
 #       p99 <= 50 ms), with the leader's per-batch breakdown.
@@ -73,6 +79,27 @@ stats() { # FORMAT V...: min/median/max of V in FORMAT (printf)
     printf "min $f, median $f, max $f" "$(head -1 <<<"$s")" "$(median "$@")" "$(tail -1 <<<"$s")"
 }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4g", (b != 0 ? a / b : 0) }'; }
+# cpu_s PID...: the user + system CPU seconds the processes used so far (all
+# their threads; /proc/PID/stat fields 14 and 15, after the command's ")")
+CLK_TCK=$(getconf CLK_TCK)
+cpu_s() {
+    local pid s t=0
+    for pid in "$@"; do
+        s=$(cat "/proc/$pid/stat" 2>/dev/null) || fail "cpu_s: no process $pid"
+        s=${s##*) }
+        read -r -a f <<<"$s"
+        t=$((t + f[11] + f[12])) # utime, stime (fields 14, 15 of the line)
+    done
+    awk -v t="$t" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }'
+}
+# child_cpu: the user + system CPU seconds of the children waited for so far
+# (times runs in this shell: in $(...) it would count the subshell's)
+child_cpu() {
+    times >"$T/times"
+    awk 'END { n = split($0, f, " "); s = 0; for (i = 1; i <= n; i++) { split(f[i], p, "m"); s += p[1] * 60 + p[2] } printf "%.3f", s }' "$T/times"
+}
+# us_per N CPU0 CPU1: (CPU1 - CPU0) seconds over N, in microseconds
+us_per() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }'; }
 
 # use_log redis|kafka: the log back end of the next start_devkafka
 use_log() { LOG_BACKEND=$1; }
@@ -176,13 +203,24 @@ a_run() {
     fresh_redis
     export BR2K_REDIS=$REDIS
     first=$([ $((r % 2)) = 1 ] && echo plain || echo worker)
+    local n=$((A_LAST + 1)) l0 c0 r0 w1 # CPU (s) before / of the worker
     for side in $first $([ "$first" = plain ] && echo worker || echo plain); do
+        l0=$(cpu_s "$A_LOGPID")
         if [ "$side" = plain ]; then
-            "$BIN/br2k-bench-consume" --count $((A_LAST + 1)) --from 0 \
+            child_cpu >"$T/c0"
+            "$BIN/br2k-bench-consume" --count "$n" --from 0 \
                 >"$T/a-$lg-$r.plain.json" || fail "plain reader: $(cat "$T/a-$lg-$r.plain.json")"
+            child_cpu >"$T/c1"
+            A_PCPU=$(us_per "$n" "$(cat "$T/c0")" "$(cat "$T/c1")")
+            A_PLOG=$(us_per "$n" "$l0" "$(cpu_s "$A_LOGPID")")
         else
+            r0=$(cpu_s "$REDIS_PID")
             start_worker w1 noop "$T/a-$lg-$r.log"
             wait_log "$T/a-$lg-$r.log" " debug: commit \.\.$A_LAST " "$WPID" 600
+            w1=$(cpu_s "$WPID")
+            A_WCPU=$(us_per "$n" 0 "$w1")
+            A_WRED=$(us_per "$n" "$r0" "$(cpu_s "$REDIS_PID")")
+            A_WLOG=$(us_per "$n" "$l0" "$(cpu_s "$A_LOGPID")")
             stop_pids "$WPID"
         fi
     done
@@ -198,6 +236,18 @@ a_run() {
     printf '  run %d (%s first): worker %.0f requests/s (%d records, %d ms); plain %.0f records/s (%d of %d records after its first batch, %.0f ms); ratio %.3f\n' \
         "$r" "$first" "$wr" "$wn" "$wms" "$pr" "$((pn - pfirst))" "$pn" \
         "$(jq '.seconds_after_first * 1000' "$T/a-$lg-$r.plain.json")" "$(div "$wr" "$pr")"
+    # the CPU each side used per record, all its processes (from start to
+    # end, so a little more than the timed window): what the two cores
+    # allow the worker's side at most, whatever it overlaps
+    local wt cap
+    wt=$(awk -v a="$A_WCPU" -v b="$A_WRED" -v c="$A_WLOG" 'BEGIN { printf "%.2f", a + b + c }')
+    cap=$(awk -v c="$NCPU" -v t="$wt" 'BEGIN { printf "%.0f", c * 1e6 / t }')
+    AC+=("$(div "$cap" "$pr")")
+    printf '    CPU per record: worker %s + coordination Redis %s + log Redis %s = %s us; plain reader %s + log Redis %s us;
+' \
+        "$A_WCPU" "$A_WRED" "$A_WLOG" "$wt" "$A_PCPU" "$A_PLOG"
+    printf '    %d cores run the worker'"'"'s side at most %s requests/s: ratio at most %.3f\n' \
+        "$NCPU" "$cap" "$(div "$cap" "$pr")"
 }
 
 a_part() { # LOG N WHAT
@@ -206,13 +256,15 @@ a_part() { # LOG N WHAT
     echo "   each side reads every record once from the same log (fresh Redis, fresh state each run),"
     echo "   timed from the end of its first batch to its last record (the worker: to the commit"
     echo "   that covers it, from its own debug log's ms time stamps); target ratio >= 0.5"
-    AW=() AP=() AR=()
+    AW=() AP=() AR=() AC=()
     a_fill "$lg" "$n"
     for r in $(seq "$RUNS"); do a_run "$lg" "$r"; done
     stop_pids "$A_LOGPID"
     echo "  worker: $(stats '%.0f' "${AW[@]}") requests/s"
     echo "  plain:  $(stats '%.0f' "${AP[@]}") records/s"
     echo "  ratio:  $(stats '%.3f' "${AR[@]}") (target >= 0.5)"
+    echo "  ratio the CPU allows (all the worker's side's CPU per record on $NCPU cores):"
+    echo "          $(stats '%.3f' "${AC[@]}")"
     echo "  the worker's stages (run 1..$RUNS, us per request and % of the worker's wall time;"
     echo "  the commit thread's fenced commit overlaps the main thread's next batches):"
     for r in $(seq "$RUNS"); do tail -n +2 "$T/a-$lg-$r.stages"; done | awk -F'|' '
@@ -233,7 +285,7 @@ want b && {
     echo "   (br2k-bench-apply: one thread applying the same signed requests, CPU time; $NCPU cores),"
     echo "   $MAIN_LOG log, $RUNS runs each; target >= 0.8 of the bound"
     for nw in 1 3; do
-        BR=() BT=() BB=() BF=()
+        BR=() BT=() BB=() BF=() BS=()
         for r in $(seq "$RUNS"); do
             use_log "$MAIN_LOG"
             fresh_redis
@@ -247,8 +299,11 @@ want b && {
             ready() { "$BIN/br2k" status --json | jq -e --argjson n "$nw" \
                 '.leader != null and (.members | length) == $n' >/dev/null; }
             wait_for 30 ready || fail "workers did not start (see $T)"
+            w0=0 r0=0 l0=0 w1=0 r1=0 l1=0
+            w0=$(cpu_s "${wp[@]}") r0=$(cpu_s "$REDIS_PID") l0=$(cpu_s "$KAFKA_PID")
             "$BIN/br2k" submit --clients "$CLIENTS_B" --count "$COUNT_B" --json \
                 --prefix "benchb$r" --wait-ms 120000 >"$T/b$nw-$r.json" || true
+            w1=$(cpu_s "${wp[@]}") r1=$(cpu_s "$REDIS_PID") l1=$(cpu_s "$KAFKA_PID")
             stop_pids "${wp[@]}"
             # t_apply: the same records, one thread, no other work running
             rm -rf "$T/b-apply"; mkdir -p "$T/b-apply"
@@ -264,20 +319,34 @@ want b && {
                 "$(jq .apply_cpu_us_per_request "$T/b$nw-$r.apply.json")" \
                 "$(jq .records "$T/b$nw-$r.apply.json")" "$(jq .wall_us_per_request "$T/b$nw-$r.apply.json")" \
                 "$(jq '100 * .cpu_s / .wall_s' "$T/b$nw-$r.apply.json")" "$bound" "$(div "$rps" "$bound")"
+            # where the rest of the two cores went: the CPU per request of the
+            # workers (all replicas) and both Redis servers over the load, and of
+            # the load generator while its clock ran (its signing before it not);
+            # the apply's share of it is what the fraction can reach when the
+            # cores are never idle
+            nreq=0 wc=0 rc=0 lc=0 gc=0 tc=0
+            nreq=$(jq .succeeded "$T/b$nw-$r.json")
+            wc=$(us_per "$nreq" "$w0" "$w1") rc=$(us_per "$nreq" "$r0" "$r1")
+            lc=$(us_per "$nreq" "$l0" "$l1")
+            gc=$(us_per "$nreq" 0 "$(jq .cpu_s "$T/b$nw-$r.json")") # while its clock ran
+            tc=$(awk -v a="$wc" -v b="$rc" -v c="$gc" -v d="$lc" 'BEGIN { printf "%.1f", a + b + c + d }')
+            BS+=("$(div "$(awk -v n="$nw" -v t="$tap" 'BEGIN { print n * t }')" "$tc")")
+            printf '    CPU per request: workers %s us (%s per replica: %s over t_apply), coordination Redis %s, log Redis %s, load generator %s; total %s us;\n' \
+                "$wc" "$(awk -v a="$wc" -v n="$nw" 'BEGIN { printf "%.1f", a / n }')" \
+                "$(awk -v a="$wc" -v n="$nw" -v t="$tap" 'BEGIN { printf "%+.1f", a / n - t }')" \
+                "$rc" "$lc" "$gc" "$tc"
+            printf '    the cores were busy %.0f%% of the load; the apply (replicas x t_apply) is %.3f of the CPU used\n' \
+                "$(awk -v t="$tc" -v x="$rps" -v c="$NCPU" 'BEGIN { print 100 * t * x / 1e6 / c }')" \
+                "$(div "$(awk -v n="$nw" -v t="$tap" 'BEGIN { print n * t }')" "$tc")"
         done
         echo "  $nw worker(s): $(stats '%.0f' "${BR[@]}") requests/s"
         echo "               t_apply $(stats '%.1f' "${BT[@]}") us; bound $(stats '%.0f' "${BB[@]}")/s"
         echo "               fraction of the bound: $(stats '%.3f' "${BF[@]}") (target >= 0.8)"
+        echo "               the apply's share of the CPU used: $(stats '%.3f' "${BS[@]}")"
     done
 }
 
 # ---------------------------------------------------------------- (c)
-# child_cpu: the user + system CPU seconds of the children waited for so far
-# (times runs in this shell: in $(...) it would count the subshell's)
-child_cpu() {
-    times >"$T/times"
-    awk 'END { n = split($0, f, " "); s = 0; for (i = 1; i <= n; i++) { split(f[i], p, "m"); s += p[1] * 60 + p[2] } printf "%.3f", s }' "$T/times"
-}
 
 # c_load BR2K RATE TAG: one paced load of SECS_C seconds; appends to C[RATE]
 c_load() {

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "base/clock.h"
@@ -396,6 +397,15 @@ static char *lg_request(const lg_client *cl, long j, int updates, bk_err *e) {
     return bk_lg_request(cl, j + 1, updates && j % 2 == 1, bk_wall_ms(), e);
 }
 
+/* The user + system CPU seconds this process used so far. */
+static double cpu_seconds(void) {
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0)
+        return 0;
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -467,7 +477,7 @@ static int loadgen(const cli_globals *g) {
             free(pre);
             goto out;
         }
-    double t0 = bk_mono_msf(), warned_at = 0;
+    double t0 = bk_mono_msf(), warned_at = 0, cpu0 = cpu_seconds();
     for (long r = 0; r < total; r++) {
         long ci = r % k, j = r / k;
         if (rate > 0) { /* pace: request r is due at t0 + r / rate */
@@ -535,7 +545,7 @@ static int loadgen(const cli_globals *g) {
     /* an append may be sent again for up to --retry-ms, then its result
      * waited for up to --wait-ms */
     (void)br2k_flush(c, (int)bk_cfg_int(&sub, "wait-ms") + (int)retry_ms + 10000, &err);
-    double elapsed = bk_mono_msf() - t0;
+    double elapsed = bk_mono_msf() - t0, cpu = cpu_seconds() - cpu0;
     for (long r = 0; r < total; r++)
         if (!slots[r].done) { /* no final event in time */
             st.unconfirmed++;
@@ -558,6 +568,8 @@ static int loadgen(const cli_globals *g) {
         pct(st.lat, st.nlat, 0.99), "max", st.nlat ? st.lat[st.nlat - 1] : 0.0, "reasons",
         st.reasons);
     json_object_set_new(sum, "appended", json_integer(st.appended));
+    /* this process's CPU while the clock ran (the signing before it not) */
+    json_object_set_new(sum, "cpu_s", json_real(cpu));
     json_object_set_new(sum, "offsets_increasing", json_boolean(increasing));
     json_object_set_new(sum, "first_offset", json_integer(total ? slots[0].offset : -1));
     json_object_set_new(sum, "last_offset",
