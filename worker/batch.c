@@ -211,18 +211,20 @@ int wk_process_batch(worker *w, bk_rlog_rec **recs, size_t n, bk_err *e) {
             return BK_ERR;
         }
         char *rid = NULL;
-        int rej = 0, lead = w->role == R_LEADER && r->offset > w->lead_from;
+        int rej = 0, lead = w->role == R_LEADER && r->offset > w->lead_from, named = 1;
         if (result != NULL && lead) {
             result_info(result, &rid, &rej);
-            if (rid == NULL) /* unparseable request: the producer's header names it */
+            if (rid == NULL) { /* unparseable request: the producer's header names it */
                 rid = header_request_id(r);
+                named = 0;
+            }
         } else if (result != NULL) /* results are compact JSON (result.schema.json) */
             rej = strstr(result, "\"status\":\"rejected\"") != NULL;
         applied++;
         rejected += rej;
         changed += did != 0;
         if (lead && result != NULL) {
-            if (wk_held_push(w, r->offset, rid, result, e) != BK_OK) {
+            if (wk_held_push(w, r->offset, rid, result, named, e) != BK_OK) {
                 free(rid);
                 free(result);
                 batch_out_free(&b, n);

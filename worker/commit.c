@@ -41,7 +41,8 @@ void wk_held_drop_upto(worker *w, int64_t ssi) {
     wk_publish_take_window(w);
 }
 
-int wk_held_push(worker *w, int64_t offset, char *request_id, char *json, bk_err *e) {
+int wk_held_push(worker *w, int64_t offset, char *request_id, char *json, int named,
+                 bk_err *e) {
     if (w->nheld == w->capheld) {
         size_t cap = w->capheld ? 2 * w->capheld : 256;
         held *h = realloc(w->held, cap * sizeof(*h));
@@ -50,7 +51,7 @@ int wk_held_push(worker *w, int64_t offset, char *request_id, char *json, bk_err
         w->held = h;
         w->capheld = cap;
     }
-    w->held[w->nheld++] = (held){offset, request_id, json, 0};
+    w->held[w->nheld++] = (held){offset, request_id, json, 0, named};
     return BK_OK;
 }
 
@@ -93,7 +94,9 @@ static int external_many(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t
 /* Does the result name `rid` as its request id ("id")? Not when the record
  * could not be parsed and its header named the id (batch.c): such a result
  * goes only under its offset (bk_lua_commit), never under the request id's
- * first key, which another client's real request may need (squatting). */
+ * first key, which another client's real request may need (squatting).
+ * batch.c knows it when it holds a result (held.named); this reads the
+ * result for those reloaded from worker.held. */
 static int names_itself(const char *json, const char *rid) {
     static const char *const keys[] = {"id"};
     bk_jspan v[1];
@@ -145,8 +148,10 @@ static int commit_once(worker *w, bk_redis *r, int64_t epoch, held *hv, size_t n
         rc = bk_err_set(e, BK_E_NOMEM, "out of memory");
     for (size_t i = 0; rc == BK_OK && i < nh; i++)
         if (hv[i].request_id != NULL)
-            items[n++] = (bk_result_item){hv[i].request_id, hv[i].json, hv[i].offset,
-                                          !names_itself(hv[i].json, hv[i].request_id)};
+            items[n++] = (bk_result_item){
+                hv[i].request_id, hv[i].json, hv[i].offset,
+                hv[i].named < 0 ? !names_itself(hv[i].json, hv[i].request_id)
+                                : !hv[i].named};
     if (rc == BK_OK) {
         t1 = bk_mono_ns();
         rc = bk_fenced_commit(r, o->service, epoch, items, n, o->result_ttl_s,
@@ -407,7 +412,7 @@ void wk_load_held(worker *w) {
     for (size_t i = 0; i < n; i++) {
         if (upto == w->pos.lpi && r[i].offset <= upto &&
             (w->nheld == 0 || r[i].offset > w->held[w->nheld - 1].offset) &&
-            wk_held_push(w, r[i].offset, (char *)r[i].request_id, (char *)r[i].json,
+            wk_held_push(w, r[i].offset, (char *)r[i].request_id, (char *)r[i].json, -1,
                          &e) == BK_OK) {
             kept++;
             continue;

@@ -178,6 +178,23 @@ int bk_held_prepare(bk_held_file *f, const char *path, bk_err *e) {
     return BK_OK;
 }
 
+/* v in decimal at p (at most 20 characters, no NUL): how many. */
+static size_t put_int(char *p, int64_t v) {
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    size_t k = 0;
+    if (v < 0)
+        p[k++] = '-';
+    while (n > 0)
+        p[k++] = tmp[--n];
+    return k;
+}
+
 int bk_held_write(bk_held_file *f, const char *path, int restart, int64_t upto,
                   int64_t base, const bk_held_rec *r, size_t n, bk_err *e) {
     if (f->fd < 0 && held_open(f, path, e) != BK_OK)
@@ -193,8 +210,14 @@ int bk_held_write(bk_held_file *f, const char *path, int restart, int64_t upto,
     size_t len = HELD_HEAD;
     for (size_t i = 0; i < n; i++) {
         size_t rl = r[i].request_id ? strlen(r[i].request_id) : 0, jl = strlen(r[i].json);
-        len += (size_t)snprintf(buf + len, 64, "%" PRId64 " %lld %zu\n", r[i].offset,
-                                r[i].request_id ? (long long)rl : -1LL, jl);
+        /* "<offset> <id length or -1> <json length>\n", without snprintf
+         * (a batch's frame has up to --batch-max of these lines) */
+        len += put_int(buf + len, r[i].offset);
+        buf[len++] = ' ';
+        len += put_int(buf + len, r[i].request_id ? (int64_t)rl : -1);
+        buf[len++] = ' ';
+        len += put_int(buf + len, (int64_t)jl);
+        buf[len++] = '\n';
         memcpy(buf + len, r[i].request_id ? r[i].request_id : "", rl);
         len += rl;
         memcpy(buf + len, r[i].json, jl);

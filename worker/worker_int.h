@@ -55,6 +55,9 @@ typedef struct held {
     char *request_id; /* NULL: the result names no request */
     char *json;
     int ext_done;
+    int named; /* 1: the result's "id" is request_id; 0: it is not (the
+                  record's header named it, batch.c); -1: not known
+                  (reloaded from worker.held): commit.c reads the result */
 } held;
 
 enum {
@@ -160,7 +163,8 @@ void wk_check_role(worker *w);
 /* commit.c: held results and commits */
 void wk_publish_take_window(worker *w);
 void wk_held_drop_upto(worker *w, int64_t ssi);
-int wk_held_push(worker *w, int64_t offset, char *request_id, char *json, bk_err *e);
+int wk_held_push(worker *w, int64_t offset, char *request_id, char *json, int named,
+                 bk_err *e);
 int wk_flush_held(worker *w);
 void *wk_commit_main(void *arg);
 void wk_collect(worker *w, int block);

@@ -38,6 +38,7 @@ struct br2k_app {
     int dirty;
     int fd;         /* noop.state, open for overwrites; -1 until the first */
     EVP_MD_CTX *md; /* reused by apply */
+    EVP_MD *sha256; /* fetched once: EVP_sha256() in each init fetches it again */
 };
 
 static void hex32(const unsigned char *b, char hex[65]) {
@@ -107,9 +108,12 @@ static int noop_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     a->lpi = -1;
     a->fd = -1;
     a->md = EVP_MD_CTX_new();
-    if (a->md == NULL) {
+    a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (a->md == NULL || a->sha256 == NULL) {
+        EVP_MD_CTX_free(a->md);
+        EVP_MD_free(a->sha256);
         free(a);
-        return bk_err_set(e, BK_E_NOMEM, "out of memory");
+        return bk_err_set(e, BK_E_NOMEM, "cannot set up SHA-256 (out of memory)");
     }
     FILE *f = fopen(a->path, "r");
     if (f != NULL) {
@@ -118,6 +122,7 @@ static int noop_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
         fclose(f);
         if (got == NULL || parse_state(a, line, e) != BK_OK) {
             EVP_MD_CTX_free(a->md);
+            EVP_MD_free(a->sha256);
             free(a);
             return got ? BK_ERR
                        : bk_err_set(e, BK_E_INVAL, "empty no-op state '%s'", dir);
@@ -125,6 +130,7 @@ static int noop_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     } else if (errno != ENOENT) {
         int err = errno;
         EVP_MD_CTX_free(a->md);
+        EVP_MD_free(a->sha256);
         free(a);
         return bk_err_set(e, BK_E_IO, "cannot open '%s': %s", dir, strerror(err));
     }
@@ -197,7 +203,7 @@ static int noop_apply(br2k_app *a, int64_t offset, const void *rec, size_t len,
     for (int i = 0; i < 8; i++)
         off[i] = (unsigned char)((uint64_t)offset >> (56 - 8 * i));
     EVP_MD_CTX *c = a->md;
-    int ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+    int ok = EVP_DigestInit_ex2(c, a->sha256, NULL) == 1 &&
              EVP_DigestUpdate(c, a->chain, 32) == 1 && EVP_DigestUpdate(c, off, 8) == 1 &&
              (len == 0 || EVP_DigestUpdate(c, rec, len) == 1) &&
              EVP_DigestFinal_ex(c, md, &mdlen) == 1;
@@ -268,6 +274,7 @@ static void noop_close(br2k_app *a) {
     if (a->fd >= 0)
         close(a->fd);
     EVP_MD_CTX_free(a->md);
+    EVP_MD_free(a->sha256);
     free(a);
 }
 
