@@ -73,7 +73,10 @@ Options:
   --pause-s S         seconds the leader stays paused (default 1.5)
   --kills K           SIGKILLs mid-request, leader and followers in turn
                       (default 3)
-  --kill-every N      every Nth attack is a kill while kills remain (default 4)
+  --kill-every N      every Nth attack is a kill while kills remain (default 4);
+                      a kill skipped (no request reached the target in time,
+                      e.g. it was holding for a backup) is tried again at the
+                      next attack
   --max-replicated M  backupd's --max-replicated (default 2000)
   --result-ms MS      a client retries after this long without a result
                       (default 1000: requests caught in a fault are retried)
@@ -370,12 +373,16 @@ attack_main() {
             if [ "$app_kill_leader" = 1 ]; then target=$(leader_id); else target=$(follower_of); fi
             if [ -n "$target" ] && [ -n "${WPID[$target]:-}" ] && app_kill_mid "$target"; then
                 app_kill_leader=$((1 - app_kill_leader))
+            else # skipped (e.g. its worker was holding for a backup): the next attack
+                attacks=$((attacks - 1)) # is this kill again, not a pause
             fi
         elif [ "$kills" -lt "$KILLS" ] && [ $((attacks % KILL_EVERY)) = 0 ] && [ "$(sv)" -ge 1 ] 2>/dev/null; then
             local target
             if [ "$kill_leader" = 1 ]; then target=$(chain_leader); else target=$(follower_of); fi
             if [ -n "$target" ] && [ -n "${WPID[$target]:-}" ] && kill_mid "$target"; then
                 kill_leader=$((1 - kill_leader))
+            else # skipped: the next attack is this kill again (see above)
+                attacks=$((attacks - 1))
             fi
         elif [ "$MAXP" -lt 0 ] || [ "$pauses" -lt "$MAXP" ]; then
             pause_leader
