@@ -94,6 +94,8 @@ static int parse_state(br2k_app *a, const char *text, bk_err *e) {
     return BK_OK;
 }
 
+static void noop_close(br2k_app *a);
+
 static int noop_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return bk_err_set(e, BK_E_IO, "cannot create '%s': %s", dir, strerror(errno));
@@ -110,9 +112,7 @@ static int noop_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
     a->md = EVP_MD_CTX_new();
     a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (a->md == NULL || a->sha256 == NULL) {
-        EVP_MD_CTX_free(a->md);
-        EVP_MD_free(a->sha256);
-        free(a);
+        noop_close(a);
         return bk_err_set(e, BK_E_NOMEM, "cannot set up SHA-256 (out of memory)");
     }
     FILE *f = fopen(a->path, "r");
@@ -121,17 +121,13 @@ static int noop_open(const char *dir, br2k_app **out, int64_t *lpi, bk_err *e) {
         char *got = fgets(line, sizeof(line), f);
         fclose(f);
         if (got == NULL || parse_state(a, line, e) != BK_OK) {
-            EVP_MD_CTX_free(a->md);
-            EVP_MD_free(a->sha256);
-            free(a);
+            noop_close(a);
             return got ? BK_ERR
                        : bk_err_set(e, BK_E_INVAL, "empty no-op state '%s'", dir);
         }
     } else if (errno != ENOENT) {
         int err = errno;
-        EVP_MD_CTX_free(a->md);
-        EVP_MD_free(a->sha256);
-        free(a);
+        noop_close(a);
         return bk_err_set(e, BK_E_IO, "cannot open '%s': %s", dir, strerror(err));
     }
     *out = a;
